@@ -1,0 +1,160 @@
+//! The `junction` command line (clap): `build`, `run` and `connection`. Each
+//! command returns a [`CliError`] that names what is wrong; `main` prints it
+//! and exits non-zero.
+
+pub mod build;
+pub mod connection;
+pub mod event;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::manifest::Manifest;
+use crate::runtime::{Grants, HostPattern, Runtime, RuntimeConfig};
+use crate::store::Store;
+
+/// The default data directory, relative to where `junction` runs.
+pub const DEFAULT_DATA_DIR: &str = "junction-data";
+
+/// Junction: run WebAssembly plugins that call third-party APIs through named connections.
+#[derive(Debug, Parser)]
+#[command(name = "junction", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a plugin crate into a component and check it against the plugin world.
+    Build {
+        /// The plugin crate's folder.
+        dir: PathBuf,
+        /// Cargo's target directory.
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
+    /// Run a plugin once on the local store and print the execution record.
+    Run {
+        /// A plugin crate's folder (built first) or a component `.wasm` file.
+        plugin: PathBuf,
+        /// The event: a JSON file `{"kind": ..., "payload": ...}`, or `-` for standard input.
+        #[arg(long)]
+        event: String,
+        /// The data directory (store, key file).
+        #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Grant a connection beyond the manifest's (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Allow an origin without credentials beyond the manifest's (repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// The plugin's `Cargo.toml` with `[package.metadata.junction]`, for a `.wasm` file.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Cargo's target directory, when building.
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
+    /// Manage connections with static credentials in the local store.
+    Connection {
+        /// What to do with connections.
+        #[command(subcommand)]
+        command: connection::ConnectionCommand,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    #[error(transparent)]
+    Event(#[from] event::EventFileError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Load(#[from] crate::runtime::LoadError),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("the execution failed")]
+    ExecutionFailed,
+}
+
+/// Runs a parsed command line.
+pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Build { dir, target_dir } => {
+            let built = build::build_plugin(&dir, target_dir.as_deref())?;
+            println!("built {} ({} bytes, sha256 {})", built.path.display(), built.size, built.sha256);
+            println!("component matches the junction:plugin/plugin world");
+            Ok(())
+        }
+        Command::Run { plugin, event, data_dir, grants, allow_hosts, manifest, target_dir } => {
+            let options = RunOptions { data_dir, grants, allow_hosts, manifest, target_dir };
+            let record = run_once(&plugin, &event, &options).await?;
+            let text = serde_json::to_string_pretty(&record).map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{text}");
+            if record.is_ok() { Ok(()) } else { Err(CliError::ExecutionFailed) }
+        }
+        Command::Connection { command } => connection::dispatch(command),
+    }
+}
+
+/// Options of `junction run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Extra connection grants.
+    pub grants: Vec<String>,
+    /// Extra origins without credentials.
+    pub allow_hosts: Vec<String>,
+    /// The manifest for a `.wasm` file.
+    pub manifest: Option<PathBuf>,
+    /// Cargo's target directory.
+    pub target_dir: Option<PathBuf>,
+}
+
+/// `junction run`: builds (for a folder) or reads (for a file) the plugin,
+/// runs one event on the local store and returns the record.
+pub async fn run_once(
+    plugin: &Path,
+    event_source: &str,
+    options: &RunOptions,
+) -> Result<crate::runtime::ExecutionRecord, CliError> {
+    // Read the event first: a bad event file should not cost a build.
+    let event = event::read_event(event_source)?;
+    let built = if plugin.is_dir() {
+        build::build_plugin(plugin, options.target_dir.as_deref())?
+    } else {
+        let mut built = build::check_file(plugin)?;
+        if let Some(path) = &options.manifest {
+            built.manifest = Manifest::from_cargo_toml(path)?;
+        }
+        built
+    };
+    let store = Arc::new(Store::open(&options.data_dir)?);
+    let runtime = Runtime::new(store, RuntimeConfig { pooling: false, ..RuntimeConfig::default() })?;
+    let bytes = std::fs::read(&built.path).map_err(|source| build::BuildError::Read {
+        path: built.path.display().to_string(),
+        source,
+    })?;
+    let component = runtime.compile(&bytes)?;
+    let mut grants = Grants { connections: built.manifest.connections.clone(), allowed_hosts: Vec::new() };
+    grants.connections.extend(options.grants.iter().cloned());
+    for host in built.manifest.allowed_hosts.iter().chain(&options.allow_hosts) {
+        grants.allowed_hosts.push(HostPattern::parse(host).map_err(CliError::Usage)?);
+    }
+    let loaded = runtime.load(&built.name, &component, bytes.len(), grants, &built.manifest)?;
+    Ok(runtime.execute(&loaded, event).await)
+}

@@ -1,0 +1,8 @@
+//! Junction: a WebAssembly component plugin host with managed third-party
+//! connections. The binary `junction` is in `main.rs`; everything it does is
+//! in these modules.
+
+pub mod cli;
+pub mod manifest;
+pub mod runtime;
+pub mod store;

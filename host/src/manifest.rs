@@ -1,0 +1,185 @@
+//! The plugin manifest: `[package.metadata.junction]` in a plugin's
+//! `Cargo.toml` (the way cargo-component keeps its metadata), or the same
+//! fields as JSON when uploaded.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What a plugin asks of the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Manifest {
+    /// Link names of the connections it needs.
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Origins it may call without credentials (`https://hooks.slack.com`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// When the host runs it; interpreted by the event dispatcher.
+    #[serde(default)]
+    pub triggers: Vec<serde_json::Value>,
+    /// Per-plugin limits, within the operator's ceiling.
+    #[serde(default)]
+    pub limits: ManifestLimits,
+}
+
+/// Limits a plugin may set for itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ManifestLimits {
+    /// Wall time per execution, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory, in MiB.
+    pub memory_mb: Option<u64>,
+    /// `invoke-url` calls per execution.
+    pub http_calls: Option<u32>,
+}
+
+/// What can be wrong with a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("[package.metadata.junction] in {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("manifest: {0}")]
+    Json(String),
+}
+
+impl Manifest {
+    /// Reads `[package.metadata.junction]` from a plugin's `Cargo.toml`; a
+    /// crate without the table has an empty manifest.
+    pub fn from_cargo_toml(path: &Path) -> Result<Self, ManifestError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ManifestError::Read { path: shown.clone(), source })?;
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| ManifestError::Toml { path: shown.clone(), message: e.to_string() })?;
+        let table = doc
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("junction"));
+        let Some(table) = table else { return Ok(Manifest::default()) };
+        let manifest: Manifest = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| ManifestError::Invalid { path: shown.clone(), message: e.to_string() })?;
+        manifest
+            .validate()
+            .map_err(|message| ManifestError::Invalid { path: shown, message })?;
+        Ok(manifest)
+    }
+
+    /// Parses the JSON form sent with an upload.
+    pub fn from_json(text: &str) -> Result<Self, ManifestError> {
+        let manifest: Manifest =
+            serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
+        manifest.validate().map_err(ManifestError::Json)?;
+        Ok(manifest)
+    }
+
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        for link in &self.connections {
+            crate::store::validate_link_name(link).map_err(|e| format!("connections: {e}"))?;
+        }
+        for host in &self.allowed_hosts {
+            crate::runtime::HostPattern::parse(host).map_err(|e| format!("allowed-hosts: {e}"))?;
+        }
+        if self.limits.timeout_ms == Some(0) {
+            return Err("limits.timeout-ms must be above 0".into());
+        }
+        if self.limits.memory_mb == Some(0) {
+            return Err("limits.memory-mb must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// The manifest's limits, each missing one taken from `defaults`, each
+    /// checked against `ceiling`.
+    pub fn resolve_limits(
+        &self,
+        defaults: &crate::runtime::Limits,
+        ceiling: &crate::runtime::Limits,
+    ) -> Result<crate::runtime::Limits, String> {
+        let mut limits = defaults.clone();
+        if let Some(ms) = self.limits.timeout_ms {
+            limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mb) = self.limits.memory_mb {
+            limits.memory_bytes = usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        }
+        if let Some(calls) = self.limits.http_calls {
+            limits.http_calls = calls;
+        }
+        if limits.timeout > ceiling.timeout {
+            return Err(format!(
+                "limits.timeout-ms {} is above the host's ceiling of {} ms",
+                limits.timeout.as_millis(),
+                ceiling.timeout.as_millis()
+            ));
+        }
+        if limits.memory_bytes > ceiling.memory_bytes {
+            return Err(format!(
+                "limits.memory-mb {} is above the host's ceiling of {} MiB",
+                limits.memory_bytes / (1024 * 1024),
+                ceiling.memory_bytes / (1024 * 1024)
+            ));
+        }
+        if limits.http_calls > ceiling.http_calls {
+            return Err(format!(
+                "limits.http-calls {} is above the host's ceiling of {}",
+                limits.http_calls, ceiling.http_calls
+            ));
+        }
+        Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_cargo_metadata_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Cargo.toml");
+        std::fs::write(
+            &path,
+            r#"
+[package]
+name = "x"
+[package.metadata.junction]
+connections = ["mailchimp", "zohocrm"]
+allowed-hosts = ["https://hooks.slack.com"]
+triggers = [{ event = "campaign.sync" }]
+limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
+"#,
+        )
+        .unwrap();
+        let manifest = Manifest::from_cargo_toml(&path).unwrap();
+        assert_eq!(manifest.connections, ["mailchimp", "zohocrm"]);
+        assert_eq!(manifest.limits.memory_mb, Some(64));
+        assert_eq!(manifest.triggers.len(), 1);
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let err = Manifest::from_json(r#"{"conections": []}"#).unwrap_err().to_string();
+        assert!(err.contains("conections"), "{err}");
+        let err = Manifest::from_json(r#"{"connections": ["Bad-Name"]}"#).unwrap_err().to_string();
+        assert!(err.contains("Bad-Name"), "{err}");
+    }
+
+    #[test]
+    fn limits_stay_under_the_ceiling() {
+        let defaults = crate::runtime::Limits::default();
+        let manifest = Manifest::from_json(r#"{"limits": {"timeout-ms": 999999999}}"#).unwrap();
+        let err = manifest.resolve_limits(&defaults, &defaults).unwrap_err();
+        assert!(err.contains("timeout-ms"), "{err}");
+    }
+}

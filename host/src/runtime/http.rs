@@ -1,0 +1,598 @@
+//! The `http` interface: `invoke-url`, outbound HTTP done by the host with one
+//! shared `reqwest::Client`. With a connection named, the host resolves a
+//! relative URL against the connection's base URL and attaches its
+//! credentials — only to the hosts the service allows, never when the guest
+//! set its own `Authorization`, `Proxy-Authorization` or `Cookie`. Without a
+//! connection, only the plugin's `allowed-hosts` can be reached. Redirects are
+//! followed by hand so each hop is checked again. Every call is recorded,
+//! secrets redacted.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method as ReqMethod, StatusCode};
+use url::Url;
+
+use super::HostState;
+use super::bindings::junction::plugin::http::{Error, Host, Method, Request, Response};
+use super::connections::{LookupError, expand_base_url};
+use super::record::CallRecord;
+use crate::store::{ConnectionStatus, Credentials, Placement, Secret};
+
+/// The longest one call may take when the plugin does not say (Zoho's `invokeurl`).
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(40);
+/// Redirects followed per call.
+const MAX_REDIRECTS: usize = 5;
+/// Headers the host sets itself.
+const HOST_SET_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+/// Headers a guest may not set on a request that carries a connection.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// The one HTTP client: connection pooling, no automatic redirects (they are
+/// followed and checked in [`HostState::invoke_url`]).
+pub(crate) fn build_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("junction/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+}
+
+/// An origin pattern: `https://api.example.com`, `https://*.example.com`,
+/// `http://127.0.0.1:8080`, `*://example.com`. Without a port, the scheme's
+/// default port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Option<String>,
+    host: String,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses `scheme://host[:port]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("`{text}` is not an origin like https://api.example.com: {why}");
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let scheme = match scheme {
+            "*" => None,
+            "http" | "https" => Some(scheme.to_owned()),
+            _ => return Err(bad("the scheme must be http, https or *")),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+            return Err(bad("give only the origin, without path, query or user"));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
+                let port = port.parse::<u16>().map_err(|_| bad("the port is not a number"))?;
+                (host, Some(port))
+            }
+            _ => (rest, None),
+        };
+        if host.is_empty() {
+            return Err(bad("the host is empty"));
+        }
+        let wildcard_body = host.strip_prefix("*.").unwrap_or(host);
+        if wildcard_body.contains('*') {
+            return Err(bad("`*` may only stand first, as `*.example.com`"));
+        }
+        Ok(HostPattern { scheme, host: host.to_ascii_lowercase(), port })
+    }
+
+    /// The exact origin of a URL.
+    pub fn from_url(url: &Url) -> Option<Self> {
+        Some(HostPattern {
+            scheme: Some(url.scheme().to_owned()),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    /// Whether `url` is on this origin.
+    pub fn matches(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else { return false };
+        let host = host.to_ascii_lowercase();
+        if let Some(scheme) = &self.scheme
+            && scheme != url.scheme()
+        {
+            return false;
+        }
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+            None => self.host == host,
+        };
+        let port_ok = match self.port {
+            Some(port) => url.port_or_known_default() == Some(port),
+            None => url.port().is_none(),
+        };
+        host_ok && port_ok
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_deref().unwrap_or("*"), self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How the connection's credential goes on each request.
+enum Attach {
+    Header(HeaderName, HeaderValue),
+    Query(String, Secret),
+    Basic(String, Secret),
+}
+
+/// A request checked and ready to send.
+struct Prepared {
+    method: ReqMethod,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    attach: Option<Attach>,
+    connection: Option<String>,
+    allowed: Vec<HostPattern>,
+    timeout: Duration,
+}
+
+impl HostState {
+    fn prepare(&mut self, request: Request) -> Result<Prepared, Error> {
+        let method = match request.method {
+            Method::Get => ReqMethod::GET,
+            Method::Head => ReqMethod::HEAD,
+            Method::Post => ReqMethod::POST,
+            Method::Put => ReqMethod::PUT,
+            Method::Patch => ReqMethod::PATCH,
+            Method::Delete => ReqMethod::DELETE,
+        };
+        let absolute = request.url.starts_with("http://") || request.url.starts_with("https://");
+        let (mut url, attach, allowed) = match &request.connection {
+            Some(link) => {
+                let (connection, service) = self.granted_connection(link).map_err(|err| match err {
+                    LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
+                        Error::UnknownConnection(err.to_string())
+                    }
+                    LookupError::MissingService { .. } | LookupError::Store(_) => {
+                        Error::ConnectionUnavailable(err.to_string())
+                    }
+                })?;
+                if connection.status != ConnectionStatus::Connected {
+                    let status = serde_json::to_value(connection.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    return Err(Error::ConnectionUnavailable(format!(
+                        "connection `{link}` is {status}{}; connect it again",
+                        connection.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    )));
+                }
+                let base = expand_base_url(&service, &connection).map_err(Error::ConnectionUnavailable)?;
+                let url = if absolute {
+                    parse_url(&request.url)?
+                } else {
+                    let base = base.as_deref().ok_or_else(|| {
+                        Error::InvalidRequest(format!(
+                            "`{}` is relative, but service `{}` has no base URL; use an absolute URL",
+                            request.url, service.name
+                        ))
+                    })?;
+                    parse_url(&format!(
+                        "{}/{}",
+                        base.trim_end_matches('/'),
+                        request.url.trim_start_matches('/')
+                    ))?
+                };
+                let mut allowed: Vec<HostPattern> = base
+                    .as_deref()
+                    .and_then(|b| Url::parse(b).ok())
+                    .and_then(|b| HostPattern::from_url(&b))
+                    .into_iter()
+                    .collect();
+                for host in &service.allowed_hosts {
+                    match HostPattern::parse(host) {
+                        Ok(pattern) => allowed.push(pattern),
+                        Err(err) => tracing::warn!(service = %service.name, error = %err, "ignoring a bad allowed host"),
+                    }
+                }
+                let attach = attachment(link, &connection.credentials, &service.placement)?;
+                (url, Some(attach), allowed)
+            }
+            None => {
+                if !absolute {
+                    return Err(Error::InvalidRequest(format!(
+                        "`{}` is relative; name a connection to resolve it against, or give an absolute http(s) URL",
+                        request.url
+                    )));
+                }
+                (parse_url(&request.url)?, None, self.grants.allowed_hosts.clone())
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::InvalidRequest(
+                "user names and passwords in the URL are not allowed; use a connection".into(),
+            ));
+        }
+        if !request.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in &request.query {
+                pairs.append_pair(key, value);
+            }
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+            if HOST_SET_HEADERS.contains(&header.as_str()) {
+                return Err(Error::InvalidRequest(format!(
+                    "the host sets `{header}` itself; remove it from the request"
+                )));
+            }
+            if let Some(link) = &request.connection
+                && CREDENTIAL_HEADERS.contains(&header.as_str())
+            {
+                return Err(Error::Forbidden(format!(
+                    "`{header}` may not be set on a request that uses connection `{link}`; the host attaches the connection's credentials"
+                )));
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                Error::InvalidRequest(format!("the value of header `{name}` is not valid"))
+            })?;
+            headers.append(header, value);
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::Timeout);
+        }
+        let requested = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let prepared = Prepared {
+            method,
+            url,
+            headers,
+            body: request.body,
+            attach,
+            connection: request.connection,
+            allowed,
+            timeout: requested.min(remaining),
+        };
+        check_destination(&self.plugin, &prepared, &prepared.url)?;
+        Ok(prepared)
+    }
+}
+
+fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(), Error> {
+    {
+        if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
+            return Ok(());
+        }
+        let origin = HostPattern::from_url(url).map(|p| p.to_string()).unwrap_or_else(|| url.scheme().to_owned());
+        let list = if prepared.allowed.is_empty() {
+            "none".to_owned()
+        } else {
+            prepared.allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        Err(Error::Forbidden(match &prepared.connection {
+            Some(link) => format!(
+                "the credentials of connection `{link}` are only sent to {list}; `{origin}` is not among them (add it to the service's allowed hosts)"
+            ),
+            None => format!(
+                "plugin `{plugin}` may not call `{origin}` (allowed: {list}); add it to allowed-hosts in [package.metadata.junction]"
+            ),
+        }))
+    }
+}
+
+/// Sends a prepared request, following and re-checking redirects, and reads
+/// the body up to `max_body` bytes.
+async fn send(
+    client: &reqwest::Client,
+    plugin: &str,
+    max_body: usize,
+    prepared: &mut Prepared,
+) -> Result<Response, Error> {
+    {
+        let call_deadline = tokio::time::Instant::now() + prepared.timeout;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut url = prepared.url.clone();
+            let mut builder_headers = prepared.headers.clone();
+            let mut basic = None;
+            match &prepared.attach {
+                Some(Attach::Header(name, value)) => {
+                    builder_headers.insert(name.clone(), value.clone());
+                }
+                Some(Attach::Query(name, secret)) => {
+                    url.query_pairs_mut().append_pair(name, secret.expose());
+                }
+                Some(Attach::Basic(user, password)) => basic = Some((user, password)),
+                None => {}
+            }
+            let mut builder = client
+                .request(prepared.method.clone(), url)
+                .headers(builder_headers);
+            if let Some((user, password)) = basic {
+                builder = builder.basic_auth(user, Some(password.expose()));
+            }
+            if let Some(body) = &prepared.body {
+                builder = builder.body(body.clone());
+            }
+            let response = tokio::time::timeout_at(call_deadline, builder.send())
+                .await
+                .map_err(|_| Error::Timeout)?
+                .map_err(|err| transport_error(&err))?;
+
+            if response.status().is_redirection()
+                && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+            {
+                let location = location.to_str().map_err(|_| {
+                    Error::Transport("the server redirected to a location that is not text".into())
+                })?;
+                let next = prepared.url.join(location).map_err(|_| {
+                    Error::Transport(format!("the server redirected to an invalid location `{location}`"))
+                })?;
+                if next.scheme() != "http" && next.scheme() != "https" {
+                    return Err(Error::Forbidden(format!("redirect to a `{}` URL", next.scheme())));
+                }
+                check_destination(plugin, prepared, &next).map_err(|err| match err {
+                    Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
+                    other => other,
+                })?;
+                let status = response.status();
+                if status == StatusCode::SEE_OTHER
+                    || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                        && prepared.method == ReqMethod::POST)
+                {
+                    prepared.method = ReqMethod::GET;
+                    prepared.body = None;
+                    prepared.headers.remove(reqwest::header::CONTENT_TYPE);
+                }
+                prepared.url = next;
+                continue;
+            }
+
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+                })
+                .collect();
+            if response.content_length().is_some_and(|len| len > max_body as u64) {
+                return Err(Error::TooLarge);
+            }
+            let mut body = Vec::new();
+            let mut response = response;
+            loop {
+                let chunk = tokio::time::timeout_at(call_deadline, response.chunk())
+                    .await
+                    .map_err(|_| Error::Timeout)?
+                    .map_err(|err| transport_error(&err))?;
+                let Some(chunk) = chunk else { break };
+                if body.len() + chunk.len() > max_body {
+                    return Err(Error::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            return Ok(Response { status, headers, body });
+        }
+        Err(Error::Transport(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+}
+
+impl Host for HostState {
+    async fn invoke_url(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
+        let started = Instant::now();
+        let method = format!("{:?}", request.method).to_ascii_uppercase();
+        let connection = request.connection.clone();
+        let given_url = request.url.clone();
+
+        if self.calls_started >= self.limits.http_calls {
+            let error = Error::LimitExceeded(format!(
+                "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
+                self.limits.http_calls
+            ));
+            self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+            return Ok(Err(error));
+        }
+        self.calls_started += 1;
+        let Ok(_permit) = self.http_in_flight.clone().try_acquire_owned() else {
+            let error = Error::LimitExceeded(format!(
+                "more than {} invoke-url calls in flight at once",
+                self.limits.http_concurrency
+            ));
+            self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+            return Ok(Err(error));
+        };
+
+        let mut prepared = match self.prepare(request) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+                return Ok(Err(error));
+            }
+        };
+        let client = self.shared.http.clone();
+        let plugin = self.plugin.clone();
+        let result = send(&client, &plugin, self.limits.response_bytes, &mut prepared).await;
+        let secret_param = match &prepared.attach {
+            Some(Attach::Query(name, _)) => Some(name.as_str()),
+            _ => None,
+        };
+        let url = redact(prepared.url.as_str(), secret_param);
+        let status = result.as_ref().ok().map(|r| r.status);
+        self.record_call(
+            prepared.method.to_string(),
+            url,
+            status,
+            started,
+            connection,
+            result.as_ref().err(),
+        );
+        Ok(result)
+    }
+}
+
+impl HostState {
+    fn record_call(
+        &mut self,
+        method: String,
+        url: String,
+        status: Option<u16>,
+        started: Instant,
+        connection: Option<String>,
+        error: Option<&Error>,
+    ) {
+        self.calls.push(CallRecord {
+            method,
+            url,
+            status,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            connection,
+            error: error.map(describe),
+        });
+    }
+}
+
+/// The credential of `link` as it goes on the wire.
+fn attachment(link: &str, credentials: &Credentials<Secret>, placement: &Placement) -> Result<Attach, Error> {
+    let secret = match credentials {
+        Credentials::None => {
+            return Err(Error::ConnectionUnavailable(format!(
+                "connection `{link}` has no credentials yet; connect it"
+            )));
+        }
+        Credentials::Basic { username, password } => {
+            return Ok(Attach::Basic(username.clone(), password.clone()));
+        }
+        Credentials::ApiKey { key } => key,
+        Credentials::Bearer { token } => token,
+        Credentials::Oauth2 { access_token, .. } => access_token,
+    };
+    Ok(match placement {
+        Placement::Header { name, template } => {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::ConnectionUnavailable(format!("the service of `{link}` names an invalid credential header"))
+            })?;
+            let mut value = HeaderValue::from_str(&template.replace("{token}", secret.expose()))
+                .map_err(|_| {
+                    Error::ConnectionUnavailable(format!(
+                        "the credential of `{link}` cannot be sent in a header"
+                    ))
+                })?;
+            value.set_sensitive(true);
+            Attach::Header(name, value)
+        }
+        Placement::Query { name } => Attach::Query(name.clone(), secret.clone()),
+        Placement::Basic { username } => Attach::Basic(
+            username.clone().unwrap_or_else(|| "junction".to_owned()),
+            secret.clone(),
+        ),
+    })
+}
+
+fn parse_url(text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text)
+        .map_err(|err| Error::InvalidRequest(format!("`{}` is not a valid URL: {err}", redact(text, None))))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(Error::InvalidRequest(format!("only http and https URLs can be called, not `{}`", url.scheme())));
+    }
+    Ok(url)
+}
+
+fn transport_error(err: &reqwest::Error) -> Error {
+    if err.is_timeout() {
+        return Error::Timeout;
+    }
+    // reqwest's messages carry the URL, which may hold a key: leave it out.
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    message.push_str(if err.is_connect() { "cannot connect" } else { "request failed" });
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::Transport(message)
+}
+
+fn describe(error: &Error) -> String {
+    match error {
+        Error::UnknownConnection(m) => format!("unknown-connection: {m}"),
+        Error::ConnectionUnavailable(m) => format!("connection-unavailable: {m}"),
+        Error::Forbidden(m) => format!("forbidden: {m}"),
+        Error::InvalidRequest(m) => format!("invalid-request: {m}"),
+        Error::Timeout => "timeout".to_owned(),
+        Error::TooLarge => "too-large".to_owned(),
+        Error::LimitExceeded(m) => format!("limit-exceeded: {m}"),
+        Error::Transport(m) => format!("transport: {m}"),
+    }
+}
+
+/// Query parameter names whose values are never shown.
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["key", "token", "secret", "password", "passwd", "sig", "auth", "code", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// The URL for records and logs: no user info, secret-looking query values
+/// (and the connection's own query parameter) replaced by `REDACTED`.
+pub(crate) fn redact(text: &str, secret_param: Option<&str>) -> String {
+    let Ok(mut url) = Url::parse(text) else {
+        // Not a URL we can take apart: keep only what precedes a query.
+        return text.split('?').next().unwrap_or_default().to_owned();
+    };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let hide = looks_secret(&k) || secret_param == Some(k.as_ref());
+                (k.into_owned(), if hide { "REDACTED".to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_origins() {
+        let exact = HostPattern::parse("https://api.example.com").unwrap();
+        assert!(exact.matches(&Url::parse("https://api.example.com/x").unwrap()));
+        assert!(!exact.matches(&Url::parse("http://api.example.com/x").unwrap()));
+        assert!(!exact.matches(&Url::parse("https://api.example.com:8443/x").unwrap()));
+        assert!(!exact.matches(&Url::parse("https://api.example.com.evil.io/").unwrap()));
+        let wild = HostPattern::parse("https://*.example.com").unwrap();
+        assert!(wild.matches(&Url::parse("https://us1.example.com/").unwrap()));
+        assert!(!wild.matches(&Url::parse("https://example.com/").unwrap()));
+        assert!(!wild.matches(&Url::parse("https://evilexample.com/").unwrap()));
+        let port = HostPattern::parse("http://127.0.0.1:8080").unwrap();
+        assert!(port.matches(&Url::parse("http://127.0.0.1:8080/a").unwrap()));
+        assert!(!port.matches(&Url::parse("http://127.0.0.1:8081/a").unwrap()));
+        let from = HostPattern::from_url(&Url::parse("http://127.0.0.1:9000/3.0").unwrap()).unwrap();
+        assert!(from.matches(&Url::parse("http://127.0.0.1:9000/other").unwrap()));
+        assert!(HostPattern::parse("ftp://x").is_err());
+        assert!(HostPattern::parse("https://a.*.com").is_err());
+        assert!(HostPattern::parse("https://a.com/path").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let shown = redact("https://u:p@api.x.com/a?apikey=s3cr3t&count=10&hapikey=zz", Some("hapikey"));
+        assert!(!shown.contains("s3cr3t") && !shown.contains("zz") && !shown.contains("u:p"));
+        assert!(shown.contains("count=10"));
+    }
+}

@@ -1,0 +1,481 @@
+//! The sandbox plugins run in: one async wasmtime [`Engine`] (pooling
+//! allocator, epoch interruption), a [`Linker`] that offers exactly the
+//! `junction:plugin` imports plus WASI p2 without ambient authority, and
+//! [`Runtime::execute`], which runs one event through a plugin in a fresh
+//! store and returns an [`ExecutionRecord`]. One file per WIT interface:
+//! [`http`], [`connections`], [`kv`], [`log`].
+
+mod bindings;
+pub mod connections;
+pub mod http;
+pub mod kv;
+mod limiter;
+pub mod log;
+mod record;
+mod stdio;
+mod world;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::manifest::Manifest;
+use crate::store::{Store, now_ms};
+
+pub use http::HostPattern;
+pub use record::{CallRecord, ExecutionRecord, Failure, LogLine, Outcome};
+pub use world::LoadError;
+
+use bindings::{Plugin, PluginPre};
+use limiter::MemoryLimiter;
+use stdio::LogBook;
+
+/// How often the epoch ticks: the granularity of deadlines and of yielding.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Per-execution limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall time for one execution.
+    pub timeout: Duration,
+    /// Linear memory, summed over the instance's memories.
+    pub memory_bytes: usize,
+    /// `invoke-url` calls per execution.
+    pub http_calls: u32,
+    /// `invoke-url` calls in flight at once.
+    pub http_concurrency: usize,
+    /// Largest `invoke-url` response body.
+    pub response_bytes: usize,
+    /// Largest event payload and plugin output.
+    pub payload_bytes: usize,
+    /// Log lines plus captured stdout/stderr.
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 128 * 1024 * 1024,
+            http_calls: 50,
+            http_concurrency: 6,
+            response_bytes: 10 * 1024 * 1024,
+            payload_bytes: 1024 * 1024,
+            log_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Use the pooling allocator (falls back to on-demand if it cannot reserve).
+    pub pooling: bool,
+    /// Executions (instances) at once; more wait.
+    pub max_instances: u32,
+    /// Limits of plugins that do not set their own.
+    pub defaults: Limits,
+    /// The most any plugin may ask for.
+    pub ceiling: Limits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let defaults = Limits::default();
+        let ceiling = Limits {
+            timeout: Duration::from_secs(15 * 60),
+            memory_bytes: 1024 * 1024 * 1024,
+            http_calls: 1000,
+            ..defaults.clone()
+        };
+        RuntimeConfig { pooling: true, max_instances: 64, defaults, ceiling }
+    }
+}
+
+/// The event handed to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Unique id.
+    pub id: String,
+    /// Kind, e.g. `campaign.sync`.
+    pub kind: String,
+    /// JSON text.
+    pub payload: String,
+    /// When it happened.
+    pub occurred_at_ms: u64,
+}
+
+impl Event {
+    /// A new event with a fresh id, happening now.
+    pub fn new(kind: impl Into<String>, payload: impl Into<String>) -> Self {
+        Event { id: new_id(), kind: kind.into(), payload: payload.into(), occurred_at_ms: now_ms() }
+    }
+}
+
+/// A random 128-bit id in hex.
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// What a plugin was granted: the connections it may use and the origins it
+/// may call without credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Link names.
+    pub connections: Vec<String>,
+    /// Origins without credentials.
+    pub allowed_hosts: Vec<HostPattern>,
+}
+
+/// A plugin ready to run: its component pre-linked once, plus what it may do.
+pub struct LoadedPlugin {
+    name: String,
+    pre: PluginPre<HostState>,
+    grants: Grants,
+    limits: Limits,
+    component_bytes: usize,
+}
+
+impl LoadedPlugin {
+    /// The plugin's name (its kv namespace).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it was granted.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Size of the component it was loaded from.
+    pub fn component_bytes(&self) -> usize {
+        self.component_bytes
+    }
+}
+
+/// What the runtime shares with every execution's host functions.
+pub(crate) struct Shared {
+    store: Arc<Store>,
+    http: reqwest::Client,
+}
+
+/// Errors setting the runtime up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The plugin runtime. Cheap to share behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    instances: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    config: RuntimeConfig,
+    pooling: bool,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Sets up the engine, the linker and the epoch ticker.
+    pub fn new(store: Arc<Store>, config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (engine, pooling) = build_engine(&config)?;
+        let linker = build_linker(&engine).map_err(RuntimeError::Engine)?;
+        let http = http::build_client().map_err(|e| RuntimeError::Http(e.to_string()))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak_engine = engine.weak();
+        let stop = ticker_stop.clone();
+        // A plain thread, so the deadline holds even when every tokio worker
+        // is busy running guests.
+        std::thread::Builder::new()
+            .name("junction-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+            shared: Arc::new(Shared { store, http }),
+            config,
+            pooling,
+            ticker_stop,
+        })
+    }
+
+    /// The engine (to precompile components with).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The store the runtime reads connections and kv from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
+    /// Compiles `bytes` and checks it is a component of the `plugin` world.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        world::compile(&self.engine, bytes)
+    }
+
+    /// Pre-links a compiled component with what the plugin was granted.
+    pub fn load(
+        &self,
+        name: &str,
+        component: &Component,
+        component_bytes: usize,
+        grants: Grants,
+        manifest: &Manifest,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let limits = manifest
+            .resolve_limits(&self.config.defaults, &self.config.ceiling)
+            .map_err(LoadError::Manifest)?;
+        let pre = world::instantiate_pre(&self.engine, &self.linker, component)?;
+        Ok(LoadedPlugin { name: name.to_owned(), pre, grants, limits, component_bytes })
+    }
+
+    /// Runs one event through `plugin` in a fresh store and records what happened.
+    pub async fn execute(&self, plugin: &LoadedPlugin, event: Event) -> ExecutionRecord {
+        let started_at_ms = now_ms();
+        let started = Instant::now();
+        let limits = &plugin.limits;
+        let mut record = ExecutionRecord::start(new_id(), plugin.name(), &event, started_at_ms);
+
+        if event.payload.len() > limits.payload_bytes {
+            record.outcome = Outcome::failed(
+                Failure::LimitExceeded,
+                format!(
+                    "the event payload is {} bytes, above the limit of {} bytes",
+                    event.payload.len(),
+                    limits.payload_bytes
+                ),
+            );
+            return record.finish(started.elapsed());
+        }
+
+        // The pool has a fixed number of slots; waiting here is better than
+        // failing an instantiation when it is full.
+        let Ok(_permit) = self.instances.acquire().await else {
+            record.outcome = Outcome::failed(Failure::Trap, "the runtime is shutting down".into());
+            return record.finish(started.elapsed());
+        };
+        let deadline = started + limits.timeout;
+        let logbook = LogBook::new(limits.log_bytes, started);
+        let state = HostState::new(self.shared.clone(), plugin, deadline, logbook.clone());
+        let mut store = WasmStore::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::msg(DEADLINE_REACHED))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let wit_event = bindings::Event {
+            id: event.id.clone(),
+            kind: event.kind.clone(),
+            payload: event.payload.clone(),
+            occurred_at_ms: event.occurred_at_ms,
+        };
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, &wit_event).await
+        };
+        let result = tokio::time::timeout_at(deadline.into(), run).await;
+
+        let state = store.into_data();
+        record.peak_memory_bytes = state.limiter.peak();
+        record.calls = state.calls;
+        record.outcome = match result {
+            Err(_elapsed) => timeout_failure(limits),
+            Ok(Ok(Ok(output))) => record::output_outcome(output, limits.payload_bytes),
+            Ok(Ok(Err(message))) => Outcome::failed(Failure::PluginError, message),
+            Ok(Err(error)) => {
+                if state.limiter.hit() {
+                    Outcome::failed(
+                        Failure::MemoryLimit,
+                        format!(
+                            "the plugin tried to use more than its {} MiB of memory",
+                            limits.memory_bytes / (1024 * 1024)
+                        ),
+                    )
+                } else if let Some(message) = state.limit_exceeded {
+                    Outcome::failed(Failure::LimitExceeded, message)
+                } else if format!("{error:?}").contains(DEADLINE_REACHED) {
+                    timeout_failure(limits)
+                } else {
+                    Outcome::failed(Failure::Trap, trap_message(&error))
+                }
+            }
+        };
+        let (logs, truncated) = logbook.take();
+        record.logs = logs;
+        record.logs_truncated = truncated;
+        record.finish(started.elapsed())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The imports a plugin gets: WASI p2 and the `junction:plugin` interfaces.
+fn build_linker(engine: &Engine) -> Result<Linker<HostState>, String> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+    Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+        .map_err(|e| e.to_string())?;
+    Ok(linker)
+}
+
+/// Checks that `bytes` are a component of the `plugin` world, without a
+/// store or a pool: what `junction build` runs after cargo.
+pub fn validate_component(bytes: &[u8]) -> Result<(), LoadError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(|e| LoadError::Compile(e.to_string()))?;
+    let linker = build_linker(&engine).map_err(LoadError::Compile)?;
+    let component = world::compile(&engine, bytes)?;
+    world::instantiate_pre(&engine, &linker, &component).map(|_| ())
+}
+
+/// The marker the epoch callback traps with when the deadline has passed.
+const DEADLINE_REACHED: &str = "junction: execution deadline reached";
+
+fn timeout_failure(limits: &Limits) -> Outcome {
+    Outcome::failed(
+        Failure::Timeout,
+        format!("the execution ran past its {} ms deadline", limits.timeout.as_millis()),
+    )
+}
+
+/// The trap's own message and the top of the wasm backtrace, without noise.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let text = format!("{error:?}");
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(12).collect();
+    if lines.is_empty() {
+        lines.push("the plugin trapped");
+    }
+    lines.join("\n")
+}
+
+fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true);
+    wasm.epoch_interruption(true);
+    if config.pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = config.max_instances;
+        // A Rust component holds a few core instances (the program, the WASI
+        // adapter, shims); size every per-instance resource for that.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 4)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(config.ceiling.memory_bytes);
+        let mut pooled = wasm.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, true)),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "cannot reserve the instance pool; falling back to on-demand allocation"
+            ),
+        }
+    }
+    let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    Ok((engine, false))
+}
+
+/// Everything one execution's host functions see.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    shared: Arc<Shared>,
+    plugin: String,
+    grants: Grants,
+    limits: Limits,
+    deadline: Instant,
+    logbook: LogBook,
+    calls: Vec<CallRecord>,
+    calls_started: u32,
+    http_in_flight: Arc<Semaphore>,
+    /// Set by a host function that stops the guest for exceeding a budget.
+    limit_exceeded: Option<String>,
+}
+
+impl HostState {
+    fn new(shared: Arc<Shared>, plugin: &LoadedPlugin, deadline: Instant, logbook: LogBook) -> Self {
+        let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
+        // No preopens, environment, arguments, sockets or name lookup: the
+        // builder starts with none, and the network is closed explicitly.
+        wasi.stdout(logbook.stream("stdout"))
+            .stderr(logbook.stream("stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
+            shared,
+            plugin: plugin.name.clone(),
+            grants: plugin.grants.clone(),
+            limits: plugin.limits.clone(),
+            deadline,
+            logbook,
+            calls: Vec::new(),
+            calls_started: 0,
+            http_in_flight: Arc::new(Semaphore::new(plugin.limits.http_concurrency)),
+            limit_exceeded: None,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,446 @@
+//! The host's persistent state in one redb file: services, connections (with
+//! their secrets sealed by [`crypto`]), each plugin's private key-value
+//! namespace, and the schema version. Everything persistent goes through
+//! here, so another backend can be added without touching the runtime.
+
+pub mod crypto;
+mod model;
+mod secret;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use crypto::Cipher;
+pub use model::{
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, now_ms,
+    validate_link_name, validate_service_name,
+};
+pub use secret::Secret;
+
+/// The schema this build writes; older files are migrated on open.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The redb file inside the data directory.
+pub const DB_FILE: &str = "junction.redb";
+/// Largest kv key, in bytes.
+pub const MAX_KV_KEY: usize = 512;
+/// Largest kv value, in bytes.
+pub const MAX_KV_VALUE: usize = 1024 * 1024;
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("encryption: {0}")]
+    Crypto(#[from] crypto::CryptoError),
+    #[error("stored record `{0}` is corrupt: {1}")]
+    Corrupt(String, String),
+    #[error("the data directory was written by a newer Junction (schema {0}, this build knows {SCHEMA_VERSION})")]
+    NewerSchema(u32),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{kind} `{name}` already exists")]
+    Exists { kind: &'static str, name: String },
+    #[error("no {kind} named `{name}`")]
+    NotFound { kind: &'static str, name: String },
+}
+
+fn db<E: Into<redb::Error>>(err: E) -> StoreError {
+    StoreError::Db(err.into())
+}
+
+/// The open store.
+pub struct Store {
+    db: Database,
+    cipher: Cipher,
+    data_dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let cipher = Cipher::load(data_dir)?;
+        let db = Database::create(data_dir.join(DB_FILE)).map_err(db)?;
+        let store = Store { db, cipher, data_dir: data_dir.to_owned() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let found = match meta.get("schema_version").map_err(db)? {
+                Some(v) => v.value().parse::<u32>().map_err(|e| {
+                    StoreError::Corrupt("meta/schema_version".into(), e.to_string())
+                })?,
+                None => 0,
+            };
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema(found));
+            }
+            // Version 0 is a new file; there is nothing older to convert yet.
+            txn.open_table(SERVICES).map_err(db)?;
+            txn.open_table(CONNECTIONS).map_err(db)?;
+            txn.open_table(KV).map_err(db)?;
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        let version = meta.get("schema_version").map_err(db)?;
+        Ok(version.and_then(|v| v.value().parse().ok()).unwrap_or(0))
+    }
+
+    // ----- services -----
+
+    /// Adds a new service.
+    pub fn create_service(&self, service: &Service) -> Result<(), StoreError> {
+        validate_service_name(&service.name).map_err(StoreError::Invalid)?;
+        let bytes = serde_json::to_vec(service)
+            .map_err(|e| StoreError::Corrupt(service.name.clone(), e.to_string()))?;
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(SERVICES).map_err(db)?;
+            if table.get(service.name.as_str()).map_err(db)?.is_some() {
+                return Err(StoreError::Exists { kind: "service", name: service.name.clone() });
+            }
+            table.insert(service.name.as_str(), bytes.as_slice()).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Result<Option<Service>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SERVICES).map_err(db)?;
+        let Some(bytes) = table.get(name).map_err(db)? else { return Ok(None) };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("services/{name}"), e.to_string()))
+    }
+
+    /// Every service, by name.
+    pub fn services(&self) -> Result<Vec<Service>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SERVICES).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (name, bytes) = row.map_err(db)?;
+            out.push(serde_json::from_slice(bytes.value()).map_err(|e| {
+                StoreError::Corrupt(format!("services/{}", name.value()), e.to_string())
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Removes a service no connection uses.
+    pub fn delete_service(&self, name: &str) -> Result<(), StoreError> {
+        let users: Vec<String> = self
+            .connections()?
+            .into_iter()
+            .filter(|c| c.service == name)
+            .map(|c| c.link_name)
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "service `{name}` is used by connections {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        let txn = self.db.begin_write().map_err(db)?;
+        let removed = {
+            let mut table = txn.open_table(SERVICES).map_err(db)?;
+            table.remove(name).map_err(db)?.is_some()
+        };
+        txn.commit().map_err(db)?;
+        if !removed {
+            return Err(StoreError::NotFound { kind: "service", name: name.into() });
+        }
+        Ok(())
+    }
+
+    // ----- connections -----
+
+    fn seal_connection(&self, connection: &Connection) -> Vec<u8> {
+        let link = &connection.link_name;
+        let sealed = connection.credentials.clone().try_map(|field, secret: Secret| {
+            Ok::<_, StoreError>(self.cipher.seal(&secret, &format!("connections/{link}/{field}")))
+        });
+        let row = Connection::<String> {
+            link_name: connection.link_name.clone(),
+            service: connection.service.clone(),
+            status: connection.status,
+            scopes: connection.scopes.clone(),
+            metadata: connection.metadata.clone(),
+            // Sealing cannot fail; the closure's error type is only for `try_map`.
+            credentials: sealed.unwrap_or(Credentials::None),
+            last_error: connection.last_error.clone(),
+            created_at_ms: connection.created_at_ms,
+            updated_at_ms: connection.updated_at_ms,
+        };
+        serde_json::to_vec(&row).unwrap_or_default()
+    }
+
+    fn open_connection(&self, link: &str, bytes: &[u8]) -> Result<Connection, StoreError> {
+        let row: Connection<String> = serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))?;
+        let credentials = row.credentials.try_map(|field, sealed| {
+            self.cipher.open(&sealed, &format!("connections/{link}/{field}"))
+        })?;
+        Ok(Connection {
+            link_name: row.link_name,
+            service: row.service,
+            status: row.status,
+            scopes: row.scopes,
+            metadata: row.metadata,
+            credentials,
+            last_error: row.last_error,
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        })
+    }
+
+    /// Adds a new connection of an existing service.
+    pub fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        validate_link_name(&connection.link_name).map_err(StoreError::Invalid)?;
+        let service = self.service(&connection.service)?.ok_or_else(|| StoreError::NotFound {
+            kind: "service",
+            name: connection.service.clone(),
+        })?;
+        let matches = matches!(
+            (service.auth_type, &connection.credentials),
+            (_, Credentials::None)
+                | (AuthType::ApiKey, Credentials::ApiKey { .. })
+                | (AuthType::Basic, Credentials::Basic { .. })
+                | (AuthType::Bearer, Credentials::Bearer { .. })
+                | (AuthType::Oauth2, Credentials::Oauth2 { .. })
+        );
+        if !matches {
+            return Err(StoreError::Invalid(format!(
+                "service `{}` uses {} credentials",
+                service.name,
+                service.auth_type.as_str()
+            )));
+        }
+        let bytes = self.seal_connection(connection);
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
+            if table.get(connection.link_name.as_str()).map_err(db)?.is_some() {
+                return Err(StoreError::Exists {
+                    kind: "connection",
+                    name: connection.link_name.clone(),
+                });
+            }
+            table.insert(connection.link_name.as_str(), bytes.as_slice()).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// Replaces an existing connection (new tokens, status, metadata).
+    pub fn update_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        let bytes = self.seal_connection(connection);
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
+            if table.get(connection.link_name.as_str()).map_err(db)?.is_none() {
+                return Err(StoreError::NotFound {
+                    kind: "connection",
+                    name: connection.link_name.clone(),
+                });
+            }
+            table.insert(connection.link_name.as_str(), bytes.as_slice()).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The connection with this link name, secrets opened.
+    pub fn connection(&self, link: &str) -> Result<Option<Connection>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CONNECTIONS).map_err(db)?;
+        let Some(bytes) = table.get(link).map_err(db)? else { return Ok(None) };
+        self.open_connection(link, bytes.value()).map(Some)
+    }
+
+    /// Every connection, by link name.
+    pub fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CONNECTIONS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (link, bytes) = row.map_err(db)?;
+            out.push(self.open_connection(link.value(), bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Removes a connection.
+    pub fn delete_connection(&self, link: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let removed = {
+            let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
+            table.remove(link).map_err(db)?.is_some()
+        };
+        txn.commit().map_err(db)?;
+        if !removed {
+            return Err(StoreError::NotFound { kind: "connection", name: link.into() });
+        }
+        Ok(())
+    }
+
+    // ----- per-plugin key-value -----
+
+    /// The value under `key` in `plugin`'s namespace.
+    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(KV).map_err(db)?;
+        Ok(table.get((plugin, key)).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores `value` under `key` in `plugin`'s namespace.
+    pub fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if key.is_empty() || key.len() > MAX_KV_KEY {
+            return Err(StoreError::Invalid(format!(
+                "kv keys must be 1 to {MAX_KV_KEY} bytes, this one is {}",
+                key.len()
+            )));
+        }
+        if value.len() > MAX_KV_VALUE {
+            return Err(StoreError::Invalid(format!(
+                "kv values must be at most {MAX_KV_VALUE} bytes, this one is {}",
+                value.len()
+            )));
+        }
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(KV).map_err(db)?;
+            table.insert((plugin, key), value).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// Removes `key` from `plugin`'s namespace.
+    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(KV).map_err(db)?;
+            table.remove((plugin, key)).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The keys in `plugin`'s namespace that start with `prefix`, in order.
+    pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(KV).map_err(db)?;
+        let mut keys = Vec::new();
+        for row in table.range((plugin, prefix)..).map_err(db)? {
+            let (key, _) = row.map_err(db)?;
+            let (owner, key) = key.value();
+            if owner != plugin || !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, auth_type: AuthType) -> Service {
+        Service {
+            name: name.into(),
+            auth_type,
+            base_url: Some("https://api.example.com/v1".into()),
+            allowed_hosts: vec![],
+            placement: Placement::bearer(),
+            created_at_ms: now_ms(),
+        }
+    }
+
+    fn connection(link: &str, service: &str, credentials: Credentials<Secret>) -> Connection {
+        Connection {
+            link_name: link.into(),
+            service: service.into(),
+            status: ConnectionStatus::Connected,
+            scopes: vec![],
+            metadata: Default::default(),
+            credentials,
+            last_error: None,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+        }
+    }
+
+    #[test]
+    fn connections_round_trip_and_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.create_service(&service("svc", AuthType::Bearer)).unwrap();
+        let token = Credentials::Bearer { token: Secret::new("t0ken".into()) };
+        store.create_connection(&connection("main", "svc", token.clone())).unwrap();
+        let back = store.connection("main").unwrap().unwrap();
+        assert_eq!(back.credentials, token);
+
+        let dup = store.create_connection(&connection("main", "svc", token.clone()));
+        assert!(matches!(dup, Err(StoreError::Exists { .. })));
+        let bad = store.create_connection(&connection("Main-1", "svc", token.clone()));
+        assert!(matches!(bad, Err(StoreError::Invalid(_))));
+        let wrong_kind = Credentials::ApiKey { key: Secret::new("k".into()) };
+        assert!(store.create_connection(&connection("other", "svc", wrong_kind)).is_err());
+        let no_service = store.create_connection(&connection("x", "nope", token));
+        assert!(matches!(no_service, Err(StoreError::NotFound { .. })));
+        assert!(store.delete_service("svc").is_err(), "in use");
+        store.delete_connection("main").unwrap();
+        store.delete_service("svc").unwrap();
+    }
+
+    #[test]
+    fn kv_is_namespaced_per_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.kv_set("a", "cursor/1", b"x").unwrap();
+        store.kv_set("a", "cursor/2", b"y").unwrap();
+        store.kv_set("a", "other", b"z").unwrap();
+        store.kv_set("b", "cursor/1", b"w").unwrap();
+        assert_eq!(store.kv_keys("a", "cursor/").unwrap(), ["cursor/1", "cursor/2"]);
+        assert_eq!(store.kv_get("b", "cursor/1").unwrap().unwrap(), b"w");
+        store.kv_delete("a", "cursor/1").unwrap();
+        assert_eq!(store.kv_get("a", "cursor/1").unwrap(), None);
+        assert!(store.kv_set("a", "", b"").is_err());
+        assert!(store.kv_set("a", "big", &vec![0; MAX_KV_VALUE + 1]).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! The records the store keeps: services, connections and their credentials.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// How a connection proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthType {
+    /// OAuth 2.0 access (and refresh) tokens.
+    Oauth2,
+    /// A static API key.
+    ApiKey,
+    /// HTTP Basic user name and password.
+    Basic,
+    /// A static bearer token.
+    Bearer,
+}
+
+impl AuthType {
+    /// The name used in the WIT `connection` record and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Oauth2 => "oauth2",
+            AuthType::ApiKey => "api-key",
+            AuthType::Basic => "basic",
+            AuthType::Bearer => "bearer",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "oauth2" => Ok(AuthType::Oauth2),
+            "api-key" => Ok(AuthType::ApiKey),
+            "basic" => Ok(AuthType::Basic),
+            "bearer" => Ok(AuthType::Bearer),
+            other => Err(format!(
+                "unsupported auth type `{other}`; use oauth2, api-key, basic or bearer"
+            )),
+        }
+    }
+}
+
+/// Where the host puts a connection's credential on an outbound request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "in", rename_all = "kebab-case")]
+pub enum Placement {
+    /// A header whose value is `template` with `{token}` replaced by the credential.
+    Header { name: String, template: String },
+    /// A query parameter holding the credential.
+    Query { name: String },
+    /// HTTP Basic: the connection's user name (or `username` here) and the
+    /// credential as the password.
+    Basic { username: Option<String> },
+}
+
+impl Placement {
+    /// `Authorization: Bearer {token}`.
+    pub fn bearer() -> Self {
+        Placement::Header { name: "Authorization".into(), template: "Bearer {token}".into() }
+    }
+}
+
+/// A third-party API: how to reach it and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Unique name, e.g. `mailchimp`.
+    pub name: String,
+    /// How connections of this service authenticate.
+    pub auth_type: AuthType,
+    /// API base URL; `{key}` is replaced by the connection's metadata value,
+    /// e.g. `https://{dc}.api.mailchimp.com/3.0`.
+    pub base_url: Option<String>,
+    /// Extra origins (`https://host[:port]`, `*.` wildcards) credentials may be
+    /// sent to, beyond the base URL's.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// How credentials are attached.
+    pub placement: Placement,
+    /// When it was created.
+    pub created_at_ms: u64,
+}
+
+/// Whether a connection can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionStatus {
+    /// Authorised and usable.
+    Connected,
+    /// Not (or no longer) authorised.
+    Disconnected,
+    /// The provider rejected the grant; an admin must connect again.
+    NeedsReauth,
+    /// Something else is wrong; see `last_error`.
+    Error,
+}
+
+/// The secret part of a connection. `S` is [`Secret`] in memory and a sealed
+/// string at rest, so the two forms cannot be confused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Credentials<S> {
+    /// Nothing stored yet (e.g. an OAuth connection not authorised).
+    None,
+    /// A static API key.
+    ApiKey { key: S },
+    /// HTTP Basic.
+    Basic { username: String, password: S },
+    /// A static bearer token.
+    Bearer { token: S },
+    /// OAuth 2.0 tokens.
+    Oauth2 {
+        access_token: S,
+        refresh_token: Option<S>,
+        token_type: Option<String>,
+        expires_at_ms: Option<u64>,
+    },
+}
+
+impl<S> Credentials<S> {
+    /// Converts every secret field with `f(field_name, value)`.
+    pub fn try_map<T, E>(self, mut f: impl FnMut(&str, S) -> Result<T, E>) -> Result<Credentials<T>, E> {
+        Ok(match self {
+            Credentials::None => Credentials::None,
+            Credentials::ApiKey { key } => Credentials::ApiKey { key: f("key", key)? },
+            Credentials::Basic { username, password } => {
+                Credentials::Basic { username, password: f("password", password)? }
+            }
+            Credentials::Bearer { token } => Credentials::Bearer { token: f("token", token)? },
+            Credentials::Oauth2 { access_token, refresh_token, token_type, expires_at_ms } => {
+                Credentials::Oauth2 {
+                    access_token: f("access_token", access_token)?,
+                    refresh_token: refresh_token.map(|t| f("refresh_token", t)).transpose()?,
+                    token_type,
+                    expires_at_ms,
+                }
+            }
+        })
+    }
+
+    /// Whether any secret is stored.
+    pub fn has_secret(&self) -> bool {
+        !matches!(self, Credentials::None)
+    }
+}
+
+/// A named, authorised account of a service, referenced by its link name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection<S = Secret> {
+    /// Fixed once created, e.g. `mailchimp`.
+    pub link_name: String,
+    /// The service's name.
+    pub service: String,
+    /// Whether it can be used.
+    pub status: ConnectionStatus,
+    /// Scopes granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Non-secret values captured at connect time (`dc`, `api_domain`, ...).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The secrets.
+    pub credentials: Credentials<S>,
+    /// The last failure, for the admin.
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at_ms: u64,
+    /// When it last changed.
+    pub updated_at_ms: u64,
+}
+
+/// Checks a link name against Zoho's rules: a lower-case letter first, then
+/// lower-case letters, digits and `_`, at most 50 characters.
+pub fn validate_link_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !first_ok || !rest_ok || name.len() > 50 {
+        return Err(format!(
+            "link name `{name}` is invalid: start with a lower-case letter, then use a-z, 0-9 and _, at most 50 characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a service name: a lower-case letter first, then a-z, 0-9, `_` and `-`,
+/// at most 63 characters.
+pub fn validate_service_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !first_ok || !rest_ok || name.len() > 63 {
+        return Err(format!(
+            "service name `{name}` is invalid: start with a lower-case letter, then use a-z, 0-9, _ and -, at most 63 characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
