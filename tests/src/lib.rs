@@ -1,0 +1,11 @@
+//! Support for Junction's end-to-end tests: building the plugins once,
+//! a harness around the real runtime and store, and mock providers — small
+//! axum servers on 127.0.0.1 that speak MailChimp's and Zoho CRM's wire
+//! formats and record what they received.
+
+pub mod echo;
+pub mod harness;
+pub mod mailchimp;
+pub mod plugins;
+pub mod server;
+pub mod zoho;

@@ -1,1 +1,188 @@
+//! MailChimp ⇄ Zoho CRM sync, the seed's example custom function.
+//!
+//! * `campaign.sync` `{campaign_id, page_size?}`: reads the campaign and its
+//!   report from MailChimp, pages through the campaign list's members (only
+//!   those changed since the last successful run, using a kv cursor), upserts
+//!   them as Zoho CRM leads in batches of 100, and returns a summary.
+//! * `lead.created` (a CRM lead, plus `list_id` or a stored `config/list_id`):
+//!   adds or updates the lead as a subscriber of the MailChimp list.
 
+mod crm;
+mod mailchimp;
+
+use junction_sdk::{Error, Event, Request, Result, json};
+use serde::Deserialize;
+
+/// Members fetched per page when the event does not say.
+const DEFAULT_PAGE_SIZE: u64 = 500;
+
+#[derive(Deserialize)]
+struct CampaignSync {
+    campaign_id: String,
+    page_size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CrmLead {
+    #[serde(rename = "Email")]
+    email: Option<String>,
+    #[serde(rename = "First_Name")]
+    first_name: Option<String>,
+    #[serde(rename = "Last_Name")]
+    last_name: Option<String>,
+    list_id: Option<String>,
+}
+
+fn handle(event: Event) -> Result<serde_json::Value> {
+    match event.kind.as_str() {
+        "campaign.sync" => sync_campaign(event.payload()?),
+        "lead.created" => subscribe_lead(event.payload()?),
+        other => Err(Error::msg(format!(
+            "mailchimp-sync handles campaign.sync and lead.created, not `{other}`"
+        ))),
+    }
+}
+
+junction_sdk::export!(handle);
+
+fn cursor_key(list_id: &str) -> String {
+    format!("cursor/{list_id}")
+}
+
+fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
+    let page_size = request.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 1000);
+    let campaign: mailchimp::Campaign =
+        mailchimp::get(&format!("/campaigns/{}", request.campaign_id), &[])?;
+    let report: mailchimp::Report = mailchimp::get(&format!("/reports/{}", campaign.id), &[])?;
+    let list_id = campaign.recipients.list_id.clone();
+
+    let previous_cursor: Option<String> = junction_sdk::kv::get_json(&cursor_key(&list_id))?;
+    let mut next_cursor = previous_cursor.clone();
+    let mut leads = Vec::new();
+    let mut offset = 0u64;
+    let mut pages = 0u64;
+    loop {
+        let mut query = vec![("count", page_size.to_string()), ("offset", offset.to_string())];
+        if let Some(since) = &previous_cursor {
+            query.push(("since_last_changed", since.clone()));
+        }
+        let page: mailchimp::MembersPage =
+            mailchimp::get(&format!("/lists/{list_id}/members"), &query)?;
+        pages += 1;
+        let fetched = page.members.len() as u64;
+        for member in page.members {
+            if let Some(changed) = &member.last_changed
+                && next_cursor.as_ref().is_none_or(|c| changed > c)
+            {
+                next_cursor = Some(changed.clone());
+            }
+            leads.push(lead_from_member(&member, &campaign));
+        }
+        offset += fetched;
+        if fetched == 0 || offset >= page.total_items {
+            break;
+        }
+    }
+    junction_sdk::info!(
+        "campaign {}: {} changed members on list {list_id} in {pages} pages",
+        campaign.id,
+        leads.len()
+    );
+
+    let mut totals = crm::UpsertTotals::default();
+    crm::upsert_leads(&leads, &mut totals)?;
+    // Advance the cursor only when every record landed, so failed ones are
+    // picked up again by the next run.
+    let cursor_advanced = totals.failed == 0 && next_cursor != previous_cursor;
+    if cursor_advanced && let Some(cursor) = &next_cursor {
+        junction_sdk::kv::set_json(&cursor_key(&list_id), cursor)?;
+    }
+    if totals.failed > 0 {
+        junction_sdk::warn!("{} leads were refused by Zoho CRM; the cursor stays put", totals.failed);
+    }
+
+    Ok(json!({
+        "campaign": {
+            "id": campaign.id,
+            "title": campaign.settings.title,
+            "subject_line": campaign.settings.subject_line,
+            "status": campaign.status,
+            "emails_sent": campaign.emails_sent,
+            "send_time": campaign.send_time,
+            "list_id": list_id,
+            "list_name": campaign.recipients.list_name,
+            "recipient_count": campaign.recipients.recipient_count,
+        },
+        "report": {
+            "emails_sent": report.emails_sent,
+            "unsubscribed": report.unsubscribed,
+            "hard_bounces": report.bounces.hard_bounces,
+            "soft_bounces": report.bounces.soft_bounces,
+            "opens_total": report.opens.opens_total,
+            "unique_opens": report.opens.unique_opens,
+            "open_rate": report.opens.open_rate,
+            "clicks_total": report.clicks.clicks_total,
+            "unique_clicks": report.clicks.unique_clicks,
+            "click_rate": report.clicks.click_rate,
+        },
+        "members": { "fetched": leads.len(), "pages": pages, "incremental": previous_cursor.is_some() },
+        "leads": {
+            "created": totals.created,
+            "updated": totals.updated,
+            "failed": totals.failed,
+            "batches": totals.batches,
+            "errors": totals.errors,
+        },
+        "cursor": { "previous": previous_cursor, "next": next_cursor, "advanced": cursor_advanced },
+    }))
+}
+
+fn lead_from_member(member: &mailchimp::Member, campaign: &mailchimp::Campaign) -> crm::Lead {
+    let email = member.email_address.trim().to_owned();
+    let last_name = member
+        .merge_field("LNAME")
+        .map(str::to_owned)
+        // Last_Name is mandatory in Zoho CRM; fall back to the mailbox name.
+        .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
+    crm::Lead {
+        last_name,
+        first_name: member.merge_field("FNAME").map(str::to_owned),
+        email,
+        lead_source: "MailChimp".to_owned(),
+        description: Some(format!(
+            "Subscriber ({}) of MailChimp campaign \"{}\"",
+            member.status, campaign.settings.title
+        )),
+    }
+}
+
+fn subscribe_lead(lead: CrmLead) -> Result<serde_json::Value> {
+    let email = lead
+        .email
+        .filter(|e| e.contains('@'))
+        .ok_or_else(|| Error::msg("the lead has no valid `Email`"))?;
+    let list_id = match lead.list_id {
+        Some(id) => id,
+        None => junction_sdk::kv::get_json::<String>("config/list_id")?.ok_or_else(|| {
+            Error::msg("no MailChimp list: send `list_id` with the lead or store it under kv `config/list_id`")
+        })?,
+    };
+    let hash = mailchimp::subscriber_hash(&email);
+    let body = json!({
+        "email_address": email,
+        "status_if_new": "subscribed",
+        "merge_fields": {
+            "FNAME": lead.first_name.unwrap_or_default(),
+            "LNAME": lead.last_name.unwrap_or_default(),
+        },
+    });
+    let response = mailchimp::send(Request::put(format!("/lists/{list_id}/members/{hash}")).json(&body)?)?;
+    let member: serde_json::Value = response.json()?;
+    junction_sdk::info!("lead {email} is {} on list {list_id}", member["status"]);
+    Ok(json!({
+        "list_id": list_id,
+        "subscriber_hash": hash,
+        "id": member["id"],
+        "status": member["status"],
+    }))
+}

@@ -1,0 +1,123 @@
+//! Test plugin: each event kind tries one thing at the sandbox's edge and
+//! reports what happened, so the tests can assert on it.
+
+use junction_sdk::{Error, Event, Method, Request, Result, json};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Call {
+    #[serde(default)]
+    method: Option<String>,
+    url: String,
+    #[serde(default)]
+    connection: Option<String>,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    query: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+fn call(call: Call) -> serde_json::Value {
+    let method = match call.method.as_deref().unwrap_or("GET") {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "HEAD" => Method::Head,
+        _ => Method::Get,
+    };
+    let mut request = Request::new(method, call.url).query(&call.query);
+    if let Some(link) = call.connection {
+        request = request.connection(link);
+    }
+    for (name, value) in call.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = call.body {
+        request = request.body(body.into_bytes());
+    }
+    if let Some(ms) = call.timeout_ms {
+        request = request.timeout(std::time::Duration::from_millis(ms));
+    }
+    match request.send() {
+        Ok(response) => json!({ "status": response.status(), "body": response.text() }),
+        Err(err) => json!({ "error": err.to_string() }),
+    }
+}
+
+fn handle(event: Event) -> Result<serde_json::Value> {
+    match event.kind.as_str() {
+        "loop" => {
+            let mut counter: u64 = 0;
+            loop {
+                counter = std::hint::black_box(counter.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1024 * 1024]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("probe was asked to panic"),
+        "fail" => Err(Error::msg("probe was asked to fail")),
+        "escape" => {
+            let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.to_string());
+            let dir = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let args: Vec<String> = std::env::args().collect();
+            let addr: String = event.payload::<serde_json::Value>()?["addr"].as_str().unwrap_or("127.0.0.1:9").to_owned();
+            let socket = std::net::TcpStream::connect(addr.as_str()).map(|_| ()).map_err(|e| e.to_string());
+            let lookup = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80))
+                .map(|a| a.count())
+                .map_err(|e| e.to_string());
+            Ok(json!({
+                "file": format!("{file:?}"), "file_ok": file.is_ok(),
+                "dir": format!("{dir:?}"), "dir_ok": dir.is_ok(),
+                "env": env.len(), "args": args.len(),
+                "socket": format!("{socket:?}"), "socket_ok": socket.is_ok(),
+                "lookup": format!("{lookup:?}"), "lookup_ok": lookup.is_ok(),
+            }))
+        }
+        "call" => Ok(call(event.payload()?)),
+        "calls" => {
+            let calls: Vec<Call> = event.payload()?;
+            Ok(serde_json::Value::Array(calls.into_iter().map(call).collect()))
+        }
+        "connections" => {
+            let all: Vec<serde_json::Value> = junction_sdk::connections::all()
+                .into_iter()
+                .map(|c| json!({
+                    "link_name": c.link_name, "service": c.service, "auth_type": c.auth_type,
+                    "base_url": c.base_url, "metadata": c.metadata, "scopes": c.scopes,
+                    "connected": c.status == junction_sdk::connections::Status::Connected,
+                }))
+                .collect();
+            let missing = junction_sdk::connections::get("not_granted").is_none();
+            Ok(json!({ "all": all, "not_granted_hidden": missing }))
+        }
+        "print" => {
+            let line = "x".repeat(1023);
+            for _ in 0..1024 {
+                println!("{line}");
+            }
+            eprintln!("done printing");
+            Ok(json!("printed"))
+        }
+        "kv" => {
+            let count: u64 = junction_sdk::kv::get_json("count")?.unwrap_or(0) + 1;
+            junction_sdk::kv::set_json("count", &count)?;
+            let big = junction_sdk::kv::set("big", &vec![0u8; 2 * 1024 * 1024]).is_err();
+            Ok(json!({ "count": count, "keys": junction_sdk::kv::list_keys(""), "big_refused": big }))
+        }
+        "big-output" => Ok(json!("y".repeat(2 * 1024 * 1024))),
+        other => Err(Error::msg(format!("probe does not know `{other}`"))),
+    }
+}
+
+junction_sdk::export!(handle);

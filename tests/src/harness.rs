@@ -1,0 +1,106 @@
+//! The real runtime and store in a temporary data directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use junction_host::manifest::Manifest;
+use junction_host::runtime::{Event, ExecutionRecord, Grants, HostPattern, LoadedPlugin, Runtime, RuntimeConfig};
+use junction_host::store::{
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Secret, Service, Store, now_ms,
+};
+use tempfile::TempDir;
+
+use crate::plugins;
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub runtime: Runtime,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })
+    }
+
+    pub fn with_config(config: RuntimeConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("open store"));
+        let runtime = Runtime::new(store, config).expect("runtime");
+        Harness { dir, runtime }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.runtime.store()
+    }
+
+    /// Loads a built test plugin under `name` with these grants and manifest.
+    pub fn load(&self, package: &str, name: &str, connections: &[&str], allowed_hosts: &[String], manifest: &Manifest) -> LoadedPlugin {
+        let bytes = plugins::component_bytes(package);
+        let component = self.runtime.compile(&bytes).expect("compile");
+        let grants = Grants {
+            connections: connections.iter().map(|s| s.to_string()).collect(),
+            allowed_hosts: allowed_hosts.iter().map(|h| HostPattern::parse(h).expect("pattern")).collect(),
+        };
+        self.runtime.load(name, &component, bytes.len(), grants, manifest).expect("load")
+    }
+
+    pub fn load_simple(&self, package: &str, connections: &[&str]) -> LoadedPlugin {
+        self.load(package, package, connections, &[], &Manifest::default())
+    }
+
+    pub async fn run(&self, plugin: &LoadedPlugin, kind: &str, payload: serde_json::Value) -> ExecutionRecord {
+        self.runtime.execute(plugin, Event::new(kind, payload.to_string())).await
+    }
+
+    /// Adds a service and a connected connection of it.
+    pub fn add_connection(
+        &self,
+        link: &str,
+        base_url: &str,
+        auth_type: AuthType,
+        placement: Placement,
+        credentials: Credentials<Secret>,
+        metadata: &[(&str, &str)],
+    ) {
+        let service = Service {
+            name: format!("{link}-svc"),
+            auth_type,
+            base_url: Some(base_url.to_owned()),
+            allowed_hosts: Vec::new(),
+            placement,
+            created_at_ms: now_ms(),
+        };
+        self.store().create_service(&service).expect("create service");
+        let connection = Connection {
+            link_name: link.to_owned(),
+            service: service.name.clone(),
+            status: ConnectionStatus::Connected,
+            scopes: vec![],
+            metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            credentials,
+            last_error: None,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+        };
+        self.store().create_connection(&connection).expect("create connection");
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A manifest with only a timeout and memory cap.
+pub fn limits(timeout: Duration, memory_mb: u64) -> Manifest {
+    Manifest::from_json(&format!(
+        r#"{{"limits": {{"timeout-ms": {}, "memory-mb": {memory_mb}}}}}"#,
+        timeout.as_millis()
+    ))
+    .expect("manifest")
+}
+
+pub fn bearer(token: &str) -> Credentials<Secret> {
+    Credentials::Bearer { token: Secret::new(token.to_owned()) }
+}
