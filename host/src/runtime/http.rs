@@ -149,7 +149,8 @@ impl HostState {
             Method::Patch => ReqMethod::PATCH,
             Method::Delete => ReqMethod::DELETE,
         };
-        let absolute = request.url.starts_with("http://") || request.url.starts_with("https://");
+        // Any `scheme://` is absolute; parse_url then refuses schemes other than http(s).
+        let absolute = request.url.contains("://");
         let (mut url, attach, allowed) = match &request.connection {
             Some(link) => {
                 let (connection, service) = self.granted_connection(link).map_err(|err| match err {
@@ -420,11 +421,15 @@ impl Host for HostState {
         let client = self.shared.http.clone();
         let plugin = self.plugin.clone();
         let result = send(&client, &plugin, self.limits.response_bytes, &mut prepared).await;
-        let secret_param = match &prepared.attach {
-            Some(Attach::Query(name, _)) => Some(name.as_str()),
-            _ => None,
+        let url = match &prepared.attach {
+            Some(Attach::Query(name, _)) => {
+                // Show that the credential parameter went along, not its value.
+                let mut shown = prepared.url.clone();
+                shown.query_pairs_mut().append_pair(name, "REDACTED");
+                redact(shown.as_str(), Some(name))
+            }
+            _ => redact(prepared.url.as_str(), None),
         };
-        let url = redact(prepared.url.as_str(), secret_param);
         let status = result.as_ref().ok().map(|r| r.status);
         self.record_call(
             prepared.method.to_string(),
