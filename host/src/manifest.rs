@@ -41,7 +41,10 @@ pub struct ManifestLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid TOML: {message}")]
     Toml { path: String, message: String },
     #[error("[package.metadata.junction] in {path}: {message}")]
@@ -55,22 +58,35 @@ impl Manifest {
     /// crate without the table has an empty manifest.
     pub fn from_cargo_toml(path: &Path) -> Result<Self, ManifestError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: shown.clone(), source })?;
-        let doc: toml::Table = toml::from_str(&text)
-            .map_err(|e| ManifestError::Toml { path: shown.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| ManifestError::Toml {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
         let table = doc
             .get("package")
             .and_then(|p| p.get("metadata"))
             .and_then(|m| m.get("junction"));
-        let Some(table) = table else { return Ok(Manifest::default()) };
-        let manifest: Manifest = table
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| ManifestError::Invalid { path: shown.clone(), message: e.to_string() })?;
+        let Some(table) = table else {
+            return Ok(Manifest::default());
+        };
+        let manifest: Manifest =
+            table
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ManifestError::Invalid {
+                    path: shown.clone(),
+                    message: e.to_string(),
+                })?;
         manifest
             .validate()
-            .map_err(|message| ManifestError::Invalid { path: shown, message })?;
+            .map_err(|message| ManifestError::Invalid {
+                path: shown,
+                message,
+            })?;
         Ok(manifest)
     }
 
@@ -111,7 +127,8 @@ impl Manifest {
             limits.timeout = Duration::from_millis(ms);
         }
         if let Some(mb) = self.limits.memory_mb {
-            limits.memory_bytes = usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+            limits.memory_bytes =
+                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         }
         if let Some(calls) = self.limits.http_calls {
             limits.http_calls = calls;
@@ -169,9 +186,13 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
 
     #[test]
     fn names_the_bad_field() {
-        let err = Manifest::from_json(r#"{"conections": []}"#).unwrap_err().to_string();
+        let err = Manifest::from_json(r#"{"conections": []}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("conections"), "{err}");
-        let err = Manifest::from_json(r#"{"connections": ["Bad-Name"]}"#).unwrap_err().to_string();
+        let err = Manifest::from_json(r#"{"connections": ["Bad-Name"]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Bad-Name"), "{err}");
     }
 

@@ -27,7 +27,9 @@ impl Error {
     /// assert!(err.to_string().contains("c1"));
     /// ```
     pub fn msg(message: impl fmt::Display) -> Self {
-        Error { message: message.to_string() }
+        Error {
+            message: message.to_string(),
+        }
     }
 
     /// Adds context in front of the message, like `anyhow`'s `context`.
@@ -37,7 +39,9 @@ impl Error {
     /// assert_eq!(err.to_string(), "reading the campaign: timed out");
     /// ```
     pub fn context(self, context: impl fmt::Display) -> Self {
-        Error { message: format!("{context}: {}", self.message) }
+        Error {
+            message: format!("{context}: {}", self.message),
+        }
     }
 }
 

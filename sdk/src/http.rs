@@ -233,8 +233,9 @@ impl Request {
     /// # Ok(()) }
     /// ```
     pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, HttpError> {
-        let body = serde_json::to_vec(value)
-            .map_err(|err| HttpError::InvalidRequest(format!("the JSON body cannot be serialised: {err}")))?;
+        let body = serde_json::to_vec(value).map_err(|err| {
+            HttpError::InvalidRequest(format!("the JSON body cannot be serialised: {err}"))
+        })?;
         self.headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
         self.headers
@@ -360,7 +361,11 @@ impl Response {
     /// assert_eq!(response.status(), 404);
     /// ```
     pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// The status code.
@@ -534,7 +539,10 @@ impl fmt::Display for HttpError {
                 write!(f, "HTTP {}: {shown}", response.status)
             }
             HttpError::Decode { status, message } => {
-                write!(f, "the HTTP {status} response is not the JSON expected: {message}")
+                write!(
+                    f,
+                    "the HTTP {status} response is not the JSON expected: {message}"
+                )
             }
         }
     }

@@ -63,9 +63,9 @@ pub fn list_keys(prefix: &str) -> Vec<String> {
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
     match get(key) {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|err| Error::msg(format!("kv `{key}` does not hold the JSON expected: {err}"))),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
+            Error::msg(format!("kv `{key}` does not hold the JSON expected: {err}"))
+        }),
     }
 }
 

@@ -33,15 +33,29 @@ impl EchoServer {
     }
 }
 
-async fn handle(State(journal): State<Journal>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(journal): State<Journal>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     journal.record(&method, &uri, &headers, &body);
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     match uri.path() {
         "/redirect" => {
-            let to = query.iter().find(|(k, _)| k == "to").map(|(_, v)| v.clone()).unwrap_or_default();
+            let to = query
+                .iter()
+                .find(|(k, _)| k == "to")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
         }
         "/slow" => {
@@ -50,8 +64,13 @@ async fn handle(State(journal): State<Journal>, method: Method, uri: Uri, header
         }
         "/huge" => vec![b'z'; 11 * 1024 * 1024].into_response(),
         _ => {
-            let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-            axum::Json(serde_json::json!({ "path": uri.path(), "authorization": auth })).into_response()
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            axum::Json(serde_json::json!({ "path": uri.path(), "authorization": auth }))
+                .into_response()
         }
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use junction_host::manifest::Manifest;
-use junction_host::runtime::{Event, ExecutionRecord, Grants, HostPattern, LoadedPlugin, Runtime, RuntimeConfig};
+use junction_host::runtime::{
+    Event, ExecutionRecord, Grants, HostPattern, LoadedPlugin, Runtime, RuntimeConfig,
+};
 use junction_host::store::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Secret, Service, Store, now_ms,
 };
@@ -19,7 +21,10 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
-        Self::with_config(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() })
+        Self::with_config(RuntimeConfig {
+            max_instances: 16,
+            ..RuntimeConfig::default()
+        })
     }
 
     pub fn with_config(config: RuntimeConfig) -> Self {
@@ -34,22 +39,41 @@ impl Harness {
     }
 
     /// Loads a built test plugin under `name` with these grants and manifest.
-    pub fn load(&self, package: &str, name: &str, connections: &[&str], allowed_hosts: &[String], manifest: &Manifest) -> LoadedPlugin {
+    pub fn load(
+        &self,
+        package: &str,
+        name: &str,
+        connections: &[&str],
+        allowed_hosts: &[String],
+        manifest: &Manifest,
+    ) -> LoadedPlugin {
         let bytes = plugins::component_bytes(package);
         let component = self.runtime.compile(&bytes).expect("compile");
         let grants = Grants {
             connections: connections.iter().map(|s| s.to_string()).collect(),
-            allowed_hosts: allowed_hosts.iter().map(|h| HostPattern::parse(h).expect("pattern")).collect(),
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).expect("pattern"))
+                .collect(),
         };
-        self.runtime.load(name, &component, bytes.len(), grants, manifest).expect("load")
+        self.runtime
+            .load(name, &component, bytes.len(), grants, manifest)
+            .expect("load")
     }
 
     pub fn load_simple(&self, package: &str, connections: &[&str]) -> LoadedPlugin {
         self.load(package, package, connections, &[], &Manifest::default())
     }
 
-    pub async fn run(&self, plugin: &LoadedPlugin, kind: &str, payload: serde_json::Value) -> ExecutionRecord {
-        self.runtime.execute(plugin, Event::new(kind, payload.to_string())).await
+    pub async fn run(
+        &self,
+        plugin: &LoadedPlugin,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> ExecutionRecord {
+        self.runtime
+            .execute(plugin, Event::new(kind, payload.to_string()))
+            .await
     }
 
     /// Adds a service and a connected connection of it.
@@ -70,19 +94,26 @@ impl Harness {
             placement,
             created_at_ms: now_ms(),
         };
-        self.store().create_service(&service).expect("create service");
+        self.store()
+            .create_service(&service)
+            .expect("create service");
         let connection = Connection {
             link_name: link.to_owned(),
             service: service.name.clone(),
             status: ConnectionStatus::Connected,
             scopes: vec![],
-            metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             credentials,
             last_error: None,
             created_at_ms: now_ms(),
             updated_at_ms: now_ms(),
         };
-        self.store().create_connection(&connection).expect("create connection");
+        self.store()
+            .create_connection(&connection)
+            .expect("create connection");
     }
 }
 
@@ -102,5 +133,7 @@ pub fn limits(timeout: Duration, memory_mb: u64) -> Manifest {
 }
 
 pub fn bearer(token: &str) -> Credentials<Secret> {
-    Credentials::Bearer { token: Secret::new(token.to_owned()) }
+    Credentials::Bearer {
+        token: Secret::new(token.to_owned()),
+    }
 }

@@ -131,7 +131,11 @@ impl MockMailchimp {
     /// Changes a member's name and `last_changed`.
     pub fn touch_member(&self, list_id: &str, email: &str, last_name: &str, last_changed: &str) {
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(member) = data.lists.get_mut(list_id).and_then(|l| l.iter_mut().find(|m| m.email == email)) {
+        if let Some(member) = data
+            .lists
+            .get_mut(list_id)
+            .and_then(|l| l.iter_mut().find(|m| m.email == email))
+        {
             member.last_name = last_name.into();
             member.last_changed = last_changed.into();
         }
@@ -143,46 +147,84 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         "type": "https://mailchimp.com/developer/marketing/docs/errors/",
         "title": title, "status": status.as_u16(), "detail": detail, "instance": "mock-instance",
     });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn authorised(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     if let Some(token) = value.strip_prefix("Bearer ") {
         return token == state.token;
     }
     if let Some(encoded) = value.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&decoded);
-        return text.split_once(':').is_some_and(|(_, key)| key == state.api_key);
+        return text
+            .split_once(':')
+            .is_some_and(|(_, key)| key == state.api_key);
     }
     false
 }
 
-async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.journal.record(&method, &uri, &headers, &body);
     if !authorised(&state, &headers) {
-        return problem(StatusCode::UNAUTHORIZED, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "API Key Invalid",
+            "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+        );
     }
     let query: BTreeMap<String, String> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let Some(path) = uri.path().strip_prefix("/3.0/") else {
-        return problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found.");
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Resource Not Found",
+            "The requested resource could not be found.",
+        );
     };
     let parts: Vec<&str> = path.split('/').collect();
     let mut data = state.data.lock().unwrap_or_else(|p| p.into_inner());
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["campaigns", id]) => match data.campaigns.get(*id) {
             Some(c) => axum::Json(c.clone()).into_response(),
-            None => problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found."),
+            None => problem(
+                StatusCode::NOT_FOUND,
+                "Resource Not Found",
+                "The requested resource could not be found.",
+            ),
         },
         ("GET", ["reports", id]) => match data.reports.get(*id) {
             Some(r) => axum::Json(r.clone()).into_response(),
-            None => problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found."),
+            None => problem(
+                StatusCode::NOT_FOUND,
+                "Resource Not Found",
+                "The requested resource could not be found.",
+            ),
         },
         ("GET", ["lists", list, "members"]) => {
             if state
@@ -190,35 +232,79 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
-                let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections.");
-                response.headers_mut().insert(header::RETRY_AFTER, "1".parse().expect("header"));
+                let mut response = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    "You have exceeded the limit of 10 simultaneous connections.",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, "1".parse().expect("header"));
                 return response;
             }
             let Some(members) = data.lists.get(*list) else {
-                return problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found.");
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "Resource Not Found",
+                    "The requested resource could not be found.",
+                );
             };
-            let count: usize = query.get("count").and_then(|c| c.parse().ok()).unwrap_or(10).min(1000);
-            let offset: usize = query.get("offset").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let count: usize = query
+                .get("count")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(10)
+                .min(1000);
+            let offset: usize = query
+                .get("offset")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
             let since = query.get("since_last_changed");
-            let matching: Vec<&Member> =
-                members.iter().filter(|m| since.is_none_or(|s| m.last_changed.as_str() > s.as_str())).collect();
-            let page: Vec<Value> = matching.iter().skip(offset).take(count).map(|m| m.to_json()).collect();
-            axum::Json(json!({ "members": page, "list_id": list, "total_items": matching.len() })).into_response()
+            let matching: Vec<&Member> = members
+                .iter()
+                .filter(|m| since.is_none_or(|s| m.last_changed.as_str() > s.as_str()))
+                .collect();
+            let page: Vec<Value> = matching
+                .iter()
+                .skip(offset)
+                .take(count)
+                .map(|m| m.to_json())
+                .collect();
+            axum::Json(json!({ "members": page, "list_id": list, "total_items": matching.len() }))
+                .into_response()
         }
         ("PUT", ["lists", list, "members", hash]) => {
             let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-                return problem(StatusCode::BAD_REQUEST, "JSON Schema Error", "The request body is not JSON.");
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "JSON Schema Error",
+                    "The request body is not JSON.",
+                );
             };
             let Some(email) = request["email_address"].as_str() else {
-                return problem(StatusCode::BAD_REQUEST, "Invalid Resource", "email_address is required.");
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid Resource",
+                    "email_address is required.",
+                );
             };
             if subscriber_hash(email) != *hash {
-                return problem(StatusCode::BAD_REQUEST, "Invalid Resource", "The subscriber hash does not match the email address.");
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid Resource",
+                    "The subscriber hash does not match the email address.",
+                );
             }
             let list = data.lists.entry((*list).to_owned()).or_default();
-            let first = request["merge_fields"]["FNAME"].as_str().unwrap_or_default();
-            let last = request["merge_fields"]["LNAME"].as_str().unwrap_or_default();
-            let member = match list.iter_mut().find(|m| m.email.eq_ignore_ascii_case(email)) {
+            let first = request["merge_fields"]["FNAME"]
+                .as_str()
+                .unwrap_or_default();
+            let last = request["merge_fields"]["LNAME"]
+                .as_str()
+                .unwrap_or_default();
+            let member = match list
+                .iter_mut()
+                .find(|m| m.email.eq_ignore_ascii_case(email))
+            {
                 Some(existing) => {
                     existing.first_name = first.into();
                     existing.last_name = last.into();
@@ -234,6 +320,10 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             };
             axum::Json(member.to_json()).into_response()
         }
-        _ => problem(StatusCode::NOT_FOUND, "Resource Not Found", "The requested resource could not be found."),
+        _ => problem(
+            StatusCode::NOT_FOUND,
+            "Resource Not Found",
+            "The requested resource could not be found.",
+        ),
     }
 }

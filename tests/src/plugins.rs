@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 /// The target directory plugins are built in.
@@ -29,13 +32,24 @@ pub fn component(package: &str) -> PathBuf {
         let mut command = Command::new(cargo);
         command
             .current_dir(workspace_root())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(&target_dir);
         for package in PACKAGES {
             command.args(["-p", package]);
         }
-        let status = command.status().expect("run cargo to build the test plugins");
-        assert!(status.success(), "building the test plugins failed (is the wasm32-wasip2 target installed?)");
+        let status = command
+            .status()
+            .expect("run cargo to build the test plugins");
+        assert!(
+            status.success(),
+            "building the test plugins failed (is the wasm32-wasip2 target installed?)"
+        );
         target_dir.join("wasm32-wasip2").join("release")
     });
     assert!(PACKAGES.contains(&package), "unknown test plugin {package}");

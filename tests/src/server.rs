@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, Method, Uri};
 
 /// Serves `router` on a fresh loopback port until the test's runtime ends.
 pub async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -29,11 +31,17 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -47,21 +55,26 @@ pub struct Journal(Arc<Mutex<Vec<Received>>>);
 
 impl Journal {
     pub fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
-        let query = uri
-            .query()
-            .map(|q| url_pairs(q))
-            .unwrap_or_default();
+        let query = uri.query().map(url_pairs).unwrap_or_default();
         let received = Received {
             method: method.to_string(),
             path: uri.path().to_owned(),
             query,
             headers: headers
                 .iter()
-                .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: body.to_vec(),
         };
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(received);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(received);
     }
 
     pub fn all(&self) -> Vec<Received> {
@@ -81,5 +94,7 @@ impl Journal {
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }

@@ -44,7 +44,12 @@ impl MockCrm {
         let leads = state.leads.clone();
         let rejected = state.rejected.clone();
         let addr = serve(Router::new().fallback(handle).with_state(state)).await;
-        MockCrm { addr, journal, leads, rejected }
+        MockCrm {
+            addr,
+            journal,
+            leads,
+            rejected,
+        }
     }
 
     /// What the connection's `api_domain` would be.
@@ -58,14 +63,32 @@ impl MockCrm {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, axum::Json(json!({ "code": code, "message": message, "status": "error", "details": {} }))).into_response()
+    (
+        status,
+        axum::Json(json!({ "code": code, "message": message, "status": "error", "details": {} })),
+    )
+        .into_response()
 }
 
-async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.journal.record(&method, &uri, &headers, &body);
     let expected = format!("Zoho-oauthtoken {}", state.token);
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN", "invalid oauth token");
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_TOKEN",
+            "invalid oauth token",
+        );
     }
     match (method.as_str(), uri.path()) {
         ("POST", "/crm/v2/Leads/upsert") | ("POST", "/crm/v2/Leads") => {
@@ -73,12 +96,24 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                 return error(StatusCode::BAD_REQUEST, "INVALID_DATA", "body is not JSON");
             };
             let Some(records) = request["data"].as_array() else {
-                return error(StatusCode::BAD_REQUEST, "MANDATORY_NOT_FOUND", "data is missing");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "MANDATORY_NOT_FOUND",
+                    "data is missing",
+                );
             };
             if records.len() > 100 {
-                return error(StatusCode::BAD_REQUEST, "LIMIT_EXCEEDED", "at most 100 records per call");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "LIMIT_EXCEEDED",
+                    "at most 100 records per call",
+                );
             }
-            let rejected = state.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let rejected = state
+                .rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let mut leads = state.leads.lock().unwrap_or_else(|p| p.into_inner());
             let mut results = Vec::new();
             let mut any_error = false;
@@ -96,7 +131,10 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                 }
                 let existed = leads.contains_key(&email);
                 let id = format!("{}", 4_000_000 + leads.len() as u64);
-                let id = leads.get(&email).and_then(|l| l["id"].as_str().map(str::to_owned)).unwrap_or(id);
+                let id = leads
+                    .get(&email)
+                    .and_then(|l| l["id"].as_str().map(str::to_owned))
+                    .unwrap_or(id);
                 let mut stored = record.clone();
                 stored["id"] = json!(id);
                 leads.insert(email, stored);
@@ -109,13 +147,24 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                     "status": "success",
                 }));
             }
-            let status = if any_error { StatusCode::MULTI_STATUS } else { StatusCode::OK };
+            let status = if any_error {
+                StatusCode::MULTI_STATUS
+            } else {
+                StatusCode::OK
+            };
             (status, axum::Json(json!({ "data": results }))).into_response()
         }
         ("GET", path) if path.starts_with("/crm/v2/Campaigns/") => {
             let id = path.trim_start_matches("/crm/v2/Campaigns/");
-            axum::Json(json!({ "data": [{ "id": id, "Campaign_Name": "November", "Status": "Active" }] })).into_response()
+            axum::Json(
+                json!({ "data": [{ "id": id, "Campaign_Name": "November", "Status": "Active" }] }),
+            )
+            .into_response()
         }
-        _ => error(StatusCode::NOT_FOUND, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "INVALID_URL_PATTERN",
+            "Please check if the URL trying to access is a correct one",
+        ),
     }
 }

@@ -56,21 +56,47 @@ async fn world(member_count: usize) -> World {
         "zohocrm",
         "{api_domain}",
         AuthType::Bearer,
-        Placement::Header { name: "Authorization".into(), template: "Zoho-oauthtoken {token}".into() },
+        Placement::Header {
+            name: "Authorization".into(),
+            template: "Zoho-oauthtoken {token}".into(),
+        },
         bearer(CRM_TOKEN),
         &[("api_domain", &crm.api_domain())],
     );
-    let manifest = Manifest::from_cargo_toml(&plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"))
-        .expect("the plugin's manifest");
-    let plugin = harness.load("mailchimp-sync", "mailchimp-sync", &["mailchimp", "zohocrm"], &[], &manifest);
-    World { harness, mailchimp, crm, plugin }
+    let manifest = Manifest::from_cargo_toml(
+        &plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"),
+    )
+    .expect("the plugin's manifest");
+    let plugin = harness.load(
+        "mailchimp-sync",
+        "mailchimp-sync",
+        &["mailchimp", "zohocrm"],
+        &[],
+        &manifest,
+    );
+    World {
+        harness,
+        mailchimp,
+        crm,
+        plugin,
+    }
 }
 
 #[tokio::test]
 async fn full_then_incremental_sync() {
     let w = world(250).await;
-    let record = w.harness.run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100", "page_size": 100})).await;
-    let summary = record.output().unwrap_or_else(|| panic!("sync failed: {record:#?}")).clone();
+    let record = w
+        .harness
+        .run(
+            &w.plugin,
+            "campaign.sync",
+            json!({"campaign_id": "c100", "page_size": 100}),
+        )
+        .await;
+    let summary = record
+        .output()
+        .unwrap_or_else(|| panic!("sync failed: {record:#?}"))
+        .clone();
 
     assert_eq!(summary["campaign"]["id"], "c100");
     assert_eq!(summary["campaign"]["list_id"], "list1");
@@ -89,20 +115,39 @@ async fn full_then_incremental_sync() {
     let mc = w.mailchimp.journal.all();
     assert!(!mc.is_empty());
     for request in &mc {
-        assert_eq!(request.header("authorization"), Some(format!("Bearer {MC_TOKEN}").as_str()));
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {MC_TOKEN}").as_str())
+        );
     }
     // Paging: count/offset as the plugin asked, no cursor on the first run.
-    let pages = w.mailchimp.journal.matching("GET", "/3.0/lists/list1/members");
-    let offsets: Vec<_> = pages.iter().map(|r| r.query_value("offset").unwrap_or_default().to_owned()).collect();
+    let pages = w
+        .mailchimp
+        .journal
+        .matching("GET", "/3.0/lists/list1/members");
+    let offsets: Vec<_> = pages
+        .iter()
+        .map(|r| r.query_value("offset").unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(offsets, ["0", "100", "200"]);
     assert!(pages.iter().all(|r| r.query_value("count") == Some("100")));
-    assert!(pages.iter().all(|r| r.query_value("since_last_changed").is_none()));
+    assert!(
+        pages
+            .iter()
+            .all(|r| r.query_value("since_last_changed").is_none())
+    );
     // Upserts: Zoho-oauthtoken, batches of at most 100, duplicate check on Email.
     let upserts = w.crm.journal.matching("POST", "/crm/v2/Leads/upsert");
-    let sizes: Vec<usize> = upserts.iter().map(|r| r.json()["data"].as_array().map_or(0, Vec::len)).collect();
+    let sizes: Vec<usize> = upserts
+        .iter()
+        .map(|r| r.json()["data"].as_array().map_or(0, Vec::len))
+        .collect();
     assert_eq!(sizes, [100, 100, 50]);
     for upsert in &upserts {
-        assert_eq!(upsert.header("authorization"), Some(format!("Zoho-oauthtoken {CRM_TOKEN}").as_str()));
+        assert_eq!(
+            upsert.header("authorization"),
+            Some(format!("Zoho-oauthtoken {CRM_TOKEN}").as_str())
+        );
         assert_eq!(upsert.json()["duplicate_check_fields"], json!(["Email"]));
     }
     let first = &upserts[0].json()["data"][0];
@@ -112,25 +157,59 @@ async fn full_then_incremental_sync() {
     assert_eq!(first["Lead_Source"], "MailChimp");
     // The record lists every call, with the connection used.
     assert_eq!(record.calls.len(), 2 + 3 + 3);
-    assert!(record.calls.iter().all(|c| c.status == Some(200) || c.status == Some(201)));
+    assert!(
+        record
+            .calls
+            .iter()
+            .all(|c| c.status == Some(200) || c.status == Some(201))
+    );
 
     // Second run: only members changed since the stored cursor.
-    let cursor = summary["cursor"]["next"].as_str().expect("cursor").to_owned();
-    w.mailchimp.touch_member("list1", "Person3@Example.com", "Renamed", "2026-11-27T08:00:00+00:00");
-    w.mailchimp.touch_member("list1", "Person7@Example.com", "Moved", "2026-11-27T09:00:00+00:00");
+    let cursor = summary["cursor"]["next"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    w.mailchimp.touch_member(
+        "list1",
+        "Person3@Example.com",
+        "Renamed",
+        "2026-11-27T08:00:00+00:00",
+    );
+    w.mailchimp.touch_member(
+        "list1",
+        "Person7@Example.com",
+        "Moved",
+        "2026-11-27T09:00:00+00:00",
+    );
     w.mailchimp.journal.clear();
     w.crm.journal.clear();
-    let record = w.harness.run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100", "page_size": 100})).await;
-    let summary = record.output().unwrap_or_else(|| panic!("second sync failed: {record:#?}")).clone();
+    let record = w
+        .harness
+        .run(
+            &w.plugin,
+            "campaign.sync",
+            json!({"campaign_id": "c100", "page_size": 100}),
+        )
+        .await;
+    let summary = record
+        .output()
+        .unwrap_or_else(|| panic!("second sync failed: {record:#?}"))
+        .clone();
     assert_eq!(summary["members"]["incremental"], true);
     assert_eq!(summary["members"]["fetched"], 2);
     assert_eq!(summary["leads"]["updated"], 2);
     assert_eq!(summary["leads"]["created"], 0);
     assert_eq!(summary["cursor"]["previous"], cursor.as_str());
     assert_eq!(summary["cursor"]["next"], "2026-11-27T09:00:00+00:00");
-    let pages = w.mailchimp.journal.matching("GET", "/3.0/lists/list1/members");
+    let pages = w
+        .mailchimp
+        .journal
+        .matching("GET", "/3.0/lists/list1/members");
     assert_eq!(pages.len(), 1);
-    assert_eq!(pages[0].query_value("since_last_changed"), Some(cursor.as_str()));
+    assert_eq!(
+        pages[0].query_value("since_last_changed"),
+        Some(cursor.as_str())
+    );
     let leads = w.crm.leads.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(leads["person3@example.com"]["Last_Name"], "Renamed");
 }
@@ -138,9 +217,16 @@ async fn full_then_incremental_sync() {
 #[tokio::test]
 async fn rate_limit_is_retried_after_retry_after() {
     let w = world(20).await;
-    w.mailchimp.rate_limited.store(1, std::sync::atomic::Ordering::SeqCst);
-    let record = w.harness.run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100"})).await;
-    let summary = record.output().unwrap_or_else(|| panic!("sync failed: {record:#?}"));
+    w.mailchimp
+        .rate_limited
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let record = w
+        .harness
+        .run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100"}))
+        .await;
+    let summary = record
+        .output()
+        .unwrap_or_else(|| panic!("sync failed: {record:#?}"));
     assert_eq!(summary["leads"]["created"], 20);
     let statuses: Vec<Option<u16>> = record
         .calls
@@ -149,31 +235,64 @@ async fn rate_limit_is_retried_after_retry_after() {
         .map(|c| c.status)
         .collect();
     assert_eq!(statuses, [Some(429), Some(200)]);
-    assert!(record.logs.iter().any(|l| l.level == "warn" && l.message.contains("rate limit")));
+    assert!(
+        record
+            .logs
+            .iter()
+            .any(|l| l.level == "warn" && l.message.contains("rate limit"))
+    );
 }
 
 #[tokio::test]
 async fn problem_json_becomes_a_plugin_error() {
     let w = world(1).await;
-    let record = w.harness.run(&w.plugin, "campaign.sync", json!({"campaign_id": "missing"})).await;
+    let record = w
+        .harness
+        .run(
+            &w.plugin,
+            "campaign.sync",
+            json!({"campaign_id": "missing"}),
+        )
+        .await;
     let (failure, message) = record.failure().expect("must fail");
     assert_eq!(failure, Failure::PluginError);
-    assert!(message.contains("404") && message.contains("Resource Not Found"), "{message}");
+    assert!(
+        message.contains("404") && message.contains("Resource Not Found"),
+        "{message}"
+    );
     assert!(message.contains("/campaigns/missing"), "{message}");
 }
 
 #[tokio::test]
 async fn crm_record_errors_are_counted_and_keep_the_cursor() {
     let w = world(5).await;
-    w.crm.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert("person2@example.com".into());
-    let record = w.harness.run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100"})).await;
-    let summary = record.output().unwrap_or_else(|| panic!("sync failed: {record:#?}"));
+    w.crm
+        .rejected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert("person2@example.com".into());
+    let record = w
+        .harness
+        .run(&w.plugin, "campaign.sync", json!({"campaign_id": "c100"}))
+        .await;
+    let summary = record
+        .output()
+        .unwrap_or_else(|| panic!("sync failed: {record:#?}"));
     assert_eq!(summary["leads"]["created"], 4);
     assert_eq!(summary["leads"]["failed"], 1);
-    assert_eq!(summary["leads"]["errors"][0]["email"], "Person2@Example.com");
+    assert_eq!(
+        summary["leads"]["errors"][0]["email"],
+        "Person2@Example.com"
+    );
     assert_eq!(summary["leads"]["errors"][0]["code"], "INVALID_DATA");
     assert_eq!(summary["cursor"]["advanced"], false);
-    assert_eq!(w.harness.store().kv_get("mailchimp-sync", "cursor/list1").expect("kv"), None);
+    assert_eq!(
+        w.harness
+            .store()
+            .kv_get("mailchimp-sync", "cursor/list1")
+            .expect("kv"),
+        None
+    );
 }
 
 #[tokio::test]
@@ -181,16 +300,24 @@ async fn new_crm_lead_is_subscribed_by_hash() {
     let w = world(0).await;
     let lead = json!({"Email": "New.Lead@Example.COM", "First_Name": "Nia", "Last_Name": "Lee", "list_id": "list1"});
     let record = w.harness.run(&w.plugin, "lead.created", lead).await;
-    let output = record.output().unwrap_or_else(|| panic!("failed: {record:#?}"));
+    let output = record
+        .output()
+        .unwrap_or_else(|| panic!("failed: {record:#?}"));
     let hash = subscriber_hash("new.lead@example.com");
     assert_eq!(output["subscriber_hash"], hash.as_str());
     assert_eq!(output["status"], "subscribed");
-    let puts = w.mailchimp.journal.matching("PUT", "/3.0/lists/list1/members/");
+    let puts = w
+        .mailchimp
+        .journal
+        .matching("PUT", "/3.0/lists/list1/members/");
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].path, format!("/3.0/lists/list1/members/{hash}"));
     let body = puts[0].json();
     assert_eq!(body["status_if_new"], "subscribed");
-    assert_eq!(body["merge_fields"], json!({"FNAME": "Nia", "LNAME": "Lee"}));
+    assert_eq!(
+        body["merge_fields"],
+        json!({"FNAME": "Nia", "LNAME": "Lee"})
+    );
     assert_eq!(body["email_address"], "New.Lead@Example.COM");
 }
 
@@ -203,19 +330,34 @@ async fn api_key_goes_as_http_basic() {
         "mailchimp",
         &mailchimp.base_url(),
         AuthType::ApiKey,
-        Placement::Basic { username: Some("anystring".into()) },
-        Credentials::ApiKey { key: Secret::new(MC_API_KEY.into()) },
+        Placement::Basic {
+            username: Some("anystring".into()),
+        },
+        Credentials::ApiKey {
+            key: Secret::new(MC_API_KEY.into()),
+        },
         &[],
     );
     let plugin = harness.load("probe", "probe", &["mailchimp"], &[], &Manifest::default());
-    let record = harness.run(&plugin, "call", json!({"url": "/campaigns/c1", "connection": "mailchimp"})).await;
-    let output = record.output().unwrap_or_else(|| panic!("failed: {record:#?}"));
+    let record = harness
+        .run(
+            &plugin,
+            "call",
+            json!({"url": "/campaigns/c1", "connection": "mailchimp"}),
+        )
+        .await;
+    let output = record
+        .output()
+        .unwrap_or_else(|| panic!("failed: {record:#?}"));
     assert_eq!(output["status"], 200, "{output}");
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("anystring:{MC_API_KEY}"))
     );
-    assert_eq!(mailchimp.journal.all()[0].header("authorization"), Some(expected.as_str()));
+    assert_eq!(
+        mailchimp.journal.all()[0].header("authorization"),
+        Some(expected.as_str())
+    );
 }
 
 #[tokio::test]
@@ -225,10 +367,19 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
     let w = world(12).await;
     let data_dir = w.harness.dir.path().to_owned();
     let event_file = data_dir.join("event.json");
-    std::fs::write(&event_file, r#"{"kind": "campaign.sync", "payload": {"campaign_id": "c100"}}"#).expect("write event");
+    std::fs::write(
+        &event_file,
+        r#"{"kind": "campaign.sync", "payload": {"campaign_id": "c100"}}"#,
+    )
+    .expect("write event");
     drop(w.plugin);
     // The CLI opens the store itself; release the harness's handle first.
-    let World { harness, mailchimp: _mailchimp, crm, .. } = w;
+    let World {
+        harness,
+        mailchimp: _mailchimp,
+        crm,
+        ..
+    } = w;
     let dir = harness.dir;
     drop(harness.runtime);
     let options = junction_host::cli::RunOptions {
@@ -245,7 +396,9 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
     )
     .await
     .expect("run");
-    let summary = record.output().unwrap_or_else(|| panic!("failed: {record:#?}"));
+    let summary = record
+        .output()
+        .unwrap_or_else(|| panic!("failed: {record:#?}"));
     assert_eq!(summary["leads"]["created"], 12);
     assert_eq!(crm.lead_count(), 12);
 }

@@ -16,14 +16,25 @@ use serde_json::json;
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
 
 fn error_of(record: &junction_host::runtime::ExecutionRecord) -> String {
-    let output = record.output().unwrap_or_else(|| panic!("probe failed: {record:#?}"));
-    output["error"].as_str().unwrap_or_else(|| panic!("expected an error: {output}")).to_owned()
+    let output = record
+        .output()
+        .unwrap_or_else(|| panic!("probe failed: {record:#?}"));
+    output["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {output}"))
+        .to_owned()
 }
 
 #[tokio::test]
 async fn infinite_loop_stops_at_the_deadline_and_the_host_keeps_serving() {
     let h = Harness::new();
-    let looping = h.load("probe", "probe", &[], &[], &limits(Duration::from_millis(300), 32));
+    let looping = h.load(
+        "probe",
+        "probe",
+        &[],
+        &[],
+        &limits(Duration::from_millis(300), 32),
+    );
     let record = h.run(&looping, "loop", json!({})).await;
     let (failure, message) = record.failure().expect("must fail");
     assert_eq!(failure, Failure::Timeout, "{message}");
@@ -37,12 +48,22 @@ async fn infinite_loop_stops_at_the_deadline_and_the_host_keeps_serving() {
 #[tokio::test]
 async fn allocation_past_the_cap_is_a_memory_limit() {
     let h = Harness::new();
-    let plugin = h.load("probe", "probe", &[], &[], &limits(Duration::from_secs(10), 16));
+    let plugin = h.load(
+        "probe",
+        "probe",
+        &[],
+        &[],
+        &limits(Duration::from_secs(10), 16),
+    );
     let record = h.run(&plugin, "alloc", json!({})).await;
     let (failure, message) = record.failure().expect("must fail");
     assert_eq!(failure, Failure::MemoryLimit, "{message}");
     assert!(record.peak_memory_bytes <= 16 * 1024 * 1024);
-    assert!(record.peak_memory_bytes > 8 * 1024 * 1024, "peak {}", record.peak_memory_bytes);
+    assert!(
+        record.peak_memory_bytes > 8 * 1024 * 1024,
+        "peak {}",
+        record.peak_memory_bytes
+    );
 }
 
 #[tokio::test]
@@ -50,30 +71,55 @@ async fn no_files_env_args_sockets_or_name_lookup() {
     let h = Harness::new();
     let target = EchoServer::start().await;
     let plugin = h.load_simple("probe", &[]);
-    let record = h.run(&plugin, "escape", json!({"addr": target.addr.to_string()})).await;
-    let report = record.output().unwrap_or_else(|| panic!("probe failed: {record:#?}"));
+    let record = h
+        .run(&plugin, "escape", json!({"addr": target.addr.to_string()}))
+        .await;
+    let report = record
+        .output()
+        .unwrap_or_else(|| panic!("probe failed: {record:#?}"));
     assert_eq!(report["file_ok"], false, "{report}");
     assert_eq!(report["dir_ok"], false, "{report}");
     assert_eq!(report["env"], 0, "{report}");
     assert_eq!(report["args"], 0, "{report}");
     assert_eq!(report["socket_ok"], false, "{report}");
     assert_eq!(report["lookup_ok"], false, "{report}");
-    assert!(target.journal.all().is_empty(), "the socket reached the server");
+    assert!(
+        target.journal.all().is_empty(),
+        "the socket reached the server"
+    );
 }
 
 #[tokio::test]
 async fn connections_must_exist_and_be_granted() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection("crm", &api.origin(), AuthType::Bearer, Placement::bearer(), bearer(TOKEN), &[]);
+    h.add_connection(
+        "crm",
+        &api.origin(),
+        AuthType::Bearer,
+        Placement::bearer(),
+        bearer(TOKEN),
+        &[],
+    );
     // Granted `ghost`, which does not exist; not granted `crm`, which does.
     let plugin = h.load_simple("probe", &["ghost"]);
-    let record = h.run(&plugin, "call", json!({"url": "/x", "connection": "crm"})).await;
+    let record = h
+        .run(&plugin, "call", json!({"url": "/x", "connection": "crm"}))
+        .await;
     let error = error_of(&record);
-    assert!(error.contains("unknown connection") && error.contains("not granted"), "{error}");
-    let record = h.run(&plugin, "call", json!({"url": "/x", "connection": "ghost"})).await;
+    assert!(
+        error.contains("unknown connection") && error.contains("not granted"),
+        "{error}"
+    );
+    let record = h
+        .run(&plugin, "call", json!({"url": "/x", "connection": "ghost"}))
+        .await;
     let error = error_of(&record);
-    assert!(error.contains("unknown connection") && error.contains("no connection has link name `ghost`"), "{error}");
+    assert!(
+        error.contains("unknown connection")
+            && error.contains("no connection has link name `ghost`"),
+        "{error}"
+    );
     assert!(api.journal.all().is_empty());
 
     // Lookup shows only granted connections, and never the token.
@@ -92,34 +138,75 @@ async fn credentials_go_only_to_the_services_hosts() {
     let h = Harness::new();
     let api = EchoServer::start().await;
     let elsewhere = EchoServer::start().await;
-    h.add_connection("crm", &api.origin(), AuthType::Bearer, Placement::bearer(), bearer(TOKEN), &[]);
+    h.add_connection(
+        "crm",
+        &api.origin(),
+        AuthType::Bearer,
+        Placement::bearer(),
+        bearer(TOKEN),
+        &[],
+    );
     let plugin = h.load_simple("probe", &["crm"]);
 
-    let record = h.run(&plugin, "call", json!({"url": "/ok", "connection": "crm"})).await;
+    let record = h
+        .run(&plugin, "call", json!({"url": "/ok", "connection": "crm"}))
+        .await;
     let output = record.output().expect("ok");
     assert_eq!(output["status"], 200);
-    assert_eq!(api.journal.all()[0].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        api.journal.all()[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
 
     // An absolute URL on another host with the connection: refused, nothing sent.
-    let record = h.run(&plugin, "call", json!({"url": elsewhere.url("/steal"), "connection": "crm"})).await;
+    let record = h
+        .run(
+            &plugin,
+            "call",
+            json!({"url": elsewhere.url("/steal"), "connection": "crm"}),
+        )
+        .await;
     let error = error_of(&record);
-    assert!(error.contains("forbidden") && error.contains("only sent to"), "{error}");
+    assert!(
+        error.contains("forbidden") && error.contains("only sent to"),
+        "{error}"
+    );
     // A redirect from the service's host to another host: refused before following.
     let to = elsewhere.url("/steal");
     let record = h
-        .run(&plugin, "call", json!({"url": "/redirect", "connection": "crm", "query": [["to", to]]}))
+        .run(
+            &plugin,
+            "call",
+            json!({"url": "/redirect", "connection": "crm", "query": [["to", to]]}),
+        )
         .await;
     let error = error_of(&record);
     assert!(error.contains("redirect refused"), "{error}");
-    assert!(elsewhere.journal.all().is_empty(), "another host received a request");
+    assert!(
+        elsewhere.journal.all().is_empty(),
+        "another host received a request"
+    );
 
     // Without a connection, only the plugin's allowed hosts can be reached.
-    let record = h.run(&plugin, "call", json!({"url": elsewhere.url("/plain")})).await;
+    let record = h
+        .run(&plugin, "call", json!({"url": elsewhere.url("/plain")}))
+        .await;
     let error = error_of(&record);
-    assert!(error.contains("may not call") && error.contains("allowed-hosts"), "{error}");
+    assert!(
+        error.contains("may not call") && error.contains("allowed-hosts"),
+        "{error}"
+    );
     assert!(elsewhere.journal.all().is_empty());
-    let open = h.load("probe", "open", &[], &[elsewhere.origin()], &Manifest::default());
-    let record = h.run(&open, "call", json!({"url": elsewhere.url("/plain")})).await;
+    let open = h.load(
+        "probe",
+        "open",
+        &[],
+        &[elsewhere.origin()],
+        &Manifest::default(),
+    );
+    let record = h
+        .run(&open, "call", json!({"url": elsewhere.url("/plain")}))
+        .await;
     let output = record.output().expect("ok");
     assert_eq!(output["status"], 200);
     assert_eq!(elsewhere.journal.all()[0].header("authorization"), None);
@@ -129,14 +216,28 @@ async fn credentials_go_only_to_the_services_hosts() {
 async fn guest_credential_headers_are_refused_on_connection_requests() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection("crm", &api.origin(), AuthType::Bearer, Placement::bearer(), bearer(TOKEN), &[]);
+    h.add_connection(
+        "crm",
+        &api.origin(),
+        AuthType::Bearer,
+        Placement::bearer(),
+        bearer(TOKEN),
+        &[],
+    );
     let plugin = h.load_simple("probe", &["crm"]);
     for header in ["Authorization", "proxy-authorization", "Cookie"] {
         let record = h
-            .run(&plugin, "call", json!({"url": "/x", "connection": "crm", "headers": [[header, "Bearer mine"]]}))
+            .run(
+                &plugin,
+                "call",
+                json!({"url": "/x", "connection": "crm", "headers": [[header, "Bearer mine"]]}),
+            )
             .await;
         let error = error_of(&record);
-        assert!(error.contains("forbidden") && error.contains("may not be set"), "{header}: {error}");
+        assert!(
+            error.contains("forbidden") && error.contains("may not be set"),
+            "{header}: {error}"
+        );
     }
     assert!(api.journal.all().is_empty());
 }
@@ -149,37 +250,67 @@ async fn query_credentials_are_redacted_in_the_record() {
         "hub",
         &api.origin(),
         AuthType::ApiKey,
-        Placement::Query { name: "hapikey".into() },
-        Credentials::ApiKey { key: Secret::new(TOKEN.into()) },
+        Placement::Query {
+            name: "hapikey".into(),
+        },
+        Credentials::ApiKey {
+            key: Secret::new(TOKEN.into()),
+        },
         &[],
     );
     let plugin = h.load_simple("probe", &["hub"]);
-    let record = h.run(&plugin, "call", json!({"url": "/contacts", "connection": "hub", "query": [["limit", "5"]]})).await;
+    let record = h
+        .run(
+            &plugin,
+            "call",
+            json!({"url": "/contacts", "connection": "hub", "query": [["limit", "5"]]}),
+        )
+        .await;
     assert_eq!(record.output().expect("ok")["status"], 200);
     assert_eq!(api.journal.all()[0].query_value("hapikey"), Some(TOKEN));
     let text = serde_json::to_string(&record).expect("json");
     assert!(!text.contains(TOKEN), "the record leaks the key: {text}");
-    assert!(record.calls[0].url.contains("hapikey=REDACTED") && record.calls[0].url.contains("limit=5"));
+    assert!(
+        record.calls[0].url.contains("hapikey=REDACTED") && record.calls[0].url.contains("limit=5")
+    );
 }
 
 #[tokio::test]
 async fn http_budget_timeouts_and_size_limits() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    let manifest = Manifest::from_json(r#"{"limits": {"http-calls": 2, "timeout-ms": 3000}}"#).expect("manifest");
+    let manifest = Manifest::from_json(r#"{"limits": {"http-calls": 2, "timeout-ms": 3000}}"#)
+        .expect("manifest");
     let plugin = h.load("probe", "probe", &[], &[api.origin()], &manifest);
     let call = json!({"url": api.url("/a")});
     let record = h.run(&plugin, "calls", json!([call, call, call])).await;
     let results = record.output().expect("ok");
     assert_eq!(results[0]["status"], 200);
     assert_eq!(results[1]["status"], 200);
-    assert!(results[2]["error"].as_str().unwrap_or_default().contains("limit exceeded"), "{results}");
+    assert!(
+        results[2]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit exceeded"),
+        "{results}"
+    );
     assert_eq!(api.journal.all().len(), 2);
 
-    let record = h.run(&plugin, "call", json!({"url": api.url("/slow"), "timeout_ms": 200})).await;
+    let record = h
+        .run(
+            &plugin,
+            "call",
+            json!({"url": api.url("/slow"), "timeout_ms": 200}),
+        )
+        .await;
     assert_eq!(error_of(&record), "invoke-url: the request timed out");
-    let record = h.run(&plugin, "call", json!({"url": api.url("/huge")})).await;
-    assert_eq!(error_of(&record), "invoke-url: the response body is too large");
+    let record = h
+        .run(&plugin, "call", json!({"url": api.url("/huge")}))
+        .await;
+    assert_eq!(
+        error_of(&record),
+        "invoke-url: the response body is too large"
+    );
     let record = h.run(&plugin, "call", json!({"url": "ftp://x/y"})).await;
     assert!(error_of(&record).contains("only http and https"));
 }
@@ -193,15 +324,30 @@ async fn output_logs_traps_and_errors_are_classified() {
     assert!(record.logs_truncated);
     let logged: usize = record.logs.iter().map(|l| l.message.len()).sum();
     assert!(logged <= 64 * 1024);
-    assert!(record.logs.iter().all(|l| l.level == "stdout" || l.level == "stderr"));
+    assert!(
+        record
+            .logs
+            .iter()
+            .all(|l| l.level == "stdout" || l.level == "stderr")
+    );
 
     let record = h.run(&plugin, "panic", json!({})).await;
     let (failure, message) = record.failure().expect("fails");
     assert_eq!(failure, Failure::Trap);
-    assert!(record.logs.iter().any(|l| l.level == "stderr" && l.message.contains("probe was asked to panic")), "{message} {:?}", record.logs);
+    assert!(
+        record
+            .logs
+            .iter()
+            .any(|l| l.level == "stderr" && l.message.contains("probe was asked to panic")),
+        "{message} {:?}",
+        record.logs
+    );
 
     let record = h.run(&plugin, "fail", json!({})).await;
-    assert_eq!(record.failure(), Some((Failure::PluginError, "probe was asked to fail")));
+    assert_eq!(
+        record.failure(),
+        Some((Failure::PluginError, "probe was asked to fail"))
+    );
 
     let record = h.run(&plugin, "big-output", json!({})).await;
     assert_eq!(record.failure().map(|f| f.0), Some(Failure::LimitExceeded));
@@ -232,47 +378,67 @@ async fn no_plaintext_secret_in_the_redb_file() {
     let dir;
     {
         let h = Harness::new();
-        h.add_connection("crm", "http://127.0.0.1:9", AuthType::Bearer, Placement::bearer(), bearer(TOKEN), &[]);
+        h.add_connection(
+            "crm",
+            "http://127.0.0.1:9",
+            AuthType::Bearer,
+            Placement::bearer(),
+            bearer(TOKEN),
+            &[],
+        );
         h.add_connection(
             "basic_one",
             "http://127.0.0.1:9",
             AuthType::Basic,
             Placement::Basic { username: None },
-            Credentials::Basic { username: "ada".into(), password: Secret::new("pw_Hunter2_secret".into()) },
+            Credentials::Basic {
+                username: "ada".into(),
+                password: Secret::new("pw_Hunter2_secret".into()),
+            },
             &[],
         );
         let back = h.store().connection("crm").expect("read").expect("exists");
         assert_eq!(back.credentials, bearer(TOKEN));
         dir = h.dir;
     }
-    let bytes = std::fs::read(dir.path().join(junction_host::store::DB_FILE)).expect("read redb file");
+    let bytes =
+        std::fs::read(dir.path().join(junction_host::store::DB_FILE)).expect("read redb file");
     for secret in [TOKEN, "pw_Hunter2_secret"] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "`{secret}` is in the redb file in plain text"
         );
     }
-    assert!(bytes.windows(3).any(|w| w == b"ada"), "non-secret fields stay readable");
+    assert!(
+        bytes.windows(3).any(|w| w == b"ada"),
+        "non-secret fields stay readable"
+    );
 }
 
 #[tokio::test]
 async fn bad_components_are_refused_with_clear_errors() {
     let h = Harness::new();
-    let err = h.runtime.compile(b"hello, not wasm").err().expect("refused");
+    let err = h.runtime.compile(b"hello, not wasm").expect_err("refused");
     assert!(matches!(err, LoadError::NotWasm));
     let core_module = b"\0asm\x01\0\0\0";
-    let err = h.runtime.compile(core_module).err().expect("refused");
+    let err = h.runtime.compile(core_module).expect_err("refused");
     assert!(matches!(err, LoadError::CoreModule), "{err}");
     assert!(err.to_string().contains("wasm32-wasip2"));
     let mut truncated = plugins::component_bytes("hello");
     truncated.truncate(truncated.len() / 2);
-    let err = h.runtime.compile(&truncated).err().expect("refused");
+    let err = h.runtime.compile(&truncated).expect_err("refused");
     assert!(matches!(err, LoadError::Compile(_)), "{err}");
-    let err = h.runtime.compile(&plugins::component_bytes("wrong-world")).err().expect("refused");
+    let err = h
+        .runtime
+        .compile(&plugins::component_bytes("wrong-world"))
+        .expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, LoadError::WrongWorld(_)), "{text}");
     assert!(text.contains("other:thing/telemetry@1.0.0"), "{text}");
-    assert!(text.contains("missing export `handle`") && text.contains("`run`"), "{text}");
+    assert!(
+        text.contains("missing export `handle`") && text.contains("`run`"),
+        "{text}"
+    );
 
     // The runtime still works.
     let hello = h.load_simple("hello", &[]);

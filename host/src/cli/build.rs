@@ -42,7 +42,10 @@ pub enum BuildError {
     #[error("cargo built no .wasm for {0}; is it a `cdylib` crate?")]
     NoArtifact(String),
     #[error("cannot read {path}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{path}")]
@@ -57,14 +60,23 @@ pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin
         return Err(BuildError::NotACrate(dir.display().to_string()));
     }
     let manifest = Manifest::from_cargo_toml(&manifest_path)?;
-    let canonical = manifest_path.canonicalize().map_err(|source| BuildError::Read {
-        path: manifest_path.display().to_string(),
-        source,
-    })?;
+    let canonical = manifest_path
+        .canonicalize()
+        .map_err(|source| BuildError::Read {
+            path: manifest_path.display().to_string(),
+            source,
+        })?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--release", "--target", WASM_TARGET, "--message-format", "json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--message-format",
+            "json-render-diagnostics",
+        ])
         .arg("--manifest-path")
         .arg(&canonical)
         .stdout(Stdio::piped())
@@ -77,7 +89,9 @@ pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin
     if let Some(stdout) = child.stdout.take() {
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if message["reason"] != "compiler-artifact" {
                 continue;
             }
@@ -95,7 +109,10 @@ pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin
                 .filter_map(|f| f.as_str())
                 .find(|f| f.ends_with(".wasm"));
             if let Some(wasm) = wasm {
-                let name = message["target"]["name"].as_str().unwrap_or_default().to_owned();
+                let name = message["target"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 artifact = Some((name, PathBuf::from(wasm)));
             }
         }
@@ -106,14 +123,24 @@ pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin
     }
     let (name, path) = artifact.ok_or_else(|| BuildError::NoArtifact(dir.display().to_string()))?;
     let checked = check_file(&path)?;
-    Ok(BuiltPlugin { name: name.replace('_', "-"), manifest, ..checked })
+    Ok(BuiltPlugin {
+        name: name.replace('_', "-"),
+        manifest,
+        ..checked
+    })
 }
 
 /// Reads a component file and checks it against the `plugin` world.
 pub fn check_file(path: &Path) -> Result<BuiltPlugin, BuildError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| BuildError::Read { path: shown.clone(), source })?;
-    runtime::validate_component(&bytes).map_err(|source| BuildError::Invalid { path: shown, source })?;
+    let bytes = std::fs::read(path).map_err(|source| BuildError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    runtime::validate_component(&bytes).map_err(|source| BuildError::Invalid {
+        path: shown,
+        source,
+    })?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().replace('_', "-"))

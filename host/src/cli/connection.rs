@@ -18,46 +18,7 @@ use crate::store::{
 #[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
     /// Add a connection; creates its service from the flags if it does not exist yet.
-    Add {
-        /// The link name plugins use (a-z first, then a-z, 0-9, _; at most 50).
-        link_name: String,
-        /// The service it belongs to.
-        #[arg(long)]
-        service: String,
-        /// For a new service: api-key, basic or bearer.
-        #[arg(long = "auth")]
-        auth_type: Option<String>,
-        /// For a new service: the API base URL; `{key}` takes a --metadata value.
-        #[arg(long)]
-        base_url: Option<String>,
-        /// For a new service: the header that carries the credential.
-        #[arg(long)]
-        header: Option<String>,
-        /// For a new service: the header value, with `{token}` for the credential.
-        #[arg(long)]
-        template: Option<String>,
-        /// For a new service: send the credential as this query parameter instead.
-        #[arg(long)]
-        query_param: Option<String>,
-        /// For a new api-key service: send the key as HTTP Basic password, with this user name.
-        #[arg(long)]
-        basic_user: Option<String>,
-        /// For a new service: another origin credentials may go to (repeatable).
-        #[arg(long = "allowed-host")]
-        allowed_hosts: Vec<String>,
-        /// For basic auth: the user name.
-        #[arg(long)]
-        username: Option<String>,
-        /// Non-secret metadata `key=value` (repeatable), e.g. `dc=us6`.
-        #[arg(long = "metadata", value_parser = parse_pair)]
-        metadata: Vec<(String, String)>,
-        /// Read the secret from this file instead of standard input.
-        #[arg(long)]
-        secret_file: Option<PathBuf>,
-        /// The data directory.
-        #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
-    },
+    Add(Box<AddArgs>),
     /// List connections (never their secrets).
     List {
         /// Print JSON.
@@ -75,6 +36,49 @@ pub enum ConnectionCommand {
         #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+}
+
+/// Arguments of `junction connection add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The link name plugins use (a-z first, then a-z, 0-9, _; at most 50).
+    link_name: String,
+    /// The service it belongs to.
+    #[arg(long)]
+    service: String,
+    /// For a new service: api-key, basic or bearer.
+    #[arg(long = "auth")]
+    auth_type: Option<String>,
+    /// For a new service: the API base URL; `{key}` takes a --metadata value.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// For a new service: the header that carries the credential.
+    #[arg(long)]
+    header: Option<String>,
+    /// For a new service: the header value, with `{token}` for the credential.
+    #[arg(long)]
+    template: Option<String>,
+    /// For a new service: send the credential as this query parameter instead.
+    #[arg(long)]
+    query_param: Option<String>,
+    /// For a new api-key service: send the key as HTTP Basic password, with this user name.
+    #[arg(long)]
+    basic_user: Option<String>,
+    /// For a new service: another origin credentials may go to (repeatable).
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// For basic auth: the user name.
+    #[arg(long)]
+    username: Option<String>,
+    /// Non-secret metadata `key=value` (repeatable), e.g. `dc=us6`.
+    #[arg(long = "metadata", value_parser = parse_pair)]
+    metadata: Vec<(String, String)>,
+    /// Read the secret from this file instead of standard input.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// The data directory.
+    #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -113,21 +117,22 @@ impl From<&Connection> for ConnectionView {
 /// Runs a connection command.
 pub fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
     match command {
-        ConnectionCommand::Add {
-            link_name,
-            service,
-            auth_type,
-            base_url,
-            header,
-            template,
-            query_param,
-            basic_user,
-            allowed_hosts,
-            username,
-            metadata,
-            secret_file,
-            data_dir,
-        } => {
+        ConnectionCommand::Add(args) => {
+            let AddArgs {
+                link_name,
+                service,
+                auth_type,
+                base_url,
+                header,
+                template,
+                query_param,
+                basic_user,
+                allowed_hosts,
+                username,
+                metadata,
+                secret_file,
+                data_dir,
+            } = *args;
             crate::store::validate_link_name(&link_name).map_err(CliError::Usage)?;
             let store = Store::open(&data_dir)?;
             let service = match store.service(&service)? {
@@ -190,14 +195,22 @@ pub fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
                 updated_at_ms: now,
             };
             store.create_connection(&connection)?;
-            println!("connection `{link_name}` added (service `{}`)", service.name);
+            println!(
+                "connection `{link_name}` added (service `{}`)",
+                service.name
+            );
             Ok(())
         }
         ConnectionCommand::List { json, data_dir } => {
             let store = Store::open(&data_dir)?;
-            let views: Vec<ConnectionView> = store.connections()?.iter().map(ConnectionView::from).collect();
+            let views: Vec<ConnectionView> = store
+                .connections()?
+                .iter()
+                .map(ConnectionView::from)
+                .collect();
             if json {
-                let text = serde_json::to_string_pretty(&views).map_err(|e| CliError::Usage(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&views)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
                 println!("{text}");
             } else if views.is_empty() {
                 println!("no connections; add one with `junction connection add`");
@@ -212,7 +225,10 @@ pub fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        ConnectionCommand::Remove { link_name, data_dir } => {
+        ConnectionCommand::Remove {
+            link_name,
+            data_dir,
+        } => {
             let store = Store::open(&data_dir)?;
             store.delete_connection(&link_name)?;
             println!("connection `{link_name}` removed");
@@ -228,10 +244,14 @@ fn placement_for(
     query_param: Option<String>,
     basic_user: Option<String>,
 ) -> Result<Placement, CliError> {
-    let chosen = [header.is_some() || template.is_some(), query_param.is_some(), basic_user.is_some()]
-        .iter()
-        .filter(|set| **set)
-        .count();
+    let chosen = [
+        header.is_some() || template.is_some(),
+        query_param.is_some(),
+        basic_user.is_some(),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
     if chosen > 1 {
         return Err(CliError::Usage(
             "choose one of --header/--template, --query-param or --basic-user".into(),
@@ -244,26 +264,37 @@ fn placement_for(
         return Ok(Placement::Query { name });
     }
     if let Some(user) = basic_user {
-        return Ok(Placement::Basic { username: Some(user) });
+        return Ok(Placement::Basic {
+            username: Some(user),
+        });
     }
     let template = template.unwrap_or_else(|| "Bearer {token}".to_owned());
     if !template.contains("{token}") {
-        return Err(CliError::Usage(format!("--template `{template}` must contain {{token}}")));
+        return Err(CliError::Usage(format!(
+            "--template `{template}` must contain {{token}}"
+        )));
     }
-    Ok(Placement::Header { name: header.unwrap_or_else(|| "Authorization".to_owned()), template })
+    Ok(Placement::Header {
+        name: header.unwrap_or_else(|| "Authorization".to_owned()),
+        template,
+    })
 }
 
 fn read_secret(file: Option<&std::path::Path>) -> Result<Secret, CliError> {
     let mut text = String::new();
     match file {
         Some(path) => {
-            text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("cannot read the secret from {}: {e}", path.display())))?;
+            text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the secret from {}: {e}",
+                    path.display()
+                ))
+            })?;
         }
         None => {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| CliError::Usage(format!("cannot read the secret from standard input: {e}")))?;
+            std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                CliError::Usage(format!("cannot read the secret from standard input: {e}"))
+            })?;
         }
     }
     let secret = text.trim_end_matches(['\r', '\n']).to_owned();

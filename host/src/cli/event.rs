@@ -13,20 +13,27 @@ pub enum EventFileError {
     Read(String, std::io::Error),
     #[error("the event in {0} is not JSON: {1}")]
     NotJson(String, serde_json::Error),
-    #[error("the event in {0} must be a JSON object with a string `kind` and a `payload`, e.g. {{\"kind\": \"campaign.sync\", \"payload\": {{}}}}")]
+    #[error(
+        "the event in {0} must be a JSON object with a string `kind` and a `payload`, e.g. {{\"kind\": \"campaign.sync\", \"payload\": {{}}}}"
+    )]
     Shape(String),
 }
 
 /// Reads an event from a file, or from standard input when `source` is `-`.
 pub fn read_event(source: &str) -> Result<Event, EventFileError> {
-    let shown = if source == "-" { "standard input".to_owned() } else { source.to_owned() };
+    let shown = if source == "-" {
+        "standard input".to_owned()
+    } else {
+        source.to_owned()
+    };
     let mut text = String::new();
     if source == "-" {
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|e| EventFileError::Read(shown.clone(), e))?;
     } else {
-        text = std::fs::read_to_string(Path::new(source)).map_err(|e| EventFileError::Read(shown.clone(), e))?;
+        text = std::fs::read_to_string(Path::new(source))
+            .map_err(|e| EventFileError::Read(shown.clone(), e))?;
     }
     parse_event(&text, &shown)
 }
@@ -35,8 +42,13 @@ pub fn read_event(source: &str) -> Result<Event, EventFileError> {
 pub fn parse_event(text: &str, shown: &str) -> Result<Event, EventFileError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| EventFileError::NotJson(shown.to_owned(), e))?;
-    let kind = value["kind"].as_str().ok_or_else(|| EventFileError::Shape(shown.to_owned()))?;
-    let payload = value.get("payload").cloned().unwrap_or(serde_json::Value::Object(Default::default()));
+    let kind = value["kind"]
+        .as_str()
+        .ok_or_else(|| EventFileError::Shape(shown.to_owned()))?;
+    let payload = value
+        .get("payload")
+        .cloned()
+        .unwrap_or(serde_json::Value::Object(Default::default()));
     let mut event = Event::new(kind, payload.to_string());
     if let Some(id) = value["id"].as_str() {
         event.id = id.to_owned();

@@ -95,16 +95,40 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build { dir, target_dir } => {
             let built = build::build_plugin(&dir, target_dir.as_deref())?;
-            println!("built {} ({} bytes, sha256 {})", built.path.display(), built.size, built.sha256);
+            println!(
+                "built {} ({} bytes, sha256 {})",
+                built.path.display(),
+                built.size,
+                built.sha256
+            );
             println!("component matches the junction:plugin/plugin world");
             Ok(())
         }
-        Command::Run { plugin, event, data_dir, grants, allow_hosts, manifest, target_dir } => {
-            let options = RunOptions { data_dir, grants, allow_hosts, manifest, target_dir };
+        Command::Run {
+            plugin,
+            event,
+            data_dir,
+            grants,
+            allow_hosts,
+            manifest,
+            target_dir,
+        } => {
+            let options = RunOptions {
+                data_dir,
+                grants,
+                allow_hosts,
+                manifest,
+                target_dir,
+            };
             let record = run_once(&plugin, &event, &options).await?;
-            let text = serde_json::to_string_pretty(&record).map_err(|e| CliError::Usage(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&record)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             println!("{text}");
-            if record.is_ok() { Ok(()) } else { Err(CliError::ExecutionFailed) }
+            if record.is_ok() {
+                Ok(())
+            } else {
+                Err(CliError::ExecutionFailed)
+            }
         }
         Command::Connection { command } => connection::dispatch(command),
     }
@@ -144,17 +168,39 @@ pub async fn run_once(
         built
     };
     let store = Arc::new(Store::open(&options.data_dir)?);
-    let runtime = Runtime::new(store, RuntimeConfig { pooling: false, ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(
+        store,
+        RuntimeConfig {
+            pooling: false,
+            ..RuntimeConfig::default()
+        },
+    )?;
     let bytes = std::fs::read(&built.path).map_err(|source| build::BuildError::Read {
         path: built.path.display().to_string(),
         source,
     })?;
     let component = runtime.compile(&bytes)?;
-    let mut grants = Grants { connections: built.manifest.connections.clone(), allowed_hosts: Vec::new() };
+    let mut grants = Grants {
+        connections: built.manifest.connections.clone(),
+        allowed_hosts: Vec::new(),
+    };
     grants.connections.extend(options.grants.iter().cloned());
-    for host in built.manifest.allowed_hosts.iter().chain(&options.allow_hosts) {
-        grants.allowed_hosts.push(HostPattern::parse(host).map_err(CliError::Usage)?);
+    for host in built
+        .manifest
+        .allowed_hosts
+        .iter()
+        .chain(&options.allow_hosts)
+    {
+        grants
+            .allowed_hosts
+            .push(HostPattern::parse(host).map_err(CliError::Usage)?);
     }
-    let loaded = runtime.load(&built.name, &component, bytes.len(), grants, &built.manifest)?;
+    let loaded = runtime.load(
+        &built.name,
+        &component,
+        bytes.len(),
+        grants,
+        &built.manifest,
+    )?;
     Ok(runtime.execute(&loaded, event).await)
 }

@@ -8,7 +8,9 @@ use crate::store::{Connection, ConnectionStatus, Service, StoreError};
 /// Why a plugin cannot use a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
-    #[error("connection `{link}` is not granted to plugin `{plugin}`; list it under connections in [package.metadata.junction]")]
+    #[error(
+        "connection `{link}` is not granted to plugin `{plugin}`; list it under connections in [package.metadata.junction]"
+    )]
     NotGranted { link: String, plugin: String },
     #[error("no connection has link name `{0}`; create it with `junction connection add`")]
     Unknown(String),
@@ -20,28 +22,53 @@ pub enum LookupError {
 
 impl HostState {
     /// The connection and its service, if `link` is granted to this plugin.
-    pub(crate) fn granted_connection(&self, link: &str) -> Result<(Connection, Service), LookupError> {
-        if !self.grants.connections.iter().any(|granted| granted == link) {
-            return Err(LookupError::NotGranted { link: link.into(), plugin: self.plugin.clone() });
+    pub(crate) fn granted_connection(
+        &self,
+        link: &str,
+    ) -> Result<(Connection, Service), LookupError> {
+        if !self
+            .grants
+            .connections
+            .iter()
+            .any(|granted| granted == link)
+        {
+            return Err(LookupError::NotGranted {
+                link: link.into(),
+                plugin: self.plugin.clone(),
+            });
         }
         let store = &self.shared.store;
-        let connection = store.connection(link)?.ok_or_else(|| LookupError::Unknown(link.into()))?;
-        let service = store.service(&connection.service)?.ok_or_else(|| {
-            LookupError::MissingService { link: link.into(), service: connection.service.clone() }
-        })?;
+        let connection = store
+            .connection(link)?
+            .ok_or_else(|| LookupError::Unknown(link.into()))?;
+        let service =
+            store
+                .service(&connection.service)?
+                .ok_or_else(|| LookupError::MissingService {
+                    link: link.into(),
+                    service: connection.service.clone(),
+                })?;
         Ok((connection, service))
     }
 }
 
 /// The service's base URL with `{key}` replaced by the connection's metadata.
-pub(crate) fn expand_base_url(service: &Service, connection: &Connection) -> Result<Option<String>, String> {
-    let Some(template) = &service.base_url else { return Ok(None) };
+pub(crate) fn expand_base_url(
+    service: &Service,
+    connection: &Connection,
+) -> Result<Option<String>, String> {
+    let Some(template) = &service.base_url else {
+        return Ok(None);
+    };
     let mut out = String::with_capacity(template.len());
     let mut rest = template.as_str();
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find('}') else {
-            return Err(format!("base URL `{template}` of service `{}` has an unclosed `{{`", service.name));
+            return Err(format!(
+                "base URL `{template}` of service `{}` has an unclosed `{{`",
+                service.name
+            ));
         };
         let key = &rest[open + 1..open + close];
         let value = connection.metadata.get(key).ok_or_else(|| {
@@ -79,7 +106,9 @@ impl Host for HostState {
     async fn get(&mut self, link_name: String) -> wasmtime::Result<Option<wit::Connection>> {
         match self.granted_connection(&link_name) {
             Ok((connection, service)) => Ok(Some(to_wit(connection, &service))),
-            Err(LookupError::Store(err)) => Err(wasmtime::Error::msg(format!("connection store unavailable: {err}"))),
+            Err(LookupError::Store(err)) => Err(wasmtime::Error::msg(format!(
+                "connection store unavailable: {err}"
+            ))),
             Err(_) => Ok(None),
         }
     }
@@ -90,7 +119,9 @@ impl Host for HostState {
             match self.granted_connection(&link) {
                 Ok((connection, service)) => out.push(to_wit(connection, &service)),
                 Err(LookupError::Store(err)) => {
-                    return Err(wasmtime::Error::msg(format!("connection store unavailable: {err}")));
+                    return Err(wasmtime::Error::msg(format!(
+                        "connection store unavailable: {err}"
+                    )));
                 }
                 Err(_) => {}
             }

@@ -52,7 +52,8 @@ pub struct HostPattern {
 impl HostPattern {
     /// Parses `scheme://host[:port]`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("`{text}` is not an origin like https://api.example.com: {why}");
+        let bad =
+            |why: &str| format!("`{text}` is not an origin like https://api.example.com: {why}");
         let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let scheme = match scheme {
             "*" => None,
@@ -65,7 +66,9 @@ impl HostPattern {
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-                let port = port.parse::<u16>().map_err(|_| bad("the port is not a number"))?;
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?;
                 (host, Some(port))
             }
             _ => (rest, None),
@@ -77,7 +80,11 @@ impl HostPattern {
         if wildcard_body.contains('*') {
             return Err(bad("`*` may only stand first, as `*.example.com`"));
         }
-        Ok(HostPattern { scheme, host: host.to_ascii_lowercase(), port })
+        Ok(HostPattern {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// The exact origin of a URL.
@@ -91,7 +98,9 @@ impl HostPattern {
 
     /// Whether `url` is on this origin.
     pub fn matches(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else { return false };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         let host = host.to_ascii_lowercase();
         if let Some(scheme) = &self.scheme
             && scheme != url.scheme()
@@ -112,7 +121,12 @@ impl HostPattern {
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme.as_deref().unwrap_or("*"), self.host)?;
+        write!(
+            f,
+            "{}://{}",
+            self.scheme.as_deref().unwrap_or("*"),
+            self.host
+        )?;
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
         }
@@ -153,14 +167,15 @@ impl HostState {
         let absolute = request.url.contains("://");
         let (mut url, attach, allowed) = match &request.connection {
             Some(link) => {
-                let (connection, service) = self.granted_connection(link).map_err(|err| match err {
-                    LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
-                        Error::UnknownConnection(err.to_string())
-                    }
-                    LookupError::MissingService { .. } | LookupError::Store(_) => {
-                        Error::ConnectionUnavailable(err.to_string())
-                    }
-                })?;
+                let (connection, service) =
+                    self.granted_connection(link).map_err(|err| match err {
+                        LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
+                            Error::UnknownConnection(err.to_string())
+                        }
+                        LookupError::MissingService { .. } | LookupError::Store(_) => {
+                            Error::ConnectionUnavailable(err.to_string())
+                        }
+                    })?;
                 if connection.status != ConnectionStatus::Connected {
                     let status = serde_json::to_value(connection.status)
                         .ok()
@@ -168,10 +183,15 @@ impl HostState {
                         .unwrap_or_default();
                     return Err(Error::ConnectionUnavailable(format!(
                         "connection `{link}` is {status}{}; connect it again",
-                        connection.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                        connection
+                            .last_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
                     )));
                 }
-                let base = expand_base_url(&service, &connection).map_err(Error::ConnectionUnavailable)?;
+                let base =
+                    expand_base_url(&service, &connection).map_err(Error::ConnectionUnavailable)?;
                 let url = if absolute {
                     parse_url(&request.url)?
                 } else {
@@ -196,7 +216,9 @@ impl HostState {
                 for host in &service.allowed_hosts {
                     match HostPattern::parse(host) {
                         Ok(pattern) => allowed.push(pattern),
-                        Err(err) => tracing::warn!(service = %service.name, error = %err, "ignoring a bad allowed host"),
+                        Err(err) => {
+                            tracing::warn!(service = %service.name, error = %err, "ignoring a bad allowed host")
+                        }
                     }
                 }
                 let attach = attachment(link, &connection.credentials, &service.placement)?;
@@ -209,7 +231,11 @@ impl HostState {
                         request.url
                     )));
                 }
-                (parse_url(&request.url)?, None, self.grants.allowed_hosts.clone())
+                (
+                    parse_url(&request.url)?,
+                    None,
+                    self.grants.allowed_hosts.clone(),
+                )
             }
         };
         if !url.username().is_empty() || url.password().is_some() {
@@ -225,8 +251,9 @@ impl HostState {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Error::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::InvalidRequest(format!("`{name}` is not a valid header name"))
+            })?;
             if HOST_SET_HEADERS.contains(&header.as_str()) {
                 return Err(Error::InvalidRequest(format!(
                     "the host sets `{header}` itself; remove it from the request"
@@ -272,11 +299,18 @@ fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(),
         if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
             return Ok(());
         }
-        let origin = HostPattern::from_url(url).map(|p| p.to_string()).unwrap_or_else(|| url.scheme().to_owned());
+        let origin = HostPattern::from_url(url)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| url.scheme().to_owned());
         let list = if prepared.allowed.is_empty() {
             "none".to_owned()
         } else {
-            prepared.allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            prepared
+                .allowed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         Err(Error::Forbidden(match &prepared.connection {
             Some(link) => format!(
@@ -334,10 +368,15 @@ async fn send(
                     Error::Transport("the server redirected to a location that is not text".into())
                 })?;
                 let next = prepared.url.join(location).map_err(|_| {
-                    Error::Transport(format!("the server redirected to an invalid location `{location}`"))
+                    Error::Transport(format!(
+                        "the server redirected to an invalid location `{location}`"
+                    ))
                 })?;
                 if next.scheme() != "http" && next.scheme() != "https" {
-                    return Err(Error::Forbidden(format!("redirect to a `{}` URL", next.scheme())));
+                    return Err(Error::Forbidden(format!(
+                        "redirect to a `{}` URL",
+                        next.scheme()
+                    )));
                 }
                 check_destination(plugin, prepared, &next).map_err(|err| match err {
                     Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
@@ -361,10 +400,16 @@ async fn send(
                 .headers()
                 .iter()
                 .map(|(name, value)| {
-                    (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
                 })
                 .collect();
-            if response.content_length().is_some_and(|len| len > max_body as u64) {
+            if response
+                .content_length()
+                .is_some_and(|len| len > max_body as u64)
+            {
                 return Err(Error::TooLarge);
             }
             let mut body = Vec::new();
@@ -380,9 +425,15 @@ async fn send(
                 }
                 body.extend_from_slice(&chunk);
             }
-            return Ok(Response { status, headers, body });
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
         }
-        Err(Error::Transport(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(Error::Transport(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 }
 
@@ -398,7 +449,14 @@ impl Host for HostState {
                 "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
                 self.limits.http_calls
             ));
-            self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+            self.record_call(
+                method,
+                redact(&given_url, None),
+                None,
+                started,
+                connection,
+                Some(&error),
+            );
             return Ok(Err(error));
         }
         self.calls_started += 1;
@@ -407,14 +465,28 @@ impl Host for HostState {
                 "more than {} invoke-url calls in flight at once",
                 self.limits.http_concurrency
             ));
-            self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+            self.record_call(
+                method,
+                redact(&given_url, None),
+                None,
+                started,
+                connection,
+                Some(&error),
+            );
             return Ok(Err(error));
         };
 
         let mut prepared = match self.prepare(request) {
             Ok(prepared) => prepared,
             Err(error) => {
-                self.record_call(method, redact(&given_url, None), None, started, connection, Some(&error));
+                self.record_call(
+                    method,
+                    redact(&given_url, None),
+                    None,
+                    started,
+                    connection,
+                    Some(&error),
+                );
                 return Ok(Err(error));
             }
         };
@@ -465,7 +537,11 @@ impl HostState {
 }
 
 /// The credential of `link` as it goes on the wire.
-fn attachment(link: &str, credentials: &Credentials<Secret>, placement: &Placement) -> Result<Attach, Error> {
+fn attachment(
+    link: &str,
+    credentials: &Credentials<Secret>,
+    placement: &Placement,
+) -> Result<Attach, Error> {
     let secret = match credentials {
         Credentials::None => {
             return Err(Error::ConnectionUnavailable(format!(
@@ -482,7 +558,9 @@ fn attachment(link: &str, credentials: &Credentials<Secret>, placement: &Placeme
     Ok(match placement {
         Placement::Header { name, template } => {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::ConnectionUnavailable(format!("the service of `{link}` names an invalid credential header"))
+                Error::ConnectionUnavailable(format!(
+                    "the service of `{link}` names an invalid credential header"
+                ))
             })?;
             let mut value = HeaderValue::from_str(&template.replace("{token}", secret.expose()))
                 .map_err(|_| {
@@ -502,10 +580,17 @@ fn attachment(link: &str, credentials: &Credentials<Secret>, placement: &Placeme
 }
 
 fn parse_url(text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text)
-        .map_err(|err| Error::InvalidRequest(format!("`{}` is not a valid URL: {err}", redact(text, None))))?;
+    let url = Url::parse(text).map_err(|err| {
+        Error::InvalidRequest(format!(
+            "`{}` is not a valid URL: {err}",
+            redact(text, None)
+        ))
+    })?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::InvalidRequest(format!("only http and https URLs can be called, not `{}`", url.scheme())));
+        return Err(Error::InvalidRequest(format!(
+            "only http and https URLs can be called, not `{}`",
+            url.scheme()
+        )));
     }
     Ok(url)
 }
@@ -517,7 +602,11 @@ fn transport_error(err: &reqwest::Error) -> Error {
     // reqwest's messages carry the URL, which may hold a key: leave it out.
     let mut message = String::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    message.push_str(if err.is_connect() { "cannot connect" } else { "request failed" });
+    message.push_str(if err.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    });
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
@@ -542,9 +631,19 @@ fn describe(error: &Error) -> String {
 /// Query parameter names whose values are never shown.
 fn looks_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["key", "token", "secret", "password", "passwd", "sig", "auth", "code", "credential"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "sig",
+        "auth",
+        "code",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// The URL for records and logs: no user info, secret-looking query values
@@ -561,7 +660,14 @@ pub(crate) fn redact(text: &str, secret_param: Option<&str>) -> String {
             .query_pairs()
             .map(|(k, v)| {
                 let hide = looks_secret(&k) || secret_param == Some(k.as_ref());
-                (k.into_owned(), if hide { "REDACTED".to_owned() } else { v.into_owned() })
+                (
+                    k.into_owned(),
+                    if hide {
+                        "REDACTED".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
             })
             .collect();
         url.query_pairs_mut().clear().extend_pairs(pairs);
@@ -587,7 +693,8 @@ mod tests {
         let port = HostPattern::parse("http://127.0.0.1:8080").unwrap();
         assert!(port.matches(&Url::parse("http://127.0.0.1:8080/a").unwrap()));
         assert!(!port.matches(&Url::parse("http://127.0.0.1:8081/a").unwrap()));
-        let from = HostPattern::from_url(&Url::parse("http://127.0.0.1:9000/3.0").unwrap()).unwrap();
+        let from =
+            HostPattern::from_url(&Url::parse("http://127.0.0.1:9000/3.0").unwrap()).unwrap();
         assert!(from.matches(&Url::parse("http://127.0.0.1:9000/other").unwrap()));
         assert!(HostPattern::parse("ftp://x").is_err());
         assert!(HostPattern::parse("https://a.*.com").is_err());
@@ -596,7 +703,10 @@ mod tests {
 
     #[test]
     fn redaction_hides_secrets() {
-        let shown = redact("https://u:p@api.x.com/a?apikey=s3cr3t&count=10&hapikey=zz", Some("hapikey"));
+        let shown = redact(
+            "https://u:p@api.x.com/a?apikey=s3cr3t&count=10&hapikey=zz",
+            Some("hapikey"),
+        );
         assert!(!shown.contains("s3cr3t") && !shown.contains("zz") && !shown.contains("u:p"));
         assert!(shown.contains("count=10"));
     }

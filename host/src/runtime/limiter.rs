@@ -17,7 +17,12 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub(crate) fn new(cap: usize) -> Self {
-        MemoryLimiter { cap, used: 0, peak: 0, hit: false }
+        MemoryLimiter {
+            cap,
+            used: 0,
+            peak: 0,
+            hit: false,
+        }
     }
 
     /// The most linear memory the instance held at once.

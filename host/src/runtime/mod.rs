@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore,
+    UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::manifest::Manifest;
@@ -93,7 +96,12 @@ impl Default for RuntimeConfig {
             http_calls: 1000,
             ..defaults.clone()
         };
-        RuntimeConfig { pooling: true, max_instances: 64, defaults, ceiling }
+        RuntimeConfig {
+            pooling: true,
+            max_instances: 64,
+            defaults,
+            ceiling,
+        }
     }
 }
 
@@ -113,7 +121,12 @@ pub struct Event {
 impl Event {
     /// A new event with a fresh id, happening now.
     pub fn new(kind: impl Into<String>, payload: impl Into<String>) -> Self {
-        Event { id: new_id(), kind: kind.into(), payload: payload.into(), occurred_at_ms: now_ms() }
+        Event {
+            id: new_id(),
+            kind: kind.into(),
+            payload: payload.into(),
+            occurred_at_ms: now_ms(),
+        }
     }
 }
 
@@ -263,7 +276,13 @@ impl Runtime {
             .resolve_limits(&self.config.defaults, &self.config.ceiling)
             .map_err(LoadError::Manifest)?;
         let pre = world::instantiate_pre(&self.engine, &self.linker, component)?;
-        Ok(LoadedPlugin { name: name.to_owned(), pre, grants, limits, component_bytes })
+        Ok(LoadedPlugin {
+            name: name.to_owned(),
+            pre,
+            grants,
+            limits,
+            component_bytes,
+        })
     }
 
     /// Runs one event through `plugin` in a fresh store and records what happened.
@@ -382,14 +401,21 @@ const DEADLINE_REACHED: &str = "junction: execution deadline reached";
 fn timeout_failure(limits: &Limits) -> Outcome {
     Outcome::failed(
         Failure::Timeout,
-        format!("the execution ran past its {} ms deadline", limits.timeout.as_millis()),
+        format!(
+            "the execution ran past its {} ms deadline",
+            limits.timeout.as_millis()
+        ),
     )
 }
 
 /// The trap's own message and the top of the wasm backtrace, without noise.
 fn trap_message(error: &wasmtime::Error) -> String {
     let text = format!("{error:?}");
-    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(12).collect();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(12)
+        .collect();
     if lines.is_empty() {
         lines.push("the plugin trapped");
     }
@@ -447,7 +473,12 @@ pub struct HostState {
 }
 
 impl HostState {
-    fn new(shared: Arc<Shared>, plugin: &LoadedPlugin, deadline: Instant, logbook: LogBook) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        plugin: &LoadedPlugin,
+        deadline: Instant,
+        logbook: LogBook,
+    ) -> Self {
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         // No preopens, environment, arguments, sockets or name lookup: the
         // builder starts with none, and the network is closed explicitly.
@@ -476,6 +507,9 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }

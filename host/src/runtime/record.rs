@@ -144,7 +144,10 @@ pub(crate) fn output_outcome(output: String, max: usize) -> Outcome {
     if output.len() > max {
         return Outcome::failed(
             Failure::LimitExceeded,
-            format!("the plugin's output is {} bytes, above the limit of {max} bytes", output.len()),
+            format!(
+                "the plugin's output is {} bytes, above the limit of {max} bytes",
+                output.len()
+            ),
         );
     }
     match serde_json::from_str(&output) {

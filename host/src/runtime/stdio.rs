@@ -35,12 +35,18 @@ pub(crate) struct LogBook {
 
 impl LogBook {
     pub(crate) fn new(budget: usize, started: Instant) -> Self {
-        LogBook { inner: Arc::new(Mutex::new(Book::default())), budget, started }
+        LogBook {
+            inner: Arc::new(Mutex::new(Book::default())),
+            budget,
+            started,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         // A poisoned log is still a log; keep what it has.
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Appends a line if the budget allows.
@@ -80,8 +86,11 @@ impl LogBook {
             partial.clear();
             self.push_locked(&mut book, stream, text);
         }
-        *(if stream == "stdout" { &mut book.stdout_partial } else { &mut book.stderr_partial }) =
-            partial;
+        *(if stream == "stdout" {
+            &mut book.stdout_partial
+        } else {
+            &mut book.stderr_partial
+        }) = partial;
     }
 
     /// The lines so far (with any unterminated stdout/stderr line), and
@@ -104,7 +113,10 @@ impl LogBook {
 
     /// A WASI stdout/stderr that writes into this log.
     pub(crate) fn stream(&self, name: &'static str) -> CapturedStream {
-        CapturedStream { book: self.clone(), name }
+        CapturedStream {
+            book: self.clone(),
+            name,
+        }
     }
 }
 
@@ -128,7 +140,11 @@ impl StdoutStream for CapturedStream {
 }
 
 impl AsyncWrite for CapturedStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.book.write_stream(self.name, buf);
         // Accept everything: output past the budget is dropped, not an error.
         Poll::Ready(Ok(buf.len()))

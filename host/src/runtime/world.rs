@@ -68,10 +68,18 @@ pub(crate) fn check_shape(engine: &Engine, component: &Component) -> Result<(), 
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| format!("`{n}`")).collect();
         problems.push(format!(
             "missing export `handle` (it exports {}); export one with junction_sdk::export!",
-            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            }
         ));
     }
-    if problems.is_empty() { Ok(()) } else { Err(LoadError::WrongWorld(problems.join("; "))) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::WrongWorld(problems.join("; ")))
+    }
 }
 
 pub(crate) fn instantiate_pre(

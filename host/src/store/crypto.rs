@@ -30,7 +30,10 @@ pub enum CryptoError {
     #[error("{MASTER_KEY_ENV} must be 32 bytes in base64 or 64 hex digits")]
     BadKeyFormat,
     #[error("key file {path}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("a secret was sealed with key `{0}`, which is not configured")]
     UnknownKey(String),
     #[error("a sealed secret is malformed")]
@@ -48,7 +51,9 @@ pub struct Cipher {
 impl Cipher {
     /// Makes a cipher from raw key bytes.
     pub fn from_key(key: &[u8; 32]) -> Self {
-        let digest = Sha256::new_with_prefix(b"junction key id").chain_update(key).finalize();
+        let digest = Sha256::new_with_prefix(b"junction key id")
+            .chain_update(key)
+            .finalize();
         Cipher {
             key_id: hex::encode(&digest[..4]),
             aead: XChaCha20Poly1305::new(key.into()),
@@ -62,7 +67,10 @@ impl Cipher {
             return Ok(Self::from_key(&parse_key(&text)?));
         }
         let path = data_dir.join(KEY_FILE);
-        let io_err = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+        let io_err = |source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let mode = fs::metadata(&path).map_err(io_err)?.permissions().mode();
@@ -97,7 +105,10 @@ impl Cipher {
     pub fn seal(&self, secret: &Secret, aad: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
-        let payload = Payload { msg: secret.expose().as_bytes(), aad: aad.as_bytes() };
+        let payload = Payload {
+            msg: secret.expose().as_bytes(),
+            aad: aad.as_bytes(),
+        };
         // Encryption with a valid key and nonce cannot fail for inputs of this size.
         let ciphertext = self
             .aead
@@ -125,7 +136,13 @@ impl Cipher {
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let plain = self
             .aead
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Authentication)?;
         String::from_utf8(plain)
             .map(Secret::new)
@@ -161,7 +178,10 @@ mod tests {
             Err(CryptoError::Authentication)
         ));
         let other = Cipher::from_key(&[8u8; 32]);
-        assert!(matches!(other.open(&sealed, "connections/a/api_key"), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(
+            other.open(&sealed, "connections/a/api_key"),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     #[test]
@@ -181,7 +201,10 @@ mod tests {
             return;
         }
         let first = first.unwrap();
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = Cipher::load(dir.path()).unwrap();
         assert_eq!(first.key_id(), second.key_id());

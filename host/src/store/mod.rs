@@ -36,14 +36,19 @@ const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create data directory {path}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("database: {0}")]
     Db(#[from] redb::Error),
     #[error("encryption: {0}")]
     Crypto(#[from] crypto::CryptoError),
     #[error("stored record `{0}` is corrupt: {1}")]
     Corrupt(String, String),
-    #[error("the data directory was written by a newer Junction (schema {0}, this build knows {SCHEMA_VERSION})")]
+    #[error(
+        "the data directory was written by a newer Junction (schema {0}, this build knows {SCHEMA_VERSION})"
+    )]
     NewerSchema(u32),
     #[error("{0}")]
     Invalid(String),
@@ -73,7 +78,11 @@ impl Store {
         })?;
         let cipher = Cipher::load(data_dir)?;
         let db = Database::create(data_dir.join(DB_FILE)).map_err(db)?;
-        let store = Store { db, cipher, data_dir: data_dir.to_owned() };
+        let store = Store {
+            db,
+            cipher,
+            data_dir: data_dir.to_owned(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -126,9 +135,14 @@ impl Store {
         {
             let mut table = txn.open_table(SERVICES).map_err(db)?;
             if table.get(service.name.as_str()).map_err(db)?.is_some() {
-                return Err(StoreError::Exists { kind: "service", name: service.name.clone() });
+                return Err(StoreError::Exists {
+                    kind: "service",
+                    name: service.name.clone(),
+                });
             }
-            table.insert(service.name.as_str(), bytes.as_slice()).map_err(db)?;
+            table
+                .insert(service.name.as_str(), bytes.as_slice())
+                .map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())
@@ -138,7 +152,9 @@ impl Store {
     pub fn service(&self, name: &str) -> Result<Option<Service>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(SERVICES).map_err(db)?;
-        let Some(bytes) = table.get(name).map_err(db)? else { return Ok(None) };
+        let Some(bytes) = table.get(name).map_err(db)? else {
+            return Ok(None);
+        };
         serde_json::from_slice(bytes.value())
             .map(Some)
             .map_err(|e| StoreError::Corrupt(format!("services/{name}"), e.to_string()))
@@ -179,7 +195,10 @@ impl Store {
         };
         txn.commit().map_err(db)?;
         if !removed {
-            return Err(StoreError::NotFound { kind: "service", name: name.into() });
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: name.into(),
+            });
         }
         Ok(())
     }
@@ -188,9 +207,15 @@ impl Store {
 
     fn seal_connection(&self, connection: &Connection) -> Vec<u8> {
         let link = &connection.link_name;
-        let sealed = connection.credentials.clone().try_map(|field, secret: Secret| {
-            Ok::<_, StoreError>(self.cipher.seal(&secret, &format!("connections/{link}/{field}")))
-        });
+        let sealed = connection
+            .credentials
+            .clone()
+            .try_map(|field, secret: Secret| {
+                Ok::<_, StoreError>(
+                    self.cipher
+                        .seal(&secret, &format!("connections/{link}/{field}")),
+                )
+            });
         let row = Connection::<String> {
             link_name: connection.link_name.clone(),
             service: connection.service.clone(),
@@ -210,7 +235,8 @@ impl Store {
         let row: Connection<String> = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))?;
         let credentials = row.credentials.try_map(|field, sealed| {
-            self.cipher.open(&sealed, &format!("connections/{link}/{field}"))
+            self.cipher
+                .open(&sealed, &format!("connections/{link}/{field}"))
         })?;
         Ok(Connection {
             link_name: row.link_name,
@@ -228,10 +254,12 @@ impl Store {
     /// Adds a new connection of an existing service.
     pub fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
         validate_link_name(&connection.link_name).map_err(StoreError::Invalid)?;
-        let service = self.service(&connection.service)?.ok_or_else(|| StoreError::NotFound {
-            kind: "service",
-            name: connection.service.clone(),
-        })?;
+        let service = self
+            .service(&connection.service)?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "service",
+                name: connection.service.clone(),
+            })?;
         let matches = matches!(
             (service.auth_type, &connection.credentials),
             (_, Credentials::None)
@@ -251,13 +279,19 @@ impl Store {
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
-            if table.get(connection.link_name.as_str()).map_err(db)?.is_some() {
+            if table
+                .get(connection.link_name.as_str())
+                .map_err(db)?
+                .is_some()
+            {
                 return Err(StoreError::Exists {
                     kind: "connection",
                     name: connection.link_name.clone(),
                 });
             }
-            table.insert(connection.link_name.as_str(), bytes.as_slice()).map_err(db)?;
+            table
+                .insert(connection.link_name.as_str(), bytes.as_slice())
+                .map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())
@@ -269,13 +303,19 @@ impl Store {
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
-            if table.get(connection.link_name.as_str()).map_err(db)?.is_none() {
+            if table
+                .get(connection.link_name.as_str())
+                .map_err(db)?
+                .is_none()
+            {
                 return Err(StoreError::NotFound {
                     kind: "connection",
                     name: connection.link_name.clone(),
                 });
             }
-            table.insert(connection.link_name.as_str(), bytes.as_slice()).map_err(db)?;
+            table
+                .insert(connection.link_name.as_str(), bytes.as_slice())
+                .map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())
@@ -285,7 +325,9 @@ impl Store {
     pub fn connection(&self, link: &str) -> Result<Option<Connection>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(CONNECTIONS).map_err(db)?;
-        let Some(bytes) = table.get(link).map_err(db)? else { return Ok(None) };
+        let Some(bytes) = table.get(link).map_err(db)? else {
+            return Ok(None);
+        };
         self.open_connection(link, bytes.value()).map(Some)
     }
 
@@ -310,7 +352,10 @@ impl Store {
         };
         txn.commit().map_err(db)?;
         if !removed {
-            return Err(StoreError::NotFound { kind: "connection", name: link.into() });
+            return Err(StoreError::NotFound {
+                kind: "connection",
+                name: link.into(),
+            });
         }
         Ok(())
     }
@@ -321,7 +366,10 @@ impl Store {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(KV).map_err(db)?;
-        Ok(table.get((plugin, key)).map_err(db)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get((plugin, key))
+            .map_err(db)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Stores `value` under `key` in `plugin`'s namespace.
@@ -409,9 +457,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        store.create_service(&service("svc", AuthType::Bearer)).unwrap();
-        let token = Credentials::Bearer { token: Secret::new("t0ken".into()) };
-        store.create_connection(&connection("main", "svc", token.clone())).unwrap();
+        store
+            .create_service(&service("svc", AuthType::Bearer))
+            .unwrap();
+        let token = Credentials::Bearer {
+            token: Secret::new("t0ken".into()),
+        };
+        store
+            .create_connection(&connection("main", "svc", token.clone()))
+            .unwrap();
         let back = store.connection("main").unwrap().unwrap();
         assert_eq!(back.credentials, token);
 
@@ -419,8 +473,14 @@ mod tests {
         assert!(matches!(dup, Err(StoreError::Exists { .. })));
         let bad = store.create_connection(&connection("Main-1", "svc", token.clone()));
         assert!(matches!(bad, Err(StoreError::Invalid(_))));
-        let wrong_kind = Credentials::ApiKey { key: Secret::new("k".into()) };
-        assert!(store.create_connection(&connection("other", "svc", wrong_kind)).is_err());
+        let wrong_kind = Credentials::ApiKey {
+            key: Secret::new("k".into()),
+        };
+        assert!(
+            store
+                .create_connection(&connection("other", "svc", wrong_kind))
+                .is_err()
+        );
         let no_service = store.create_connection(&connection("x", "nope", token));
         assert!(matches!(no_service, Err(StoreError::NotFound { .. })));
         assert!(store.delete_service("svc").is_err(), "in use");
@@ -436,11 +496,18 @@ mod tests {
         store.kv_set("a", "cursor/2", b"y").unwrap();
         store.kv_set("a", "other", b"z").unwrap();
         store.kv_set("b", "cursor/1", b"w").unwrap();
-        assert_eq!(store.kv_keys("a", "cursor/").unwrap(), ["cursor/1", "cursor/2"]);
+        assert_eq!(
+            store.kv_keys("a", "cursor/").unwrap(),
+            ["cursor/1", "cursor/2"]
+        );
         assert_eq!(store.kv_get("b", "cursor/1").unwrap().unwrap(), b"w");
         store.kv_delete("a", "cursor/1").unwrap();
         assert_eq!(store.kv_get("a", "cursor/1").unwrap(), None);
         assert!(store.kv_set("a", "", b"").is_err());
-        assert!(store.kv_set("a", "big", &vec![0; MAX_KV_VALUE + 1]).is_err());
+        assert!(
+            store
+                .kv_set("a", "big", &vec![0; MAX_KV_VALUE + 1])
+                .is_err()
+        );
     }
 }

@@ -63,7 +63,10 @@ pub enum Placement {
 impl Placement {
     /// `Authorization: Bearer {token}`.
     pub fn bearer() -> Self {
-        Placement::Header { name: "Authorization".into(), template: "Bearer {token}".into() }
+        Placement::Header {
+            name: "Authorization".into(),
+            template: "Bearer {token}".into(),
+        }
     }
 }
 
@@ -125,22 +128,33 @@ pub enum Credentials<S> {
 
 impl<S> Credentials<S> {
     /// Converts every secret field with `f(field_name, value)`.
-    pub fn try_map<T, E>(self, mut f: impl FnMut(&str, S) -> Result<T, E>) -> Result<Credentials<T>, E> {
+    pub fn try_map<T, E>(
+        self,
+        mut f: impl FnMut(&str, S) -> Result<T, E>,
+    ) -> Result<Credentials<T>, E> {
         Ok(match self {
             Credentials::None => Credentials::None,
-            Credentials::ApiKey { key } => Credentials::ApiKey { key: f("key", key)? },
-            Credentials::Basic { username, password } => {
-                Credentials::Basic { username, password: f("password", password)? }
-            }
-            Credentials::Bearer { token } => Credentials::Bearer { token: f("token", token)? },
-            Credentials::Oauth2 { access_token, refresh_token, token_type, expires_at_ms } => {
-                Credentials::Oauth2 {
-                    access_token: f("access_token", access_token)?,
-                    refresh_token: refresh_token.map(|t| f("refresh_token", t)).transpose()?,
-                    token_type,
-                    expires_at_ms,
-                }
-            }
+            Credentials::ApiKey { key } => Credentials::ApiKey {
+                key: f("key", key)?,
+            },
+            Credentials::Basic { username, password } => Credentials::Basic {
+                username,
+                password: f("password", password)?,
+            },
+            Credentials::Bearer { token } => Credentials::Bearer {
+                token: f("token", token)?,
+            },
+            Credentials::Oauth2 {
+                access_token,
+                refresh_token,
+                token_type,
+                expires_at_ms,
+            } => Credentials::Oauth2 {
+                access_token: f("access_token", access_token)?,
+                refresh_token: refresh_token.map(|t| f("refresh_token", t)).transpose()?,
+                token_type,
+                expires_at_ms,
+            },
         })
     }
 

@@ -76,7 +76,10 @@ pub fn upsert_leads(leads: &[Lead], totals: &mut UpsertTotals) -> Result<()> {
             "duplicate_check_fields": ["Email"],
             "trigger": [],
         });
-        let response = Request::post("/crm/v2/Leads/upsert").connection(CONNECTION).json(&body)?.send()?;
+        let response = Request::post("/crm/v2/Leads/upsert")
+            .connection(CONNECTION)
+            .json(&body)?
+            .send()?;
         // 2xx, and 207 for mixed results (Zoho's multi-status), carry per-record results.
         if !response.is_success() {
             let reason = response

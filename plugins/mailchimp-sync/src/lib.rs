@@ -50,7 +50,10 @@ fn cursor_key(list_id: &str) -> String {
 }
 
 fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
-    let page_size = request.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 1000);
+    let page_size = request
+        .page_size
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, 1000);
     let campaign: mailchimp::Campaign =
         mailchimp::get(&format!("/campaigns/{}", request.campaign_id), &[])?;
     let report: mailchimp::Report = mailchimp::get(&format!("/reports/{}", campaign.id), &[])?;
@@ -62,7 +65,10 @@ fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
     let mut offset = 0u64;
     let mut pages = 0u64;
     loop {
-        let mut query = vec![("count", page_size.to_string()), ("offset", offset.to_string())];
+        let mut query = vec![
+            ("count", page_size.to_string()),
+            ("offset", offset.to_string()),
+        ];
         if let Some(since) = &previous_cursor {
             query.push(("since_last_changed", since.clone()));
         }
@@ -98,7 +104,10 @@ fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
         junction_sdk::kv::set_json(&cursor_key(&list_id), cursor)?;
     }
     if totals.failed > 0 {
-        junction_sdk::warn!("{} leads were refused by Zoho CRM; the cursor stays put", totals.failed);
+        junction_sdk::warn!(
+            "{} leads were refused by Zoho CRM; the cursor stays put",
+            totals.failed
+        );
     }
 
     Ok(json!({
@@ -176,7 +185,8 @@ fn subscribe_lead(lead: CrmLead) -> Result<serde_json::Value> {
             "LNAME": lead.last_name.unwrap_or_default(),
         },
     });
-    let response = mailchimp::send(Request::put(format!("/lists/{list_id}/members/{hash}")).json(&body)?)?;
+    let response =
+        mailchimp::send(Request::put(format!("/lists/{list_id}/members/{hash}")).json(&body)?)?;
     let member: serde_json::Value = response.json()?;
     junction_sdk::info!("lead {email} is {} on list {list_id}", member["status"]);
     Ok(json!({

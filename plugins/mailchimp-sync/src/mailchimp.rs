@@ -106,7 +106,10 @@ pub struct Member {
 
 impl Member {
     pub fn merge_field(&self, name: &str) -> Option<&str> {
-        self.merge_fields.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+        self.merge_fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -168,11 +171,19 @@ fn problem_error(request: &Request, response: &Response) -> Error {
     match response.json::<Problem>() {
         Ok(problem) if !problem.title.is_empty() => Error::msg(format!(
             "{what} failed with {}: {}: {}",
-            if problem.status != 0 { problem.status } else { response.status() },
+            if problem.status != 0 {
+                problem.status
+            } else {
+                response.status()
+            },
             problem.title,
             problem.detail
         )),
-        _ => Error::msg(format!("{what} failed with HTTP {}: {}", response.status(), response.text())),
+        _ => Error::msg(format!(
+            "{what} failed with HTTP {}: {}",
+            response.status(),
+            response.text()
+        )),
     }
 }
 

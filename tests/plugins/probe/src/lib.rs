@@ -67,12 +67,21 @@ fn handle(event: Event) -> Result<serde_json::Value> {
         "panic" => panic!("probe was asked to panic"),
         "fail" => Err(Error::msg("probe was asked to fail")),
         "escape" => {
-            let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.to_string());
-            let dir = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+            let file = std::fs::read_to_string("/etc/passwd")
+                .map(|s| s.len())
+                .map_err(|e| e.to_string());
+            let dir = std::fs::read_dir("/")
+                .map(|d| d.count())
+                .map_err(|e| e.to_string());
             let env: Vec<(String, String)> = std::env::vars().collect();
             let args: Vec<String> = std::env::args().collect();
-            let addr: String = event.payload::<serde_json::Value>()?["addr"].as_str().unwrap_or("127.0.0.1:9").to_owned();
-            let socket = std::net::TcpStream::connect(addr.as_str()).map(|_| ()).map_err(|e| e.to_string());
+            let addr: String = event.payload::<serde_json::Value>()?["addr"]
+                .as_str()
+                .unwrap_or("127.0.0.1:9")
+                .to_owned();
+            let socket = std::net::TcpStream::connect(addr.as_str())
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             let lookup = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80))
                 .map(|a| a.count())
                 .map_err(|e| e.to_string());
@@ -87,16 +96,20 @@ fn handle(event: Event) -> Result<serde_json::Value> {
         "call" => Ok(call(event.payload()?)),
         "calls" => {
             let calls: Vec<Call> = event.payload()?;
-            Ok(serde_json::Value::Array(calls.into_iter().map(call).collect()))
+            Ok(serde_json::Value::Array(
+                calls.into_iter().map(call).collect(),
+            ))
         }
         "connections" => {
             let all: Vec<serde_json::Value> = junction_sdk::connections::all()
                 .into_iter()
-                .map(|c| json!({
-                    "link_name": c.link_name, "service": c.service, "auth_type": c.auth_type,
-                    "base_url": c.base_url, "metadata": c.metadata, "scopes": c.scopes,
-                    "connected": c.status == junction_sdk::connections::Status::Connected,
-                }))
+                .map(|c| {
+                    json!({
+                        "link_name": c.link_name, "service": c.service, "auth_type": c.auth_type,
+                        "base_url": c.base_url, "metadata": c.metadata, "scopes": c.scopes,
+                        "connected": c.status == junction_sdk::connections::Status::Connected,
+                    })
+                })
                 .collect();
             let missing = junction_sdk::connections::get("not_granted").is_none();
             Ok(json!({ "all": all, "not_granted_hidden": missing }))
@@ -113,7 +126,9 @@ fn handle(event: Event) -> Result<serde_json::Value> {
             let count: u64 = junction_sdk::kv::get_json("count")?.unwrap_or(0) + 1;
             junction_sdk::kv::set_json("count", &count)?;
             let big = junction_sdk::kv::set("big", &vec![0u8; 2 * 1024 * 1024]).is_err();
-            Ok(json!({ "count": count, "keys": junction_sdk::kv::list_keys(""), "big_refused": big }))
+            Ok(
+                json!({ "count": count, "keys": junction_sdk::kv::list_keys(""), "big_refused": big }),
+            )
         }
         "big-output" => Ok(json!("y".repeat(2 * 1024 * 1024))),
         other => Err(Error::msg(format!("probe does not know `{other}`"))),

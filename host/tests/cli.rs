@@ -1,0 +1,285 @@
+//! The `junction` binary end to end: build, run, connections, and bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned()
+}
+
+fn junction(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(args)
+        .env_remove("JUNCTION_MASTER_KEY")
+        .env_remove("JUNCTION_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn junction");
+    if let Some(mut pipe) = child.stdin.take()
+        && let Some(text) = stdin
+    {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("junction output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn plugin_target_dir() -> String {
+    std::env::var("JUNCTION_PLUGIN_TARGET_DIR")
+        .unwrap_or_else(|_| workspace().join("target/plugins").display().to_string())
+}
+
+#[test]
+fn build_then_run_hello() {
+    let hello = workspace().join("plugins/hello");
+    let target_dir = plugin_target_dir();
+    let out = junction(
+        &[
+            "build",
+            hello.to_str().expect("path"),
+            "--target-dir",
+            &target_dir,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("hello.wasm") && stdout.contains("sha256"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("matches the junction:plugin/plugin world"),
+        "{stdout}"
+    );
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let event = data.path().join("event.json");
+    std::fs::write(&event, r#"{"kind": "hello", "payload": {"name": "Ada"}}"#).expect("write");
+    let out = junction(
+        &[
+            "run",
+            hello.to_str().expect("path"),
+            "--event",
+            event.to_str().expect("path"),
+            "--data-dir",
+            data.path().to_str().expect("path"),
+            "--target-dir",
+            &target_dir,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("record is JSON");
+    assert_eq!(record["status"], "ok");
+    assert_eq!(record["output"]["payload"]["name"], "Ada");
+    assert_eq!(
+        record["logs"][0]["message"],
+        "hello received a `hello` event"
+    );
+
+    // The event can come from standard input too.
+    let wasm = Path::new(&target_dir).join("wasm32-wasip2/release/hello.wasm");
+    let out = junction(
+        &[
+            "run",
+            wasm.to_str().expect("path"),
+            "--event",
+            "-",
+            "--data-dir",
+            data.path().to_str().expect("path"),
+        ],
+        Some(r#"{"kind": "hello", "payload": [1, 2]}"#),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Bad input: an event that is not JSON, a file that is not wasm, a core module.
+    let out = junction(
+        &[
+            "run",
+            wasm.to_str().expect("path"),
+            "--event",
+            "-",
+            "--data-dir",
+            data.path().to_str().expect("path"),
+        ],
+        Some("not json"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+    let junk = data.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").expect("write");
+    let out = junction(
+        &[
+            "run",
+            junk.to_str().expect("path"),
+            "--event",
+            event.to_str().expect("path"),
+            "--data-dir",
+            data.path().to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a WebAssembly file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let core = data.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let out = junction(
+        &[
+            "run",
+            core.to_str().expect("path"),
+            "--event",
+            event.to_str().expect("path"),
+            "--data-dir",
+            data.path().to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("core WebAssembly module, not a component"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = junction(&["build", data.path().to_str().expect("path")], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no Cargo.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn connections_from_stdin_never_echo_the_secret() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().to_str().expect("path");
+    let secret = "sk_live_cli_secret_4242";
+    let out = junction(
+        &[
+            "connection",
+            "add",
+            "stripe",
+            "--service",
+            "stripe",
+            "--auth",
+            "api-key",
+            "--base-url",
+            "https://api.stripe.com/v1",
+            "--data-dir",
+            dir,
+        ],
+        Some(&format!("{secret}\n")),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = junction(&["connection", "list", "--json", "--data-dir", dir], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed[0]["link_name"], "stripe");
+    assert_eq!(listed[0]["has_secret"], true);
+    assert!(!text(&out.stdout).contains(secret));
+
+    // Bad input leaves the store as it was.
+    let out = junction(
+        &[
+            "connection",
+            "add",
+            "Bad-Name",
+            "--service",
+            "stripe",
+            "--data-dir",
+            dir,
+        ],
+        Some("x"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("link name `Bad-Name` is invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = junction(
+        &[
+            "connection",
+            "add",
+            "stripe",
+            "--service",
+            "stripe",
+            "--data-dir",
+            dir,
+        ],
+        Some("again"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = junction(
+        &[
+            "connection",
+            "add",
+            "empty",
+            "--service",
+            "stripe",
+            "--data-dir",
+            dir,
+        ],
+        Some(""),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("secret is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = junction(
+        &[
+            "connection",
+            "add",
+            "x",
+            "--service",
+            "nope",
+            "--data-dir",
+            dir,
+        ],
+        Some("k"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("give --auth"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = junction(&["connection", "remove", "stripe", "--data-dir", dir], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = junction(&["connection", "remove", "stripe", "--data-dir", dir], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no connection named `stripe`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let redb = std::fs::read(data.path().join("junction.redb")).expect("redb");
+    assert!(!redb.windows(secret.len()).any(|w| w == secret.as_bytes()));
+}
