@@ -295,32 +295,30 @@ impl HostState {
 }
 
 fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(), Error> {
-    {
-        if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
-            return Ok(());
-        }
-        let origin = HostPattern::from_url(url)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| url.scheme().to_owned());
-        let list = if prepared.allowed.is_empty() {
-            "none".to_owned()
-        } else {
-            prepared
-                .allowed
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        Err(Error::Forbidden(match &prepared.connection {
-            Some(link) => format!(
-                "the credentials of connection `{link}` are only sent to {list}; `{origin}` is not among them (add it to the service's allowed hosts)"
-            ),
-            None => format!(
-                "plugin `{plugin}` may not call `{origin}` (allowed: {list}); add it to allowed-hosts in [package.metadata.junction]"
-            ),
-        }))
+    if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
+        return Ok(());
     }
+    let origin = HostPattern::from_url(url)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| url.scheme().to_owned());
+    let list = if prepared.allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        prepared
+            .allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Error::Forbidden(match &prepared.connection {
+        Some(link) => format!(
+            "the credentials of connection `{link}` are only sent to {list}; `{origin}` is not among them (add it to the service's allowed hosts)"
+        ),
+        None => format!(
+            "plugin `{plugin}` may not call `{origin}` (allowed: {list}); add it to allowed-hosts in [package.metadata.junction]"
+        ),
+    }))
 }
 
 /// Sends a prepared request, following and re-checking redirects, and reads
@@ -331,110 +329,108 @@ async fn send(
     max_body: usize,
     prepared: &mut Prepared,
 ) -> Result<Response, Error> {
-    {
-        let call_deadline = tokio::time::Instant::now() + prepared.timeout;
-        for _ in 0..=MAX_REDIRECTS {
-            let mut url = prepared.url.clone();
-            let mut builder_headers = prepared.headers.clone();
-            let mut basic = None;
-            match &prepared.attach {
-                Some(Attach::Header(name, value)) => {
-                    builder_headers.insert(name.clone(), value.clone());
-                }
-                Some(Attach::Query(name, secret)) => {
-                    url.query_pairs_mut().append_pair(name, secret.expose());
-                }
-                Some(Attach::Basic(user, password)) => basic = Some((user, password)),
-                None => {}
+    let call_deadline = tokio::time::Instant::now() + prepared.timeout;
+    for _ in 0..=MAX_REDIRECTS {
+        let mut url = prepared.url.clone();
+        let mut builder_headers = prepared.headers.clone();
+        let mut basic = None;
+        match &prepared.attach {
+            Some(Attach::Header(name, value)) => {
+                builder_headers.insert(name.clone(), value.clone());
             }
-            let mut builder = client
-                .request(prepared.method.clone(), url)
-                .headers(builder_headers);
-            if let Some((user, password)) = basic {
-                builder = builder.basic_auth(user, Some(password.expose()));
+            Some(Attach::Query(name, secret)) => {
+                url.query_pairs_mut().append_pair(name, secret.expose());
             }
-            if let Some(body) = &prepared.body {
-                builder = builder.body(body.clone());
+            Some(Attach::Basic(user, password)) => basic = Some((user, password)),
+            None => {}
+        }
+        let mut builder = client
+            .request(prepared.method.clone(), url)
+            .headers(builder_headers);
+        if let Some((user, password)) = basic {
+            builder = builder.basic_auth(user, Some(password.expose()));
+        }
+        if let Some(body) = &prepared.body {
+            builder = builder.body(body.clone());
+        }
+        let response = tokio::time::timeout_at(call_deadline, builder.send())
+            .await
+            .map_err(|_| Error::Timeout)?
+            .map_err(|err| transport_error(&err))?;
+
+        if response.status().is_redirection()
+            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        {
+            let location = location.to_str().map_err(|_| {
+                Error::Transport("the server redirected to a location that is not text".into())
+            })?;
+            let next = prepared.url.join(location).map_err(|_| {
+                Error::Transport(format!(
+                    "the server redirected to an invalid location `{location}`"
+                ))
+            })?;
+            if next.scheme() != "http" && next.scheme() != "https" {
+                return Err(Error::Forbidden(format!(
+                    "redirect to a `{}` URL",
+                    next.scheme()
+                )));
             }
-            let response = tokio::time::timeout_at(call_deadline, builder.send())
+            check_destination(plugin, prepared, &next).map_err(|err| match err {
+                Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
+                other => other,
+            })?;
+            let status = response.status();
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && prepared.method == ReqMethod::POST)
+            {
+                prepared.method = ReqMethod::GET;
+                prepared.body = None;
+                prepared.headers.remove(reqwest::header::CONTENT_TYPE);
+            }
+            prepared.url = next;
+            continue;
+        }
+
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        if response
+            .content_length()
+            .is_some_and(|len| len > max_body as u64)
+        {
+            return Err(Error::TooLarge);
+        }
+        let mut body = Vec::new();
+        let mut response = response;
+        loop {
+            let chunk = tokio::time::timeout_at(call_deadline, response.chunk())
                 .await
                 .map_err(|_| Error::Timeout)?
                 .map_err(|err| transport_error(&err))?;
-
-            if response.status().is_redirection()
-                && let Some(location) = response.headers().get(reqwest::header::LOCATION)
-            {
-                let location = location.to_str().map_err(|_| {
-                    Error::Transport("the server redirected to a location that is not text".into())
-                })?;
-                let next = prepared.url.join(location).map_err(|_| {
-                    Error::Transport(format!(
-                        "the server redirected to an invalid location `{location}`"
-                    ))
-                })?;
-                if next.scheme() != "http" && next.scheme() != "https" {
-                    return Err(Error::Forbidden(format!(
-                        "redirect to a `{}` URL",
-                        next.scheme()
-                    )));
-                }
-                check_destination(plugin, prepared, &next).map_err(|err| match err {
-                    Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
-                    other => other,
-                })?;
-                let status = response.status();
-                if status == StatusCode::SEE_OTHER
-                    || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
-                        && prepared.method == ReqMethod::POST)
-                {
-                    prepared.method = ReqMethod::GET;
-                    prepared.body = None;
-                    prepared.headers.remove(reqwest::header::CONTENT_TYPE);
-                }
-                prepared.url = next;
-                continue;
-            }
-
-            let status = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_owned(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            if response
-                .content_length()
-                .is_some_and(|len| len > max_body as u64)
-            {
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > max_body {
                 return Err(Error::TooLarge);
             }
-            let mut body = Vec::new();
-            let mut response = response;
-            loop {
-                let chunk = tokio::time::timeout_at(call_deadline, response.chunk())
-                    .await
-                    .map_err(|_| Error::Timeout)?
-                    .map_err(|err| transport_error(&err))?;
-                let Some(chunk) = chunk else { break };
-                if body.len() + chunk.len() > max_body {
-                    return Err(Error::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
+            body.extend_from_slice(&chunk);
         }
-        Err(Error::Transport(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
+        return Ok(Response {
+            status,
+            headers,
+            body,
+        });
     }
+    Err(Error::Transport(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 impl Host for HostState {
@@ -525,14 +521,26 @@ impl HostState {
         connection: Option<String>,
         error: Option<&Error>,
     ) {
-        self.calls.push(CallRecord {
+        let record = CallRecord {
             method,
             url,
             status,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             connection,
             error: error.map(describe),
-        });
+        };
+        // The URL is the redacted one; credentials never reach this line.
+        tracing::debug!(
+            plugin = %self.plugin,
+            method = %record.method,
+            url = %record.url,
+            status = ?record.status,
+            duration_ms = record.duration_ms,
+            connection = ?record.connection,
+            error = ?record.error,
+            "invoke-url"
+        );
+        self.calls.push(record);
     }
 }
 
