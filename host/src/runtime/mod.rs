@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore,
-    UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Store as WasmStore, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -439,7 +439,14 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> 
             .max_core_instances_per_component(16)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
-            .max_memory_size(config.ceiling.memory_bytes);
+            .max_memory_size(config.ceiling.memory_bytes)
+            // Reset small memories and tables with memset (guided by
+            // PAGEMAP_SCAN where the kernel has it) instead of madvise: a
+            // plugin's next execution then takes no page faults.
+            .linear_memory_keep_resident(2 * 1024 * 1024)
+            .table_keep_resident(64 * 1024)
+            .pagemap_scan(Enabled::Auto)
+            .decommit_batch_size(8);
         let mut pooled = wasm.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
