@@ -40,6 +40,8 @@ pub enum CryptoError {
     Malformed,
     #[error("a secret failed authentication: wrong key, or the value was moved or altered")]
     Authentication,
+    #[error("a secret could not be encrypted")]
+    Encrypt,
 }
 
 /// The keys that seal and open secret fields.
@@ -102,21 +104,20 @@ impl Cipher {
     }
 
     /// Seals `secret` for the place named by `aad` (`table/row/field`).
-    pub fn seal(&self, secret: &Secret, aad: &str) -> String {
+    pub fn seal(&self, secret: &Secret, aad: &str) -> Result<String, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let payload = Payload {
             msg: secret.expose().as_bytes(),
             aad: aad.as_bytes(),
         };
-        // Encryption with a valid key and nonce cannot fail for inputs of this size.
         let ciphertext = self
             .aead
             .encrypt(XNonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
+            .map_err(|_| CryptoError::Encrypt)?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
-        format!("{FORMAT}:{}:{}", self.key_id, B64.encode(blob))
+        Ok(format!("{FORMAT}:{}:{}", self.key_id, B64.encode(blob)))
     }
 
     /// Opens a value sealed for the place named by `aad`.
@@ -168,7 +169,7 @@ mod tests {
     fn sealed_values_open_only_in_their_place() {
         let cipher = Cipher::from_key(&[7u8; 32]);
         let secret = Secret::new("tok-123".to_owned());
-        let sealed = cipher.seal(&secret, "connections/a/api_key");
+        let sealed = cipher.seal(&secret, "connections/a/api_key").unwrap();
         assert!(!sealed.contains("tok-123"));
         assert!(sealed.starts_with(&format!("jx1:{}:", cipher.key_id())));
         let opened = cipher.open(&sealed, "connections/a/api_key").unwrap();

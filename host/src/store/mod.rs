@@ -205,30 +205,28 @@ impl Store {
 
     // ----- connections -----
 
-    fn seal_connection(&self, connection: &Connection) -> Vec<u8> {
+    fn seal_connection(&self, connection: &Connection) -> Result<Vec<u8>, StoreError> {
         let link = &connection.link_name;
-        let sealed = connection
+        let credentials = connection
             .credentials
             .clone()
             .try_map(|field, secret: Secret| {
-                Ok::<_, StoreError>(
-                    self.cipher
-                        .seal(&secret, &format!("connections/{link}/{field}")),
-                )
-            });
+                self.cipher
+                    .seal(&secret, &format!("connections/{link}/{field}"))
+            })?;
         let row = Connection::<String> {
             link_name: connection.link_name.clone(),
             service: connection.service.clone(),
             status: connection.status,
             scopes: connection.scopes.clone(),
             metadata: connection.metadata.clone(),
-            // Sealing cannot fail; the closure's error type is only for `try_map`.
-            credentials: sealed.unwrap_or(Credentials::None),
+            credentials,
             last_error: connection.last_error.clone(),
             created_at_ms: connection.created_at_ms,
             updated_at_ms: connection.updated_at_ms,
         };
-        serde_json::to_vec(&row).unwrap_or_default()
+        serde_json::to_vec(&row)
+            .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))
     }
 
     fn open_connection(&self, link: &str, bytes: &[u8]) -> Result<Connection, StoreError> {
@@ -275,7 +273,7 @@ impl Store {
                 service.auth_type.as_str()
             )));
         }
-        let bytes = self.seal_connection(connection);
+        let bytes = self.seal_connection(connection)?;
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
@@ -299,7 +297,7 @@ impl Store {
 
     /// Replaces an existing connection (new tokens, status, metadata).
     pub fn update_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        let bytes = self.seal_connection(connection);
+        let bytes = self.seal_connection(connection)?;
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
