@@ -163,6 +163,29 @@ fn main() {
             }
             plain.push(start.elapsed());
         }
+        // The same number of calls refused before any I/O: what crossing
+        // into the host and checking a request costs, without the network.
+        let refused: Vec<serde_json::Value> = (0..CALLS_PER_EXECUTION)
+            .map(|_| serde_json::json!({"url": "http://192.0.2.1/ping"}))
+            .collect();
+        let refused = serde_json::Value::Array(refused).to_string();
+        let mut samples = Vec::new();
+        for _ in 0..2000 {
+            let start = Instant::now();
+            let record = caller
+                .runtime
+                .execute(&caller.plugin, Event::new("calls", refused.clone()))
+                .await;
+            samples.push(start.elapsed());
+            assert!(
+                record.is_ok() && record.calls.iter().all(|c| c.error.is_some()),
+                "{record:?}"
+            );
+        }
+        percentiles(
+            &format!("{CALLS_PER_EXECUTION} refused invoke-url calls (no I/O)"),
+            samples,
+        );
         let median = |mut v: Vec<Duration>| {
             v.sort();
             v[v.len() / 2]
