@@ -86,35 +86,62 @@ impl Harness {
         credentials: Credentials<Secret>,
         metadata: &[(&str, &str)],
     ) {
-        let service = Service {
-            name: format!("{link}-svc"),
+        let service = format!("{link}-svc");
+        let credentials = ConnectionCredentials {
             auth_type,
-            base_url: Some(base_url.to_owned()),
-            allowed_hosts: Vec::new(),
             placement,
-            created_at_ms: now_ms(),
-        };
-        self.store()
-            .create_service(&service)
-            .expect("create service");
-        let connection = Connection {
-            link_name: link.to_owned(),
-            service: service.name.clone(),
-            status: ConnectionStatus::Connected,
-            scopes: vec![],
-            metadata: metadata
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
             credentials,
-            last_error: None,
-            created_at_ms: now_ms(),
-            updated_at_ms: now_ms(),
         };
-        self.store()
-            .create_connection(&connection)
-            .expect("create connection");
+        store_connection(
+            self.store(),
+            link,
+            &service,
+            base_url,
+            credentials,
+            metadata,
+        )
+        .expect("store connection");
     }
+}
+
+/// How a stored connection authenticates.
+pub struct ConnectionCredentials {
+    pub auth_type: AuthType,
+    pub placement: Placement,
+    pub credentials: Credentials<Secret>,
+}
+
+/// Stores a service and a connected connection of it.
+pub fn store_connection(
+    store: &Store,
+    link: &str,
+    service_name: &str,
+    base_url: &str,
+    auth: ConnectionCredentials,
+    metadata: &[(&str, &str)],
+) -> Result<(), junction_host::store::StoreError> {
+    store.create_service(&Service {
+        name: service_name.to_owned(),
+        auth_type: auth.auth_type,
+        base_url: Some(base_url.to_owned()),
+        allowed_hosts: Vec::new(),
+        placement: auth.placement,
+        created_at_ms: now_ms(),
+    })?;
+    store.create_connection(&Connection {
+        link_name: link.to_owned(),
+        service: service_name.to_owned(),
+        status: ConnectionStatus::Connected,
+        scopes: vec![],
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        credentials: auth.credentials,
+        last_error: None,
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+    })
 }
 
 impl Default for Harness {

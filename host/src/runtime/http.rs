@@ -10,6 +10,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method as ReqMethod, StatusCode};
 use url::Url;
@@ -440,49 +442,11 @@ impl Host for HostState {
         let connection = request.connection.clone();
         let given_url = request.url.clone();
 
-        if self.calls_started >= self.limits.http_calls {
-            let error = Error::LimitExceeded(format!(
-                "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
-                self.limits.http_calls
-            ));
-            self.record_call(
-                method,
-                redact(&given_url, None),
-                None,
-                started,
-                connection,
-                Some(&error),
-            );
-            return Ok(Err(error));
-        }
-        self.calls_started += 1;
-        let Ok(_permit) = self.http_in_flight.clone().try_acquire_owned() else {
-            let error = Error::LimitExceeded(format!(
-                "more than {} invoke-url calls in flight at once",
-                self.limits.http_concurrency
-            ));
-            self.record_call(
-                method,
-                redact(&given_url, None),
-                None,
-                started,
-                connection,
-                Some(&error),
-            );
-            return Ok(Err(error));
-        };
-
-        let mut prepared = match self.prepare(request) {
-            Ok(prepared) => prepared,
+        let (mut prepared, _permit) = match self.admit(request) {
+            Ok(admitted) => admitted,
             Err(error) => {
-                self.record_call(
-                    method,
-                    redact(&given_url, None),
-                    None,
-                    started,
-                    connection,
-                    Some(&error),
-                );
+                let url = redact(&given_url, None);
+                self.record_call(method, url, None, started, connection, Some(&error));
                 return Ok(Err(error));
             }
         };
@@ -512,6 +476,28 @@ impl Host for HostState {
 }
 
 impl HostState {
+    /// Counts the call against the execution's budgets and checks it.
+    fn admit(&mut self, request: Request) -> Result<(Prepared, OwnedSemaphorePermit), Error> {
+        if self.calls_started >= self.limits.http_calls {
+            return Err(Error::LimitExceeded(format!(
+                "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
+                self.limits.http_calls
+            )));
+        }
+        self.calls_started += 1;
+        let permit = self
+            .http_in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Error::LimitExceeded(format!(
+                    "more than {} invoke-url calls in flight at once",
+                    self.limits.http_concurrency
+                ))
+            })?;
+        Ok((self.prepare(request)?, permit))
+    }
+
     fn record_call(
         &mut self,
         method: String,

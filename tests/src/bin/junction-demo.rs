@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use junction_host::cli::{DEFAULT_DATA_DIR, RunOptions, run_once};
-use junction_host::store::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Secret, Service, Store, now_ms,
-};
+use junction_host::store::{AuthType, Credentials, Placement, Secret, Store};
+use junction_tests::harness::{ConnectionCredentials, store_connection};
 use junction_tests::mailchimp::{Member, MockMailchimp};
 use junction_tests::plugins::{plugin_target_dir, workspace_root};
 use junction_tests::zoho::MockCrm;
@@ -135,29 +134,13 @@ fn put_connection(
     if store.service(service_name)?.is_some() {
         store.delete_service(service_name)?;
     }
-    store.create_service(&Service {
-        name: service_name.into(),
+    let auth = ConnectionCredentials {
         auth_type: AuthType::Bearer,
-        base_url: Some(base_url.into()),
-        allowed_hosts: vec![],
         placement,
-        created_at_ms: now_ms(),
-    })?;
-    store.create_connection(&Connection {
-        link_name: link.into(),
-        service: service_name.into(),
-        status: ConnectionStatus::Connected,
-        scopes: vec![],
-        metadata: metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         credentials: Credentials::Bearer {
             token: Secret::new(token.into()),
         },
-        last_error: None,
-        created_at_ms: now_ms(),
-        updated_at_ms: now_ms(),
-    })?;
+    };
+    store_connection(store, link, service_name, base_url, auth, metadata)?;
     Ok(())
 }
