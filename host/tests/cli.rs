@@ -29,6 +29,26 @@ fn junction(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("junction output")
 }
 
+/// `junction run <wasm> --event <event> --data-dir <data>`.
+fn run_component(wasm: &Path, event: &str, data: &Path, stdin: Option<&str>) -> Output {
+    let args = [
+        "run",
+        wasm.to_str().expect("path"),
+        "--event",
+        event,
+        "--data-dir",
+        data.to_str().expect("path"),
+    ];
+    junction(&args, stdin)
+}
+
+/// Asserts the command failed and said `needle` on stderr.
+fn assert_fails_with(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "expected a failure: {stderr}");
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -89,82 +109,27 @@ fn build_then_run_hello() {
 
     // The event can come from standard input too.
     let wasm = Path::new(&target_dir).join("wasm32-wasip2/release/hello.wasm");
-    let out = junction(
-        &[
-            "run",
-            wasm.to_str().expect("path"),
-            "--event",
-            "-",
-            "--data-dir",
-            data.path().to_str().expect("path"),
-        ],
-        Some(r#"{"kind": "hello", "payload": [1, 2]}"#),
-    );
+    let stdin_event = r#"{"kind": "hello", "payload": [1, 2]}"#;
+    let out = run_component(&wasm, "-", data.path(), Some(stdin_event));
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    // Bad input: an event that is not JSON, a file that is not wasm, a core module.
-    let out = junction(
-        &[
-            "run",
-            wasm.to_str().expect("path"),
-            "--event",
-            "-",
-            "--data-dir",
-            data.path().to_str().expect("path"),
-        ],
-        Some("not json"),
-    );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("is not JSON"),
-        "{}",
-        text(&out.stderr)
-    );
+    // Bad input: an event that is not JSON, a file that is not wasm, a core
+    // module, a folder that is not a crate.
+    let event = event.to_str().expect("path");
+    let out = run_component(&wasm, "-", data.path(), Some("not json"));
+    assert_fails_with(&out, "is not JSON");
     let junk = data.path().join("junk.wasm");
     std::fs::write(&junk, b"junk").expect("write");
-    let out = junction(
-        &[
-            "run",
-            junk.to_str().expect("path"),
-            "--event",
-            event.to_str().expect("path"),
-            "--data-dir",
-            data.path().to_str().expect("path"),
-        ],
-        None,
-    );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("not a WebAssembly file"),
-        "{}",
-        text(&out.stderr)
+    assert_fails_with(
+        &run_component(&junk, event, data.path(), None),
+        "not a WebAssembly file",
     );
     let core = data.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
-    let out = junction(
-        &[
-            "run",
-            core.to_str().expect("path"),
-            "--event",
-            event.to_str().expect("path"),
-            "--data-dir",
-            data.path().to_str().expect("path"),
-        ],
-        None,
-    );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("core WebAssembly module, not a component"),
-        "{}",
-        text(&out.stderr)
-    );
+    let out = run_component(&core, event, data.path(), None);
+    assert_fails_with(&out, "core WebAssembly module, not a component");
     let out = junction(&["build", data.path().to_str().expect("path")], None);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("has no Cargo.toml"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "has no Cargo.toml");
 }
 
 #[test]
@@ -209,12 +174,7 @@ fn connections_from_stdin_never_echo_the_secret() {
         ],
         Some("x"),
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("link name `Bad-Name` is invalid"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "link name `Bad-Name` is invalid");
     let out = junction(
         &[
             "connection",
@@ -227,12 +187,7 @@ fn connections_from_stdin_never_echo_the_secret() {
         ],
         Some("again"),
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("already exists"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "already exists");
     let out = junction(
         &[
             "connection",
@@ -245,12 +200,7 @@ fn connections_from_stdin_never_echo_the_secret() {
         ],
         Some(""),
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("secret is empty"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "secret is empty");
     let out = junction(
         &[
             "connection",
@@ -263,22 +213,12 @@ fn connections_from_stdin_never_echo_the_secret() {
         ],
         Some("k"),
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("give --auth"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "give --auth");
 
     let out = junction(&["connection", "remove", "stripe", "--data-dir", dir], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = junction(&["connection", "remove", "stripe", "--data-dir", dir], None);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("no connection named `stripe`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "no connection named `stripe`");
 
     let redb = std::fs::read(data.path().join("junction.redb")).expect("redb");
     assert!(!redb.windows(secret.len()).any(|w| w == secret.as_bytes()));

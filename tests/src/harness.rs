@@ -76,6 +76,36 @@ impl Harness {
             .await
     }
 
+    /// A connection sending `Authorization: Bearer {token}` to `base_url`.
+    pub fn add_bearer(&self, link: &str, base_url: &str, token: &str) {
+        self.add_connection(
+            link,
+            base_url,
+            AuthType::Bearer,
+            Placement::bearer(),
+            bearer(token),
+            &[],
+        );
+    }
+
+    /// A connection sending an API key as the query parameter `param`.
+    pub fn add_query_key(&self, link: &str, base_url: &str, param: &str, key: &str) {
+        let placement = Placement::Query {
+            name: param.to_owned(),
+        };
+        let credentials = Credentials::ApiKey {
+            key: Secret::new(key.to_owned()),
+        };
+        self.add_connection(
+            link,
+            base_url,
+            AuthType::ApiKey,
+            placement,
+            credentials,
+            &[],
+        );
+    }
+
     /// Adds a service and a connected connection of it.
     pub fn add_connection(
         &self,

@@ -2,9 +2,8 @@
 //! tracing caches per-callsite interest process-wide, so a scoped subscriber
 //! is only reliable when no other test runs beside it.
 
-use junction_host::store::{AuthType, Credentials, Placement, Secret};
 use junction_tests::echo::EchoServer;
-use junction_tests::harness::{Harness, bearer};
+use junction_tests::harness::Harness;
 use serde_json::json;
 
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
@@ -48,26 +47,8 @@ async fn secrets_stay_out_of_the_host_log() {
 
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection(
-        "hub",
-        &api.origin(),
-        AuthType::ApiKey,
-        Placement::Query {
-            name: "hapikey".into(),
-        },
-        Credentials::ApiKey {
-            key: Secret::new(TOKEN.into()),
-        },
-        &[],
-    );
-    h.add_connection(
-        "crm",
-        "http://127.0.0.1:9",
-        AuthType::Bearer,
-        Placement::bearer(),
-        bearer(TOKEN),
-        &[],
-    );
+    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN);
+    h.add_bearer("crm", "http://127.0.0.1:9", TOKEN);
     let plugin = h.load_simple("probe", &["hub", "crm"]);
     let record = h
         .run(&plugin, "call", json!({"url": "/a", "connection": "hub"}))

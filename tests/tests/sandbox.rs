@@ -93,14 +93,7 @@ async fn no_files_env_args_sockets_or_name_lookup() {
 async fn connections_must_exist_and_be_granted() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection(
-        "crm",
-        &api.origin(),
-        AuthType::Bearer,
-        Placement::bearer(),
-        bearer(TOKEN),
-        &[],
-    );
+    h.add_bearer("crm", &api.origin(), TOKEN);
     // Granted `ghost`, which does not exist; not granted `crm`, which does.
     let plugin = h.load_simple("probe", &["ghost"]);
     let record = h
@@ -138,14 +131,7 @@ async fn credentials_go_only_to_the_services_hosts() {
     let h = Harness::new();
     let api = EchoServer::start().await;
     let elsewhere = EchoServer::start().await;
-    h.add_connection(
-        "crm",
-        &api.origin(),
-        AuthType::Bearer,
-        Placement::bearer(),
-        bearer(TOKEN),
-        &[],
-    );
+    h.add_bearer("crm", &api.origin(), TOKEN);
     let plugin = h.load_simple("probe", &["crm"]);
 
     let record = h
@@ -216,14 +202,7 @@ async fn credentials_go_only_to_the_services_hosts() {
 async fn guest_credential_headers_are_refused_on_connection_requests() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection(
-        "crm",
-        &api.origin(),
-        AuthType::Bearer,
-        Placement::bearer(),
-        bearer(TOKEN),
-        &[],
-    );
+    h.add_bearer("crm", &api.origin(), TOKEN);
     let plugin = h.load_simple("probe", &["crm"]);
     for header in ["Authorization", "proxy-authorization", "Cookie"] {
         let record = h
@@ -246,18 +225,7 @@ async fn guest_credential_headers_are_refused_on_connection_requests() {
 async fn query_credentials_are_redacted_in_the_record() {
     let h = Harness::new();
     let api = EchoServer::start().await;
-    h.add_connection(
-        "hub",
-        &api.origin(),
-        AuthType::ApiKey,
-        Placement::Query {
-            name: "hapikey".into(),
-        },
-        Credentials::ApiKey {
-            key: Secret::new(TOKEN.into()),
-        },
-        &[],
-    );
+    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN);
     let plugin = h.load_simple("probe", &["hub"]);
     let record = h
         .run(
@@ -378,14 +346,7 @@ async fn no_plaintext_secret_in_the_redb_file() {
     let dir;
     {
         let h = Harness::new();
-        h.add_connection(
-            "crm",
-            "http://127.0.0.1:9",
-            AuthType::Bearer,
-            Placement::bearer(),
-            bearer(TOKEN),
-            &[],
-        );
+        h.add_bearer("crm", "http://127.0.0.1:9", TOKEN);
         h.add_connection(
             "basic_one",
             "http://127.0.0.1:9",
