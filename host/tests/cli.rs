@@ -42,6 +42,20 @@ fn run_component(wasm: &Path, event: &str, data: &Path, stdin: Option<&str>) -> 
     junction(&args, stdin)
 }
 
+/// `junction connection add <link> --service <service>` with `secret` on stdin.
+fn add_connection(data_dir: &str, link: &str, service: &str, secret: &str) -> Output {
+    let args = [
+        "connection",
+        "add",
+        link,
+        "--service",
+        service,
+        "--data-dir",
+        data_dir,
+    ];
+    junction(&args, Some(secret))
+}
+
 /// Asserts the command failed and said `needle` on stderr.
 fn assert_fails_with(out: &Output, needle: &str) {
     let stderr = text(&out.stderr);
@@ -162,57 +176,13 @@ fn connections_from_stdin_never_echo_the_secret() {
     assert!(!text(&out.stdout).contains(secret));
 
     // Bad input leaves the store as it was.
-    let out = junction(
-        &[
-            "connection",
-            "add",
-            "Bad-Name",
-            "--service",
-            "stripe",
-            "--data-dir",
-            dir,
-        ],
-        Some("x"),
-    );
+    let out = add_connection(dir, "Bad-Name", "stripe", "x");
     assert_fails_with(&out, "link name `Bad-Name` is invalid");
-    let out = junction(
-        &[
-            "connection",
-            "add",
-            "stripe",
-            "--service",
-            "stripe",
-            "--data-dir",
-            dir,
-        ],
-        Some("again"),
-    );
+    let out = add_connection(dir, "stripe", "stripe", "again");
     assert_fails_with(&out, "already exists");
-    let out = junction(
-        &[
-            "connection",
-            "add",
-            "empty",
-            "--service",
-            "stripe",
-            "--data-dir",
-            dir,
-        ],
-        Some(""),
-    );
+    let out = add_connection(dir, "empty", "stripe", "");
     assert_fails_with(&out, "secret is empty");
-    let out = junction(
-        &[
-            "connection",
-            "add",
-            "x",
-            "--service",
-            "nope",
-            "--data-dir",
-            dir,
-        ],
-        Some("k"),
-    );
+    let out = add_connection(dir, "x", "nope", "k");
     assert_fails_with(&out, "give --auth");
 
     let out = junction(&["connection", "remove", "stripe", "--data-dir", dir], None);

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::{Journal, serve};
+use crate::server::{Journal, query_pairs, serve};
 
 pub struct EchoServer {
     pub addr: SocketAddr,
@@ -41,14 +41,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     journal.record(&method, &uri, &headers, &body);
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = query_pairs(&uri);
     match uri.path() {
         "/redirect" => {
             let to = query

@@ -194,3 +194,14 @@ pub fn bearer(token: &str) -> Credentials<Secret> {
         token: Secret::new(token.to_owned()),
     }
 }
+
+/// The `error` the probe plugin reported for a call; panics when there is none.
+pub fn call_error(record: &ExecutionRecord) -> String {
+    let output = record
+        .output()
+        .unwrap_or_else(|| panic!("probe failed: {record:#?}"));
+    output["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {output}"))
+        .to_owned()
+}

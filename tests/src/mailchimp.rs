@@ -16,7 +16,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-use crate::server::{Journal, serve};
+use crate::server::{Journal, query_pairs, serve};
 
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -192,14 +192,7 @@ async fn handle(
             "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
         );
     }
-    let query: BTreeMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query: BTreeMap<String, String> = query_pairs(&uri).into_iter().collect();
     let Some(path) = uri.path().strip_prefix("/3.0/") else {
         return problem(
             StatusCode::NOT_FOUND,

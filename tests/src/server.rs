@@ -55,7 +55,7 @@ pub struct Journal(Arc<Mutex<Vec<Received>>>);
 
 impl Journal {
     pub fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
-        let query = uri.query().map(url_pairs).unwrap_or_default();
+        let query = query_pairs(uri);
         let received = Received {
             method: method.to_string(),
             path: uri.path().to_owned(),
@@ -93,8 +93,13 @@ impl Journal {
     }
 }
 
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
+/// The decoded query parameters of a request, in order.
+pub fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
 }

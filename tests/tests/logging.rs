@@ -3,20 +3,10 @@
 //! is only reliable when no other test runs beside it.
 
 use junction_tests::echo::EchoServer;
-use junction_tests::harness::Harness;
+use junction_tests::harness::{Harness, call_error};
 use serde_json::json;
 
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
-
-fn error_of(record: &junction_host::runtime::ExecutionRecord) -> String {
-    let output = record
-        .output()
-        .unwrap_or_else(|| panic!("probe failed: {record:#?}"));
-    output["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error: {output}"))
-        .to_owned()
-}
 
 /// Collects everything the host logs at debug level on this thread.
 #[derive(Clone, Default)]
@@ -58,7 +48,7 @@ async fn secrets_stay_out_of_the_host_log() {
     let record = h
         .run(&plugin, "call", json!({"url": "/b", "connection": "crm"}))
         .await;
-    assert!(error_of(&record).contains("transport"));
+    assert!(call_error(&record).contains("transport"));
 
     let log =
         String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use junction_host::manifest::Manifest;
-use junction_host::runtime::{Failure, LoadedPlugin};
+use junction_host::runtime::{ExecutionRecord, Failure, LoadedPlugin};
 use junction_host::store::{AuthType, Credentials, Placement, Secret};
 use junction_tests::harness::{Harness, bearer};
 use junction_tests::mailchimp::{Member, MockMailchimp, subscriber_hash};
@@ -82,21 +82,27 @@ async fn world(member_count: usize) -> World {
     }
 }
 
+impl World {
+    /// Runs `campaign.sync` for c100 in pages of 100 and returns the record
+    /// and its summary; panics when the sync failed.
+    async fn sync(&self) -> (ExecutionRecord, serde_json::Value) {
+        let payload = json!({"campaign_id": "c100", "page_size": 100});
+        let record = self
+            .harness
+            .run(&self.plugin, "campaign.sync", payload)
+            .await;
+        let summary = record
+            .output()
+            .unwrap_or_else(|| panic!("sync failed: {record:#?}"))
+            .clone();
+        (record, summary)
+    }
+}
+
 #[tokio::test]
 async fn full_then_incremental_sync() {
     let w = world(250).await;
-    let record = w
-        .harness
-        .run(
-            &w.plugin,
-            "campaign.sync",
-            json!({"campaign_id": "c100", "page_size": 100}),
-        )
-        .await;
-    let summary = record
-        .output()
-        .unwrap_or_else(|| panic!("sync failed: {record:#?}"))
-        .clone();
+    let (record, summary) = w.sync().await;
 
     assert_eq!(summary["campaign"]["id"], "c100");
     assert_eq!(summary["campaign"]["list_id"], "list1");
@@ -183,18 +189,7 @@ async fn full_then_incremental_sync() {
     );
     w.mailchimp.journal.clear();
     w.crm.journal.clear();
-    let record = w
-        .harness
-        .run(
-            &w.plugin,
-            "campaign.sync",
-            json!({"campaign_id": "c100", "page_size": 100}),
-        )
-        .await;
-    let summary = record
-        .output()
-        .unwrap_or_else(|| panic!("second sync failed: {record:#?}"))
-        .clone();
+    let (_, summary) = w.sync().await;
     assert_eq!(summary["members"]["incremental"], true);
     assert_eq!(summary["members"]["fetched"], 2);
     assert_eq!(summary["leads"]["updated"], 2);

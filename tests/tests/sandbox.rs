@@ -9,21 +9,11 @@ use junction_host::manifest::Manifest;
 use junction_host::runtime::{Failure, LoadError};
 use junction_host::store::{AuthType, Credentials, Placement, Secret};
 use junction_tests::echo::EchoServer;
-use junction_tests::harness::{Harness, bearer, limits};
+use junction_tests::harness::{Harness, bearer, call_error, limits};
 use junction_tests::plugins;
 use serde_json::json;
 
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
-
-fn error_of(record: &junction_host::runtime::ExecutionRecord) -> String {
-    let output = record
-        .output()
-        .unwrap_or_else(|| panic!("probe failed: {record:#?}"));
-    output["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error: {output}"))
-        .to_owned()
-}
 
 #[tokio::test]
 async fn infinite_loop_stops_at_the_deadline_and_the_host_keeps_serving() {
@@ -99,7 +89,7 @@ async fn connections_must_exist_and_be_granted() {
     let record = h
         .run(&plugin, "call", json!({"url": "/x", "connection": "crm"}))
         .await;
-    let error = error_of(&record);
+    let error = call_error(&record);
     assert!(
         error.contains("unknown connection") && error.contains("not granted"),
         "{error}"
@@ -107,7 +97,7 @@ async fn connections_must_exist_and_be_granted() {
     let record = h
         .run(&plugin, "call", json!({"url": "/x", "connection": "ghost"}))
         .await;
-    let error = error_of(&record);
+    let error = call_error(&record);
     assert!(
         error.contains("unknown connection")
             && error.contains("no connection has link name `ghost`"),
@@ -152,7 +142,7 @@ async fn credentials_go_only_to_the_services_hosts() {
             json!({"url": elsewhere.url("/steal"), "connection": "crm"}),
         )
         .await;
-    let error = error_of(&record);
+    let error = call_error(&record);
     assert!(
         error.contains("forbidden") && error.contains("only sent to"),
         "{error}"
@@ -166,7 +156,7 @@ async fn credentials_go_only_to_the_services_hosts() {
             json!({"url": "/redirect", "connection": "crm", "query": [["to", to]]}),
         )
         .await;
-    let error = error_of(&record);
+    let error = call_error(&record);
     assert!(error.contains("redirect refused"), "{error}");
     assert!(
         elsewhere.journal.all().is_empty(),
@@ -177,7 +167,7 @@ async fn credentials_go_only_to_the_services_hosts() {
     let record = h
         .run(&plugin, "call", json!({"url": elsewhere.url("/plain")}))
         .await;
-    let error = error_of(&record);
+    let error = call_error(&record);
     assert!(
         error.contains("may not call") && error.contains("allowed-hosts"),
         "{error}"
@@ -212,7 +202,7 @@ async fn guest_credential_headers_are_refused_on_connection_requests() {
                 json!({"url": "/x", "connection": "crm", "headers": [[header, "Bearer mine"]]}),
             )
             .await;
-        let error = error_of(&record);
+        let error = call_error(&record);
         assert!(
             error.contains("forbidden") && error.contains("may not be set"),
             "{header}: {error}"
@@ -271,16 +261,16 @@ async fn http_budget_timeouts_and_size_limits() {
             json!({"url": api.url("/slow"), "timeout_ms": 200}),
         )
         .await;
-    assert_eq!(error_of(&record), "invoke-url: the request timed out");
+    assert_eq!(call_error(&record), "invoke-url: the request timed out");
     let record = h
         .run(&plugin, "call", json!({"url": api.url("/huge")}))
         .await;
     assert_eq!(
-        error_of(&record),
+        call_error(&record),
         "invoke-url: the response body is too large"
     );
     let record = h.run(&plugin, "call", json!({"url": "ftp://x/y"})).await;
-    assert!(error_of(&record).contains("only http and https"));
+    assert!(call_error(&record).contains("only http and https"));
 }
 
 #[tokio::test]
