@@ -3,6 +3,9 @@
 //! in these modules.
 
 pub mod cli;
+pub mod events;
 pub mod manifest;
+pub mod registry;
 pub mod runtime;
+pub mod server;
 pub mod store;

@@ -92,8 +92,17 @@ impl Manifest {
 
     /// Parses the JSON form sent with an upload.
     pub fn from_json(text: &str) -> Result<Self, ManifestError> {
-        let manifest: Manifest =
-            serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
+        // The error names the field's path (`limits.memory-mb`), not just a column.
+        let mut json = serde_json::Deserializer::from_str(text);
+        let manifest: Manifest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ManifestError::Json(inner.to_string())
+            } else {
+                ManifestError::Json(format!("`{path}`: {inner}"))
+            }
+        })?;
         manifest.validate().map_err(ManifestError::Json)?;
         Ok(manifest)
     }

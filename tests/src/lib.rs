@@ -5,6 +5,7 @@
 
 pub mod echo;
 pub mod harness;
+pub mod host;
 pub mod mailchimp;
 pub mod plugins;
 pub mod server;

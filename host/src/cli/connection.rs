@@ -1,6 +1,6 @@
-//! `junction connection add|list|remove`: static-credential connections
-//! (api-key, basic, bearer) in the local store. Secrets are read from a file
-//! or standard input, never from the command line, where `ps` and shell
+//! `junction connection add|list|show|remove` against the server: connections
+//! with static credentials (api-key, basic, bearer). Secrets are read from a
+//! file or standard input, never from the command line, where `ps` and shell
 //! history would keep them.
 
 use std::collections::BTreeMap;
@@ -8,11 +8,12 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use reqwest::Method;
 
-use super::{CliError, DEFAULT_DATA_DIR};
-use crate::store::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Secret, Service, Store, now_ms,
-};
+use super::CliError;
+use super::client::{Client, ClientError, ServerArgs, print_json};
+use crate::server::connections::ConnectionView;
+use crate::store::{AuthType, Placement, Service};
 
 /// Connection commands.
 #[derive(Debug, Subcommand)]
@@ -21,20 +22,25 @@ pub enum ConnectionCommand {
     Add(Box<AddArgs>),
     /// List connections (never their secrets).
     List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The data directory.
-        #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
     },
-    /// Remove a connection.
+    /// Show one connection (never its secret).
+    Show {
+        /// The link name.
+        link_name: String,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a connection and its stored credentials.
     Remove {
         /// The link name.
         link_name: String,
-        /// The data directory.
-        #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -76,9 +82,9 @@ pub struct AddArgs {
     /// Read the secret from this file instead of standard input.
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    /// The data directory.
-    #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    /// How to reach the server.
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -87,154 +93,147 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-/// What `list` shows of a connection: no secret, only whether there is one.
-#[derive(Debug, serde::Serialize)]
-pub struct ConnectionView {
-    /// Link name.
-    pub link_name: String,
-    /// Service.
-    pub service: String,
-    /// Status.
-    pub status: ConnectionStatus,
-    /// Metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Whether credentials are stored.
-    pub has_secret: bool,
-}
-
-impl From<&Connection> for ConnectionView {
-    fn from(c: &Connection) -> Self {
-        ConnectionView {
-            link_name: c.link_name.clone(),
-            service: c.service.clone(),
-            status: c.status,
-            metadata: c.metadata.clone(),
-            has_secret: c.credentials.has_secret(),
-        }
-    }
+fn status_word<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Runs a connection command.
-pub fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
+pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
     match command {
-        ConnectionCommand::Add(args) => {
-            let AddArgs {
-                link_name,
-                service,
-                auth_type,
-                base_url,
-                header,
-                template,
-                query_param,
-                basic_user,
-                allowed_hosts,
-                username,
-                metadata,
-                secret_file,
-                data_dir,
-            } = *args;
-            crate::store::validate_link_name(&link_name).map_err(CliError::Usage)?;
-            let store = Store::open(&data_dir)?;
-            let service = match store.service(&service)? {
-                Some(existing) => existing,
-                None => {
-                    let auth = auth_type.ok_or_else(|| {
-                        CliError::Usage(format!(
-                            "service `{service}` does not exist; give --auth (api-key, basic or bearer) and --base-url to create it"
-                        ))
-                    })?;
-                    let auth: AuthType = auth.parse().map_err(CliError::Usage)?;
-                    if auth == AuthType::Oauth2 {
-                        return Err(CliError::Usage(
-                            "oauth2 connections are authorised in the browser, not added with a secret".into(),
-                        ));
-                    }
-                    let placement = placement_for(auth, header, template, query_param, basic_user)?;
-                    let new = Service {
-                        name: service.clone(),
-                        auth_type: auth,
-                        base_url,
-                        allowed_hosts,
-                        placement,
-                        created_at_ms: now_ms(),
-                    };
-                    for host in &new.allowed_hosts {
-                        crate::runtime::HostPattern::parse(host).map_err(CliError::Usage)?;
-                    }
-                    store.create_service(&new)?;
-                    new
-                }
-            };
-            let secret = read_secret(secret_file.as_deref())?;
-            let credentials = match service.auth_type {
-                AuthType::ApiKey => Credentials::ApiKey { key: secret },
-                AuthType::Bearer => Credentials::Bearer { token: secret },
-                AuthType::Basic => Credentials::Basic {
-                    username: username.ok_or_else(|| {
-                        CliError::Usage("basic connections need --username".into())
-                    })?,
-                    password: secret,
-                },
-                AuthType::Oauth2 => {
-                    return Err(CliError::Usage(format!(
-                        "service `{}` uses oauth2; its connections are authorised in the browser",
-                        service.name
-                    )));
-                }
-            };
-            let now = now_ms();
-            let connection = Connection {
-                link_name: link_name.clone(),
-                service: service.name.clone(),
-                status: ConnectionStatus::Connected,
-                scopes: Vec::new(),
-                metadata: metadata.into_iter().collect(),
-                credentials,
-                last_error: None,
-                created_at_ms: now,
-                updated_at_ms: now,
-            };
-            store.create_connection(&connection)?;
-            println!(
-                "connection `{link_name}` added (service `{}`)",
-                service.name
-            );
-            Ok(())
-        }
-        ConnectionCommand::List { json, data_dir } => {
-            let store = Store::open(&data_dir)?;
-            let views: Vec<ConnectionView> = store
-                .connections()?
-                .iter()
-                .map(ConnectionView::from)
-                .collect();
-            if json {
-                let text = serde_json::to_string_pretty(&views)
-                    .map_err(|e| CliError::Usage(e.to_string()))?;
-                println!("{text}");
+        ConnectionCommand::Add(args) => add(*args).await,
+        ConnectionCommand::List { server } => {
+            let client = Client::new(&server)?;
+            let views: Vec<ConnectionView> = client.get(&["v1", "connections"]).await?;
+            if server.json {
+                print_json(&views);
             } else if views.is_empty() {
                 println!("no connections; add one with `junction connection add`");
             } else {
+                println!(
+                    "{:<24} {:<20} {:<14} USED BY",
+                    "LINK NAME", "SERVICE", "STATUS"
+                );
                 for view in views {
-                    let status = serde_json::to_value(view.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    println!("{:<24} {:<20} {status}", view.link_name, view.service);
+                    println!(
+                        "{:<24} {:<20} {:<14} {}",
+                        view.link_name,
+                        view.service,
+                        status_word(&view.status),
+                        view.used_by.join(", ")
+                    );
                 }
             }
             Ok(())
         }
-        ConnectionCommand::Remove {
-            link_name,
-            data_dir,
-        } => {
-            let store = Store::open(&data_dir)?;
-            store.delete_connection(&link_name)?;
+        ConnectionCommand::Show { link_name, server } => {
+            let client = Client::new(&server)?;
+            let view: ConnectionView = client.get(&["v1", "connections", &link_name]).await?;
+            if server.json {
+                print_json(&view);
+            } else {
+                println!("link name:  {}", view.link_name);
+                println!("service:    {}", view.service);
+                println!("status:     {}", status_word(&view.status));
+                println!("has secret: {}", view.has_secret);
+                for (key, value) in &view.metadata {
+                    println!("metadata:   {key}={value}");
+                }
+                if let Some(error) = &view.last_error {
+                    println!("last error: {error}");
+                }
+                println!(
+                    "use it:     Request::get(\"/...\").connection(\"{}\").send()?",
+                    view.link_name
+                );
+            }
+            Ok(())
+        }
+        ConnectionCommand::Remove { link_name, server } => {
+            let client = Client::new(&server)?;
+            client.delete(&["v1", "connections", &link_name]).await?;
             println!("connection `{link_name}` removed");
             Ok(())
         }
     }
+}
+
+async fn add(args: AddArgs) -> Result<(), CliError> {
+    crate::store::validate_link_name(&args.link_name).map_err(CliError::Usage)?;
+    let client = Client::new(&args.server)?;
+    let service: Service = match client.get(&["v1", "services", &args.service]).await {
+        Ok(service) => service,
+        Err(ClientError::Api { status: 404, .. }) => {
+            let auth = args.auth_type.as_deref().ok_or_else(|| {
+                CliError::Usage(format!(
+                    "service `{}` does not exist; give --auth (api-key, basic or bearer) and --base-url to create it",
+                    args.service
+                ))
+            })?;
+            let auth: AuthType = auth.parse().map_err(CliError::Usage)?;
+            if auth == AuthType::Oauth2 {
+                return Err(CliError::Usage(
+                    "oauth2 connections are authorised in the browser, not added with a secret"
+                        .into(),
+                ));
+            }
+            let placement = placement_for(
+                auth,
+                args.header.clone(),
+                args.template.clone(),
+                args.query_param.clone(),
+                args.basic_user.clone(),
+            )?;
+            let body = serde_json::json!({
+                "name": args.service,
+                "auth_type": auth,
+                "base_url": args.base_url,
+                "allowed_hosts": args.allowed_hosts,
+                "placement": placement,
+            });
+            client
+                .send_json(Method::POST, &["v1", "services"], &body)
+                .await?
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let secret = read_secret(args.secret_file.as_deref())?;
+    let credentials = match service.auth_type {
+        AuthType::ApiKey => serde_json::json!({"type": "api-key", "key": secret}),
+        AuthType::Bearer => serde_json::json!({"type": "bearer", "token": secret}),
+        AuthType::Basic => serde_json::json!({
+            "type": "basic",
+            "username": args.username.ok_or_else(|| CliError::Usage("basic connections need --username".into()))?,
+            "password": secret,
+        }),
+        AuthType::Oauth2 => {
+            return Err(CliError::Usage(format!(
+                "service `{}` uses oauth2; its connections are authorised in the browser",
+                service.name
+            )));
+        }
+    };
+    let metadata: BTreeMap<String, String> = args.metadata.into_iter().collect();
+    let body = serde_json::json!({
+        "link_name": args.link_name,
+        "service": service.name,
+        "credentials": credentials,
+        "metadata": metadata,
+    });
+    let view: ConnectionView = client
+        .send_json(Method::POST, &["v1", "connections"], &body)
+        .await?;
+    if args.server.json {
+        print_json(&view);
+    } else {
+        println!(
+            "connection `{}` added (service `{}`)",
+            view.link_name, view.service
+        );
+    }
+    Ok(())
 }
 
 fn placement_for(
@@ -280,7 +279,9 @@ fn placement_for(
     })
 }
 
-fn read_secret(file: Option<&std::path::Path>) -> Result<Secret, CliError> {
+/// The secret from `file` or standard input, without a trailing newline.
+/// It stays a plain string only as long as it takes to send it.
+fn read_secret(file: Option<&std::path::Path>) -> Result<String, CliError> {
     let mut text = String::new();
     match file {
         Some(path) => {
@@ -303,5 +304,5 @@ fn read_secret(file: Option<&std::path::Path>) -> Result<Secret, CliError> {
             "the secret is empty; pipe it on standard input or give --secret-file".into(),
         ));
     }
-    Ok(Secret::new(secret))
+    Ok(secret)
 }

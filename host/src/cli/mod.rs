@@ -1,10 +1,16 @@
-//! The `junction` command line (clap): `build`, `run` and `connection`. Each
-//! command returns a [`CliError`] that names what is wrong; `main` prints it
-//! and exits non-zero.
+//! The `junction` command line (clap): the server (`serve`), local commands
+//! (`build`, `run`) and client commands that talk to a server over HTTP
+//! (`deploy`, `invoke`, `plugins`, `executions`, `logs`, `connection`,
+//! `service`, `token`). Each command returns a [`CliError`] that names what
+//! is wrong; `main` prints it and exits non-zero.
 
 pub mod build;
+pub mod client;
 pub mod connection;
 pub mod event;
+pub mod remote;
+pub mod service;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,11 +67,97 @@ pub enum Command {
         #[arg(long)]
         target_dir: Option<PathBuf>,
     },
-    /// Manage connections with static credentials in the local store.
+    /// Run the host: the API, plugin registry and runtime (Ctrl-C stops it gracefully).
+    Serve(crate::server::ServeArgs),
+    /// Build a plugin (or take a .wasm) and upload it to the server as a new version.
+    Deploy(Box<remote::DeployArgs>),
+    /// Run a deployed plugin now and print the execution.
+    Invoke {
+        /// The plugin's name.
+        plugin: String,
+        /// The event: a JSON file `{"kind": ..., "payload": ...}`, or `-` for standard input.
+        #[arg(long)]
+        event: Option<String>,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// List deployed plugins.
+    Plugins {
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// List executions, newest first.
+    Executions {
+        /// Only this plugin's.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// `ok` or `failed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Show one execution: output, logs, calls and timing.
+    Logs {
+        /// The execution's id.
+        id: String,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Make an earlier version of a plugin active.
+    Rollback {
+        /// The plugin's name.
+        plugin: String,
+        /// The version; the one before the active version by default.
+        #[arg(long = "to")]
+        version: Option<u32>,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Delete a plugin with every version, its artifacts and its kv data.
+    Undeploy {
+        /// The plugin's name.
+        plugin: String,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Manage connections on the server.
     Connection {
         /// What to do with connections.
         #[command(subcommand)]
         command: connection::ConnectionCommand,
+    },
+    /// Manage services on the server.
+    Service {
+        /// What to do with services.
+        #[command(subcommand)]
+        command: service::ServiceCommand,
+    },
+    /// Manage the admin token.
+    Token {
+        /// What to do with the token.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// Admin token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a new admin token; the old one stops working.
+    Rotate {
+        /// The data directory (and, if the server runs, how to reach it).
+        #[command(flatten)]
+        server: client::ServerArgs,
     },
 }
 
@@ -84,6 +176,14 @@ pub enum CliError {
     Load(#[from] crate::runtime::LoadError),
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    Config(#[from] crate::server::config::ConfigError),
+    #[error(transparent)]
+    Auth(#[from] crate::server::auth::AuthError),
     #[error("{0}")]
     Usage(String),
     #[error("the execution failed")]
@@ -130,7 +230,36 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Err(CliError::ExecutionFailed)
             }
         }
-        Command::Connection { command } => connection::dispatch(command),
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            crate::server::serve(config).await?;
+            Ok(())
+        }
+        Command::Deploy(args) => remote::deploy(*args).await,
+        Command::Invoke {
+            plugin,
+            event,
+            server,
+        } => remote::invoke(&plugin, event.as_deref(), &server).await,
+        Command::Plugins { server } => remote::plugins(&server).await,
+        Command::Executions {
+            plugin,
+            status,
+            limit,
+            server,
+        } => remote::executions(plugin.as_deref(), status.as_deref(), limit, &server).await,
+        Command::Logs { id, server } => remote::logs(&id, &server).await,
+        Command::Rollback {
+            plugin,
+            version,
+            server,
+        } => remote::rollback(&plugin, version, &server).await,
+        Command::Undeploy { plugin, server } => remote::undeploy(&plugin, &server).await,
+        Command::Connection { command } => connection::dispatch(command).await,
+        Command::Service { command } => service::dispatch(command).await,
+        Command::Token {
+            command: TokenCommand::Rotate { server },
+        } => token::rotate(&server).await,
     }
 }
 

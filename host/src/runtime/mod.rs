@@ -263,6 +263,39 @@ impl Runtime {
         world::compile(&self.engine, bytes)
     }
 
+    /// Compiles `bytes` ahead of time into an artifact and loads it: the
+    /// artifact is what the registry stores, the component what it runs.
+    /// The component is checked against the `plugin` world.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<(Vec<u8>, Component), LoadError> {
+        let artifact = world::precompile(&self.engine, bytes)?;
+        let component = self.deserialize_own_artifact(&artifact)?;
+        world::check_shape(&self.engine, &component)?;
+        Ok((artifact, component))
+    }
+
+    /// Loads an artifact produced by [`Runtime::precompile`] of an engine
+    /// with the same [`Runtime::compatibility_hash`].
+    ///
+    /// Only pass bytes this host produced: the caller must have verified
+    /// their origin (the store checks a tag sealed with the master key),
+    /// because an artifact is machine code that runs unchecked.
+    pub fn deserialize_own_artifact(&self, artifact: &[u8]) -> Result<Component, LoadError> {
+        // SAFETY: the artifact came from `Engine::precompile_component` of an
+        // engine with the same compatibility hash (the documented contract of
+        // this function); wasmtime also checks its own version header.
+        unsafe { Component::deserialize(&self.engine, artifact) }
+            .map_err(|e| LoadError::Compile(format!("cannot load the precompiled artifact: {e:#}")))
+    }
+
+    /// A stable hex digest of everything that makes an artifact loadable by
+    /// this engine: artifacts are keyed by it, so a wasmtime upgrade or a
+    /// configuration change recompiles instead of loading stale code.
+    pub fn compatibility_hash(&self) -> String {
+        let mut hasher = Sha256Hasher(sha2::Sha256::default());
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+        hex::encode(sha2::Digest::finalize(hasher.0))
+    }
+
     /// Pre-links a compiled component with what the plugin was granted.
     pub fn load(
         &self,
@@ -393,6 +426,23 @@ pub fn validate_component(bytes: &[u8]) -> Result<(), LoadError> {
     let linker = build_linker(&engine).map_err(LoadError::Compile)?;
     let component = world::compile(&engine, bytes)?;
     world::instantiate_pre(&engine, &linker, &component).map(|_| ())
+}
+
+/// Feeds `Hash` input into sha256, which, unlike `DefaultHasher`, is the same
+/// in every build.
+struct Sha256Hasher(sha2::Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = sha2::Digest::finalize(self.0.clone());
+        u64::from_le_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ])
+    }
 }
 
 /// The marker the epoch callback traps with when the deadline has passed.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Event;
 
 /// How an execution failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Failure {
     /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
@@ -24,11 +24,14 @@ pub enum Failure {
 }
 
 /// The result of an execution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Outcome {
     /// The handler returned this JSON value.
-    Ok { output: serde_json::Value },
+    Ok {
+        #[schema(value_type = Object)]
+        output: serde_json::Value,
+    },
     /// It failed.
     Failed { failure: Failure, message: String },
 }
@@ -40,7 +43,7 @@ impl Outcome {
 }
 
 /// One line of the execution's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// `trace`..`error` from the `log` interface, or `stdout`/`stderr`.
     pub level: String,
@@ -51,7 +54,7 @@ pub struct LogLine {
 }
 
 /// One `invoke-url` call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallRecord {
     /// The method.
     pub method: String,
@@ -68,7 +71,7 @@ pub struct CallRecord {
 }
 
 /// Everything about one execution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     /// Unique id.
     pub id: String,

@@ -31,7 +31,8 @@ fn import_allowed(name: &str) -> bool {
     name.starts_with("junction:plugin/") || name.starts_with("wasi:")
 }
 
-pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+/// Rejects bytes that are not a component before the compiler sees them.
+fn check_encoding(bytes: &[u8]) -> Result<(), LoadError> {
     if !bytes.starts_with(b"\0asm") {
         return Err(LoadError::NotWasm);
     }
@@ -41,6 +42,19 @@ pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadEr
     if !wasmparser::Parser::is_component(bytes) {
         return Err(LoadError::UnknownVersion);
     }
+    Ok(())
+}
+
+/// Compiles `bytes` ahead of time into an artifact for this engine.
+pub(crate) fn precompile(engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    check_encoding(bytes)?;
+    engine
+        .precompile_component(bytes)
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+    check_encoding(bytes)?;
     let component =
         Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     check_shape(engine, &component)?;

@@ -1,10 +1,13 @@
 //! The host's persistent state in one redb file: services, connections (with
 //! their secrets sealed by [`crypto`]), each plugin's private key-value
-//! namespace, and the schema version. Everything persistent goes through
+//! namespace, deployed plugins and their artifacts ([`plugins`]), execution
+//! records ([`executions`]), the admin token's hash, and the schema version. Everything persistent goes through
 //! here, so another backend can be added without touching the runtime.
 
 pub mod crypto;
+pub mod executions;
 mod model;
+pub mod plugins;
 mod secret;
 
 use std::path::{Path, PathBuf};
@@ -12,14 +15,16 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use crypto::Cipher;
+pub use executions::ExecutionQuery;
 pub use model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, now_ms,
     validate_link_name, validate_service_name,
 };
+pub use plugins::{NewVersion, PluginRecord, PluginVersion, validate_plugin_name};
 pub use secret::Secret;
 
 /// The schema this build writes; older files are migrated on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// The redb file inside the data directory.
 pub const DB_FILE: &str = "junction.redb";
 /// Largest kv key, in bytes.
@@ -30,6 +35,7 @@ pub const MAX_KV_VALUE: usize = 1024 * 1024;
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
 const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
 
 /// What can go wrong in the store.
@@ -105,10 +111,18 @@ impl Store {
             if found > SCHEMA_VERSION {
                 return Err(StoreError::NewerSchema(found));
             }
-            // Version 0 is a new file; there is nothing older to convert yet.
+            // Version 0 is a new file; version 1 lacked the plugin and
+            // execution tables, which opening creates. Nothing is rewritten.
             txn.open_table(SERVICES).map_err(db)?;
             txn.open_table(CONNECTIONS).map_err(db)?;
             txn.open_table(KV).map_err(db)?;
+            txn.open_table(plugins::PLUGINS).map_err(db)?;
+            txn.open_table(plugins::COMPONENTS).map_err(db)?;
+            txn.open_table(plugins::ARTIFACTS).map_err(db)?;
+            txn.open_table(executions::EXECUTIONS).map_err(db)?;
+            txn.open_table(executions::EXECUTION_IDS).map_err(db)?;
+            txn.open_table(executions::BY_PLUGIN).map_err(db)?;
+            txn.open_table(executions::COUNTS).map_err(db)?;
             meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
                 .map_err(db)?;
         }
@@ -122,6 +136,27 @@ impl Store {
         let meta = txn.open_table(META).map_err(db)?;
         let version = meta.get("schema_version").map_err(db)?;
         Ok(version.and_then(|v| v.value().parse().ok()).unwrap_or(0))
+    }
+
+    /// The sha256 (hex) of the admin token, once one was issued.
+    pub fn admin_token_hash(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        Ok(meta
+            .get(ADMIN_TOKEN_HASH)
+            .map_err(db)?
+            .map(|v| v.value().to_owned()))
+    }
+
+    /// Records the sha256 (hex) of a new admin token; the old one stops working.
+    pub fn set_admin_token_hash(&self, hash: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            meta.insert(ADMIN_TOKEN_HASH, hash).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
     }
 
     // ----- services -----
@@ -172,6 +207,27 @@ impl Store {
             })?);
         }
         Ok(out)
+    }
+
+    /// Replaces an existing service's definition (its name stays).
+    pub fn update_service(&self, service: &Service) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(service)
+            .map_err(|e| StoreError::Corrupt(service.name.clone(), e.to_string()))?;
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(SERVICES).map_err(db)?;
+            if table.get(service.name.as_str()).map_err(db)?.is_none() {
+                return Err(StoreError::NotFound {
+                    kind: "service",
+                    name: service.name.clone(),
+                });
+            }
+            table
+                .insert(service.name.as_str(), bytes.as_slice())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
     }
 
     /// Removes a service no connection uses.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::secret::Secret;
 
 /// How a connection proves who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthType {
     /// OAuth 2.0 access (and refresh) tokens.
@@ -48,7 +48,7 @@ impl std::str::FromStr for AuthType {
 }
 
 /// Where the host puts a connection's credential on an outbound request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "in", rename_all = "kebab-case")]
 pub enum Placement {
     /// A header whose value is `template` with `{token}` replaced by the credential.
@@ -71,7 +71,7 @@ impl Placement {
 }
 
 /// A third-party API: how to reach it and how to authenticate to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Service {
     /// Unique name, e.g. `mailchimp`.
     pub name: String,
@@ -91,7 +91,7 @@ pub struct Service {
 }
 
 /// Whether a connection can be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectionStatus {
     /// Authorised and usable.

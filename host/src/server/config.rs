@@ -1,0 +1,190 @@
+//! `junction serve`'s configuration: built-in defaults (the embedded default:
+//! `./junction-data`, 127.0.0.1:7070), overridden by a TOML file
+//! (`--config`), overridden by `JUNCTION_*` environment variables, overridden
+//! by flags. clap reads flags and environment together; the file fills in
+//! what neither set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::events::history::DEFAULT_RETENTION;
+use crate::registry::DEFAULT_MAX_COMPONENT_BYTES;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+/// Flags (and their environment variables) of `junction serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (kebab-case keys).
+    #[arg(long, env = "JUNCTION_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (redb file, key file, admin token) [default: junction-data].
+    #[arg(long, env = "JUNCTION_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "JUNCTION_LISTEN")]
+    pub listen: Option<String>,
+    /// Largest component upload, in MiB [default: 10].
+    #[arg(long, env = "JUNCTION_MAX_UPLOAD_MB")]
+    pub max_upload_mb: Option<u64>,
+    /// Execution records kept per plugin [default: 10000].
+    #[arg(long, env = "JUNCTION_EXECUTION_RETENTION")]
+    pub execution_retention: Option<u64>,
+    /// Plugin instances running at once [default: 64].
+    #[arg(long, env = "JUNCTION_MAX_INSTANCES")]
+    pub max_instances: Option<u32>,
+}
+
+/// The same settings in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    max_upload_mb: Option<u64>,
+    execution_retention: Option<u64>,
+    max_instances: Option<u32>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Largest component.
+    pub max_component_bytes: usize,
+    /// Execution records kept per plugin.
+    pub execution_retention: u64,
+    /// Plugin instances at once.
+    pub max_instances: u32,
+    /// Whether to use the pooling allocator.
+    pub pooling: bool,
+}
+
+impl ServerConfig {
+    /// The embedded default for `data_dir`, listening on `listen`.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen,
+            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            execution_retention: DEFAULT_RETENTION,
+            max_instances: 64,
+            pooling: true,
+        }
+    }
+}
+
+/// What is wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("listen address `{0}` is not host:port (e.g. 127.0.0.1:7070)")]
+    Listen(String),
+    #[error("{0} must be above 0")]
+    Zero(&'static str),
+}
+
+impl ServeArgs {
+    /// Resolves flags, environment, file and defaults, in that order.
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = self
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_DATA_DIR));
+        let mut config = ServerConfig::new(data_dir, listen);
+        if let Some(mb) = self.max_upload_mb.or(file.max_upload_mb) {
+            if mb == 0 {
+                return Err(ConfigError::Zero("max-upload-mb"));
+            }
+            config.max_component_bytes =
+                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.execution_retention.or(file.execution_retention) {
+            if n == 0 {
+                return Err(ConfigError::Zero("execution-retention"));
+            }
+            config.execution_retention = n;
+        }
+        if let Some(n) = self.max_instances.or(file.max_instances) {
+            if n == 0 {
+                return Err(ConfigError::Zero("max-instances"));
+            }
+            config.max_instances = n;
+        }
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: shown,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junction.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nexecution-retention = 5\ndata-dir = \"/tmp/from-file\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:9100".into()),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.execution_retention, 5);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
+        assert_eq!(config.max_component_bytes, DEFAULT_MAX_COMPONENT_BYTES);
+
+        let defaults = ServeArgs::default().resolve().unwrap();
+        assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(defaults.data_dir, PathBuf::from("junction-data"));
+
+        std::fs::write(&path, "listen = 7\n").unwrap();
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

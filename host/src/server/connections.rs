@@ -1,0 +1,234 @@
+//! `/v1/connections`: named accounts of services with static credentials
+//! (api-key, basic, bearer). Secrets are write-only: a response says at most
+//! `has_secret: true`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::{AppState, blocking};
+use crate::store::{
+    AuthType, Connection, ConnectionStatus, Credentials, Secret, Store, StoreError, now_ms,
+};
+
+/// The secret part of a new connection.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CredentialsInput {
+    /// A static API key.
+    ApiKey { key: String },
+    /// HTTP Basic user name and password.
+    Basic { username: String, password: String },
+    /// A static bearer token.
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for CredentialsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialsInput(***)")
+    }
+}
+
+/// A new connection.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// The link name plugins use: a lower-case letter, then a-z, 0-9, `_`; at most 50. It never changes.
+    pub link_name: String,
+    /// The service it belongs to.
+    pub service: String,
+    /// Its credentials, matching the service's auth type.
+    pub credentials: CredentialsInput,
+    /// Non-secret values for the base URL template (`dc`, `api_domain`, ...).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Scopes, for the record.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// A connection as the API shows it: never a secret.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    /// The link name.
+    pub link_name: String,
+    /// The service.
+    pub service: String,
+    /// The service's auth type.
+    pub auth_type: Option<AuthType>,
+    /// Whether it can be used.
+    pub status: ConnectionStatus,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Non-secret metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Whether credentials are stored.
+    pub has_secret: bool,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at_ms: u64,
+    /// When it last changed.
+    pub updated_at_ms: u64,
+    /// Plugins whose active version is granted this connection.
+    pub used_by: Vec<String>,
+}
+
+fn view(store: &Store, connection: &Connection) -> Result<ConnectionView, StoreError> {
+    let auth_type = store.service(&connection.service)?.map(|s| s.auth_type);
+    let used_by = store
+        .plugins()?
+        .into_iter()
+        .filter(|p| {
+            p.active()
+                .is_some_and(|v| v.granted_connections.contains(&connection.link_name))
+        })
+        .map(|p| p.name)
+        .collect();
+    Ok(ConnectionView {
+        link_name: connection.link_name.clone(),
+        service: connection.service.clone(),
+        auth_type,
+        status: connection.status,
+        scopes: connection.scopes.clone(),
+        metadata: connection.metadata.clone(),
+        has_secret: connection.credentials.has_secret(),
+        last_error: connection.last_error.clone(),
+        created_at_ms: connection.created_at_ms,
+        updated_at_ms: connection.updated_at_ms,
+        used_by,
+    })
+}
+
+/// Lists every connection.
+#[utoipa::path(
+    get,
+    path = "/v1/connections",
+    tag = "connections",
+    responses((status = 200, body = [ConnectionView]), (status = 401, body = ErrorBody))
+)]
+pub(crate) async fn list_connections(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ConnectionView>>, ApiError> {
+    let store = state.store.clone();
+    let views = blocking(move || {
+        store
+            .connections()?
+            .iter()
+            .map(|c| view(&store, c))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(Json(views))
+}
+
+/// Creates a connection with static credentials.
+#[utoipa::path(
+    post,
+    path = "/v1/connections",
+    tag = "connections",
+    request_body(content = CreateConnection, content_type = "application/json"),
+    responses(
+        (status = 201, body = ConnectionView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 409, description = "The link name is taken", body = ErrorBody)
+    )
+)]
+pub(crate) async fn create_connection(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<CreateConnection>,
+) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+    let credentials = match input.credentials {
+        CredentialsInput::ApiKey { key } => Credentials::ApiKey {
+            key: non_empty(key, "credentials.key")?,
+        },
+        CredentialsInput::Basic { username, password } => Credentials::Basic {
+            username,
+            password: non_empty(password, "credentials.password")?,
+        },
+        CredentialsInput::Bearer { token } => Credentials::Bearer {
+            token: non_empty(token, "credentials.token")?,
+        },
+    };
+    let now = now_ms();
+    let connection = Connection {
+        link_name: input.link_name,
+        service: input.service,
+        status: ConnectionStatus::Connected,
+        scopes: input.scopes,
+        metadata: input.metadata,
+        credentials,
+        last_error: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let store = state.store.clone();
+    let created = blocking(move || {
+        store.create_connection(&connection)?;
+        view(&store, &connection)
+    })
+    .await?;
+    tracing::info!(link = %created.link_name, service = %created.service, "connection created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+fn non_empty(value: String, field: &str) -> Result<Secret, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(format!("{field} is empty")));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Shows a connection (never its secret).
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{link}",
+    tag = "connections",
+    params(("link" = String, Path, description = "The link name")),
+    responses(
+        (status = 200, body = ConnectionView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub(crate) async fn get_connection(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    let store = state.store.clone();
+    let lookup = link.clone();
+    blocking(move || match store.connection(&lookup)? {
+        Some(connection) => view(&store, &connection).map(Some),
+        None => Ok(None),
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("no connection with link name `{link}`")))
+}
+
+/// Deletes a connection and its stored credentials.
+#[utoipa::path(
+    delete,
+    path = "/v1/connections/{link}",
+    tag = "connections",
+    params(("link" = String, Path, description = "The link name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub(crate) async fn delete_connection(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.delete_connection(&link)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,144 @@
+//! `/v1/executions`: the execution history, newest first, filtered by plugin
+//! and status, and one execution in full (output, logs, calls, timing).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, blocking};
+use crate::runtime::{ExecutionRecord, Failure, Outcome};
+use crate::store::ExecutionQuery;
+
+/// Most executions one list returns.
+const MAX_LIMIT: usize = 1000;
+
+/// Filters for the list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this plugin's executions.
+    plugin: Option<String>,
+    /// `ok` or `failed`.
+    status: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    limit: Option<usize>,
+}
+
+/// One execution, without its output, logs and calls.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionSummary {
+    /// Its id (for `GET /v1/executions/{id}`).
+    pub id: String,
+    /// The plugin.
+    pub plugin: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's kind.
+    pub event_kind: String,
+    /// When it started.
+    pub started_at_ms: u64,
+    /// Wall time.
+    pub wall_time_ms: f64,
+    /// `ok` or `failed`.
+    pub status: String,
+    /// How it failed.
+    pub failure: Option<Failure>,
+    /// The failure's message.
+    pub message: Option<String>,
+    /// How many `invoke-url` calls it made.
+    pub calls: usize,
+    /// How many log lines it wrote.
+    pub log_lines: usize,
+}
+
+impl From<&ExecutionRecord> for ExecutionSummary {
+    fn from(record: &ExecutionRecord) -> Self {
+        let (status, failure, message) = match &record.outcome {
+            Outcome::Ok { .. } => ("ok", None, None),
+            Outcome::Failed { failure, message } => {
+                ("failed", Some(*failure), Some(message.clone()))
+            }
+        };
+        ExecutionSummary {
+            id: record.id.clone(),
+            plugin: record.plugin.clone(),
+            event_id: record.event_id.clone(),
+            event_kind: record.event_kind.clone(),
+            started_at_ms: record.started_at_ms,
+            wall_time_ms: record.wall_time_ms,
+            status: status.to_owned(),
+            failure,
+            message,
+            calls: record.calls.len(),
+            log_lines: record.logs.len(),
+        }
+    }
+}
+
+/// Lists executions, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/executions",
+    tag = "executions",
+    params(ListQuery),
+    responses(
+        (status = 200, body = [ExecutionSummary]),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)
+    )
+)]
+pub(crate) async fn list_executions(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ExecutionSummary>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let ok = match query.status.as_deref() {
+        None => None,
+        Some("ok") => Some(true),
+        Some("failed") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "status `{other}` is not `ok` or `failed`"
+            )));
+        }
+    };
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid(format!(
+            "limit must be 1 to {MAX_LIMIT}, not {limit}"
+        )));
+    }
+    let filter = ExecutionQuery {
+        plugin: query.plugin,
+        ok,
+        limit,
+    };
+    let store = state.store.clone();
+    let records = blocking(move || store.executions(&filter)).await?;
+    Ok(Json(records.iter().map(ExecutionSummary::from).collect()))
+}
+
+/// One execution in full.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}",
+    tag = "executions",
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, body = ExecutionRecord),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub(crate) async fn get_execution(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionRecord>, ApiError> {
+    let store = state.store.clone();
+    let lookup = id.clone();
+    blocking(move || store.execution(&lookup))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no execution with id `{id}`")))
+}

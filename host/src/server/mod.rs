@@ -1,0 +1,403 @@
+//! The HTTP server (axum on tokio): the `/v1` API behind admin auth, its
+//! OpenAPI document generated from the handlers, `/healthz`, and the
+//! lifecycle of `junction serve` — open the store, issue the admin token on
+//! first start, load every active plugin from its artifact, serve, and on
+//! shutdown let in-flight requests finish before the store is closed.
+
+pub mod auth;
+pub mod config;
+pub mod connections;
+pub mod error;
+pub mod executions;
+pub mod plugins;
+pub mod services;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::events::history::{History, HistoryError};
+use crate::registry::{LoadReport, Registry, RegistryError};
+use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use crate::store::{Store, StoreError};
+
+pub use auth::AdminAuth;
+pub use config::{ServeArgs, ServerConfig};
+use error::ApiError;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error: {0}")]
+    Serve(String),
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    store: Arc<Store>,
+    registry: Registry,
+    history: History,
+    auth: AdminAuth,
+    config: ServerConfig,
+    openapi: OnceLock<String>,
+}
+
+/// The handlers' state.
+pub(crate) type AppState = Arc<Shared>;
+
+/// The API description; paths are added from the handlers by `routes!`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Junction",
+        description = "WebAssembly component plugins with managed third-party connections. Every /v1 route needs `Authorization: Bearer <admin token>`."
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+    tags(
+        (name = "plugins", description = "Upload, version and run plugins"),
+        (name = "executions", description = "What ran and what happened"),
+        (name = "connections", description = "Named, authorised accounts of services"),
+        (name = "services", description = "Third-party APIs and how to authenticate to them"),
+        (name = "admin", description = "The admin token and the API description")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the whole router: `/v1` (authenticated), `/healthz`, fallbacks.
+fn router(state: AppState) -> Router {
+    let upload_limit = state.config.max_component_bytes + 1024 * 1024;
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(plugins::upload_plugin))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    let (v1, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::get_plugin, plugins::delete_plugin))
+        .routes(routes!(plugins::rollback_plugin))
+        .routes(routes!(plugins::invoke_plugin))
+        .routes(routes!(executions::list_executions))
+        .routes(routes!(executions::get_execution))
+        .routes(routes!(
+            connections::list_connections,
+            connections::create_connection
+        ))
+        .routes(routes!(
+            connections::get_connection,
+            connections::delete_connection
+        ))
+        .routes(routes!(services::list_services, services::create_service))
+        .routes(routes!(
+            services::get_service,
+            services::update_service,
+            services::delete_service
+        ))
+        .routes(routes!(rotate_token))
+        .routes(routes!(openapi_json))
+        .merge(uploads)
+        .split_for_parts();
+    let text = serde_json::to_string_pretty(&openapi).unwrap_or_else(|_| "{}".to_owned());
+    // Set once, here, before the router serves anything.
+    let _ = state.openapi.set(text);
+
+    let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+        state.auth.clone(),
+        auth::require_admin,
+    ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// `GET /healthz`: the server is up and serving.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "plugins": state.registry.active_count(),
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the API is described at /v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method; see /v1/openapi.json",
+    )
+}
+
+/// The API as an OpenAPI 3 document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "admin",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"))
+)]
+async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    let text = state.openapi.get().cloned().unwrap_or_default();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+}
+
+/// Where the new admin token went.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RotatedToken {
+    /// The file the new token was written to (0600); the token itself is
+    /// never sent over the API.
+    token_file: String,
+}
+
+/// Rotates the admin token: the old one stops working at once, the new one
+/// is written to the data directory's `admin-token` file.
+#[utoipa::path(
+    post,
+    path = "/v1/token/rotate",
+    tag = "admin",
+    responses(
+        (status = 200, body = RotatedToken),
+        (status = 401, body = error::ErrorBody)
+    )
+)]
+async fn rotate_token(State(state): State<AppState>) -> Result<axum::Json<RotatedToken>, ApiError> {
+    let shared = state.clone();
+    tokio::task::spawn_blocking(move || shared.auth.rotate(&shared.store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    tracing::info!("admin token rotated");
+    Ok(axum::Json(RotatedToken {
+        token_file: auth::token_path(state.store.data_dir())
+            .display()
+            .to_string(),
+    }))
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    issued_token: Option<String>,
+    load_report: LoadReport,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    store: Weak<Store>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Opens the store, loads the plugins, binds and starts serving.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let data_dir = config.data_dir.clone();
+        let store = Arc::new(
+            tokio::task::spawn_blocking(move || Store::open(&data_dir))
+                .await
+                .map_err(|e| ServerError::Serve(e.to_string()))??,
+        );
+        let (auth, issued_token) = AdminAuth::load_or_issue(&store)?;
+        let runtime = Arc::new(Runtime::new(
+            store.clone(),
+            RuntimeConfig {
+                pooling: config.pooling,
+                max_instances: config.max_instances,
+                ..RuntimeConfig::default()
+            },
+        )?);
+        let grace = runtime.config().ceiling.timeout + Duration::from_secs(5);
+        let registry = Registry::new(runtime, config.max_component_bytes);
+        let started = Instant::now();
+        let load_report = registry.load_all().await?;
+        tracing::info!(
+            from_artifact = load_report.from_artifact,
+            compiled = load_report.compiled,
+            failed = load_report.failed,
+            ms = started.elapsed().as_millis() as u64,
+            "plugins loaded"
+        );
+        let history = History::start(store.clone(), config.execution_retention)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let weak_store = Arc::downgrade(&store);
+        let state = Arc::new(Shared {
+            store,
+            registry,
+            history,
+            auth,
+            config,
+            openapi: OnceLock::new(),
+        });
+        let app = router(state);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Server {
+            addr,
+            issued_token,
+            load_report,
+            stop,
+            task,
+            store: weak_store,
+            grace,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin token, when this start issued it (the first start).
+    pub fn issued_token(&self) -> Option<&str> {
+        self.issued_token.as_deref()
+    }
+
+    /// How the stored plugins were loaded at start.
+    pub fn load_report(&self) -> LoadReport {
+        self.load_report
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (each
+    /// execution ends by its deadline), writes the queued execution records
+    /// and closes the store.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        // Requests get as long as the longest execution may run; a client
+        // that keeps a connection open past that is cut off.
+        match tokio::time::timeout(self.grace, &mut task).await {
+            Ok(joined) => joined
+                .map_err(|e| ServerError::Serve(e.to_string()))?
+                .map_err(|e| ServerError::Serve(e.to_string()))?,
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = self.grace.as_secs(),
+                    "connections still open after the grace period; closing them"
+                );
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        // Blocking tasks that still hold the store finish within moments;
+        // wait for them so the redb file is closed when this returns.
+        let waited = Instant::now();
+        while self.store.strong_count() > 0 && waited.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if self.store.strong_count() > 0 {
+            tracing::warn!("the store is still in use after shutdown");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn serve(config: ServerConfig) -> Result<(), ServerError> {
+    let data_dir = config.data_dir.clone();
+    let server = Server::start(config).await?;
+    if let Some(token) = server.issued_token() {
+        // Shown once; afterwards it is only in the 0600 token file.
+        println!(
+            "admin token (shown once, also in {}): {token}",
+            auth::token_path(&data_dir).display()
+        );
+    }
+    let report = server.load_report();
+    println!(
+        "junction listening on http://{} (data in {}, {} plugins loaded)",
+        server.addr(),
+        data_dir.display(),
+        report.from_artifact + report.compiled
+    );
+    shutdown_signal().await;
+    println!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
+
+/// Runs blocking store work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}

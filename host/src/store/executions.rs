@@ -1,0 +1,163 @@
+//! Execution records, newest first, with a per-plugin retention cap. Records
+//! are written in batches (one transaction, one fsync for many executions)
+//! by the history writer in `events`.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Store, StoreError, db};
+use crate::runtime::ExecutionRecord;
+
+/// Sequence number → the record as JSON.
+pub(super) const EXECUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("executions");
+/// Execution id → sequence number.
+pub(super) const EXECUTION_IDS: TableDefinition<&str, u64> = TableDefinition::new("execution_ids");
+/// (plugin, sequence number) → whether it succeeded.
+pub(super) const BY_PLUGIN: TableDefinition<(&str, u64), bool> =
+    TableDefinition::new("executions_by_plugin");
+/// Plugin → how many of its records are kept.
+pub(super) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("execution_counts");
+
+const NEXT_SEQ: &str = "next_execution_seq";
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionQuery {
+    /// Only this plugin's.
+    pub plugin: Option<String>,
+    /// Only successes (`Some(true)`) or failures (`Some(false)`).
+    pub ok: Option<bool>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
+}
+
+impl Store {
+    /// Appends `records` in one transaction, then trims each plugin's history
+    /// to its newest `retention` records.
+    pub fn insert_executions(
+        &self,
+        records: &[ExecutionRecord],
+        retention: u64,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(super::META).map_err(db)?;
+            let mut seq: u64 = match meta.get(NEXT_SEQ).map_err(db)? {
+                Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
+                    StoreError::Corrupt(format!("meta/{NEXT_SEQ}"), e.to_string())
+                })?,
+                None => 1,
+            };
+            let mut executions = txn.open_table(EXECUTIONS).map_err(db)?;
+            let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
+            let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
+            let mut counts = txn.open_table(COUNTS).map_err(db)?;
+            for record in records {
+                let bytes = serde_json::to_vec(record)
+                    .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))?;
+                executions.insert(seq, bytes.as_slice()).map_err(db)?;
+                ids.insert(record.id.as_str(), seq).map_err(db)?;
+                by_plugin
+                    .insert((record.plugin.as_str(), seq), record.is_ok())
+                    .map_err(db)?;
+                let count = counts
+                    .get(record.plugin.as_str())
+                    .map_err(db)?
+                    .map(|v| v.value())
+                    .unwrap_or(0)
+                    + 1;
+                let excess = count.saturating_sub(retention);
+                if excess > 0 {
+                    let plugin = record.plugin.as_str();
+                    let oldest: Vec<u64> = by_plugin
+                        .range((plugin, 0)..=(plugin, u64::MAX))
+                        .map_err(db)?
+                        .take(excess as usize)
+                        .map(|row| row.map(|(key, _)| key.value().1))
+                        .collect::<Result<_, _>>()
+                        .map_err(db)?;
+                    for old in oldest {
+                        by_plugin.remove((plugin, old)).map_err(db)?;
+                        if let Some(bytes) = executions.remove(old).map_err(db)? {
+                            let old_record = decode(old, bytes.value())?;
+                            ids.remove(old_record.id.as_str()).map_err(db)?;
+                        }
+                    }
+                }
+                counts
+                    .insert(record.plugin.as_str(), count - excess)
+                    .map_err(db)?;
+                seq += 1;
+            }
+            meta.insert(NEXT_SEQ, seq.to_string().as_str())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The execution with this id.
+    pub fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
+        let Some(seq) = ids.get(id).map_err(db)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let executions = txn.open_table(EXECUTIONS).map_err(db)?;
+        match executions.get(seq).map_err(db)? {
+            Some(bytes) => decode(seq, bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Executions matching `query`, newest first.
+    pub fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let executions = txn.open_table(EXECUTIONS).map_err(db)?;
+        let mut out = Vec::new();
+        if query.limit == 0 {
+            return Ok(out);
+        }
+        match &query.plugin {
+            Some(plugin) => {
+                let by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
+                let plugin = plugin.as_str();
+                for row in by_plugin
+                    .range((plugin, 0)..=(plugin, u64::MAX))
+                    .map_err(db)?
+                    .rev()
+                {
+                    let (key, ok) = row.map_err(db)?;
+                    if query.ok.is_some_and(|want| want != ok.value()) {
+                        continue;
+                    }
+                    let seq = key.value().1;
+                    if let Some(bytes) = executions.get(seq).map_err(db)? {
+                        out.push(decode(seq, bytes.value())?);
+                    }
+                    if out.len() >= query.limit {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for row in executions.iter().map_err(db)?.rev() {
+                    let (seq, bytes) = row.map_err(db)?;
+                    let record = decode(seq.value(), bytes.value())?;
+                    if query.ok.is_some_and(|want| want != record.is_ok()) {
+                        continue;
+                    }
+                    out.push(record);
+                    if out.len() >= query.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

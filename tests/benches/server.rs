@@ -1,0 +1,174 @@
+//! Server benchmark: `POST /v1/plugins/hello/invoke` over loopback with N
+//! concurrent clients (requests/s, p50/p99 latency), and the time a restart
+//! takes until 100 deployed plugins are ready to serve.
+//!
+//! Run with `cargo bench -p junction-tests --bench server`. Each invoke is a
+//! real execution whose record is durably committed before the response;
+//! commits are grouped, so concurrency shares fsyncs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use junction_host::server::Server;
+use junction_tests::host::TestHost;
+use junction_tests::plugins::component_bytes;
+use serde_json::json;
+
+const RUN_FOR: Duration = Duration::from_secs(4);
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+/// Appends a custom section so each copy of a component has its own sha256.
+fn with_custom_section(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"junction-bench";
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name);
+    body.extend_from_slice(tag.as_bytes());
+    bytes.push(0);
+    leb(body.len(), &mut bytes);
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+async fn invoke_load(host: &Arc<TestHost>, clients: usize) {
+    let deadline = Instant::now() + RUN_FOR;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let response = host
+                    .request(reqwest::Method::POST, "/v1/plugins/hello/invoke")
+                    .json(&json!({"kind": "hello", "payload": {"n": 1}}))
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(sent.elapsed());
+                    }
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (latencies, failed) = task.await.expect("client task");
+        all.extend(latencies);
+        failures += failed;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    println!(
+        "invoke hello  clients {clients:>3}: {:>7.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {failures} failed)",
+        all.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.50).as_secs_f64() * 1000.0,
+        percentile(&all, 0.99).as_secs_f64() * 1000.0,
+        all.len(),
+    );
+}
+
+async fn restart_with_plugins(count: usize) {
+    let mut host = TestHost::start().await;
+    let hello = component_bytes("hello");
+    let uploads = Instant::now();
+    for i in 0..count {
+        let bytes = with_custom_section(hello.clone(), &i.to_string());
+        let answer = host.upload(&format!("hello-{i}"), bytes, None, None).await;
+        assert_eq!(answer.status, reqwest::StatusCode::CREATED, "{}", answer.text);
+    }
+    println!(
+        "deploy {count} distinct components: {:.1} s ({:.0} ms each, compile included)",
+        uploads.elapsed().as_secs_f64(),
+        uploads.elapsed().as_secs_f64() * 1000.0 / count as f64
+    );
+    host.stop().await;
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let mut config = host.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        let started = Instant::now();
+        let server = Server::start(config).await.expect("restart");
+        let ready = started.elapsed();
+        let report = server.load_report();
+        assert_eq!(report.from_artifact, count, "every plugin from its artifact");
+        // Ready means serving: the last plugin answers.
+        let url = format!("http://{}/v1/plugins/hello-{}/invoke", server.addr(), count - 1);
+        let answer = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(&host.token)
+            .json(&json!({"kind": "hello"}))
+            .send()
+            .await
+            .expect("invoke");
+        assert!(answer.status().is_success());
+        let _ = answer.bytes().await;
+        samples.push(ready);
+        server.shutdown().await.expect("shutdown");
+    }
+    samples.sort();
+    println!(
+        "restart with {count} plugins ready: median {:.0} ms, min {:.0} ms, max {:.0} ms (5 restarts, all from artifacts)",
+        samples[2].as_secs_f64() * 1000.0,
+        samples[0].as_secs_f64() * 1000.0,
+        samples[4].as_secs_f64() * 1000.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs a smoke pass.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        if smoke {
+            let host = Arc::new(TestHost::start().await);
+            host.upload("hello", component_bytes("hello"), None, None).await;
+            let answer = host.invoke("hello", "hello", json!({})).await;
+            assert_eq!(answer.json["status"], "ok");
+            println!("server bench smoke run ok; `cargo bench -p junction-tests --bench server` for figures");
+            return;
+        }
+        println!(
+            "machine: {} cores",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
+        let host = Arc::new(TestHost::start().await);
+        let answer = host.upload("hello", component_bytes("hello"), None, None).await;
+        assert_eq!(answer.status, reqwest::StatusCode::CREATED);
+        for _ in 0..200 {
+            host.invoke("hello", "hello", json!({})).await;
+        }
+        for clients in [1, 4, 16, 64] {
+            invoke_load(&host, clients).await;
+        }
+        restart_with_plugins(100).await;
+    });
+}

@@ -1,0 +1,161 @@
+//! The real `junction serve` (in process) on 127.0.0.1:0 with a temporary
+//! data directory, and a small HTTP client for its API.
+
+use std::net::SocketAddr;
+
+use junction_host::server::{Server, ServerConfig};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A running server and what it takes to talk to it.
+pub struct TestHost {
+    pub dir: TempDir,
+    pub config: ServerConfig,
+    pub server: Option<Server>,
+    pub token: String,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+/// An answer: status and body (JSON when it parses, else `Value::Null`).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    async fn from(response: Response) -> Self {
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, text, json }
+    }
+
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The error message of an error answer.
+    pub fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl TestHost {
+    /// Starts a server with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse().expect("addr"));
+        config.max_instances = 16;
+        adjust(&mut config);
+        let server = Server::start(config.clone()).await.expect("server starts");
+        let token = server
+            .issued_token()
+            .expect("the first start issues a token")
+            .to_owned();
+        let url = format!("http://{}", server.addr());
+        TestHost {
+            dir,
+            config,
+            server: Some(server),
+            token,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server().addr()
+    }
+
+    /// Stops the server gracefully (the store is closed when this returns).
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("graceful shutdown");
+        }
+    }
+
+    /// Stops and starts the server on the same data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        let server = Server::start(config).await.expect("server restarts");
+        assert!(server.issued_token().is_none(), "the token is issued once");
+        self.url = format!("http://{}", server.addr());
+        self.server = Some(server);
+    }
+
+    /// A request with the admin token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends a request.
+    pub async fn send(&self, request: RequestBuilder) -> Answer {
+        Answer::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
+    /// Uploads a component with an optional manifest and grant list.
+    pub async fn upload(
+        &self,
+        name: &str,
+        component: Vec<u8>,
+        manifest: Option<&Value>,
+        grants: Option<&[&str]>,
+    ) -> Answer {
+        let mut form = reqwest::multipart::Form::new().part(
+            "component",
+            reqwest::multipart::Part::bytes(component).file_name("plugin.wasm"),
+        );
+        if let Some(manifest) = manifest {
+            form = form.text("manifest", manifest.to_string());
+        }
+        if let Some(grants) = grants {
+            form = form.text("grants", serde_json::to_string(grants).expect("json"));
+        }
+        self.send(
+            self.request(Method::PUT, &format!("/v1/plugins/{name}"))
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// Invokes a plugin with an event.
+    pub async fn invoke(&self, name: &str, kind: &str, payload: Value) -> Answer {
+        self.post(
+            &format!("/v1/plugins/{name}/invoke"),
+            &serde_json::json!({"kind": kind, "payload": payload}),
+        )
+        .await
+    }
+}
