@@ -100,7 +100,12 @@ async fn restart_with_plugins(count: usize) {
     for i in 0..count {
         let bytes = with_custom_section(hello.clone(), &i.to_string());
         let answer = host.upload(&format!("hello-{i}"), bytes, None, None).await;
-        assert_eq!(answer.status, reqwest::StatusCode::CREATED, "{}", answer.text);
+        assert_eq!(
+            answer.status,
+            reqwest::StatusCode::CREATED,
+            "{}",
+            answer.text
+        );
     }
     println!(
         "deploy {count} distinct components: {:.1} s ({:.0} ms each, compile included)",
@@ -116,9 +121,16 @@ async fn restart_with_plugins(count: usize) {
         let server = Server::start(config).await.expect("restart");
         let ready = started.elapsed();
         let report = server.load_report();
-        assert_eq!(report.from_artifact, count, "every plugin from its artifact");
+        assert_eq!(
+            report.from_artifact, count,
+            "every plugin from its artifact"
+        );
         // Ready means serving: the last plugin answers.
-        let url = format!("http://{}/v1/plugins/hello-{}/invoke", server.addr(), count - 1);
+        let url = format!(
+            "http://{}/v1/plugins/hello-{}/invoke",
+            server.addr(),
+            count - 1
+        );
         let answer = reqwest::Client::new()
             .post(url)
             .bearer_auth(&host.token)

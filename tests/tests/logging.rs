@@ -1,12 +1,15 @@
-//! The host's own log never carries a secret. Alone in its test binary:
+//! The host's own log — runtime and server — never carries a secret. Alone in its test binary:
 //! tracing caches per-callsite interest process-wide, so a scoped subscriber
 //! is only reliable when no other test runs beside it.
 
 use junction_tests::echo::EchoServer;
 use junction_tests::harness::{Harness, call_error};
+use junction_tests::host::TestHost;
+use junction_tests::plugins::component_bytes;
 use serde_json::json;
 
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
+const SERVER_SECRET: &str = "srv_key_SecretValue_5b7a90";
 
 /// Collects everything the host logs at debug level on this thread.
 #[derive(Clone, Default)]
@@ -33,7 +36,8 @@ async fn secrets_stay_out_of_the_host_log() {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global: the server logs from worker and blocking threads too.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
     let h = Harness::new();
     let api = EchoServer::start().await;
@@ -62,4 +66,63 @@ async fn secrets_stay_out_of_the_host_log() {
             .expect("json")
             .contains(TOKEN)
     );
+
+    // The server: a connection created over the API, a plugin using it, a
+    // failed upload, a token rotation, a restart. Neither the connection's
+    // secret nor an admin token reaches the log.
+    let mut host = TestHost::start().await;
+    let first_admin_token = host.token.clone();
+    let service = json!({"name": "hub", "auth_type": "api-key", "base_url": api.origin(),
+        "placement": {"in": "query", "name": "hapikey"}});
+    assert_eq!(host.post("/v1/services", &service).await.status, 201);
+    let connection = json!({"link_name": "hub", "service": "hub",
+        "credentials": {"type": "api-key", "key": SERVER_SECRET}});
+    assert_eq!(host.post("/v1/connections", &connection).await.status, 201);
+    let manifest = json!({"connections": ["hub"]});
+    let up = host
+        .upload("probe", component_bytes("probe"), Some(&manifest), None)
+        .await;
+    assert_eq!(up.status, 201, "{}", up.text);
+    let run = host
+        .invoke(
+            "probe",
+            "call",
+            json!({"url": "/c?x=1", "connection": "hub"}),
+        )
+        .await;
+    assert_eq!(run.json["output"]["status"], 200, "{}", run.text);
+    assert!(
+        host.upload("probe", b"junk".to_vec(), None, None)
+            .await
+            .status
+            .is_client_error()
+    );
+    let rotated = host.post("/v1/token/rotate", &json!({})).await;
+    assert_eq!(rotated.status, 200);
+    assert!(
+        !rotated.text.contains("jct_"),
+        "the new token is not sent: {}",
+        rotated.text
+    );
+    host.token = std::fs::read_to_string(host.dir.path().join("admin-token")).expect("token");
+    host.restart().await;
+    assert_eq!(host.get("/v1/plugins").await.status, 200);
+    host.stop().await;
+
+    let log =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(
+        log.contains("plugin deployed") && log.contains("plugins loaded"),
+        "{log}"
+    );
+    for secret in [
+        SERVER_SECRET,
+        first_admin_token.as_str(),
+        host.token.as_str(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "the server log leaks a secret: {log}"
+        );
+    }
 }

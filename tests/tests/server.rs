@@ -767,3 +767,51 @@ async fn execution_history_filters_and_keeps_the_newest() {
             .all(|e| e["status"] == "ok")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
+    let mut host = TestHost::start().await;
+    let manifest = json!({"limits": {"timeout-ms": 1500, "memory-mb": 32}});
+    let up = host
+        .upload("probe", component_bytes("probe"), Some(&manifest), None)
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    assert_eq!(
+        host.upload("hello", component_bytes("hello"), None, None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let looping = host
+        .request(Method::POST, "/v1/plugins/probe/invoke")
+        .json(&json!({"kind": "loop"}));
+    let in_flight = tokio::spawn(async move {
+        let response = looping.send().await.expect("answered");
+        (
+            response.status(),
+            response.json::<Value>().await.expect("json"),
+        )
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Meanwhile the server serves, and a plugin that allocates without end
+    // is stopped at its cap.
+    let run = host.invoke("hello", "hello", json!({})).await;
+    assert_eq!(run.json["status"], "ok", "{}", run.text);
+    let run = host.invoke("probe", "alloc", json!({})).await;
+    assert_eq!(run.json["failure"], "memory-limit", "{}", run.text);
+
+    // Shutdown waits for the looping execution, which is cut at its deadline
+    // and still answered and recorded.
+    host.stop().await;
+    let (status, record) = in_flight.await.expect("task");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(record["failure"], "timeout", "{record}");
+    let id = record["id"].as_str().expect("id");
+    let store = junction_host::store::Store::open(host.dir.path()).expect("redb opens cleanly");
+    let stored = store.execution(id).expect("read").expect("recorded");
+    assert_eq!(
+        stored.failure().map(|f| f.0),
+        Some(junction_host::runtime::Failure::Timeout)
+    );
+}

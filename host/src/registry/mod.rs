@@ -293,7 +293,7 @@ impl Registry {
     ) -> Result<(Vec<String>, Vec<String>), RegistryError> {
         let existing: Vec<String> = self
             .store
-            .connections()?
+            .sealed_connections()?
             .into_iter()
             .map(|c| c.link_name)
             .collect();

@@ -1,5 +1,6 @@
 //! The `kv` interface: a durable key-value namespace private to each plugin,
-//! kept in the store under the plugin's name.
+//! kept in the store under the plugin's name. Writes commit (and fsync) on a
+//! blocking thread, so a plugin's `set` never stalls other executions.
 
 use super::HostState;
 use super::bindings::junction::plugin::kv::Host;
@@ -15,17 +16,20 @@ impl Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        Ok(self
-            .shared
-            .store
-            .kv_set(&self.plugin, &key, &value)
-            .map_err(|err| err.to_string()))
+        let store = self.shared.store.clone();
+        let plugin = self.plugin.clone();
+        let written = tokio::task::spawn_blocking(move || store.kv_set(&plugin, &key, &value))
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("kv store unavailable: {e}")))?;
+        Ok(written.map_err(|err| err.to_string()))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.shared
-            .store
-            .kv_delete(&self.plugin, &key)
+        let store = self.shared.store.clone();
+        let plugin = self.plugin.clone();
+        tokio::task::spawn_blocking(move || store.kv_delete(&plugin, &key))
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("kv store unavailable: {e}")))?
             .map_err(|err| wasmtime::Error::msg(format!("kv store unavailable: {err}")))
     }
 

@@ -78,7 +78,7 @@ pub struct ConnectionView {
     pub used_by: Vec<String>,
 }
 
-fn view(store: &Store, connection: &Connection) -> Result<ConnectionView, StoreError> {
+fn view<S>(store: &Store, connection: &Connection<S>) -> Result<ConnectionView, StoreError> {
     let auth_type = store.service(&connection.service)?.map(|s| s.auth_type);
     let used_by = store
         .plugins()?
@@ -117,7 +117,7 @@ pub(crate) async fn list_connections(
     let store = state.store.clone();
     let views = blocking(move || {
         store
-            .connections()?
+            .sealed_connections()?
             .iter()
             .map(|c| view(&store, c))
             .collect::<Result<Vec<_>, _>>()
@@ -203,7 +203,7 @@ pub(crate) async fn get_connection(
 ) -> Result<Json<ConnectionView>, ApiError> {
     let store = state.store.clone();
     let lookup = link.clone();
-    blocking(move || match store.connection(&lookup)? {
+    blocking(move || match store.sealed_connection(&lookup)? {
         Some(connection) => view(&store, &connection).map(Some),
         None => Ok(None),
     })

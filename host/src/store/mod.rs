@@ -233,7 +233,7 @@ impl Store {
     /// Removes a service no connection uses.
     pub fn delete_service(&self, name: &str) -> Result<(), StoreError> {
         let users: Vec<String> = self
-            .connections()?
+            .sealed_connections()?
             .into_iter()
             .filter(|c| c.service == name)
             .map(|c| c.link_name)
@@ -395,6 +395,33 @@ impl Store {
             out.push(self.open_connection(link.value(), bytes.value())?);
         }
         Ok(out)
+    }
+
+    /// Every connection with its secrets still sealed: for listings, which
+    /// need only whether a secret exists, not the secret.
+    pub fn sealed_connections(&self) -> Result<Vec<Connection<String>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CONNECTIONS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (link, bytes) = row.map_err(db)?;
+            out.push(serde_json::from_slice(bytes.value()).map_err(|e| {
+                StoreError::Corrupt(format!("connections/{}", link.value()), e.to_string())
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// The connection with this link name, its secrets still sealed.
+    pub fn sealed_connection(&self, link: &str) -> Result<Option<Connection<String>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CONNECTIONS).map_err(db)?;
+        let Some(bytes) = table.get(link).map_err(db)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))
     }
 
     /// Removes a connection.

@@ -1,19 +1,24 @@
 //! The README's first command: the seed's MailChimp → Zoho CRM sync, end to
-//! end on this machine. It starts mock MailChimp and Zoho CRM servers on
-//! 127.0.0.1 (there is no internet here, and no real account is needed),
-//! stores the two connections in `./junction-data` (the embedded default),
-//! builds `plugins/mailchimp-sync` and runs a `campaign.sync` event twice —
-//! the second run is incremental — printing each execution record.
+//! end on this machine, through the real server. It starts mock MailChimp and
+//! Zoho CRM servers on 127.0.0.1 (there is no internet here, and no real
+//! account is needed), starts `junction serve` on the embedded default
+//! (`./junction-data`, issuing the admin token on first start), creates the
+//! two connections over the API, deploys `plugins/mailchimp-sync` the way
+//! `junction deploy` does, invokes a `campaign.sync` event twice — the second
+//! run is incremental — and lists the executions, printing what the CLI prints.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use junction_host::cli::{DEFAULT_DATA_DIR, RunOptions, run_once};
-use junction_host::store::{AuthType, Credentials, Placement, Secret, Store};
-use junction_tests::harness::{ConnectionCredentials, store_connection};
+use junction_host::cli::DEFAULT_DATA_DIR;
+use junction_host::cli::client::{Client, ClientError, ServerArgs};
+use junction_host::cli::remote::{self, DeployArgs};
+use junction_host::server::{Server, ServerConfig};
 use junction_tests::mailchimp::{Member, MockMailchimp};
 use junction_tests::plugins::{plugin_target_dir, workspace_root};
 use junction_tests::zoho::MockCrm;
+use reqwest::Method;
+use serde_json::json;
 
 const DEMO_TOKEN_MAILCHIMP: &str = "demo-mailchimp-token";
 const DEMO_TOKEN_CRM: &str = "1000.demo-crm-token";
@@ -41,51 +46,87 @@ async fn main() -> anyhow::Result<()> {
         mailchimp.addr, crm.addr
     );
 
-    {
-        let store =
-            Store::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
-        put_connection(
-            &store,
-            "mailchimp",
-            "mailchimp-demo",
-            &mailchimp.base_url(),
-            Placement::bearer(),
-            DEMO_TOKEN_MAILCHIMP,
-            &[],
-        )?;
-        put_connection(
-            &store,
-            "zohocrm",
-            "zohocrm-demo",
-            "{api_domain}",
-            Placement::Header {
-                name: "Authorization".into(),
-                template: "Zoho-oauthtoken {token}".into(),
-            },
-            DEMO_TOKEN_CRM,
-            &[("api_domain", &crm.api_domain())],
-        )?;
-        // Start the demo from a full sync each time.
-        store.kv_delete("mailchimp-sync", "cursor/demo-list")?;
+    let config = ServerConfig::new(&data_dir, "127.0.0.1:0".parse()?);
+    let server = Server::start(config).await.with_context(|| {
+        format!(
+            "starting the server on {} (if `junction serve` is running there, stop it or set JUNCTION_DATA_DIR to another folder)",
+            data_dir.display()
+        )
+    })?;
+    if let Some(token) = server.issued_token() {
+        println!(
+            "first start: admin token issued and written to {}/admin-token ({}…)",
+            data_dir.display(),
+            &token[..8]
+        );
     }
+    let url = format!("http://{}", server.addr());
     println!(
-        "connections `mailchimp` and `zohocrm` stored (encrypted) in {}",
+        "junction serve listening on {url} (data in {})",
         data_dir.display()
     );
+    let args = ServerArgs {
+        url,
+        token: None,
+        data_dir: data_dir.clone(),
+        json: false,
+    };
+    let result = run(&args, &mailchimp, &crm).await;
+    server.shutdown().await?;
+    result?;
+    println!("\nZoho CRM now holds {} leads.", crm.lead_count());
+    println!(
+        "\nNext: `./target/debug/junction serve`, then in another terminal `./target/debug/junction deploy plugins/hello` and `./target/debug/junction invoke hello`."
+    );
+    Ok(())
+}
 
-    let event_file = data_dir.join("demo-event.json");
+async fn run(args: &ServerArgs, mailchimp: &MockMailchimp, crm: &MockCrm) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    put_connection(
+        &client,
+        "mailchimp",
+        json!({"name": "mailchimp-demo", "auth_type": "bearer", "base_url": mailchimp.base_url()}),
+        DEMO_TOKEN_MAILCHIMP,
+        json!({}),
+    )
+    .await?;
+    put_connection(
+        &client,
+        "zohocrm",
+        json!({
+            "name": "zohocrm-demo", "auth_type": "bearer", "base_url": "{api_domain}",
+            "placement": {"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"},
+        }),
+        DEMO_TOKEN_CRM,
+        json!({"api_domain": crm.api_domain()}),
+    )
+    .await?;
+    println!(
+        "connections `mailchimp` and `zohocrm` created over the API (secrets encrypted at rest)"
+    );
+
+    // Start from a full sync: a fresh deploy has an empty kv namespace.
+    match client.delete(&["v1", "plugins", "mailchimp-sync"]).await {
+        Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
+    println!("\n=== junction deploy plugins/mailchimp-sync ===");
+    remote::deploy(DeployArgs {
+        plugin: workspace_root().join("plugins/mailchimp-sync"),
+        name: None,
+        grants: vec![],
+        manifest: None,
+        target_dir: Some(plugin_target_dir()),
+        server: args.clone(),
+    })
+    .await?;
+
+    let event_file = args.data_dir.join("demo-event.json");
     std::fs::write(
         &event_file,
         r#"{"kind": "campaign.sync", "payload": {"campaign_id": "demo-campaign", "page_size": 20}}"#,
     )?;
-    let options = RunOptions {
-        data_dir: data_dir.clone(),
-        grants: vec![],
-        allow_hosts: vec![],
-        manifest: None,
-        target_dir: Some(plugin_target_dir()),
-    };
-    let plugin = workspace_root().join("plugins/mailchimp-sync");
     let event = event_file.to_str().context("event path")?;
     for (run, change) in [
         ("first run (full sync)", false),
@@ -99,48 +140,56 @@ async fn main() -> anyhow::Result<()> {
                 "2026-11-27T12:00:00+00:00",
             );
         }
-        println!(
-            "\n=== {run}: junction run plugins/mailchimp-sync --event {} ===",
-            event_file.display()
-        );
-        let record = run_once(&plugin, event, &options).await?;
-        println!("{}", serde_json::to_string_pretty(&record)?);
-        if !record.is_ok() {
+        println!("\n=== {run}: junction invoke mailchimp-sync --event {event} ===");
+        if remote::invoke("mailchimp-sync", Some(event), args)
+            .await
+            .is_err()
+        {
             bail!("the sync failed");
         }
     }
-    println!("\nZoho CRM now holds {} leads.", crm.lead_count());
+    println!("\n=== junction executions --plugin mailchimp-sync ===");
+    remote::executions(Some("mailchimp-sync"), None, 5, args).await?;
     Ok(())
 }
 
-fn put_connection(
-    store: &Store,
+/// Replaces the demo's connection `link` (and its service) with a fresh one;
+/// refuses to touch a real connection of the same name.
+async fn put_connection(
+    client: &Client,
     link: &str,
-    service_name: &str,
-    base_url: &str,
-    placement: Placement,
+    service: serde_json::Value,
     token: &str,
-    metadata: &[(&str, &str)],
+    metadata: serde_json::Value,
 ) -> anyhow::Result<()> {
-    if let Some(existing) = store.connection(link)? {
-        if existing.service != service_name {
-            bail!(
-                "`{link}` in this data directory is a real connection (service `{}`); run the demo with JUNCTION_DATA_DIR set to another folder",
-                existing.service
-            );
-        }
-        store.delete_connection(link)?;
+    let service_name = service["name"].as_str().context("service name")?.to_owned();
+    match client
+        .get::<serde_json::Value>(&["v1", "connections", link])
+        .await
+    {
+        Ok(existing) if existing["service"] != service_name.as_str() => bail!(
+            "`{link}` in this data directory is a real connection (service {}); run the demo with JUNCTION_DATA_DIR set to another folder",
+            existing["service"]
+        ),
+        Ok(_) => client.delete(&["v1", "connections", link]).await?,
+        Err(ClientError::Api { status: 404, .. }) => {}
+        Err(other) => return Err(other.into()),
     }
-    if store.service(service_name)?.is_some() {
-        store.delete_service(service_name)?;
+    match client.delete(&["v1", "services", &service_name]).await {
+        Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
+        Err(other) => return Err(other.into()),
     }
-    let auth = ConnectionCredentials {
-        auth_type: AuthType::Bearer,
-        placement,
-        credentials: Credentials::Bearer {
-            token: Secret::new(token.into()),
-        },
-    };
-    store_connection(store, link, service_name, base_url, auth, metadata)?;
+    let _: serde_json::Value = client
+        .send_json(Method::POST, &["v1", "services"], &service)
+        .await?;
+    let connection = json!({
+        "link_name": link,
+        "service": service_name,
+        "credentials": {"type": "bearer", "token": token},
+        "metadata": metadata,
+    });
+    let _: serde_json::Value = client
+        .send_json(Method::POST, &["v1", "connections"], &connection)
+        .await?;
     Ok(())
 }
