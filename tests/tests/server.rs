@@ -514,33 +514,18 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "does not compile",
     );
 
-    let answer = host
-        .upload(
-            "hello",
-            hello.clone(),
-            Some(&json!({"limits": {"memory-mb": "lots"}})),
-            None,
-        )
-        .await;
-    assert_error(&answer, StatusCode::BAD_REQUEST, "memory-mb");
-    let answer = host
-        .upload(
-            "hello",
-            hello.clone(),
-            Some(&json!({"allowed-hosts": ["ftp://x"]})),
-            None,
-        )
-        .await;
-    assert_error(&answer, StatusCode::BAD_REQUEST, "allowed-hosts");
-    let answer = host
-        .upload(
-            "hello",
-            hello.clone(),
-            Some(&json!({"limits": {"timeout-ms": 999999999}})),
-            None,
-        )
-        .await;
-    assert_error(&answer, StatusCode::BAD_REQUEST, "ceiling");
+    // Each bad manifest is refused with the field named.
+    for (manifest, needle) in [
+        (json!({"limits": {"memory-mb": "lots"}}), "limits.memory-mb"),
+        (json!({"allowed-hosts": ["ftp://x"]}), "allowed-hosts"),
+        (json!({"limits": {"timeout-ms": 999999999}}), "ceiling"),
+        (json!({"conections": ["x"]}), "conections"),
+    ] {
+        let answer = host
+            .upload("hello", hello.clone(), Some(&manifest), None)
+            .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, needle);
+    }
     let answer = host.upload("Hello_World", hello.clone(), None, None).await;
     assert_error(
         &answer,

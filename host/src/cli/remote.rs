@@ -13,7 +13,7 @@ use reqwest::multipart::{Form, Part};
 use super::client::{Client, ServerArgs, print_json};
 use super::{CliError, build, event};
 use crate::manifest::Manifest;
-use crate::runtime::{ExecutionRecord, Outcome};
+use crate::runtime::{ExecutionRecord, Failure, Outcome};
 use crate::server::executions::ExecutionSummary;
 use crate::server::plugins::{PluginDetail, PluginSummary, UploadResponse};
 
@@ -172,6 +172,14 @@ pub async fn invoke(
     }
 }
 
+/// The failure class as the API names it (`memory-limit`, ...).
+fn failure_word(failure: Failure) -> String {
+    serde_json::to_value(failure)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn print_record(record: &ExecutionRecord) {
     match &record.outcome {
         Outcome::Ok { output } => {
@@ -183,10 +191,7 @@ fn print_record(record: &ExecutionRecord) {
             println!("{text}");
         }
         Outcome::Failed { failure, message } => {
-            let class = serde_json::to_value(failure)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let class = failure_word(*failure);
             println!(
                 "failed ({class}) in {:.1} ms (execution {})",
                 record.wall_time_ms, record.id
@@ -303,13 +308,7 @@ pub async fn executions(
     );
     for e in list {
         let status = match e.failure {
-            Some(failure) => format!(
-                "failed: {}",
-                serde_json::to_value(failure)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
+            Some(failure) => format!("failed: {}", failure_word(failure)),
             None => e.status.clone(),
         };
         println!(

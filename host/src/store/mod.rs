@@ -164,16 +164,32 @@ impl Store {
     /// Adds a new service.
     pub fn create_service(&self, service: &Service) -> Result<(), StoreError> {
         validate_service_name(&service.name).map_err(StoreError::Invalid)?;
+        self.put_service(service, false)
+    }
+
+    /// Writes `service`; it must already exist exactly when `replace` is set.
+    fn put_service(&self, service: &Service, replace: bool) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(service)
             .map_err(|e| StoreError::Corrupt(service.name.clone(), e.to_string()))?;
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(SERVICES).map_err(db)?;
-            if table.get(service.name.as_str()).map_err(db)?.is_some() {
-                return Err(StoreError::Exists {
-                    kind: "service",
-                    name: service.name.clone(),
-                });
+            let exists = table.get(service.name.as_str()).map_err(db)?.is_some();
+            let name = service.name.clone();
+            match (exists, replace) {
+                (true, false) => {
+                    return Err(StoreError::Exists {
+                        kind: "service",
+                        name,
+                    });
+                }
+                (false, true) => {
+                    return Err(StoreError::NotFound {
+                        kind: "service",
+                        name,
+                    });
+                }
+                _ => {}
             }
             table
                 .insert(service.name.as_str(), bytes.as_slice())
@@ -211,23 +227,7 @@ impl Store {
 
     /// Replaces an existing service's definition (its name stays).
     pub fn update_service(&self, service: &Service) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(service)
-            .map_err(|e| StoreError::Corrupt(service.name.clone(), e.to_string()))?;
-        let txn = self.db.begin_write().map_err(db)?;
-        {
-            let mut table = txn.open_table(SERVICES).map_err(db)?;
-            if table.get(service.name.as_str()).map_err(db)?.is_none() {
-                return Err(StoreError::NotFound {
-                    kind: "service",
-                    name: service.name.clone(),
-                });
-            }
-            table
-                .insert(service.name.as_str(), bytes.as_slice())
-                .map_err(db)?;
-        }
-        txn.commit().map_err(db)?;
-        Ok(())
+        self.put_service(service, true)
     }
 
     /// Removes a service no connection uses.
