@@ -631,6 +631,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
         );
         assert_eq!(answer.code(), "not-found", "{method} {path}");
     }
+    let answer = host
+        .post("/v1/plugins/hello/invoke", &json!({"kind": "two words"}))
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "`kind`");
+    let answer = host
+        .post("/v1/plugins/hello/invoke", &json!({"id": "x".repeat(129)}))
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "`id`");
     let answer = host.get("/v1/executions?status=maybe").await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "`maybe`");
     let answer = host.get("/v1/executions?limit=0").await;

@@ -152,6 +152,17 @@ fn summary(state: &AppState, record: &PluginRecord) -> PluginSummary {
     }
 }
 
+/// Event kinds and ids: 1 to 128 visible ASCII characters, so they print
+/// and index cleanly.
+fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must be 1 to 128 visible ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
 /// Lists every plugin.
 #[utoipa::path(
     get,
@@ -422,6 +433,10 @@ pub(crate) async fn invoke_plugin(
         }
         return Err(RegistryError::NotFound(name).into());
     };
+    let kind = request.kind.unwrap_or_else(|| "invoke".to_owned());
+    check_label("kind", &kind)?;
+    let id = request.id.unwrap_or_else(new_id);
+    check_label("id", &id)?;
     let payload = serde_json::to_string(&request.payload).map_err(ApiError::internal)?;
     let max = plugin.loaded.limits().payload_bytes;
     if payload.len() > max {
@@ -431,8 +446,8 @@ pub(crate) async fn invoke_plugin(
         )));
     }
     let event = Event {
-        id: request.id.unwrap_or_else(new_id),
-        kind: request.kind.unwrap_or_else(|| "invoke".to_owned()),
+        id,
+        kind,
         payload,
         occurred_at_ms: now_ms(),
     };

@@ -10,6 +10,7 @@ mod model;
 pub mod plugins;
 mod secret;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -78,10 +79,15 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        // Private to the owner: it holds the key file and the admin token.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
         let cipher = Cipher::load(data_dir)?;
         let db = Database::create(data_dir.join(DB_FILE)).map_err(db)?;
         let store = Store {
@@ -572,7 +578,12 @@ mod tests {
     #[test]
     fn kv_is_namespaced_per_plugin() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let data_dir = dir.path().join("data");
+        let store = Store::open(&data_dir).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&data_dir).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700, "a new data directory is private");
         store.kv_set("a", "cursor/1", b"x").unwrap();
         store.kv_set("a", "cursor/2", b"y").unwrap();
         store.kv_set("a", "other", b"z").unwrap();
