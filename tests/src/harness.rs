@@ -150,14 +150,19 @@ pub fn store_connection(
     auth: ConnectionCredentials,
     metadata: &[(&str, &str)],
 ) -> Result<(), junction_host::store::StoreError> {
-    store.create_service(&Service {
-        name: service_name.to_owned(),
-        auth_type: auth.auth_type,
-        base_url: Some(base_url.to_owned()),
-        allowed_hosts: Vec::new(),
-        placement: auth.placement,
-        created_at_ms: now_ms(),
-    })?;
+    store.create_service(
+        &Service {
+            name: service_name.to_owned(),
+            auth_type: auth.auth_type,
+            base_url: Some(base_url.to_owned()),
+            allowed_hosts: Vec::new(),
+            placement: auth.placement,
+            oauth: None,
+            has_client_secret: false,
+            created_at_ms: now_ms(),
+        },
+        None,
+    )?;
     store.create_connection(&Connection {
         link_name: link.to_owned(),
         service: service_name.to_owned(),

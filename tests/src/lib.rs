@@ -7,6 +7,7 @@ pub mod echo;
 pub mod harness;
 pub mod host;
 pub mod mailchimp;
+pub mod oauth;
 pub mod plugins;
 pub mod server;
 pub mod zoho;

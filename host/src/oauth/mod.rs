@@ -1,5 +1,11 @@
-//! OAuth 2.0 connections. So far: lenient parsing and classification of
-//! token endpoint responses ([`token`]). Service definitions, the catalog,
-//! the authorize/callback flow and the refresh engine build on it.
+//! OAuth 2.0 connections: a service's OAuth settings ([`settings`]), the
+//! authorize/callback and client-credentials flows ([`flow`]), and lenient
+//! parsing and classification of token endpoint responses ([`token`]).
+//! The catalog and the refresh engine build on these.
 
+pub mod flow;
+pub mod settings;
 pub mod token;
+
+pub use flow::{FlowError, OAuth, Started};
+pub use settings::{ClientAuth, Grant, OAuthSettings};

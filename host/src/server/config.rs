@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Plugin instances running at once [default: 64].
     #[arg(long, env = "JUNCTION_MAX_INSTANCES")]
     pub max_instances: Option<u32>,
+    /// The URL browsers reach this host at, for OAuth redirect URIs
+    /// [default: http://<listen address>].
+    #[arg(long, env = "JUNCTION_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The same settings in the TOML file.
@@ -47,6 +51,7 @@ struct FileConfig {
     max_upload_mb: Option<u64>,
     execution_retention: Option<u64>,
     max_instances: Option<u32>,
+    public_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -64,6 +69,8 @@ pub struct ServerConfig {
     pub max_instances: u32,
     /// Whether to use the pooling allocator.
     pub pooling: bool,
+    /// Where browsers reach the host; `http://<listen address>` when absent.
+    pub public_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -76,6 +83,7 @@ impl ServerConfig {
             execution_retention: DEFAULT_RETENTION,
             max_instances: 64,
             pooling: true,
+            public_url: None,
         }
     }
 }
@@ -94,6 +102,8 @@ pub enum ConfigError {
     Listen(String),
     #[error("{0} must be above 0")]
     Zero(&'static str),
+    #[error("public URL `{0}` is not usable: {1}")]
+    PublicUrl(String, String),
 }
 
 impl ServeArgs {
@@ -135,6 +145,14 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("max-instances"));
             }
             config.max_instances = n;
+        }
+        if let Some(public) = self.public_url.clone().or(file.public_url) {
+            let parsed = url::Url::parse(&public)
+                .map_err(|e| ConfigError::PublicUrl(public.clone(), e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::PublicUrl(public, "use http or https".into()));
+            }
+            config.public_url = Some(public.trim_end_matches('/').to_owned());
         }
         Ok(config)
     }

@@ -41,8 +41,11 @@ pub struct CreateConnection {
     pub link_name: String,
     /// The service it belongs to.
     pub service: String,
-    /// Its credentials, matching the service's auth type.
-    pub credentials: CredentialsInput,
+    /// Its credentials, matching the service's auth type. Absent for an
+    /// oauth2 service: the connection starts disconnected and is authorised
+    /// with `POST /v1/connections/{link}/authorize`.
+    #[serde(default)]
+    pub credentials: Option<CredentialsInput>,
     /// Non-secret values for the base URL template (`dc`, `api_domain`, ...).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -144,23 +147,32 @@ pub(crate) async fn create_connection(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+    for scope in &input.scopes {
+        crate::oauth::settings::check_scope(scope).map_err(ApiError::invalid)?;
+    }
     let credentials = match input.credentials {
-        CredentialsInput::ApiKey { key } => Credentials::ApiKey {
+        None => Credentials::None,
+        Some(CredentialsInput::ApiKey { key }) => Credentials::ApiKey {
             key: non_empty(key, "credentials.key")?,
         },
-        CredentialsInput::Basic { username, password } => Credentials::Basic {
+        Some(CredentialsInput::Basic { username, password }) => Credentials::Basic {
             username,
             password: non_empty(password, "credentials.password")?,
         },
-        CredentialsInput::Bearer { token } => Credentials::Bearer {
+        Some(CredentialsInput::Bearer { token }) => Credentials::Bearer {
             token: non_empty(token, "credentials.token")?,
         },
+    };
+    let status = if credentials.has_secret() {
+        ConnectionStatus::Connected
+    } else {
+        ConnectionStatus::Disconnected
     };
     let now = now_ms();
     let connection = Connection {
         link_name: input.link_name,
         service: input.service,
-        status: ConnectionStatus::Connected,
+        status,
         scopes: input.scopes,
         metadata: input.metadata,
         credentials,

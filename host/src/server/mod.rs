@@ -9,6 +9,7 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod executions;
+pub mod oauth;
 pub mod plugins;
 pub mod services;
 
@@ -65,6 +66,9 @@ pub(crate) struct Shared {
     auth: AdminAuth,
     config: ServerConfig,
     openapi: OnceLock<String>,
+    oauth: crate::oauth::OAuth,
+    /// Where browsers reach this host (for OAuth redirect URIs).
+    public_url: String,
 }
 
 /// The handlers' state.
@@ -123,6 +127,7 @@ fn router(state: AppState) -> Router {
             connections::get_connection,
             connections::delete_connection
         ))
+        .routes(routes!(oauth::authorize_connection))
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(
             services::get_service,
@@ -143,6 +148,7 @@ fn router(state: AppState) -> Router {
     ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/oauth/callback", get(oauth::callback))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -291,6 +297,11 @@ impl Server {
             source,
         })?;
         let weak_store = Arc::downgrade(&store);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let oauth = crate::oauth::OAuth::new().map_err(ServerError::Serve)?;
         let state = Arc::new(Shared {
             store,
             registry,
@@ -298,6 +309,8 @@ impl Server {
             auth,
             config,
             openapi: OnceLock::new(),
+            oauth,
+            public_url,
         });
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

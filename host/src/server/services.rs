@@ -8,18 +8,20 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
+use crate::oauth::OAuthSettings;
 use crate::runtime::HostPattern;
-use crate::store::{AuthType, Placement, Service, now_ms, validate_service_name};
+use crate::store::{AuthType, Placement, Secret, Service, now_ms, validate_service_name};
 
-/// A service definition as sent by a client.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A service definition as sent by a client. No `Debug`: it may hold a
+/// client secret.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInput {
     /// Unique name (a-z first, then a-z, 0-9, `_`, `-`; at most 63). On PUT
     /// it may be left out; if given it must match the path.
     #[serde(default)]
     pub name: Option<String>,
-    /// `api-key`, `basic` or `bearer` (`oauth2` arrives with the OAuth flows).
+    /// `oauth2`, `api-key`, `basic` or `bearer`.
     pub auth_type: AuthType,
     /// API base URL; `{key}` takes a connection's metadata value.
     #[serde(default)]
@@ -30,6 +32,13 @@ pub struct ServiceInput {
     /// How credentials are attached; `Authorization: Bearer {token}` when absent.
     #[serde(default)]
     pub placement: Option<Placement>,
+    /// OAuth 2.0 settings; required for `oauth2`, refused otherwise.
+    #[serde(default)]
+    pub oauth: Option<OAuthSettings>,
+    /// The OAuth client secret. Write-only: stored sealed, never returned
+    /// (`has_client_secret` says whether one is stored). On PUT, absent keeps it.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// Checks a service definition and builds the stored form.
@@ -77,14 +86,58 @@ fn build_service(
         }
         _ => {}
     }
+    match (input.auth_type, &input.oauth) {
+        (AuthType::Oauth2, None) => {
+            return Err(ApiError::invalid(
+                "an oauth2 service needs `oauth` settings (client_id, token_url, ...)",
+            ));
+        }
+        (AuthType::Oauth2, Some(oauth)) => oauth.validate().map_err(ApiError::invalid)?,
+        (other, Some(_)) => {
+            return Err(ApiError::invalid(format!(
+                "`oauth` settings are for oauth2 services, not {}",
+                other.as_str()
+            )));
+        }
+        (_, None) => {}
+    }
+    if input.client_secret.is_some() && input.auth_type != AuthType::Oauth2 {
+        return Err(ApiError::invalid(
+            "`client_secret` is for oauth2 services; a connection's own secret goes in its credentials",
+        ));
+    }
+    if input.client_secret.as_deref() == Some("") {
+        return Err(ApiError::invalid("`client_secret` is empty"));
+    }
     Ok(Service {
         name,
         auth_type: input.auth_type,
         base_url: input.base_url,
         allowed_hosts: input.allowed_hosts,
         placement,
+        oauth: input.oauth,
+        has_client_secret: false,
         created_at_ms,
     })
+}
+
+/// Refuses a confidential client without a secret (stored or given).
+fn require_secret(
+    service: &Service,
+    secret: Option<&Secret>,
+    stored: bool,
+) -> Result<(), ApiError> {
+    let needs = service
+        .oauth
+        .as_ref()
+        .is_some_and(OAuthSettings::needs_client_secret);
+    if needs && secret.is_none() && !stored {
+        return Err(ApiError::invalid(format!(
+            "service `{}` is a confidential client (client_credentials, HTTP Basic client auth, or no PKCE): give its `client_secret`",
+            service.name
+        )));
+    }
+    Ok(())
 }
 
 /// Lists every service.
@@ -122,11 +175,17 @@ pub(crate) async fn create_service(
         .name
         .clone()
         .ok_or_else(|| ApiError::invalid("the service needs a `name`"))?;
+    let secret = input.client_secret.clone().map(Secret::new);
     let service = build_service(name, input, now_ms())?;
+    require_secret(&service, secret.as_ref(), false)?;
     let store = state.store.clone();
-    let stored = service.clone();
-    blocking(move || store.create_service(&stored)).await?;
-    Ok((StatusCode::CREATED, Json(service)))
+    let created = blocking(move || {
+        store.create_service(&service, secret.as_ref())?;
+        store.service(&service.name)
+    })
+    .await?
+    .ok_or_else(|| ApiError::internal("the new service was not stored"))?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Shows a service.
@@ -191,11 +250,17 @@ pub(crate) async fn update_service(
             input.auth_type.as_str()
         )));
     }
+    let secret = input.client_secret.clone().map(Secret::new);
     let service = build_service(name, input, existing.created_at_ms)?;
+    require_secret(&service, secret.as_ref(), existing.has_client_secret)?;
     let store = state.store.clone();
-    let stored = service.clone();
-    blocking(move || store.update_service(&stored)).await?;
-    Ok(Json(service))
+    let updated = blocking(move || {
+        store.update_service(&service, secret.as_ref())?;
+        store.service(&service.name)
+    })
+    .await?
+    .ok_or_else(|| ApiError::internal("the service was not stored"))?;
+    Ok(Json(updated))
 }
 
 /// Deletes a service no connection uses.

@@ -4,6 +4,7 @@
 //! records ([`executions`]), the admin token's hash, and the schema version. Everything persistent goes through
 //! here, so another backend can be added without touching the runtime.
 
+pub mod authorizations;
 pub mod crypto;
 pub mod executions;
 mod model;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use authorizations::{PendingAuthorization, STATE_TTL_MS};
 pub use crypto::Cipher;
 pub use executions::ExecutionQuery;
 pub use model::{
@@ -35,6 +37,8 @@ pub const MAX_KV_VALUE: usize = 1024 * 1024;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+/// Service name → its sealed OAuth client secret.
+const SERVICE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("service_secrets");
 const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
 const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
@@ -121,6 +125,8 @@ impl Store {
             // execution tables, which opening creates. Nothing is rewritten.
             txn.open_table(SERVICES).map_err(db)?;
             txn.open_table(CONNECTIONS).map_err(db)?;
+            txn.open_table(SERVICE_SECRETS).map_err(db)?;
+            txn.open_table(authorizations::AUTHORIZATIONS).map_err(db)?;
             txn.open_table(KV).map_err(db)?;
             txn.open_table(plugins::PLUGINS).map_err(db)?;
             txn.open_table(plugins::COMPONENTS).map_err(db)?;
@@ -167,21 +173,36 @@ impl Store {
 
     // ----- services -----
 
-    /// Adds a new service.
-    pub fn create_service(&self, service: &Service) -> Result<(), StoreError> {
+    /// Adds a new service, with its OAuth client secret if it has one.
+    pub fn create_service(
+        &self,
+        service: &Service,
+        client_secret: Option<&Secret>,
+    ) -> Result<(), StoreError> {
         validate_service_name(&service.name).map_err(StoreError::Invalid)?;
-        self.put_service(service, false)
+        self.put_service(service, false, client_secret)
     }
 
-    /// Writes `service`; it must already exist exactly when `replace` is set.
-    fn put_service(&self, service: &Service, replace: bool) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(service)
-            .map_err(|e| StoreError::Corrupt(service.name.clone(), e.to_string()))?;
+    /// Writes `service` (it must already exist exactly when `replace` is
+    /// set) and, when given, its client secret, sealed, in one transaction.
+    fn put_service(
+        &self,
+        service: &Service,
+        replace: bool,
+        client_secret: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        let name = service.name.clone();
+        let sealed = client_secret
+            .map(|secret| {
+                self.cipher
+                    .seal(secret, &format!("services/{name}/client_secret"))
+            })
+            .transpose()?;
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(SERVICES).map_err(db)?;
-            let exists = table.get(service.name.as_str()).map_err(db)?.is_some();
-            let name = service.name.clone();
+            let mut secrets = txn.open_table(SERVICE_SECRETS).map_err(db)?;
+            let exists = table.get(name.as_str()).map_err(db)?.is_some();
             match (exists, replace) {
                 (true, false) => {
                     return Err(StoreError::Exists {
@@ -197,12 +218,30 @@ impl Store {
                 }
                 _ => {}
             }
-            table
-                .insert(service.name.as_str(), bytes.as_slice())
-                .map_err(db)?;
+            if let Some(sealed) = &sealed {
+                secrets.insert(name.as_str(), sealed.as_str()).map_err(db)?;
+            }
+            let mut row = service.clone();
+            row.has_client_secret = secrets.get(name.as_str()).map_err(db)?.is_some();
+            let bytes = serde_json::to_vec(&row)
+                .map_err(|e| StoreError::Corrupt(name.clone(), e.to_string()))?;
+            table.insert(name.as_str(), bytes.as_slice()).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())
+    }
+
+    /// The OAuth client secret of `service`, opened.
+    pub fn client_secret(&self, service: &str) -> Result<Option<Secret>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SERVICE_SECRETS).map_err(db)?;
+        let Some(sealed) = table.get(service).map_err(db)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.cipher.open(
+            sealed.value(),
+            &format!("services/{service}/client_secret"),
+        )?))
     }
 
     /// The service with this name.
@@ -231,9 +270,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Replaces an existing service's definition (its name stays).
-    pub fn update_service(&self, service: &Service) -> Result<(), StoreError> {
-        self.put_service(service, true)
+    /// Replaces an existing service's definition (its name stays); a new
+    /// client secret replaces the stored one, `None` keeps it.
+    pub fn update_service(
+        &self,
+        service: &Service,
+        client_secret: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.put_service(service, true, client_secret)
     }
 
     /// Removes a service no connection uses.
@@ -253,6 +297,10 @@ impl Store {
         let txn = self.db.begin_write().map_err(db)?;
         let removed = {
             let mut table = txn.open_table(SERVICES).map_err(db)?;
+            txn.open_table(SERVICE_SECRETS)
+                .map_err(db)?
+                .remove(name)
+                .map_err(db)?;
             table.remove(name).map_err(db)?.is_some()
         };
         txn.commit().map_err(db)?;
@@ -322,15 +370,23 @@ impl Store {
             })?;
         let matches = matches!(
             (service.auth_type, &connection.credentials),
-            (_, Credentials::None)
+            (AuthType::Oauth2, Credentials::None)
                 | (AuthType::ApiKey, Credentials::ApiKey { .. })
                 | (AuthType::Basic, Credentials::Basic { .. })
                 | (AuthType::Bearer, Credentials::Bearer { .. })
                 | (AuthType::Oauth2, Credentials::Oauth2 { .. })
         );
         if !matches {
+            let hint = if service.auth_type == AuthType::Oauth2 {
+                "; create it without credentials and authorise it".to_owned()
+            } else {
+                format!(
+                    "; give `credentials` with type `{}`",
+                    service.auth_type.as_str()
+                )
+            };
             return Err(StoreError::Invalid(format!(
-                "service `{}` uses {} credentials",
+                "service `{}` uses {} credentials{hint}",
                 service.name,
                 service.auth_type.as_str()
             )));
@@ -521,6 +577,8 @@ mod tests {
             base_url: Some("https://api.example.com/v1".into()),
             allowed_hosts: vec![],
             placement: Placement::bearer(),
+            oauth: None,
+            has_client_secret: false,
             created_at_ms: now_ms(),
         }
     }
@@ -545,7 +603,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         store
-            .create_service(&service("svc", AuthType::Bearer))
+            .create_service(&service("svc", AuthType::Bearer), None)
             .unwrap();
         let token = Credentials::Bearer {
             token: Secret::new("t0ken".into()),

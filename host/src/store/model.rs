@@ -86,6 +86,12 @@ pub struct Service {
     pub allowed_hosts: Vec<String>,
     /// How credentials are attached.
     pub placement: Placement,
+    /// OAuth 2.0 settings, for `oauth2` services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::oauth::OAuthSettings>,
+    /// Whether a client secret is stored (it is kept sealed, apart from this record).
+    #[serde(default)]
+    pub has_client_secret: bool,
     /// When it was created.
     pub created_at_ms: u64,
 }

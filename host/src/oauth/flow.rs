@@ -1,0 +1,466 @@
+//! Connecting a connection: the authorization-code flow (authorize URL with
+//! state and PKCE built by the `oauth2` crate; callback that takes the state
+//! once, exchanges the code with the same redirect URI and verifier, captures
+//! metadata, stores the tokens sealed and marks the connection connected) and
+//! the client-credentials grant, which needs no browser.
+//!
+//! Token requests are sent by our own client rather than `oauth2`'s: the
+//! crate's response types are strict about `token_type`, numeric
+//! `expires_in` and JSON bodies, which real providers are not (see
+//! [`super::token`]). The client follows no redirects and reads at most
+//! 1 MiB of an answer.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::settings::{ClientAuth, Grant, OAuthSettings};
+use super::token::{self, FailureClass, TokenError, TokenMapping, TokenResponse};
+use crate::store::{
+    AuthType, Connection, ConnectionStatus, Credentials, PendingAuthorization, STATE_TTL_MS,
+    Secret, Service, Store, StoreError, now_ms,
+};
+
+/// Largest token or metadata answer read.
+const MAX_ANSWER: usize = 1024 * 1024;
+/// How long a token endpoint may take.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("no connection with link name `{0}`")]
+    UnknownConnection(String),
+    #[error("connection `{link}` belongs to service `{service}`, which does not exist")]
+    MissingService { link: String, service: String },
+    #[error(
+        "connection `{0}` is not an oauth2 connection; its credentials are set when it is created"
+    )]
+    NotOAuth(String),
+    #[error("the service has no usable OAuth settings: {0}")]
+    Misconfigured(String),
+    #[error(
+        "this authorization link is not valid: it was already used, it expired (after 10 minutes), or it was never issued; start again from the connection"
+    )]
+    BadState,
+    #[error("the provider did not grant access: {0}")]
+    Denied(String),
+    #[error("the token request failed: {0}")]
+    Token(#[from] TokenError),
+    #[error("the metadata call failed: {0}")]
+    Metadata(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `authorize` produced.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// Send the browser here.
+    Redirect {
+        /// The provider's authorize URL with every parameter.
+        url: String,
+        /// When its state stops being accepted.
+        expires_at_ms: u64,
+    },
+    /// Client credentials: connected without a browser.
+    Connected,
+}
+
+/// The OAuth side of the host: the HTTP client token endpoints are called with.
+#[derive(Clone)]
+pub struct OAuth {
+    http: reqwest::Client,
+}
+
+/// The state's key in the store: its sha256, so the state itself is never
+/// stored and a lookup compares digests, not the secret.
+fn state_key(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+fn random_state() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl OAuth {
+    /// A client that follows no redirects (a token endpoint that redirects
+    /// is refused, not followed to wherever it points).
+    pub fn new() -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TOKEN_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(OAuth { http })
+    }
+
+    /// Starts connecting `link`: for the authorization-code grant, records a
+    /// single-use state (with the PKCE verifier) and returns the provider's
+    /// URL; for client credentials, fetches the token now.
+    pub async fn authorize(
+        &self,
+        store: &Store,
+        link: &str,
+        redirect_uri: &str,
+    ) -> Result<Started, FlowError> {
+        let (connection, service, settings) = load(store, link)?;
+        if settings.grant == Grant::ClientCredentials {
+            let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+            let scopes = scopes_for(&connection, &settings);
+            if !scopes.is_empty() {
+                form.push(("scope".to_owned(), scopes.join(&settings.scope_separator)));
+            }
+            let tokens = self
+                .token_request(store, &service, &settings, &settings.token_url, form)
+                .await;
+            return match tokens {
+                Ok(tokens) => {
+                    self.store_tokens(store, connection, &settings, tokens, scopes)
+                        .await?;
+                    Ok(Started::Connected)
+                }
+                Err(err) => {
+                    record_failure(store, link, &err.to_string())?;
+                    Err(err)
+                }
+            };
+        }
+
+        let authorize_url = settings
+            .authorize_url
+            .clone()
+            .ok_or_else(|| FlowError::Misconfigured("no authorize_url".into()))?;
+        let client = BasicClient::new(ClientId::new(settings.client_id.clone()))
+            .set_auth_uri(
+                AuthUrl::new(authorize_url).map_err(|e| FlowError::Misconfigured(e.to_string()))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(redirect_uri.to_owned())
+                    .map_err(|e| FlowError::Misconfigured(format!("the redirect URI: {e}")))?,
+            );
+        let state = random_state();
+        let scopes = scopes_for(&connection, &settings);
+        let mut request = client.authorize_url(|| CsrfToken::new(state.clone()));
+        // Scopes go in as one parameter: `oauth2` joins them with spaces,
+        // and some providers want commas.
+        if !scopes.is_empty() {
+            request = request.add_extra_param("scope", scopes.join(&settings.scope_separator));
+        }
+        for (key, value) in &settings.authorize_params {
+            request = request.add_extra_param(key.clone(), value.clone());
+        }
+        let verifier = if settings.pkce {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            request = request.set_pkce_challenge(challenge);
+            Some(Secret::new(verifier.secret().clone()))
+        } else {
+            None
+        };
+        let (url, _) = request.url();
+        let created_at_ms = now_ms();
+        store.put_pending_authorization(
+            &state_key(&state),
+            &PendingAuthorization {
+                link_name: link.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                verifier,
+                scopes,
+                created_at_ms,
+            },
+        )?;
+        tracing::info!(link, service = %service.name, "authorization started");
+        Ok(Started::Redirect {
+            url: url.to_string(),
+            expires_at_ms: created_at_ms + STATE_TTL_MS,
+        })
+    }
+
+    /// Handles the provider's redirect back: `code` and `state`, or `error`.
+    /// Returns the connected connection's link name.
+    pub async fn callback(
+        &self,
+        store: &Store,
+        state: Option<&str>,
+        code: Option<&str>,
+        error: Option<(&str, Option<&str>)>,
+    ) -> Result<String, FlowError> {
+        let state = state.ok_or(FlowError::BadState)?;
+        let pending = store
+            .take_pending_authorization(&state_key(state))?
+            .ok_or(FlowError::BadState)?;
+        if now_ms().saturating_sub(pending.created_at_ms) > STATE_TTL_MS {
+            return Err(FlowError::BadState);
+        }
+        let link = pending.link_name.clone();
+        if let Some((code, description)) = error {
+            let reason = match description {
+                Some(d) => format!("{code} ({d})"),
+                None => code.to_owned(),
+            };
+            record_failure(store, &link, &format!("the provider said {reason}"))?;
+            return Err(FlowError::Denied(reason));
+        }
+        let code = code.ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
+        let (connection, service, settings) = load(store, &link)?;
+        let mut form = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            ("redirect_uri".to_owned(), pending.redirect_uri.clone()),
+        ];
+        if let Some(verifier) = &pending.verifier {
+            form.push(("code_verifier".to_owned(), verifier.expose().to_owned()));
+        }
+        let tokens = match self
+            .token_request(store, &service, &settings, &settings.token_url, form)
+            .await
+        {
+            Ok(tokens) => tokens,
+            Err(err) => {
+                record_failure(store, &link, &err.to_string())?;
+                return Err(err);
+            }
+        };
+        self.store_tokens(store, connection, &settings, tokens, pending.scopes)
+            .await?;
+        tracing::info!(link = %link, service = %service.name, "connection authorised");
+        Ok(link)
+    }
+
+    /// POSTs a token request with client authentication and the service's
+    /// extra parameters, and parses the answer leniently.
+    async fn token_request(
+        &self,
+        store: &Store,
+        service: &Service,
+        settings: &OAuthSettings,
+        url: &str,
+        mut form: Vec<(String, String)>,
+    ) -> Result<TokenResponse, FlowError> {
+        let secret = store.client_secret(&service.name)?;
+        if settings.needs_client_secret() && secret.is_none() {
+            return Err(FlowError::Misconfigured(format!(
+                "service `{}` needs a client secret and has none",
+                service.name
+            )));
+        }
+        for (key, value) in &settings.token_params {
+            form.push((key.clone(), value.clone()));
+        }
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match settings.client_auth {
+            ClientAuth::Basic => {
+                request = request.basic_auth(
+                    &settings.client_id,
+                    secret.as_ref().map(|s| s.expose().to_owned()),
+                );
+            }
+            ClientAuth::Body => {
+                form.push(("client_id".to_owned(), settings.client_id.clone()));
+                if let Some(secret) = &secret {
+                    form.push(("client_secret".to_owned(), secret.expose().to_owned()));
+                }
+            }
+        }
+        let response = request.form(&form).send().await.map_err(|e| TokenError {
+            class: FailureClass::Transient,
+            code: None,
+            message: if e.is_timeout() {
+                "the token endpoint did not answer in time".to_owned()
+            } else {
+                format!("cannot reach the token endpoint: {}", root_cause(&e))
+            },
+        })?;
+        let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(TokenError {
+                class: FailureClass::Rejected,
+                code: None,
+                message: format!(
+                    "the token endpoint redirected (HTTP {status}); redirects are not followed"
+                ),
+            }
+            .into());
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_capped(response).await?;
+        let mapping = TokenMapping {
+            access_token_path: settings.access_token_path.clone(),
+            capture: settings.capture.clone(),
+        };
+        Ok(token::parse(
+            status,
+            content_type.as_deref(),
+            &body,
+            &mapping,
+        )?)
+    }
+
+    /// Stores new tokens (and captured metadata) and marks the connection connected.
+    async fn store_tokens(
+        &self,
+        store: &Store,
+        mut connection: Connection,
+        settings: &OAuthSettings,
+        tokens: TokenResponse,
+        requested_scopes: Vec<String>,
+    ) -> Result<(), FlowError> {
+        let mut metadata = connection.metadata.clone();
+        metadata.extend(tokens.metadata.clone());
+        if let Some(url) = &settings.metadata_url {
+            metadata.extend(
+                self.fetch_metadata(url, settings, &tokens.access_token)
+                    .await?,
+            );
+        }
+        let now = now_ms();
+        let refresh_token = tokens.refresh_token.or(match &connection.credentials {
+            Credentials::Oauth2 { refresh_token, .. } => refresh_token.clone(),
+            _ => None,
+        });
+        connection.credentials = Credentials::Oauth2 {
+            access_token: tokens.access_token,
+            refresh_token,
+            token_type: tokens.token_type,
+            expires_at_ms: tokens.expires_in.map(|s| now + s * 1000),
+        };
+        connection.scopes = tokens.scopes.unwrap_or(requested_scopes);
+        connection.metadata = metadata;
+        connection.status = ConnectionStatus::Connected;
+        connection.last_error = None;
+        connection.updated_at_ms = now;
+        store.update_connection(&connection)?;
+        Ok(())
+    }
+
+    /// Calls the service's metadata URL with the new token and keeps the
+    /// fields it names (MailChimp: `dc`, `api_endpoint`).
+    async fn fetch_metadata(
+        &self,
+        url: &str,
+        settings: &OAuthSettings,
+        token: &Secret,
+    ) -> Result<Vec<(String, String)>, FlowError> {
+        let template = settings
+            .metadata_auth
+            .as_deref()
+            .unwrap_or("Bearer {token}");
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(
+                reqwest::header::AUTHORIZATION,
+                template.replace("{token}", token.expose()),
+            )
+            .send()
+            .await
+            .map_err(|e| FlowError::Metadata(root_cause(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FlowError::Metadata(format!("HTTP {}", status.as_u16())));
+        }
+        let body = read_capped(response).await?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|e| FlowError::Metadata(format!("not JSON: {e}")))?;
+        Ok(settings
+            .metadata_capture
+            .iter()
+            .filter_map(|field| {
+                let value = document.get(field)?;
+                let text = value
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| value.to_string());
+                Some((field.clone(), text))
+            })
+            .collect())
+    }
+}
+
+/// The connection, its service and the service's OAuth settings.
+fn load(store: &Store, link: &str) -> Result<(Connection, Service, OAuthSettings), FlowError> {
+    let connection = store
+        .connection(link)?
+        .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))?;
+    let service = store
+        .service(&connection.service)?
+        .ok_or_else(|| FlowError::MissingService {
+            link: link.to_owned(),
+            service: connection.service.clone(),
+        })?;
+    if service.auth_type != AuthType::Oauth2 {
+        return Err(FlowError::NotOAuth(link.to_owned()));
+    }
+    let settings = service.oauth.clone().ok_or_else(|| {
+        FlowError::Misconfigured(format!("service `{}` has no oauth settings", service.name))
+    })?;
+    Ok((connection, service, settings))
+}
+
+/// The connection's own scopes, else the service's defaults.
+fn scopes_for(connection: &Connection, settings: &OAuthSettings) -> Vec<String> {
+    if connection.scopes.is_empty() {
+        settings.scopes.clone()
+    } else {
+        connection.scopes.clone()
+    }
+}
+
+/// Keeps the reason on the connection; its tokens and status stay as they were.
+fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreError> {
+    if let Some(mut connection) = store.connection(link)? {
+        connection.last_error = Some(reason.to_owned());
+        connection.updated_at_ms = now_ms();
+        store.update_connection(&connection)?;
+    }
+    tracing::warn!(link, reason, "connecting failed");
+    Ok(())
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER {
+                    return Err(TokenError {
+                        class: FailureClass::Transient,
+                        code: None,
+                        message: format!("the answer is larger than {MAX_ANSWER} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(TokenError {
+                    class: FailureClass::Transient,
+                    code: None,
+                    message: format!("the answer broke off: {}", root_cause(&e)),
+                });
+            }
+        }
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

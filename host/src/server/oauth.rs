@@ -1,0 +1,154 @@
+//! The OAuth routes: `POST /v1/connections/{link}/authorize` (admin) starts a
+//! flow, `GET /oauth/callback` (public: the provider sends the browser here)
+//! finishes it and shows a page that says what happened.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use crate::oauth::{FlowError, Started};
+
+/// Where to send the browser, or that the connection is already connected.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuthorizeResponse {
+    /// The provider's authorize URL (authorization-code grant).
+    pub authorize_url: Option<String>,
+    /// When the link stops working.
+    pub expires_at_ms: Option<u64>,
+    /// True when the connection was connected without a browser (client credentials).
+    pub connected: bool,
+}
+
+fn flow_error(err: FlowError) -> ApiError {
+    match err {
+        FlowError::UnknownConnection(_) => ApiError::not_found(err.to_string()),
+        FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
+            ApiError::invalid(err.to_string())
+        }
+        FlowError::Token(_) | FlowError::Metadata(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
+        }
+        FlowError::BadState | FlowError::Denied(_) => ApiError::invalid(err.to_string()),
+        FlowError::Store(store) => store.into(),
+    }
+}
+
+/// Starts authorising an oauth2 connection.
+///
+/// For the authorization-code grant, returns the provider URL to open in a
+/// browser (with `state` — single use, 10 minutes — and the PKCE challenge);
+/// the provider sends the browser back to `/oauth/callback`. For client
+/// credentials, fetches the token now.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{link}/authorize",
+    tag = "connections",
+    params(("link" = String, Path, description = "The link name")),
+    responses(
+        (status = 200, body = AuthorizeResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 502, description = "The provider's token endpoint failed", body = ErrorBody)
+    )
+)]
+pub(crate) async fn authorize_connection(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+) -> Result<Json<AuthorizeResponse>, ApiError> {
+    let redirect_uri = format!("{}/oauth/callback", state.public_url.trim_end_matches('/'));
+    let store = state.store.clone();
+    let started = state
+        .oauth
+        .authorize(&store, &link, &redirect_uri)
+        .await
+        .map_err(flow_error)?;
+    Ok(Json(match started {
+        Started::Redirect { url, expires_at_ms } => AuthorizeResponse {
+            authorize_url: Some(url),
+            expires_at_ms: Some(expires_at_ms),
+            connected: false,
+        },
+        Started::Connected => AuthorizeResponse {
+            authorize_url: None,
+            expires_at_ms: None,
+            connected: true,
+        },
+    }))
+}
+
+/// What the provider sends back.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The provider's redirect back to the host.
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let error = query
+        .error
+        .as_deref()
+        .map(|code| (code, query.error_description.as_deref()));
+    let result = state
+        .oauth
+        .callback(
+            &state.store,
+            query.state.as_deref(),
+            query.code.as_deref(),
+            error,
+        )
+        .await;
+    match result {
+        Ok(link) => page(
+            StatusCode::OK,
+            "Connected",
+            &format!(
+                "The connection `{link}` is connected. Plugins granted it can now call the API with .connection(\"{link}\"). You can close this window."
+            ),
+        ),
+        Err(err) => {
+            let status = match &err {
+                FlowError::Token(_) | FlowError::Metadata(_) => StatusCode::BAD_GATEWAY,
+                FlowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            page(status, "Not connected", &err.to_string())
+        }
+    }
+}
+
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Junction — {title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}</style>\
+         </head><body><h1>{title}</h1><p>{}</p></body></html>",
+        escape(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// HTML-escapes text from providers and users.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}

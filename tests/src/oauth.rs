@@ -1,0 +1,231 @@
+//! A fake OAuth 2.0 provider on 127.0.0.1: an authorize endpoint that
+//! approves (or denies) at once by redirecting back with a code, a token
+//! endpoint that checks the code, redirect URI, PKCE verifier and client
+//! authentication the way a real one does, a MailChimp-style metadata
+//! endpoint, and an API endpoint that accepts only the tokens it issued.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::server::serve;
+
+/// What the provider has seen and issued.
+#[derive(Default)]
+pub struct ProviderState {
+    /// code → (redirect_uri, code_challenge, scope)
+    codes: HashMap<String, (String, Option<String>, Option<String>)>,
+    /// Access tokens it accepts.
+    pub access_tokens: Vec<String>,
+    /// Every authorize request's query.
+    pub authorize_requests: Vec<HashMap<String, String>>,
+    /// Every token request's form.
+    pub token_requests: Vec<HashMap<String, String>>,
+    /// When set, the authorize endpoint denies with this error.
+    pub deny_with: Option<String>,
+    /// When set, the token endpoint answers this instead of a token.
+    pub token_override: Option<(StatusCode, String, String)>,
+    issued: u32,
+}
+
+/// The fake provider.
+pub struct FakeProvider {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<ProviderState>>,
+}
+
+pub const CLIENT_ID: &str = "junction-test-client";
+pub const CLIENT_SECRET: &str = "client-secret-77f3";
+
+impl FakeProvider {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(ProviderState::default()));
+        let app = Router::new()
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/metadata", get(metadata))
+            .route("/api/me", get(api_me))
+            .with_state(state.clone());
+        let addr = serve(app).await;
+        FakeProvider { addr, state }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ProviderState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Shared = Arc<Mutex<ProviderState>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, ProviderState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn authorize(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = lock(&state);
+    s.authorize_requests.push(query.clone());
+    let Some(redirect) = query.get("redirect_uri").cloned() else {
+        return (StatusCode::BAD_REQUEST, "missing redirect_uri").into_response();
+    };
+    let oauth_state = query.get("state").cloned().unwrap_or_default();
+    if let Some(error) = s.deny_with.clone() {
+        let location = format!(
+            "{redirect}?error={error}&error_description=The+user+said+no&state={oauth_state}"
+        );
+        return Redirect::to(&location).into_response();
+    }
+    s.issued += 1;
+    let code = format!("code-{}", s.issued);
+    s.codes.insert(
+        code.clone(),
+        (
+            redirect.clone(),
+            query.get("code_challenge").cloned(),
+            query.get("scope").cloned(),
+        ),
+    );
+    Redirect::to(&format!("{redirect}?code={code}&state={oauth_state}")).into_response()
+}
+
+fn token_error(status: StatusCode, error: &str) -> Response {
+    (status, axum::Json(json!({"error": error}))).into_response()
+}
+
+async fn token(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut s = lock(&state);
+    s.token_requests.push(form.clone());
+    if let Some((status, content_type, body)) = s.token_override.clone() {
+        return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    }
+    // Client authentication: HTTP Basic or the body, never neither.
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let client_ok = match basic {
+        Some(pair) => pair == format!("{CLIENT_ID}:{CLIENT_SECRET}"),
+        None => {
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form
+                    .get("client_secret")
+                    .is_none_or(|secret| secret == CLIENT_SECRET)
+        }
+    };
+    if !client_ok {
+        return token_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some((redirect, challenge, _scope)) = s.codes.remove(&code) else {
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            if form.get("redirect_uri") != Some(&redirect) {
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            if let Some(challenge) = challenge {
+                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(verifier.as_bytes()));
+                if computed != challenge {
+                    return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                }
+            }
+        }
+        Some("client_credentials") => {}
+        _ => return token_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+    }
+    s.issued += 1;
+    let access = format!("access-token-{}", s.issued);
+    s.access_tokens.push(access.clone());
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "access_token": access,
+            "refresh_token": format!("refresh-token-{}", s.issued),
+            "token_type": "bearer",
+            "expires_in": "3600",
+            "scope": "read,write",
+            "api_domain": "https://api.example.test",
+        })),
+    )
+        .into_response()
+}
+
+fn bearer_ok(state: &Shared, headers: &HeaderMap, scheme: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix(scheme))
+        .map(str::to_owned);
+    presented.is_some_and(|t| lock(state).access_tokens.contains(&t))
+}
+
+async fn metadata(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !bearer_ok(&state, &headers, "OAuth ") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    axum::Json(json!({"dc": "us6", "api_endpoint": "https://us6.api.mailchimp.com", "accountname": "Demo"}))
+        .into_response()
+}
+
+async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !bearer_ok(&state, &headers, "Bearer ") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"id": "user-1", "name": "Ada"})).into_response()
+}
+
+/// The service definition for this provider, as the API takes it.
+pub fn service_json(name: &str, provider: &FakeProvider, extra: Value) -> Value {
+    let mut oauth = json!({
+        "client_id": CLIENT_ID,
+        "authorize_url": format!("{}/authorize", provider.origin()),
+        "token_url": format!("{}/token", provider.origin()),
+        "scopes": ["read", "write"],
+        "scope_separator": ",",
+        "authorize_params": {"access_type": "offline"},
+        "capture": ["api_domain"],
+        "metadata_url": format!("{}/metadata", provider.origin()),
+        "metadata_auth": "OAuth {token}",
+        "metadata_capture": ["dc"],
+    });
+    if let (Some(target), Some(extra)) = (oauth.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    json!({
+        "name": name,
+        "auth_type": "oauth2",
+        "base_url": provider.origin(),
+        "oauth": oauth,
+        "client_secret": CLIENT_SECRET,
+    })
+}

@@ -1,0 +1,342 @@
+//! OAuth connections through the real server and a fake provider on
+//! 127.0.0.1: the browser flow (authorize URL, state, PKCE, callback, code
+//! exchange, metadata capture), a plugin calling the API with the connected
+//! connection, client credentials, and callbacks that must be refused.
+
+use junction_tests::host::TestHost;
+use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, service_json};
+use junction_tests::plugins::component_bytes;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A client that does not follow redirects, like a browser we drive by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Opens `url`, expects a redirect, returns where it points.
+async fn follow(url: &str) -> String {
+    let response = browser().get(url).send().await.expect("provider answers");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned()
+}
+
+async fn setup(host: &TestHost, provider: &FakeProvider, extra: Value) {
+    let created = host
+        .post("/v1/services", &service_json("fake", provider, extra))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["has_client_secret"], true);
+    assert!(!created.text.contains(CLIENT_SECRET));
+    let connection = host
+        .post(
+            "/v1/connections",
+            &json!({"link_name": "fake", "service": "fake"}),
+        )
+        .await;
+    assert_eq!(
+        connection.status,
+        StatusCode::CREATED,
+        "{}",
+        connection.text
+    );
+    assert_eq!(connection.json["status"], "disconnected");
+    assert_eq!(connection.json["has_secret"], false);
+}
+
+async fn authorize_url(host: &TestHost) -> url::Url {
+    let started = host
+        .post("/v1/connections/fake/authorize", &json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    url::Url::parse(started.json["authorize_url"].as_str().expect("url")).expect("url parses")
+}
+
+#[tokio::test]
+async fn browser_flow_connects_and_a_plugin_calls_the_api() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+
+    let url = authorize_url(&host).await;
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], CLIENT_ID);
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(
+        query["redirect_uri"],
+        format!("{}/oauth/callback", host.url)
+    );
+    assert_eq!(query["scope"], "read,write", "the service's separator");
+    assert_eq!(query["access_type"], "offline");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert!(query["state"].len() >= 22, "at least 128 bits of state");
+
+    // The provider approves and sends the browser back.
+    let callback = follow(url.as_str()).await;
+    assert!(callback.starts_with(&format!("{}/oauth/callback?code=", host.url)));
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("is connected"), "{html}");
+
+    // The token request carried the same redirect URI and the PKCE verifier.
+    {
+        let provider_state = provider.lock();
+        let request = &provider_state.token_requests[0];
+        assert_eq!(request["redirect_uri"], query["redirect_uri"]);
+        assert!(request.contains_key("code_verifier"));
+        assert_eq!(request["grant_type"], "authorization_code");
+    }
+
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "connected",
+        "{}",
+        connection.text
+    );
+    assert_eq!(connection.json["has_secret"], true);
+    assert_eq!(connection.json["scopes"], json!(["read", "write"]));
+    assert_eq!(
+        connection.json["metadata"]["dc"], "us6",
+        "from the metadata call"
+    );
+    assert_eq!(
+        connection.json["metadata"]["api_domain"],
+        "https://api.example.test"
+    );
+    assert!(
+        !connection.text.contains("access-token"),
+        "{}",
+        connection.text
+    );
+
+    // A replayed callback is refused: the state worked once.
+    let replay = browser().get(&callback).send().await.expect("replay");
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(replay.text().await.expect("page").contains("not valid"));
+
+    // A plugin granted the connection calls the provider's API with it.
+    let up = host
+        .upload(
+            "probe",
+            component_bytes("probe"),
+            Some(&json!({"connections": ["fake"]})),
+            None,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let run = host
+        .invoke(
+            "probe",
+            "call",
+            json!({"url": "/api/me", "connection": "fake"}),
+        )
+        .await;
+    assert_eq!(run.json["output"]["status"], 200, "{}", run.text);
+    assert!(
+        run.json["output"]["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Ada")
+    );
+    assert!(
+        !run.text.contains("access-token"),
+        "the plugin never sees the token"
+    );
+
+    // Authorising again reconnects the same link name with a new token.
+    let url = authorize_url(&host).await;
+    let callback = follow(url.as_str()).await;
+    assert_eq!(
+        browser().get(&callback).send().await.expect("cb").status(),
+        StatusCode::OK
+    );
+    assert_eq!(provider.lock().access_tokens.len(), 2);
+
+    let mut host = host;
+    host.stop().await;
+    let redb = std::fs::read(host.dir.path().join("junction.redb")).expect("redb");
+    for secret in ["access-token-2", "refresh-token-2", CLIENT_SECRET] {
+        assert!(
+            !redb.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is in the redb file in plain text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refused_and_forged_callbacks_change_nothing() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+
+    // The user says no at the provider.
+    provider.lock().deny_with = Some("access_denied".into());
+    let url = authorize_url(&host).await;
+    let callback = follow(url.as_str()).await;
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    let html = page.text().await.expect("page");
+    assert!(
+        html.contains("access_denied") && html.contains("The user said no"),
+        "{html}"
+    );
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(connection.json["status"], "disconnected");
+    assert!(
+        connection.json["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("access_denied")
+    );
+
+    // A state that was never issued, none at all, or HTML in the error text.
+    provider.lock().deny_with = None;
+    for query in [
+        "code=code-1&state=forged-state-value",
+        "code=code-1",
+        "error=%3Cscript%3Ealert(1)%3C/script%3E&state=x",
+    ] {
+        let page = browser()
+            .get(format!("{}/oauth/callback?{query}", host.url))
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "{query}");
+        let html = page.text().await.expect("page");
+        assert!(html.contains("not valid"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+    }
+
+    // A token endpoint that answers HTML: a classified failure, no tokens.
+    provider.lock().token_override = Some((
+        StatusCode::OK,
+        "text/html".into(),
+        "<html>maintenance</html>".into(),
+    ));
+    let url = authorize_url(&host).await;
+    let callback = follow(url.as_str()).await;
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("neither JSON nor a form")
+    );
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(connection.json["status"], "disconnected");
+    assert_eq!(connection.json["has_secret"], false);
+}
+
+#[tokio::test]
+async fn client_credentials_connect_without_a_browser() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(
+        &host,
+        &provider,
+        json!({"grant": "client-credentials", "client_auth": "basic", "authorize_url": null}),
+    )
+    .await;
+    let started = host
+        .post("/v1/connections/fake/authorize", &json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    assert_eq!(started.json["connected"], true);
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(connection.json["status"], "connected");
+    assert_eq!(
+        provider.lock().token_requests[0]["grant_type"],
+        "client_credentials"
+    );
+}
+
+#[tokio::test]
+async fn bad_oauth_services_and_connections_are_refused() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    let cases = [
+        (
+            json!({"grant": "client-credentials", "authorize_url": null}),
+            None,
+            "confidential client",
+        ),
+        (
+            json!({"token_url": "not a url"}),
+            Some(CLIENT_SECRET),
+            "oauth.token_url",
+        ),
+        (
+            json!({"scopes": ["read write"]}),
+            Some(CLIENT_SECRET),
+            "scope `read write`",
+        ),
+        (
+            json!({"authorize_url": null}),
+            Some(CLIENT_SECRET),
+            "authorize_url is required",
+        ),
+    ];
+    for (extra, secret, needle) in cases {
+        let mut body = service_json("bad", &provider, extra);
+        match secret {
+            Some(secret) => body["client_secret"] = json!(secret),
+            None => {
+                body.as_object_mut().map(|o| o.remove("client_secret"));
+            }
+        }
+        let answer = host.post("/v1/services", &body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+        assert!(
+            answer.message().contains(needle),
+            "{needle}: {}",
+            answer.text
+        );
+    }
+    let no_settings = host
+        .post(
+            "/v1/services",
+            &json!({"name": "bad", "auth_type": "oauth2"}),
+        )
+        .await;
+    assert_eq!(no_settings.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        host.get("/v1/services").await.json,
+        json!([]),
+        "nothing stored"
+    );
+
+    setup(&host, &provider, json!({})).await;
+    let with_secret = host
+        .post(
+            "/v1/connections",
+            &json!({"link_name": "other", "service": "fake", "credentials": {"type": "bearer", "token": "t"}}),
+        )
+        .await;
+    assert_eq!(
+        with_secret.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        with_secret.text
+    );
+    let bad_scope = host
+        .post(
+            "/v1/connections",
+            &json!({"link_name": "other", "service": "fake", "scopes": ["a b"]}),
+        )
+        .await;
+    assert_eq!(bad_scope.status, StatusCode::BAD_REQUEST);
+    let unknown = host
+        .post("/v1/connections/nope/authorize", &json!({}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
