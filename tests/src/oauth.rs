@@ -34,7 +34,24 @@ pub struct ProviderState {
     pub deny_with: Option<String>,
     /// When set, the token endpoint answers this instead of a token.
     pub token_override: Option<(StatusCode, String, String)>,
+    /// `expires_in` of the next tokens it issues (as sent: a string).
+    pub expires_in: String,
+    /// Refresh tokens that can be redeemed once.
+    pub live_refresh_tokens: std::collections::HashSet<String>,
+    /// Refresh tokens already redeemed: presenting one again revokes the grant.
+    pub used_refresh_tokens: std::collections::HashSet<String>,
+    /// How many refresh requests arrived.
+    pub refresh_requests: u32,
+    /// Revocation requests: (token_type_hint, token).
+    pub revocations: Vec<(String, String)>,
     issued: u32,
+}
+
+impl ProviderState {
+    /// Invalidates every access token (as if they expired at the provider).
+    pub fn expire_access_tokens(&mut self) {
+        self.access_tokens.clear();
+    }
 }
 
 /// The fake provider.
@@ -48,12 +65,16 @@ pub const CLIENT_SECRET: &str = "client-secret-77f3";
 
 impl FakeProvider {
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(ProviderState::default()));
+        let state = Arc::new(Mutex::new(ProviderState {
+            expires_in: "3600".into(),
+            ..ProviderState::default()
+        }));
         let app = Router::new()
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/metadata", get(metadata))
             .route("/api/me", get(api_me))
+            .route("/revoke", post(revoke))
             .with_state(state.clone());
         let addr = serve(app).await;
         FakeProvider { addr, state }
@@ -155,23 +176,52 @@ async fn token(
             }
         }
         Some("client_credentials") => {}
+        Some("refresh_token") => {
+            s.refresh_requests += 1;
+            let presented = form.get("refresh_token").cloned().unwrap_or_default();
+            if s.used_refresh_tokens.contains(&presented) {
+                // Reuse detection (RFC 9700): the whole grant is revoked.
+                s.access_tokens.clear();
+                s.live_refresh_tokens.clear();
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            if !s.live_refresh_tokens.remove(&presented) {
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            s.used_refresh_tokens.insert(presented);
+        }
         _ => return token_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
     s.issued += 1;
     let access = format!("access-token-{}", s.issued);
+    let refresh = format!("refresh-token-{}", s.issued);
     s.access_tokens.push(access.clone());
+    s.live_refresh_tokens.insert(refresh.clone());
     (
         StatusCode::OK,
         axum::Json(json!({
             "access_token": access,
-            "refresh_token": format!("refresh-token-{}", s.issued),
+            "refresh_token": refresh,
             "token_type": "bearer",
-            "expires_in": "3600",
+            "expires_in": s.expires_in,
             "scope": "read,write",
             "api_domain": "https://api.example.test",
         })),
     )
         .into_response()
+}
+
+async fn revoke(
+    State(state): State<Shared>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut s = lock(&state);
+    let token = form.get("token").cloned().unwrap_or_default();
+    let hint = form.get("token_type_hint").cloned().unwrap_or_default();
+    s.access_tokens.retain(|t| *t != token);
+    s.live_refresh_tokens.remove(&token);
+    s.revocations.push((hint, token));
+    StatusCode::OK.into_response()
 }
 
 fn bearer_ok(state: &Shared, headers: &HeaderMap, scheme: &str) -> bool {
@@ -215,6 +265,7 @@ pub fn service_json(name: &str, provider: &FakeProvider, extra: Value) -> Value 
         "metadata_url": format!("{}/metadata", provider.origin()),
         "metadata_auth": "OAuth {token}",
         "metadata_capture": ["dc"],
+        "revoke_url": format!("{}/revoke", provider.origin()),
     });
     if let (Some(target), Some(extra)) = (oauth.as_object_mut(), extra.as_object()) {
         for (key, value) in extra {

@@ -340,3 +340,165 @@ async fn bad_oauth_services_and_connections_are_refused() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+/// Connects `fake` through the browser flow.
+async fn connect(host: &TestHost) {
+    let url = authorize_url(host).await;
+    let callback = follow(url.as_str()).await;
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
+async fn deploy_probe(host: &TestHost) {
+    let up = host
+        .upload(
+            "probe",
+            component_bytes("probe"),
+            Some(&json!({"connections": ["fake"]})),
+            None,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+}
+
+async fn call_api(host: &TestHost) -> Value {
+    let run = host
+        .invoke(
+            "probe",
+            "call",
+            json!({"url": "/api/me", "connection": "fake"}),
+        )
+        .await;
+    assert_eq!(run.json["status"], "ok", "{}", run.text);
+    run.json["output"].clone()
+}
+
+#[tokio::test]
+async fn tokens_are_refreshed_before_expiry_and_after_a_401() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    // The first token expires within the refresh margin.
+    provider.lock().expires_in = "60".into();
+    connect(&host).await;
+    deploy_probe(&host).await;
+    provider.lock().expires_in = "3600".into();
+
+    let output = call_api(&host).await;
+    assert_eq!(output["status"], 200, "{output}");
+    assert_eq!(
+        provider.lock().refresh_requests,
+        1,
+        "refreshed ahead of expiry"
+    );
+    let again = call_api(&host).await;
+    assert_eq!(again["status"], 200);
+    assert_eq!(
+        provider.lock().refresh_requests,
+        1,
+        "the new token is good for an hour"
+    );
+
+    // The provider drops the token early: the 401 triggers one refresh and one retry.
+    provider.lock().expire_access_tokens();
+    let output = call_api(&host).await;
+    assert_eq!(output["status"], 200, "{output}");
+    assert_eq!(provider.lock().refresh_requests, 2);
+
+    // A forced refresh through the API rotates the refresh token.
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    assert_eq!(refreshed.json["status"], "connected");
+    assert_eq!(provider.lock().refresh_requests, 3);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_needs_reauthorisation() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    connect(&host).await;
+    deploy_probe(&host).await;
+    // The user revokes the app at the provider: tokens and grant are gone.
+    {
+        let mut p = provider.lock();
+        p.expire_access_tokens();
+        p.live_refresh_tokens.clear();
+    }
+    let output = call_api(&host).await;
+    assert_eq!(output["status"], 401, "the API's answer stands: {output}");
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "needs-reauth",
+        "{}",
+        connection.text
+    );
+    assert!(
+        connection.json["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid_grant")
+    );
+    let output = call_api(&host).await;
+    assert!(
+        output["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection unavailable"),
+        "{output}"
+    );
+    // Connecting again brings it back under the same link name.
+    connect(&host).await;
+    assert_eq!(call_api(&host).await["status"], 200);
+}
+
+#[tokio::test]
+async fn revoke_tells_the_provider_and_forgets_the_tokens() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    connect(&host).await;
+    let revoked = host.post("/v1/connections/fake/revoke", &json!({})).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.json["status"], "disconnected");
+    assert_eq!(revoked.json["has_secret"], false);
+    let hints: Vec<String> = provider
+        .lock()
+        .revocations
+        .iter()
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert_eq!(hints, ["refresh_token", "access_token"]);
+    assert!(provider.lock().access_tokens.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_serves_500_concurrent_executions() {
+    let host = std::sync::Arc::new(TestHost::start().await);
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    provider.lock().expires_in = "60".into();
+    connect(&host).await;
+    deploy_probe(&host).await;
+    provider.lock().expires_in = "3600".into();
+
+    let mut tasks = Vec::new();
+    for _ in 0..500 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            host.invoke(
+                "probe",
+                "call",
+                json!({"url": "/api/me", "connection": "fake"}),
+            )
+            .await
+        }));
+    }
+    for task in tasks {
+        let run = task.await.expect("task");
+        assert_eq!(run.json["output"]["status"], 200, "{}", run.text);
+    }
+    // The provider rotates refresh tokens and revokes the grant on reuse:
+    // a second refresh with the same token would have failed every call.
+    assert_eq!(provider.lock().refresh_requests, 1);
+}

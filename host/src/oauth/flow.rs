@@ -233,6 +233,81 @@ impl OAuth {
         Ok(link)
     }
 
+    /// Redeems the connection's refresh token and stores what comes back: a
+    /// new refresh token replaces the old one, a response without one keeps
+    /// it. A refused grant marks the connection `needs-reauth`, a refused
+    /// client marks it `error`; other failures only record the reason.
+    pub(crate) async fn refresh(&self, store: &Store, link: &str) -> Result<Connection, FlowError> {
+        let (connection, service, settings) = load(store, link)?;
+        let refresh_token = match &connection.credentials {
+            Credentials::Oauth2 {
+                refresh_token: Some(token),
+                ..
+            } => Some(token.expose().to_owned()),
+            _ => None,
+        };
+        let form = match (settings.grant, refresh_token) {
+            (_, Some(token)) => vec![
+                ("grant_type".to_owned(), "refresh_token".to_owned()),
+                ("refresh_token".to_owned(), token),
+            ],
+            // Client credentials have no refresh token: ask for a new token.
+            (Grant::ClientCredentials, None) => {
+                let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+                let scopes = scopes_for(&connection, &settings);
+                if !scopes.is_empty() {
+                    form.push(("scope".to_owned(), scopes.join(&settings.scope_separator)));
+                }
+                form
+            }
+            (Grant::AuthorizationCode, None) => {
+                let reason = "the provider gave no refresh token; connect again (some providers need access_type=offline)";
+                mark(store, link, Some(ConnectionStatus::NeedsReauth), reason)?;
+                return Err(FlowError::Denied(reason.into()));
+            }
+        };
+        let requested = connection.scopes.clone();
+        match self
+            .token_request(
+                store,
+                &service,
+                &settings,
+                settings.refresh_endpoint(),
+                form,
+            )
+            .await
+        {
+            Ok(tokens) => {
+                self.store_tokens(store, connection, &settings, tokens, requested)
+                    .await?;
+                tracing::info!(link, "token refreshed");
+                store
+                    .connection(link)?
+                    .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))
+            }
+            Err(FlowError::Token(err)) => {
+                let status = match err.class {
+                    FailureClass::InvalidGrant => Some(ConnectionStatus::NeedsReauth),
+                    FailureClass::InvalidClient => Some(ConnectionStatus::Error),
+                    FailureClass::Transient | FailureClass::Rejected => None,
+                };
+                let reason = match err.class {
+                    FailureClass::InvalidClient => format!(
+                        "service `{}` was refused as a client ({}); fix its client id or secret",
+                        service.name, err.message
+                    ),
+                    _ => format!("refreshing failed: {}", err.message),
+                };
+                mark(store, link, status, &reason)?;
+                Err(FlowError::Token(err))
+            }
+            Err(other) => {
+                mark(store, link, None, &other.to_string())?;
+                Err(other)
+            }
+        }
+    }
+
     /// POSTs a token request with client authentication and the service's
     /// extra parameters, and parses the answer leniently.
     async fn token_request(
@@ -253,25 +328,8 @@ impl OAuth {
         for (key, value) in &settings.token_params {
             form.push((key.clone(), value.clone()));
         }
-        let mut request = self
-            .http
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        match settings.client_auth {
-            ClientAuth::Basic => {
-                request = request.basic_auth(
-                    &settings.client_id,
-                    secret.as_ref().map(|s| s.expose().to_owned()),
-                );
-            }
-            ClientAuth::Body => {
-                form.push(("client_id".to_owned(), settings.client_id.clone()));
-                if let Some(secret) = &secret {
-                    form.push(("client_secret".to_owned(), secret.expose().to_owned()));
-                }
-            }
-        }
-        let response = request.form(&form).send().await.map_err(|e| TokenError {
+        let request = self.client_request(url, settings, secret.as_ref(), form);
+        let response = request.send().await.map_err(|e| TokenError {
             class: FailureClass::Transient,
             code: None,
             message: if e.is_timeout() {
@@ -307,6 +365,86 @@ impl OAuth {
             &body,
             &mapping,
         )?)
+    }
+
+    /// A form POST to `url` with the client authenticated as the service says.
+    fn client_request(
+        &self,
+        url: &str,
+        settings: &OAuthSettings,
+        secret: Option<&Secret>,
+        mut form: Vec<(String, String)>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match settings.client_auth {
+            ClientAuth::Basic => {
+                request =
+                    request.basic_auth(&settings.client_id, secret.map(|s| s.expose().to_owned()));
+            }
+            ClientAuth::Body => {
+                form.push(("client_id".to_owned(), settings.client_id.clone()));
+                if let Some(secret) = secret {
+                    form.push(("client_secret".to_owned(), secret.expose().to_owned()));
+                }
+            }
+        }
+        request.form(&form)
+    }
+
+    /// Revokes the connection's tokens at the provider (RFC 7009, when the
+    /// service has a revocation endpoint), then forgets them: the connection
+    /// is left disconnected, and authorising again reconnects it.
+    pub async fn revoke(&self, store: &Store, link: &str) -> Result<(), FlowError> {
+        let (mut connection, service, settings) = load(store, link)?;
+        let mut problems = Vec::new();
+        if let (
+            Some(url),
+            Credentials::Oauth2 {
+                access_token,
+                refresh_token,
+                ..
+            },
+        ) = (&settings.revoke_url, &connection.credentials)
+        {
+            let secret = store.client_secret(&service.name)?;
+            // The refresh token first: revoking it ends the whole grant.
+            let tokens = refresh_token
+                .iter()
+                .map(|t| (t, "refresh_token"))
+                .chain(std::iter::once((access_token, "access_token")));
+            for (token, hint) in tokens {
+                let form = vec![
+                    ("token".to_owned(), token.expose().to_owned()),
+                    ("token_type_hint".to_owned(), hint.to_owned()),
+                ];
+                let answer = self
+                    .client_request(url, &settings, secret.as_ref(), form)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status().is_success() => {}
+                    Ok(response) => {
+                        problems.push(format!("{hint}: HTTP {}", response.status().as_u16()))
+                    }
+                    Err(err) => problems.push(format!("{hint}: {}", root_cause(&err))),
+                }
+            }
+        }
+        connection.credentials = Credentials::None;
+        connection.status = ConnectionStatus::Disconnected;
+        connection.last_error = (!problems.is_empty()).then(|| {
+            format!(
+                "the provider did not confirm the revocation ({}); the tokens were deleted here",
+                problems.join(", ")
+            )
+        });
+        connection.updated_at_ms = now_ms();
+        store.update_connection(&connection)?;
+        tracing::info!(link, "connection revoked");
+        Ok(())
     }
 
     /// Stores new tokens (and captured metadata) and marks the connection connected.
@@ -422,12 +560,25 @@ fn scopes_for(connection: &Connection, settings: &OAuthSettings) -> Vec<String> 
 
 /// Keeps the reason on the connection; its tokens and status stay as they were.
 fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreError> {
+    mark(store, link, None, reason)
+}
+
+/// Records a failure (and a new status, when it changes) on the connection.
+fn mark(
+    store: &Store,
+    link: &str,
+    status: Option<ConnectionStatus>,
+    reason: &str,
+) -> Result<(), StoreError> {
     if let Some(mut connection) = store.connection(link)? {
+        if let Some(status) = status {
+            connection.status = status;
+        }
         connection.last_error = Some(reason.to_owned());
         connection.updated_at_ms = now_ms();
         store.update_connection(&connection)?;
     }
-    tracing::warn!(link, reason, "connecting failed");
+    tracing::warn!(link, reason, ?status, "connection failure");
     Ok(())
 }
 

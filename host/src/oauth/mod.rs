@@ -1,11 +1,13 @@
 //! OAuth 2.0 connections: a service's OAuth settings ([`settings`]), the
 //! authorize/callback and client-credentials flows ([`flow`]), and lenient
-//! parsing and classification of token endpoint responses ([`token`]).
-//! The catalog and the refresh engine build on these.
+//! parsing and classification of token endpoint responses ([`token`]), and
+//! the single-flight refresh engine ([`refresh`]). The catalog builds on these.
 
 pub mod flow;
+pub mod refresh;
 pub mod settings;
 pub mod token;
 
 pub use flow::{FlowError, OAuth, Started};
+pub use refresh::{Freshness, TokenKeeper};
 pub use settings::{ClientAuth, Grant, OAuthSettings};

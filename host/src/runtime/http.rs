@@ -20,6 +20,7 @@ use super::HostState;
 use super::bindings::junction::plugin::http::{Error, Host, Method, Request, Response};
 use super::connections::{LookupError, expand_base_url};
 use super::record::CallRecord;
+use crate::oauth::Freshness;
 use crate::store::{ConnectionStatus, Credentials, Placement, Secret};
 
 /// The longest one call may take when the plugin does not say (Zoho's `invokeurl`).
@@ -153,6 +154,9 @@ struct Prepared {
     connection: Option<String>,
     allowed: Vec<HostPattern>,
     timeout: Duration,
+    /// The OAuth access token attached, to tell after a 401 whether it was
+    /// replaced meanwhile.
+    oauth_token: Option<Secret>,
 }
 
 impl HostState {
@@ -167,6 +171,7 @@ impl HostState {
         };
         // Any `scheme://` is absolute; parse_url then refuses schemes other than http(s).
         let absolute = request.url.contains("://");
+        let mut oauth_token = None;
         let (mut url, attach, allowed) = match &request.connection {
             Some(link) => {
                 let (connection, service) =
@@ -224,6 +229,10 @@ impl HostState {
                     }
                 }
                 let attach = attachment(link, &connection.credentials, &service.placement)?;
+                oauth_token = match &connection.credentials {
+                    Credentials::Oauth2 { access_token, .. } => Some(access_token.clone()),
+                    _ => None,
+                };
                 (url, Some(attach), allowed)
             }
             None => {
@@ -290,6 +299,7 @@ impl HostState {
             connection: request.connection,
             allowed,
             timeout: requested.min(remaining),
+            oauth_token,
         };
         check_destination(&self.plugin, &prepared, &prepared.url)?;
         Ok(prepared)
@@ -442,6 +452,18 @@ impl Host for HostState {
         let connection = request.connection.clone();
         let given_url = request.url.clone();
 
+        // An OAuth token about to expire is refreshed before it is used; a
+        // failure is recorded on the connection, which `prepare` then reports.
+        let granted = connection
+            .as_ref()
+            .filter(|link| self.grants.connections.contains(link))
+            .cloned();
+        if let Some(link) = &granted
+            && let Err(err) = self.shared.tokens.ensure_fresh(link).await
+        {
+            tracing::warn!(plugin = %self.plugin, link = %link, error = %err, "refresh before the call failed");
+        }
+        let retry = granted.as_ref().map(|_| request.clone());
         let (mut prepared, _permit) = match self.admit(request) {
             Ok(admitted) => admitted,
             Err(error) => {
@@ -452,7 +474,28 @@ impl Host for HostState {
         };
         let client = self.shared.http.clone();
         let plugin = self.plugin.clone();
-        let result = send(&client, &plugin, self.limits.response_bytes, &mut prepared).await;
+        let mut result = send(&client, &plugin, self.limits.response_bytes, &mut prepared).await;
+        // A 401 with an OAuth token: refresh once (unless it was already
+        // replaced) and retry once with the new token.
+        if let (Ok(response), Some(link), Some(used), Some(again)) =
+            (&result, &granted, prepared.oauth_token.clone(), retry)
+            && response.status == 401
+            && matches!(
+                self.shared
+                    .tokens
+                    .after_unauthorized(link, used.expose())
+                    .await,
+                Ok(Freshness::Refreshed)
+            )
+        {
+            match self.prepare(again) {
+                Ok(mut retried) => {
+                    result = send(&client, &plugin, self.limits.response_bytes, &mut retried).await;
+                    prepared = retried;
+                }
+                Err(error) => result = Err(error),
+            }
+        }
         let url = match &prepared.attach {
             Some(Attach::Query(name, _)) => {
                 // Show that the credential parameter went along, not its value.

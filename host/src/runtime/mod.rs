@@ -180,6 +180,7 @@ impl LoadedPlugin {
 pub(crate) struct Shared {
     store: Arc<Store>,
     http: reqwest::Client,
+    tokens: Arc<crate::oauth::TokenKeeper>,
 }
 
 /// Errors setting the runtime up.
@@ -208,6 +209,7 @@ impl Runtime {
         let (engine, pooling) = build_engine(&config)?;
         let linker = build_linker(&engine).map_err(RuntimeError::Engine)?;
         let http = http::build_client().map_err(|e| RuntimeError::Http(e.to_string()))?;
+        let oauth = crate::oauth::OAuth::new().map_err(RuntimeError::Http)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak_engine = engine.weak();
@@ -231,7 +233,11 @@ impl Runtime {
             engine,
             linker,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
-            shared: Arc::new(Shared { store, http }),
+            shared: Arc::new(Shared {
+                tokens: Arc::new(crate::oauth::TokenKeeper::new(store.clone(), oauth)),
+                store,
+                http,
+            }),
             config,
             pooling,
             ticker_stop,
@@ -251,6 +257,11 @@ impl Runtime {
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// The refresh engine that keeps OAuth connections' tokens usable.
+    pub fn tokens(&self) -> &Arc<crate::oauth::TokenKeeper> {
+        &self.shared.tokens
     }
 
     /// The store the runtime reads connections and kv from.

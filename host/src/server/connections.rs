@@ -81,7 +81,10 @@ pub struct ConnectionView {
     pub used_by: Vec<String>,
 }
 
-fn view<S>(store: &Store, connection: &Connection<S>) -> Result<ConnectionView, StoreError> {
+pub(crate) fn view<S>(
+    store: &Store,
+    connection: &Connection<S>,
+) -> Result<ConnectionView, StoreError> {
     let auth_type = store.service(&connection.service)?.map(|s| s.auth_type);
     let used_by = store
         .plugins()?

@@ -128,6 +128,8 @@ fn router(state: AppState) -> Router {
             connections::delete_connection
         ))
         .routes(routes!(oauth::authorize_connection))
+        .routes(routes!(oauth::refresh_connection))
+        .routes(routes!(oauth::revoke_connection))
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(
             services::get_service,

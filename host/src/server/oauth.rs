@@ -8,8 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::connections::ConnectionView;
 use super::error::{ApiError, ErrorBody};
+use super::{AppState, blocking};
 use crate::oauth::{FlowError, Started};
 
 /// Where to send the browser, or that the connection is already connected.
@@ -79,6 +80,72 @@ pub(crate) async fn authorize_connection(
             connected: true,
         },
     }))
+}
+
+/// Refreshes an oauth2 connection's token now.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{link}/refresh",
+    tag = "connections",
+    params(("link" = String, Path, description = "The link name")),
+    responses(
+        (status = 200, body = ConnectionView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 502, description = "The provider refused or failed; the connection records why", body = ErrorBody)
+    )
+)]
+pub(crate) async fn refresh_connection(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    state
+        .registry
+        .runtime()
+        .tokens()
+        .refresh_now(&link)
+        .await
+        .map_err(flow_error)?;
+    connection_view(&state, &link).await
+}
+
+/// Revokes an oauth2 connection's tokens at the provider (RFC 7009) and
+/// forgets them; the connection stays, disconnected, and can be authorised again.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{link}/revoke",
+    tag = "connections",
+    params(("link" = String, Path, description = "The link name")),
+    responses(
+        (status = 200, body = ConnectionView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub(crate) async fn revoke_connection(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    state
+        .oauth
+        .revoke(&state.store, &link)
+        .await
+        .map_err(flow_error)?;
+    connection_view(&state, &link).await
+}
+
+async fn connection_view(state: &AppState, link: &str) -> Result<Json<ConnectionView>, ApiError> {
+    let store = state.store.clone();
+    let lookup = link.to_owned();
+    blocking(move || match store.sealed_connection(&lookup)? {
+        Some(connection) => super::connections::view(&store, &connection).map(Some),
+        None => Ok(None),
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("no connection with link name `{link}`")))
 }
 
 /// What the provider sends back.
