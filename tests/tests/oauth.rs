@@ -502,3 +502,114 @@ async fn one_refresh_serves_500_concurrent_executions() {
     // a second refresh with the same token would have failed every call.
     assert_eq!(provider.lock().refresh_requests, 1);
 }
+
+/// Each token-response quirk from REFERENCE.md, sent by the provider on the
+/// code exchange, yields a connected connection with what the quirk means.
+#[tokio::test]
+async fn token_response_quirks_connect() {
+    struct Quirk {
+        name: &'static str,
+        status: StatusCode,
+        content_type: &'static str,
+        body: &'static str,
+        extra: Value,
+        expires: bool,
+        scopes: Value,
+    }
+    let quirks = [
+        Quirk {
+            name: "expires_in as a string",
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: r#"{"access_token":"q-1","refresh_token":"r-1","token_type":"bearer","expires_in":"3600"}"#,
+            extra: json!({}),
+            expires: true,
+            scopes: json!(["read", "write"]),
+        },
+        Quirk {
+            name: "expires_in 0 (MailChimp: never expires)",
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: r#"{"access_token":"q-2","expires_in":0,"scope":null}"#,
+            extra: json!({}),
+            expires: false,
+            scopes: json!(["read", "write"]),
+        },
+        Quirk {
+            name: "no expires_in, no token_type (Salesforce)",
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: r#"{"access_token":"q-3","instance_url":"https://na1.example.test"}"#,
+            extra: json!({"capture": ["instance_url"]}),
+            expires: false,
+            scopes: json!(["read", "write"]),
+        },
+        Quirk {
+            name: "uppercase token_type, array scope",
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: r#"{"access_token":"q-4","token_type":"BEARER","scope":["repo","user"]}"#,
+            extra: json!({}),
+            expires: false,
+            scopes: json!(["repo", "user"]),
+        },
+        Quirk {
+            name: "form-encoded (GitHub without Accept)",
+            status: StatusCode::OK,
+            content_type: "application/x-www-form-urlencoded",
+            body: "access_token=q-5&token_type=bearer&scope=repo%2Cgist",
+            extra: json!({}),
+            expires: false,
+            scopes: json!(["repo", "gist"]),
+        },
+        Quirk {
+            name: "201 Created",
+            status: StatusCode::CREATED,
+            content_type: "application/json",
+            body: r#"{"access_token":"q-6","expires_in":7200}"#,
+            extra: json!({}),
+            expires: true,
+            scopes: json!(["read", "write"]),
+        },
+        Quirk {
+            name: "Slack nested user token",
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: r#"{"ok":true,"access_token":"xoxb-bot","authed_user":{"id":"U1","access_token":"q-7","scope":"chat:write"}}"#,
+            extra: json!({"access_token_path": "authed_user.access_token"}),
+            expires: false,
+            scopes: json!(["chat:write"]),
+        },
+    ];
+    for quirk in quirks {
+        let host = TestHost::start().await;
+        let provider = FakeProvider::start().await;
+        let mut extra = quirk.extra.clone();
+        extra["metadata_url"] = Value::Null;
+        setup(&host, &provider, extra).await;
+        provider.lock().token_override =
+            Some((quirk.status, quirk.content_type.into(), quirk.body.into()));
+        connect(&host).await;
+        let connection = host.get("/v1/connections/fake").await;
+        assert_eq!(
+            connection.json["status"], "connected",
+            "{}: {}",
+            quirk.name, connection.text
+        );
+        assert_eq!(connection.json["has_secret"], true, "{}", quirk.name);
+        assert_eq!(connection.json["scopes"], quirk.scopes, "{}", quirk.name);
+        assert_eq!(
+            connection.json["expires_at_ms"].is_u64(),
+            quirk.expires,
+            "{}: {}",
+            quirk.name,
+            connection.text
+        );
+        if quirk.name.contains("Salesforce") {
+            assert_eq!(
+                connection.json["metadata"]["instance_url"],
+                "https://na1.example.test"
+            );
+        }
+    }
+}

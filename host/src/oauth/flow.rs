@@ -615,3 +615,51 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
     cause.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(created_at_ms: u64) -> PendingAuthorization {
+        PendingAuthorization {
+            link_name: "crm".into(),
+            redirect_uri: "http://127.0.0.1/oauth/callback".into(),
+            verifier: Some(Secret::new("verifier".into())),
+            scopes: vec![],
+            created_at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn states_expire_and_work_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let oauth = OAuth::new().unwrap();
+
+        let old = now_ms() - STATE_TTL_MS - 1000;
+        store
+            .put_pending_authorization(&state_key("old-state"), &pending(old))
+            .unwrap();
+        let expired = oauth
+            .callback(&store, Some("old-state"), Some("code"), None)
+            .await;
+        assert!(matches!(expired, Err(FlowError::BadState)), "{expired:?}");
+
+        store
+            .put_pending_authorization(&state_key("fresh-state"), &pending(now_ms()))
+            .unwrap();
+        // The connection does not exist, so the exchange fails after the
+        // state was taken; a second use of the state is refused outright.
+        let first = oauth
+            .callback(&store, Some("fresh-state"), Some("code"), None)
+            .await;
+        assert!(matches!(first, Err(FlowError::UnknownConnection(_))), "{first:?}");
+        let second = oauth
+            .callback(&store, Some("fresh-state"), Some("code"), None)
+            .await;
+        assert!(matches!(second, Err(FlowError::BadState)), "{second:?}");
+        assert_eq!(store.pending_authorization_count().unwrap(), 0);
+        let wrong = oauth.callback(&store, Some("never-issued"), Some("c"), None).await;
+        assert!(matches!(wrong, Err(FlowError::BadState)));
+    }
+}

@@ -73,6 +73,8 @@ pub struct ConnectionView {
     pub has_secret: bool,
     /// The last failure.
     pub last_error: Option<String>,
+    /// When the OAuth access token expires, if known.
+    pub expires_at_ms: Option<u64>,
     /// When it was created.
     pub created_at_ms: u64,
     /// When it last changed.
@@ -104,6 +106,10 @@ pub(crate) fn view<S>(
         metadata: connection.metadata.clone(),
         has_secret: connection.credentials.has_secret(),
         last_error: connection.last_error.clone(),
+        expires_at_ms: match &connection.credentials {
+            Credentials::Oauth2 { expires_at_ms, .. } => *expires_at_ms,
+            _ => None,
+        },
         created_at_ms: connection.created_at_ms,
         updated_at_ms: connection.updated_at_ms,
         used_by,
