@@ -309,11 +309,15 @@ async fn bad_oauth_services_and_connections_are_refused() {
         )
         .await;
     assert_eq!(no_settings.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        host.get("/v1/services").await.json,
-        json!([]),
-        "nothing stored"
-    );
+    let listed = host.get("/v1/services").await;
+    let configured: Vec<&Value> = listed
+        .json
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|s| s["configured"] == true)
+        .collect();
+    assert!(configured.is_empty(), "nothing stored: {configured:?}");
 
     setup(&host, &provider, json!({})).await;
     let with_secret = host
@@ -612,4 +616,83 @@ async fn token_response_quirks_connect() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn catalog_entries_are_listed_and_configured_with_a_client_id() {
+    let host = TestHost::start().await;
+    let listed = host.get("/v1/services").await;
+    let catalog: Vec<&Value> = listed
+        .json
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|s| s["source"] == "catalog" && s["configured"] == false)
+        .collect();
+    assert!(catalog.len() >= 25, "{}", listed.text);
+    let zoho = catalog
+        .iter()
+        .find(|s| s["name"] == "zoho-crm")
+        .expect("zoho-crm");
+    assert_eq!(zoho["placement"]["template"], "Zoho-oauthtoken {token}");
+    assert_eq!(zoho["oauth"]["capture"], json!(["api_domain"]));
+
+    let missing = host
+        .post(
+            "/v1/services",
+            &json!({"catalog": "google", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.message().contains("client_id"), "{}", missing.text);
+    let unknown = host.post("/v1/services", &json!({"catalog": "nope"})).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    let created = host
+        .post(
+            "/v1/services",
+            &json!({"catalog": "google", "client_id": "1234.apps.example", "client_secret": "google-secret"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["name"], "google");
+    assert!(!created.text.contains("google-secret"));
+
+    let connection = host
+        .post(
+            "/v1/connections",
+            &json!({"link_name": "gmail", "service": "google"}),
+        )
+        .await;
+    assert_eq!(
+        connection.status,
+        StatusCode::CREATED,
+        "{}",
+        connection.text
+    );
+    let started = host
+        .post("/v1/connections/gmail/authorize", &json!({}))
+        .await;
+    let url = started.json["authorize_url"].as_str().expect("url");
+    assert!(
+        url.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"),
+        "{url}"
+    );
+    assert!(
+        url.contains("access_type=offline") && url.contains("prompt=consent"),
+        "{url}"
+    );
+    assert!(url.contains("client_id=1234.apps.example"), "{url}");
+
+    let listed = host.get("/v1/services").await;
+    let google = listed
+        .json
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["name"] == "google")
+        .cloned()
+        .expect("google");
+    assert_eq!(google["configured"], true);
+    assert_eq!(google["source"], "catalog");
+    assert_eq!(google["has_client_secret"], true);
 }

@@ -653,13 +653,18 @@ mod tests {
         let first = oauth
             .callback(&store, Some("fresh-state"), Some("code"), None)
             .await;
-        assert!(matches!(first, Err(FlowError::UnknownConnection(_))), "{first:?}");
+        assert!(
+            matches!(first, Err(FlowError::UnknownConnection(_))),
+            "{first:?}"
+        );
         let second = oauth
             .callback(&store, Some("fresh-state"), Some("code"), None)
             .await;
         assert!(matches!(second, Err(FlowError::BadState)), "{second:?}");
         assert_eq!(store.pending_authorization_count().unwrap(), 0);
-        let wrong = oauth.callback(&store, Some("never-issued"), Some("c"), None).await;
+        let wrong = oauth
+            .callback(&store, Some("never-issued"), Some("c"), None)
+            .await;
         assert!(matches!(wrong, Err(FlowError::BadState)));
     }
 }

@@ -3,6 +3,7 @@
 //! parsing and classification of token endpoint responses ([`token`]), and
 //! the single-flight refresh engine ([`refresh`]). The catalog builds on these.
 
+pub mod catalog;
 pub mod flow;
 pub mod refresh;
 pub mod settings;

@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{OAuthSettings, catalog};
 use crate::runtime::HostPattern;
 use crate::store::{AuthType, Placement, Secret, Service, now_ms, validate_service_name};
 
@@ -21,8 +21,16 @@ pub struct ServiceInput {
     /// it may be left out; if given it must match the path.
     #[serde(default)]
     pub name: Option<String>,
-    /// `oauth2`, `api-key`, `basic` or `bearer`.
-    pub auth_type: AuthType,
+    /// `oauth2`, `api-key`, `basic` or `bearer`; taken from the catalog entry when `catalog` is given.
+    #[serde(default)]
+    pub auth_type: Option<AuthType>,
+    /// Configure a catalog entry (its id, e.g. `google`): its endpoints,
+    /// scopes and quirks are filled in; give `client_id` and `client_secret`.
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// The OAuth client id, with `catalog`.
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// API base URL; `{key}` takes a connection's metadata value.
     #[serde(default)]
     pub base_url: Option<String>,
@@ -48,6 +56,14 @@ fn build_service(
     created_at_ms: u64,
 ) -> Result<Service, ApiError> {
     validate_service_name(&name).map_err(ApiError::invalid)?;
+    if input.catalog.is_some() || input.client_id.is_some() {
+        return Err(ApiError::invalid(
+            "`catalog` and `client_id` configure a catalog entry when a service is created; to change one, send its full definition",
+        ));
+    }
+    let auth_type = input.auth_type.ok_or_else(|| {
+        ApiError::invalid("`auth_type` is required (oauth2, api-key, basic or bearer)")
+    })?;
     // A base URL that starts with a placeholder (`{api_domain}`) is entirely
     // captured at connect time; otherwise the rest must already be a URL.
     if let Some(base) = input.base_url.as_ref().filter(|b| !b.starts_with('{')) {
@@ -63,7 +79,7 @@ fn build_service(
     for host in &input.allowed_hosts {
         HostPattern::parse(host).map_err(|e| ApiError::invalid(format!("allowed_hosts: {e}")))?;
     }
-    let placement = match (input.auth_type, input.placement) {
+    let placement = match (auth_type, input.placement) {
         (AuthType::Basic, _) => Placement::Basic { username: None },
         (_, Some(placement)) => placement,
         (_, None) => Placement::bearer(),
@@ -86,7 +102,7 @@ fn build_service(
         }
         _ => {}
     }
-    match (input.auth_type, &input.oauth) {
+    match (auth_type, &input.oauth) {
         (AuthType::Oauth2, None) => {
             return Err(ApiError::invalid(
                 "an oauth2 service needs `oauth` settings (client_id, token_url, ...)",
@@ -101,7 +117,7 @@ fn build_service(
         }
         (_, None) => {}
     }
-    if input.client_secret.is_some() && input.auth_type != AuthType::Oauth2 {
+    if input.client_secret.is_some() && auth_type != AuthType::Oauth2 {
         return Err(ApiError::invalid(
             "`client_secret` is for oauth2 services; a connection's own secret goes in its credentials",
         ));
@@ -111,7 +127,7 @@ fn build_service(
     }
     Ok(Service {
         name,
-        auth_type: input.auth_type,
+        auth_type,
         base_url: input.base_url,
         allowed_hosts: input.allowed_hosts,
         placement,
@@ -140,18 +156,114 @@ fn require_secret(
     Ok(())
 }
 
+/// A catalog entry turned into a full definition, with the client id and
+/// secret (and optionally the name and base URL) from `input`.
+fn from_catalog(id: &str, input: ServiceInput) -> Result<ServiceInput, ApiError> {
+    let entry = catalog::entry(id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if input.oauth.is_some() || input.placement.is_some() || input.auth_type.is_some() {
+        return Err(ApiError::invalid(format!(
+            "catalog entry `{id}` brings its own auth type, placement and OAuth settings; give only name, base_url, client_id and client_secret"
+        )));
+    }
+    let client_id = match (entry.auth_type, input.client_id.as_deref()) {
+        (AuthType::Oauth2, None) | (AuthType::Oauth2, Some("")) => {
+            return Err(ApiError::invalid(format!(
+                "configuring `{id}` needs the `client_id` (and usually `client_secret`) of your app registered with {}; see {}",
+                entry.display_name, entry.docs
+            )));
+        }
+        (AuthType::Oauth2, Some(client_id)) => client_id.to_owned(),
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(format!(
+                "`{id}` uses {} credentials, set on each connection; it has no client id",
+                entry.auth_type.as_str()
+            )));
+        }
+        (_, None) => String::new(),
+    };
+    let name = input.name.clone().unwrap_or_else(|| entry.id.clone());
+    let template = entry
+        .to_service(&name, &client_id)
+        .map_err(ApiError::internal)?;
+    Ok(ServiceInput {
+        name: Some(name),
+        auth_type: Some(template.auth_type),
+        catalog: None,
+        client_id: None,
+        base_url: input.base_url.or(template.base_url),
+        allowed_hosts: if input.allowed_hosts.is_empty() {
+            template.allowed_hosts
+        } else {
+            input.allowed_hosts
+        },
+        placement: Some(template.placement),
+        oauth: template.oauth,
+        client_secret: input.client_secret,
+    })
+}
+
+/// A service as listed: stored ones (custom, or configured from the
+/// catalog) and catalog entries not configured yet.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServiceListing {
+    /// The definition (for an unconfigured catalog entry, its template).
+    #[serde(flatten)]
+    pub service: Service,
+    /// `custom` or `catalog`.
+    pub source: String,
+    /// Whether it is stored and usable for connections.
+    pub configured: bool,
+    /// The provider's name, for catalog entries.
+    pub display_name: Option<String>,
+    /// The catalog category.
+    pub category: Option<String>,
+    /// The provider's authentication docs.
+    pub docs: Option<String>,
+}
+
 /// Lists every service.
 #[utoipa::path(
     get,
     path = "/v1/services",
     tag = "services",
-    responses((status = 200, body = [Service]), (status = 401, body = ErrorBody))
+    responses((status = 200, description = "Configured services first, then catalog entries not configured yet", body = [ServiceListing]), (status = 401, body = ErrorBody))
 )]
 pub(crate) async fn list_services(
     State(state): State<AppState>,
-) -> Result<Json<Vec<Service>>, ApiError> {
+) -> Result<Json<Vec<ServiceListing>>, ApiError> {
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.services()).await?))
+    let stored = blocking(move || store.services()).await?;
+    let entries = catalog::entries().map_err(ApiError::internal)?;
+    let mut listing: Vec<ServiceListing> = stored
+        .into_iter()
+        .map(|service| {
+            let entry = entries.iter().find(|e| e.id == service.name);
+            ServiceListing {
+                source: if entry.is_some() { "catalog" } else { "custom" }.to_owned(),
+                configured: true,
+                display_name: entry.map(|e| e.display_name.clone()),
+                category: entry.map(|e| e.category.clone()),
+                docs: entry.map(|e| e.docs.clone()),
+                service,
+            }
+        })
+        .collect();
+    for entry in entries {
+        if listing.iter().any(|l| l.service.name == entry.id) {
+            continue;
+        }
+        listing.push(ServiceListing {
+            service: entry
+                .to_service(&entry.id, "")
+                .map_err(ApiError::internal)?,
+            source: "catalog".to_owned(),
+            configured: false,
+            display_name: Some(entry.display_name.clone()),
+            category: Some(entry.category.clone()),
+            docs: Some(entry.docs.clone()),
+        });
+    }
+    Ok(Json(listing))
 }
 
 /// Creates a service.
@@ -171,6 +283,10 @@ pub(crate) async fn create_service(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<(StatusCode, Json<Service>), ApiError> {
+    let input = match input.catalog.clone() {
+        Some(id) => from_catalog(&id, input)?,
+        None => input,
+    };
     let name = input
         .name
         .clone()
@@ -243,11 +359,11 @@ pub(crate) async fn update_service(
     let existing = blocking(move || store.service(&lookup))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no service named `{name}`")))?;
-    if existing.auth_type != input.auth_type {
+    if input.auth_type.is_some_and(|t| t != existing.auth_type) {
         return Err(ApiError::invalid(format!(
             "service `{name}` uses {}; its connections' credentials would no longer fit {}",
             existing.auth_type.as_str(),
-            input.auth_type.as_str()
+            input.auth_type.map(AuthType::as_str).unwrap_or_default()
         )));
     }
     let secret = input.client_secret.clone().map(Secret::new);
