@@ -48,6 +48,10 @@ fn setup(package_dir: &str, name: &str, pooling: bool, allowed: &[String]) -> Se
         store,
         RuntimeConfig {
             pooling,
+            // The echo server listens on 127.0.0.1.
+            network: junction_host::netguard::NetworkPolicy {
+                allow_private: true,
+            },
             ..RuntimeConfig::default()
         },
     )

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod events;
 pub mod manifest;
+pub mod netguard;
 pub mod oauth;
 pub mod registry;
 pub mod runtime;

@@ -23,6 +23,10 @@ impl Harness {
     pub fn new() -> Self {
         Self::with_config(RuntimeConfig {
             max_instances: 16,
+            // The mock providers listen on 127.0.0.1.
+            network: junction_host::netguard::NetworkPolicy {
+                allow_private: true,
+            },
             ..RuntimeConfig::default()
         })
     }

@@ -56,6 +56,8 @@ impl TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse().expect("addr"));
         config.max_instances = 16;
+        // The mock providers listen on 127.0.0.1.
+        config.allow_private_network = true;
         adjust(&mut config);
         let server = Server::start(config.clone()).await.expect("server starts");
         let token = server

@@ -383,6 +383,8 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
         allow_hosts: vec![],
         manifest: None,
         target_dir: Some(plugins::plugin_target_dir()),
+        // The mocks listen on 127.0.0.1.
+        allow_private_network: true,
     };
     let record = junction_host::cli::run_once(
         &plugins::workspace_root().join("plugins/mailchimp-sync"),

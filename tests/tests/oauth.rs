@@ -696,3 +696,22 @@ async fn catalog_entries_are_listed_and_configured_with_a_client_id() {
     assert_eq!(google["source"], "catalog");
     assert_eq!(google["has_client_secret"], true);
 }
+
+#[tokio::test]
+async fn token_endpoints_on_internal_addresses_are_refused_by_default() {
+    let host = TestHost::start_with(|config| config.allow_private_network = false).await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({"metadata_url": null})).await;
+    let url = authorize_url(&host).await;
+    let callback = follow(url.as_str()).await;
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("loopback"), "{html}");
+    assert!(
+        provider.lock().token_requests.is_empty(),
+        "nothing was sent"
+    );
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(connection.json["status"], "disconnected");
+}

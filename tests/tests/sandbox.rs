@@ -400,10 +400,64 @@ async fn bad_components_are_refused_with_clear_errors() {
 async fn without_pooling_the_same_plugin_runs() {
     let h = Harness::with_config(junction_host::runtime::RuntimeConfig {
         pooling: false,
+        network: junction_host::netguard::NetworkPolicy {
+            allow_private: true,
+        },
         ..Default::default()
     });
     assert!(!h.runtime.is_pooling());
     let hello = h.load_simple("hello", &[]);
     let record = h.run(&hello, "hello", json!({"x": 1})).await;
     assert_eq!(record.output().expect("ok")["payload"], json!({"x": 1}));
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_unless_the_operator_allows_them() {
+    let api = junction_tests::echo::EchoServer::start().await;
+    let strict = Harness::with_config(junction_host::runtime::RuntimeConfig {
+        max_instances: 4,
+        ..Default::default()
+    });
+    // The plugin may call the echo server by its allowed hosts, but the
+    // address is loopback, which the default policy refuses.
+    let allowed = [api.origin(), "http://169.254.169.254".to_owned()];
+    let manifest = junction_host::manifest::Manifest::default();
+    let probe = strict.load("probe", "probe", &[], &allowed, &manifest);
+    let record = strict
+        .run(
+            &probe,
+            "call",
+            json!({"url": format!("{}/a", api.origin())}),
+        )
+        .await;
+    let error = call_error(&record);
+    assert!(error.contains("loopback"), "{error}");
+    let record = strict
+        .run(
+            &probe,
+            "call",
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+        )
+        .await;
+    assert!(call_error(&record).contains("metadata"), "{record:?}");
+
+    // Allowed: loopback works, metadata addresses still do not.
+    let open = Harness::new();
+    let probe = open.load("probe", "probe", &[], &allowed, &manifest);
+    let record = open
+        .run(
+            &probe,
+            "call",
+            json!({"url": format!("{}/a", api.origin())}),
+        )
+        .await;
+    assert_eq!(record.output().expect("ok")["status"], 200, "{record:?}");
+    let record = open
+        .run(
+            &probe,
+            "call",
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+        )
+        .await;
+    assert!(call_error(&record).contains("metadata"), "{record:?}");
 }

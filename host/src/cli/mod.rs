@@ -66,6 +66,9 @@ pub enum Command {
         /// Cargo's target directory, when building.
         #[arg(long)]
         target_dir: Option<PathBuf>,
+        /// Let the plugin reach loopback and private addresses (local mocks).
+        #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
+        allow_private_network: bool,
     },
     /// Run the host: the API, plugin registry and runtime (Ctrl-C stops it gracefully).
     Serve(crate::server::ServeArgs),
@@ -212,6 +215,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             allow_hosts,
             manifest,
             target_dir,
+            allow_private_network,
         } => {
             let options = RunOptions {
                 data_dir,
@@ -219,6 +223,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 allow_hosts,
                 manifest,
                 target_dir,
+                allow_private_network,
             };
             let record = run_once(&plugin, &event, &options).await?;
             let text = serde_json::to_string_pretty(&record)
@@ -276,6 +281,8 @@ pub struct RunOptions {
     pub manifest: Option<PathBuf>,
     /// Cargo's target directory.
     pub target_dir: Option<PathBuf>,
+    /// Whether loopback and private addresses may be reached.
+    pub allow_private_network: bool,
 }
 
 /// `junction run`: builds (for a folder) or reads (for a file) the plugin,
@@ -301,6 +308,9 @@ pub async fn run_once(
         store,
         RuntimeConfig {
             pooling: false,
+            network: crate::netguard::NetworkPolicy {
+                allow_private: options.allow_private_network,
+            },
             ..RuntimeConfig::default()
         },
     )?;

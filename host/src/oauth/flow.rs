@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::settings::{ClientAuth, Grant, OAuthSettings};
 use super::token::{self, FailureClass, TokenError, TokenMapping, TokenResponse};
+use crate::netguard::{self, NetworkPolicy};
 use crate::store::{
     AuthType, Connection, ConnectionStatus, Credentials, PendingAuthorization, STATE_TTL_MS,
     Secret, Service, Store, StoreError, now_ms,
@@ -75,6 +76,7 @@ pub enum Started {
 #[derive(Clone)]
 pub struct OAuth {
     http: reqwest::Client,
+    network: NetworkPolicy,
 }
 
 /// The state's key in the store: its sha256, so the state itself is never
@@ -92,13 +94,14 @@ fn random_state() -> String {
 impl OAuth {
     /// A client that follows no redirects (a token endpoint that redirects
     /// is refused, not followed to wherever it points).
-    pub fn new() -> Result<Self, String> {
+    pub fn new(network: NetworkPolicy) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(network.resolver())
             .timeout(TOKEN_TIMEOUT)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(OAuth { http })
+        Ok(OAuth { http, network })
     }
 
     /// Starts connecting `link`: for the authorization-code grant, records a
@@ -328,6 +331,7 @@ impl OAuth {
         for (key, value) in &settings.token_params {
             form.push((key.clone(), value.clone()));
         }
+        self.check(url)?;
         let request = self.client_request(url, settings, secret.as_ref(), form);
         let response = request.send().await.map_err(|e| TokenError {
             class: FailureClass::Transient,
@@ -365,6 +369,21 @@ impl OAuth {
             &body,
             &mapping,
         )?)
+    }
+
+    /// Refuses URLs whose host is a forbidden IP literal (names are checked
+    /// by the client's resolver after DNS).
+    fn check(&self, url: &str) -> Result<(), TokenError> {
+        let parsed = url::Url::parse(url).map_err(|e| TokenError {
+            class: FailureClass::Rejected,
+            code: None,
+            message: format!("`{url}` is not a URL: {e}"),
+        })?;
+        netguard::check_url(self.network, &parsed).map_err(|e| TokenError {
+            class: FailureClass::Rejected,
+            code: None,
+            message: e.to_string(),
+        })
     }
 
     /// A form POST to `url` with the client authenticated as the service says.
@@ -409,6 +428,7 @@ impl OAuth {
             },
         ) = (&settings.revoke_url, &connection.credentials)
         {
+            self.check(url)?;
             let secret = store.client_secret(&service.name)?;
             // The refresh token first: revoking it ends the whole grant.
             let tokens = refresh_token
@@ -492,6 +512,8 @@ impl OAuth {
         settings: &OAuthSettings,
         token: &Secret,
     ) -> Result<Vec<(String, String)>, FlowError> {
+        self.check(url)
+            .map_err(|e| FlowError::Metadata(e.to_string()))?;
         let template = settings
             .metadata_auth
             .as_deref()
@@ -634,7 +656,7 @@ mod tests {
     async fn states_expire_and_work_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let oauth = OAuth::new().unwrap();
+        let oauth = OAuth::new(NetworkPolicy::default()).unwrap();
 
         let old = now_ms() - STATE_TTL_MS - 1000;
         store

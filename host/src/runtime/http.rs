@@ -20,6 +20,7 @@ use super::HostState;
 use super::bindings::junction::plugin::http::{Error, Host, Method, Request, Response};
 use super::connections::{LookupError, expand_base_url};
 use super::record::CallRecord;
+use crate::netguard::{self, NetworkPolicy};
 use crate::oauth::Freshness;
 use crate::store::{ConnectionStatus, Credentials, Placement, Secret};
 
@@ -34,9 +35,10 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "
 
 /// The one HTTP client: connection pooling, no automatic redirects (they are
 /// followed and checked in [`HostState::invoke_url`]).
-pub(crate) fn build_client() -> reqwest::Result<reqwest::Client> {
+pub(crate) fn build_client(network: NetworkPolicy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(network.resolver())
         .user_agent(concat!("junction/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
@@ -157,6 +159,8 @@ struct Prepared {
     /// The OAuth access token attached, to tell after a 401 whether it was
     /// replaced meanwhile.
     oauth_token: Option<Secret>,
+    /// Which addresses may be reached.
+    network: NetworkPolicy,
 }
 
 impl HostState {
@@ -300,6 +304,7 @@ impl HostState {
             allowed,
             timeout: requested.min(remaining),
             oauth_token,
+            network: self.shared.network,
         };
         check_destination(&self.plugin, &prepared, &prepared.url)?;
         Ok(prepared)
@@ -307,6 +312,8 @@ impl HostState {
 }
 
 fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(), Error> {
+    // IP literals never reach the resolver, which guards names.
+    netguard::check_url(prepared.network, url).map_err(|e| Error::Forbidden(e.to_string()))?;
     if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
         return Ok(());
     }

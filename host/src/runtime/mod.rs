@@ -85,6 +85,8 @@ pub struct RuntimeConfig {
     pub defaults: Limits,
     /// The most any plugin may ask for.
     pub ceiling: Limits,
+    /// Which addresses outbound calls may reach.
+    pub network: crate::netguard::NetworkPolicy,
 }
 
 impl Default for RuntimeConfig {
@@ -101,6 +103,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             defaults,
             ceiling,
+            network: crate::netguard::NetworkPolicy::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ pub(crate) struct Shared {
     store: Arc<Store>,
     http: reqwest::Client,
     tokens: Arc<crate::oauth::TokenKeeper>,
+    network: crate::netguard::NetworkPolicy,
 }
 
 /// Errors setting the runtime up.
@@ -208,8 +212,9 @@ impl Runtime {
     pub fn new(store: Arc<Store>, config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let (engine, pooling) = build_engine(&config)?;
         let linker = build_linker(&engine).map_err(RuntimeError::Engine)?;
-        let http = http::build_client().map_err(|e| RuntimeError::Http(e.to_string()))?;
-        let oauth = crate::oauth::OAuth::new().map_err(RuntimeError::Http)?;
+        let http =
+            http::build_client(config.network).map_err(|e| RuntimeError::Http(e.to_string()))?;
+        let oauth = crate::oauth::OAuth::new(config.network).map_err(RuntimeError::Http)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak_engine = engine.weak();
@@ -237,6 +242,7 @@ impl Runtime {
                 tokens: Arc::new(crate::oauth::TokenKeeper::new(store.clone(), oauth)),
                 store,
                 http,
+                network: config.network,
             }),
             config,
             pooling,

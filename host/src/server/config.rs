@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// [default: http://<listen address>].
     #[arg(long, env = "JUNCTION_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Let plugins and token endpoints reach loopback and private addresses
+    /// (local mocks, on-premises APIs). Link-local and metadata addresses stay refused.
+    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
+    pub allow_private_network: bool,
 }
 
 /// The same settings in the TOML file.
@@ -52,6 +56,7 @@ struct FileConfig {
     execution_retention: Option<u64>,
     max_instances: Option<u32>,
     public_url: Option<String>,
+    allow_private_network: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -71,6 +76,8 @@ pub struct ServerConfig {
     pub pooling: bool,
     /// Where browsers reach the host; `http://<listen address>` when absent.
     pub public_url: Option<String>,
+    /// Whether loopback and private addresses may be reached.
+    pub allow_private_network: bool,
 }
 
 impl ServerConfig {
@@ -84,6 +91,14 @@ impl ServerConfig {
             max_instances: 64,
             pooling: true,
             public_url: None,
+            allow_private_network: false,
+        }
+    }
+
+    /// The network policy outbound clients follow.
+    pub fn network(&self) -> crate::netguard::NetworkPolicy {
+        crate::netguard::NetworkPolicy {
+            allow_private: self.allow_private_network,
         }
     }
 }
@@ -146,6 +161,8 @@ impl ServeArgs {
             }
             config.max_instances = n;
         }
+        config.allow_private_network =
+            self.allow_private_network || file.allow_private_network.unwrap_or(false);
         if let Some(public) = self.public_url.clone().or(file.public_url) {
             let parsed = url::Url::parse(&public)
                 .map_err(|e| ConfigError::PublicUrl(public.clone(), e.to_string()))?;

@@ -273,6 +273,7 @@ impl Server {
             RuntimeConfig {
                 pooling: config.pooling,
                 max_instances: config.max_instances,
+                network: config.network(),
                 ..RuntimeConfig::default()
             },
         )?);
@@ -303,7 +304,7 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let oauth = crate::oauth::OAuth::new().map_err(ServerError::Serve)?;
+        let oauth = crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
         let state = Arc::new(Shared {
             store,
             registry,

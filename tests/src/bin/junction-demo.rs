@@ -46,7 +46,9 @@ async fn main() -> anyhow::Result<()> {
         mailchimp.addr, crm.addr
     );
 
-    let config = ServerConfig::new(&data_dir, "127.0.0.1:0".parse()?);
+    let mut config = ServerConfig::new(&data_dir, "127.0.0.1:0".parse()?);
+    // The mock providers listen on 127.0.0.1.
+    config.allow_private_network = true;
     let server = Server::start(config).await.with_context(|| {
         format!(
             "starting the server on {} (if `junction serve` is running there, stop it or set JUNCTION_DATA_DIR to another folder)",
