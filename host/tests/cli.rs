@@ -243,6 +243,42 @@ fn connections_from_stdin_never_echo_the_secret() {
     assert_fails_with(&add("empty", "stripe", ""), "secret is empty");
     assert_fails_with(&add("x", "nope", "k"), "give --auth");
 
+    // OAuth: a catalog service configured with a client id and a secret on
+    // standard input, and a connection created disconnected.
+    let out = server.client(
+        &[
+            "service",
+            "add",
+            "--catalog",
+            "google",
+            "--client-id",
+            "123.apps",
+            "--client-secret-stdin",
+        ],
+        Some("google-client-secret-99\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("client secret stored encrypted"));
+    let out = server.client(
+        &["connection", "create", "gmail", "--service", "google"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("disconnected"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = server.client(&["service", "list"], None);
+    assert!(
+        text(&out.stdout).contains("configured"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("google-client-secret-99"));
+    let out = server.client(&["connection", "refresh", "gmail"], None);
+    assert_fails_with(&out, "no refresh token");
+
     let out = server.client(&["connection", "remove", "stripe"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = server.client(&["connection", "remove", "stripe"], None);

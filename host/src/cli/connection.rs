@@ -1,5 +1,6 @@
-//! `junction connection add|list|show|remove` against the server: connections
-//! with static credentials (api-key, basic, bearer). Secrets are read from a
+//! `junction connection ...` against the server: `add` for static
+//! credentials (api-key, basic, bearer); `create`, `connect`, `refresh` and
+//! `revoke` for oauth2 connections; `list`, `show`, `remove` for both. Secrets are read from a
 //! file or standard input, never from the command line, where `ps` and shell
 //! history would keep them.
 
@@ -22,6 +23,51 @@ pub enum ConnectionCommand {
     Add(Box<AddArgs>),
     /// List connections (never their secrets).
     List {
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Create an oauth2 connection, disconnected until `connect`.
+    Create {
+        /// The link name plugins use (a-z first, then a-z, 0-9, _; at most 50).
+        link_name: String,
+        /// The oauth2 service it belongs to.
+        #[arg(long)]
+        service: String,
+        /// Scopes to ask for instead of the service's defaults (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Non-secret metadata `key=value` (repeatable).
+        #[arg(long = "metadata", value_parser = parse_pair)]
+        metadata: Vec<(String, String)>,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Authorise an oauth2 connection: prints the provider URL to open in a
+    /// browser and waits until the callback lands (client credentials connect at once).
+    Connect {
+        /// The link name.
+        link_name: String,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Refresh an oauth2 connection's token now.
+    Refresh {
+        /// The link name.
+        link_name: String,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke an oauth2 connection's tokens at the provider and forget them.
+    Revoke {
+        /// The link name.
+        link_name: String,
         /// How to reach the server.
         #[command(flatten)]
         server: ServerArgs,
@@ -151,6 +197,72 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        ConnectionCommand::Create {
+            link_name,
+            service,
+            scopes,
+            metadata,
+            server,
+        } => {
+            crate::store::validate_link_name(&link_name).map_err(CliError::Usage)?;
+            let client = Client::new(&server)?;
+            let metadata: BTreeMap<String, String> = metadata.into_iter().collect();
+            let body = serde_json::json!({
+                "link_name": link_name, "service": service, "scopes": scopes, "metadata": metadata,
+            });
+            let view: ConnectionView = client
+                .send_json(Method::POST, &["v1", "connections"], &body)
+                .await?;
+            if server.json {
+                print_json(&view);
+            } else {
+                println!(
+                    "connection `{}` created ({}); authorise it with `junction connection connect {}`",
+                    view.link_name,
+                    status_word(&view.status),
+                    view.link_name
+                );
+            }
+            Ok(())
+        }
+        ConnectionCommand::Connect {
+            link_name,
+            wait,
+            server,
+        } => connect(&link_name, wait, &server).await,
+        ConnectionCommand::Refresh { link_name, server } => {
+            let client = Client::new(&server)?;
+            let view: ConnectionView = client
+                .send_json(
+                    Method::POST,
+                    &["v1", "connections", &link_name, "refresh"],
+                    &serde_json::json!({}),
+                )
+                .await?;
+            println!(
+                "connection `{link_name}` refreshed ({})",
+                status_word(&view.status)
+            );
+            Ok(())
+        }
+        ConnectionCommand::Revoke { link_name, server } => {
+            let client = Client::new(&server)?;
+            let view: ConnectionView = client
+                .send_json(
+                    Method::POST,
+                    &["v1", "connections", &link_name, "revoke"],
+                    &serde_json::json!({}),
+                )
+                .await?;
+            println!(
+                "connection `{link_name}` revoked and {}{}",
+                status_word(&view.status),
+                view.last_error
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
         ConnectionCommand::Remove { link_name, server } => {
             let client = Client::new(&server)?;
             client.delete(&["v1", "connections", &link_name]).await?;
@@ -234,6 +346,47 @@ async fn add(args: AddArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Starts the OAuth flow and waits until the connection is connected.
+async fn connect(link: &str, wait: u64, server: &ServerArgs) -> Result<(), CliError> {
+    let client = Client::new(server)?;
+    let before: ConnectionView = client.get(&["v1", "connections", link]).await?;
+    let started: crate::server::oauth::AuthorizeResponse = client
+        .send_json(
+            Method::POST,
+            &["v1", "connections", link, "authorize"],
+            &serde_json::json!({}),
+        )
+        .await?;
+    if started.connected {
+        println!("connection `{link}` is connected");
+        return Ok(());
+    }
+    let url = started
+        .authorize_url
+        .ok_or_else(|| CliError::Usage("the server returned no authorize URL".into()))?;
+    println!("Open this URL in a browser and approve access:\n\n  {url}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let view: ConnectionView = client.get(&["v1", "connections", link]).await?;
+        if view.updated_at_ms == before.updated_at_ms {
+            // Nothing has happened yet: the browser is still on its way.
+        } else if view.status == crate::store::ConnectionStatus::Connected && view.has_secret {
+            println!("connection `{link}` is connected");
+            return Ok(());
+        } else if let Some(error) = view.last_error {
+            return Err(CliError::Usage(format!(
+                "connection `{link}` was not connected: {error}"
+            )));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CliError::Usage(format!(
+                "gave up after {wait} s; the link stays valid for 10 minutes from when it was made"
+            )));
+        }
+    }
 }
 
 fn placement_for(
