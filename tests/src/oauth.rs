@@ -42,6 +42,8 @@ pub struct ProviderState {
     pub used_refresh_tokens: std::collections::HashSet<String>,
     /// How many refresh requests arrived.
     pub refresh_requests: u32,
+    /// The next this many token requests answer 503.
+    pub fail_next: u32,
     /// Revocation requests: (token_type_hint, token).
     pub revocations: Vec<(String, String)>,
     issued: u32,
@@ -135,6 +137,13 @@ async fn token(
 ) -> Response {
     let mut s = lock(&state);
     s.token_requests.push(form.clone());
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            s.refresh_requests += 1;
+        }
+        return token_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+    }
     if let Some((status, content_type, body)) = s.token_override.clone() {
         return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
     }

@@ -715,3 +715,54 @@ async fn token_endpoints_on_internal_addresses_are_refused_by_default() {
     let connection = host.get("/v1/connections/fake").await;
     assert_eq!(connection.json["status"], "disconnected");
 }
+
+#[tokio::test]
+async fn a_provider_outage_is_retried_and_invalid_client_flags_the_service() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    connect(&host).await;
+
+    // Two 503s, then success: one refresh call from the admin's point of view.
+    provider.lock().fail_next = 2;
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    assert_eq!(provider.lock().refresh_requests, 3);
+
+    // Still down after every attempt: a classified failure, tokens kept.
+    provider.lock().fail_next = 10;
+    let failed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "connected",
+        "still usable while the token is valid"
+    );
+    assert_eq!(connection.json["has_secret"], true);
+    assert!(
+        connection.json["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("HTTP 503")
+    );
+    provider.lock().fail_next = 0;
+
+    // The provider no longer knows the client: the connection is flagged.
+    provider.lock().token_override = Some((
+        StatusCode::UNAUTHORIZED,
+        "application/json".into(),
+        r#"{"error":"invalid_client"}"#.into(),
+    ));
+    let refused = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(connection.json["status"], "error");
+    assert!(
+        connection.json["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fix its client id or secret"),
+        "{}",
+        connection.text
+    );
+}

@@ -30,6 +30,10 @@ use crate::store::{
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How long a token endpoint may take.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Refresh attempts when the provider fails transiently.
+const REFRESH_ATTEMPTS: u32 = 3;
+/// The first retry's delay; each later one doubles, plus up to half in jitter.
+const RETRY_BASE: Duration = Duration::from_millis(100);
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
@@ -270,16 +274,33 @@ impl OAuth {
             }
         };
         let requested = connection.scopes.clone();
-        match self
-            .token_request(
-                store,
-                &service,
-                &settings,
-                settings.refresh_endpoint(),
-                form,
-            )
-            .await
-        {
+        // Transient failures (5xx, 429, timeouts) are retried with backoff and
+        // jitter; the stored token stays in use meanwhile.
+        let mut attempt = 0;
+        let outcome = loop {
+            let result = self
+                .token_request(
+                    store,
+                    &service,
+                    &settings,
+                    settings.refresh_endpoint(),
+                    form.clone(),
+                )
+                .await;
+            match result {
+                Err(FlowError::Token(err))
+                    if err.class == FailureClass::Transient && attempt + 1 < REFRESH_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    let base = RETRY_BASE.as_millis() as u64 * (1 << attempt);
+                    let jitter = rand::random::<u64>() % (base / 2 + 1);
+                    tracing::warn!(link, attempt, error = %err, "refresh failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(tokens) => {
                 self.store_tokens(store, connection, &settings, tokens, requested)
                     .await?;
