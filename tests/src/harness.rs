@@ -180,6 +180,7 @@ pub fn store_connection(
         last_error: None,
         created_at_ms: now_ms(),
         updated_at_ms: now_ms(),
+        last_refresh_ms: None,
     })
 }
 

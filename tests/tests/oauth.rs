@@ -766,3 +766,23 @@ async fn a_provider_outage_is_retried_and_invalid_client_flags_the_service() {
         connection.text
     );
 }
+
+#[tokio::test]
+async fn the_background_sweep_refreshes_expiring_connections() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    provider.lock().expires_in = "60".into();
+    connect(&host).await;
+    provider.lock().expires_in = "3600".into();
+    let before = host.get("/v1/connections/fake").await;
+    let report = host.server().tokens().sweep().await;
+    assert_eq!((report.refreshed, report.failed), (1, 0));
+    let after = host.get("/v1/connections/fake").await;
+    assert!(after.json["expires_at_ms"].as_u64() > before.json["expires_at_ms"].as_u64());
+    assert!(after.json["last_refresh_ms"].is_u64());
+    // Fresh for an hour and refreshed just now: nothing to do.
+    let report = host.server().tokens().sweep().await;
+    assert_eq!((report.refreshed, report.failed), (0, 0));
+    assert_eq!(provider.lock().refresh_requests, 1);
+}

@@ -521,6 +521,7 @@ impl OAuth {
         connection.status = ConnectionStatus::Connected;
         connection.last_error = None;
         connection.updated_at_ms = now;
+        connection.last_refresh_ms = Some(now);
         store.update_connection(&connection)?;
         Ok(())
     }

@@ -10,5 +10,5 @@ pub mod settings;
 pub mod token;
 
 pub use flow::{FlowError, OAuth, Started};
-pub use refresh::{Freshness, TokenKeeper};
+pub use refresh::{Freshness, SweepReport, TokenKeeper};
 pub use settings::{ClientAuth, Grant, OAuthSettings};

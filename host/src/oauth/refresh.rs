@@ -14,6 +14,20 @@ use crate::store::{AuthType, Connection, Credentials, Store, now_ms};
 
 /// Refresh when the token expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Idle connections are refreshed at least this often: some providers drop
+/// refresh tokens that go unused.
+pub const IDLE_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often the background sweep looks at every connection.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Connections refreshed.
+    pub refreshed: usize,
+    /// Refreshes that failed (recorded on each connection).
+    pub failed: usize,
+}
 
 /// The refresh engine shared by the runtime and the server.
 pub struct TokenKeeper {
@@ -66,6 +80,31 @@ impl TokenKeeper {
         locks.entry(link.to_owned()).or_default().clone()
     }
 
+    /// Takes `link`'s refresh lock, owned, so it can outlive the caller.
+    async fn hold(&self, link: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock_for(link).lock_owned().await
+    }
+
+    /// Refreshes in a task of its own that keeps the lock until the new
+    /// tokens are stored. A caller cut off meanwhile (an execution reaching
+    /// its deadline) cannot leave a rotated refresh token half-stored, nor
+    /// let a second refresh start with the old one.
+    async fn refresh_holding(
+        &self,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        link: &str,
+    ) -> Result<Connection, FlowError> {
+        let store = self.store.clone();
+        let oauth = self.oauth.clone();
+        let link = link.to_owned();
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            oauth.refresh(&store, &link).await
+        });
+        task.await
+            .map_err(|e| FlowError::Misconfigured(format!("the refresh task failed: {e}")))?
+    }
+
     fn is_oauth(&self, connection: &Connection) -> bool {
         matches!(connection.credentials, Credentials::Oauth2 { .. })
             || self
@@ -84,8 +123,7 @@ impl TokenKeeper {
         if !self.is_oauth(&connection) || !expires_soon(&connection, self.margin) {
             return Ok(Freshness::Unchanged);
         }
-        let lock = self.lock_for(link);
-        let _held = lock.lock().await;
+        let guard = self.hold(link).await;
         // Someone may have refreshed while this caller waited.
         let Some(connection) = self.store.connection(link)? else {
             return Ok(Freshness::Unchanged);
@@ -93,7 +131,7 @@ impl TokenKeeper {
         if !expires_soon(&connection, self.margin) {
             return Ok(Freshness::Refreshed);
         }
-        self.oauth.refresh(&self.store, link).await?;
+        self.refresh_holding(guard, link).await?;
         Ok(Freshness::Refreshed)
     }
 
@@ -104,8 +142,7 @@ impl TokenKeeper {
         link: &str,
         used_token: &str,
     ) -> Result<Freshness, FlowError> {
-        let lock = self.lock_for(link);
-        let _held = lock.lock().await;
+        let guard = self.hold(link).await;
         let Some(connection) = self.store.connection(link)? else {
             return Ok(Freshness::Unchanged);
         };
@@ -115,14 +152,65 @@ impl TokenKeeper {
         if access_token(&connection).is_some_and(|current| current != used_token) {
             return Ok(Freshness::Refreshed);
         }
-        self.oauth.refresh(&self.store, link).await?;
+        self.refresh_holding(guard, link).await?;
         Ok(Freshness::Refreshed)
+    }
+
+    /// The background pass: refreshes connected OAuth connections whose
+    /// token expires within the margin, and idle ones whose tokens are older
+    /// than a day.
+    pub async fn sweep(&self) -> SweepReport {
+        let mut report = SweepReport::default();
+        let connections = match self.store.sealed_connections() {
+            Ok(list) => list,
+            Err(err) => {
+                tracing::error!(error = %err, "token sweep cannot read connections");
+                return report;
+            }
+        };
+        let now = now_ms();
+        for sealed in connections {
+            let Credentials::Oauth2 {
+                expires_at_ms,
+                refresh_token,
+                ..
+            } = &sealed.credentials
+            else {
+                continue;
+            };
+            if sealed.status != crate::store::ConnectionStatus::Connected {
+                continue;
+            }
+            let expiring =
+                expires_at_ms.is_some_and(|at| at <= now + self.margin.as_millis() as u64);
+            let idle = refresh_token.is_some()
+                && sealed
+                    .last_refresh_ms
+                    .is_none_or(|at| now.saturating_sub(at) >= IDLE_REFRESH.as_millis() as u64);
+            if !(expiring || idle) {
+                continue;
+            }
+            let link = sealed.link_name.clone();
+            let guard = self.hold(&link).await;
+            // Re-check under the lock: a plugin may have refreshed it.
+            let current = self.store.sealed_connection(&link).ok().flatten();
+            if current.is_some_and(|c| c.last_refresh_ms != sealed.last_refresh_ms) {
+                continue;
+            }
+            match self.refresh_holding(guard, &link).await {
+                Ok(_) => report.refreshed += 1,
+                Err(err) => {
+                    report.failed += 1;
+                    tracing::warn!(link = %link, error = %err, "background refresh failed");
+                }
+            }
+        }
+        report
     }
 
     /// Refreshes now, whatever the expiry (`POST /v1/connections/{link}/refresh`).
     pub async fn refresh_now(&self, link: &str) -> Result<Connection, FlowError> {
-        let lock = self.lock_for(link);
-        let _held = lock.lock().await;
-        self.oauth.refresh(&self.store, link).await
+        let guard = self.hold(link).await;
+        self.refresh_holding(guard, link).await
     }
 }

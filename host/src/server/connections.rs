@@ -75,6 +75,8 @@ pub struct ConnectionView {
     pub last_error: Option<String>,
     /// When the OAuth access token expires, if known.
     pub expires_at_ms: Option<u64>,
+    /// When tokens were last obtained (connect or refresh).
+    pub last_refresh_ms: Option<u64>,
     /// When it was created.
     pub created_at_ms: u64,
     /// When it last changed.
@@ -106,6 +108,7 @@ pub(crate) fn view<S>(
         metadata: connection.metadata.clone(),
         has_secret: connection.credentials.has_secret(),
         last_error: connection.last_error.clone(),
+        last_refresh_ms: connection.last_refresh_ms,
         expires_at_ms: match &connection.credentials {
             Credentials::Oauth2 { expires_at_ms, .. } => *expires_at_ms,
             _ => None,
@@ -188,6 +191,7 @@ pub(crate) async fn create_connection(
         last_error: None,
         created_at_ms: now,
         updated_at_ms: now,
+        last_refresh_ms: None,
     };
     let store = state.store.clone();
     let created = blocking(move || {

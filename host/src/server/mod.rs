@@ -256,6 +256,11 @@ pub struct Server {
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     store: Weak<Store>,
     grace: Duration,
+    sweeper: (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    tokens: Arc<crate::oauth::TokenKeeper>,
 }
 
 impl Server {
@@ -315,8 +320,32 @@ impl Server {
             oauth,
             public_url,
         });
+        let tokens = state.registry.runtime().tokens().clone();
+        let keeper = tokens.clone();
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Tokens of idle and expiring connections are refreshed in the
+        // background; the task ends with the server.
+        let (stop_sweeping, mut sweeping_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweeper = tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::oauth::refresh::SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // Stop only between sweeps: a refresh is never cut off.
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = &mut sweeping_stopped => break,
+                }
+                let report = tokens.sweep().await;
+                if report.refreshed + report.failed > 0 {
+                    tracing::info!(
+                        refreshed = report.refreshed,
+                        failed = report.failed,
+                        "token sweep"
+                    );
+                }
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -333,6 +362,8 @@ impl Server {
             task,
             store: weak_store,
             grace,
+            sweeper: (stop_sweeping, sweeper),
+            tokens: keeper,
         })
     }
 
@@ -346,6 +377,11 @@ impl Server {
         self.issued_token.as_deref()
     }
 
+    /// The refresh engine (its background sweep runs every minute).
+    pub fn tokens(&self) -> &Arc<crate::oauth::TokenKeeper> {
+        &self.tokens
+    }
+
     /// How the stored plugins were loaded at start.
     pub fn load_report(&self) -> LoadReport {
         self.load_report
@@ -355,6 +391,11 @@ impl Server {
     /// execution ends by its deadline), writes the queued execution records
     /// and closes the store.
     pub async fn shutdown(self) -> Result<(), ServerError> {
+        let (stop_sweeping, sweeper) = self.sweeper;
+        let _ = stop_sweeping.send(());
+        let _ = sweeper.await;
+        // The keeper holds the store; let it go so the file can close.
+        drop(self.tokens);
         let _ = self.stop.send(());
         let mut task = self.task;
         // Requests get as long as the longest execution may run; a client
@@ -379,7 +420,10 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if self.store.strong_count() > 0 {
-            tracing::warn!("the store is still in use after shutdown");
+            // The redb file stays open (and locked) until the process exits.
+            return Err(ServerError::Serve(
+                "the store was still in use 10 s after shutdown".into(),
+            ));
         }
         Ok(())
     }

@@ -334,6 +334,7 @@ impl Store {
             last_error: connection.last_error.clone(),
             created_at_ms: connection.created_at_ms,
             updated_at_ms: connection.updated_at_ms,
+            last_refresh_ms: connection.last_refresh_ms,
         };
         serde_json::to_vec(&row)
             .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))
@@ -356,6 +357,7 @@ impl Store {
             last_error: row.last_error,
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
+            last_refresh_ms: row.last_refresh_ms,
         })
     }
 
@@ -594,6 +596,7 @@ mod tests {
             last_error: None,
             created_at_ms: now_ms(),
             updated_at_ms: now_ms(),
+            last_refresh_ms: None,
         }
     }
 

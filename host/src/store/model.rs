@@ -193,6 +193,9 @@ pub struct Connection<S = Secret> {
     pub created_at_ms: u64,
     /// When it last changed.
     pub updated_at_ms: u64,
+    /// When tokens were last obtained (connect or refresh), for OAuth.
+    #[serde(default)]
+    pub last_refresh_ms: Option<u64>,
 }
 
 /// Checks a link name against Zoho's rules: a lower-case letter first, then
