@@ -16,7 +16,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-use crate::server::{Journal, query_pairs, serve};
+use crate::server::{Journal, TokenCheck, fixed_token, query_pairs, serve};
 
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -70,7 +70,7 @@ pub struct MockMailchimp {
 
 #[derive(Clone)]
 struct AppState {
-    token: String,
+    token: TokenCheck,
     api_key: String,
     journal: Journal,
     data: Arc<Mutex<Data>>,
@@ -81,8 +81,14 @@ impl MockMailchimp {
     /// Accepts `Authorization: Bearer {token}` (OAuth) or HTTP Basic with
     /// `api_key` as the password.
     pub async fn start(token: &str, api_key: &str) -> Self {
+        Self::start_with(fixed_token(token), api_key).await
+    }
+
+    /// Accepts bearer tokens `check` approves (e.g. those a fake OAuth
+    /// provider issued), or HTTP Basic with `api_key`.
+    pub async fn start_with(check: TokenCheck, api_key: &str) -> Self {
         let state = AppState {
-            token: token.into(),
+            token: check,
             api_key: api_key.into(),
             journal: Journal::default(),
             data: Arc::new(Mutex::new(Data::default())),
@@ -163,7 +169,7 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> bool {
         return false;
     };
     if let Some(token) = value.strip_prefix("Bearer ") {
-        return token == state.token;
+        return (state.token)(token);
     }
     if let Some(encoded) = value.strip_prefix("Basic ") {
         let decoded = base64::engine::general_purpose::STANDARD

@@ -46,6 +46,8 @@ pub struct ProviderState {
     pub fail_next: u32,
     /// Revocation requests: (token_type_hint, token).
     pub revocations: Vec<(String, String)>,
+    /// `api_domain` in token responses.
+    pub api_domain: String,
     issued: u32,
 }
 
@@ -69,6 +71,7 @@ impl FakeProvider {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(ProviderState {
             expires_in: "3600".into(),
+            api_domain: "https://api.example.test".into(),
             ..ProviderState::default()
         }));
         let app = Router::new()
@@ -88,6 +91,13 @@ impl FakeProvider {
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, ProviderState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Accepts the access tokens this provider issued and has not revoked,
+    /// for mock APIs.
+    pub fn token_check(&self) -> crate::server::TokenCheck {
+        let state = self.state.clone();
+        Arc::new(move |token| lock(&state).access_tokens.iter().any(|t| t == token))
     }
 }
 
@@ -214,7 +224,7 @@ async fn token(
             "token_type": "bearer",
             "expires_in": s.expires_in,
             "scope": "read,write",
-            "api_domain": "https://api.example.test",
+            "api_domain": s.api_domain,
         })),
     )
         .into_response()

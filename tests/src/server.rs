@@ -103,3 +103,13 @@ pub fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// Decides whether a mock API accepts a token: a fixed one, or whatever a
+/// fake OAuth provider has issued and not yet revoked.
+pub type TokenCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Accepts exactly `token`.
+pub fn fixed_token(token: &str) -> TokenCheck {
+    let token = token.to_owned();
+    std::sync::Arc::new(move |presented| presented == token)
+}

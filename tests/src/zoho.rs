@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::server::{Journal, serve};
+use crate::server::{Journal, TokenCheck, fixed_token, serve};
 
 pub struct MockCrm {
     pub addr: SocketAddr,
@@ -26,7 +26,7 @@ pub struct MockCrm {
 
 #[derive(Clone)]
 struct AppState {
-    token: String,
+    token: TokenCheck,
     journal: Journal,
     leads: Arc<Mutex<BTreeMap<String, Value>>>,
     rejected: Arc<Mutex<BTreeSet<String>>>,
@@ -34,8 +34,13 @@ struct AppState {
 
 impl MockCrm {
     pub async fn start(token: &str) -> Self {
+        Self::start_with(fixed_token(token)).await
+    }
+
+    /// Accepts the `Zoho-oauthtoken` tokens `check` approves.
+    pub async fn start_with(check: TokenCheck) -> Self {
         let state = AppState {
-            token: token.into(),
+            token: check,
             journal: Journal::default(),
             leads: Arc::default(),
             rejected: Arc::default(),
@@ -78,12 +83,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     state.journal.record(&method, &uri, &headers, &body);
-    let expected = format!("Zoho-oauthtoken {}", state.token);
-    if headers
+    let accepted = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        != Some(expected.as_str())
-    {
+        .and_then(|v| v.strip_prefix("Zoho-oauthtoken "))
+        .is_some_and(|token| (state.token)(token));
+    if !accepted {
         return error(
             StatusCode::UNAUTHORIZED,
             "INVALID_TOKEN",

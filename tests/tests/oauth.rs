@@ -4,8 +4,10 @@
 //! connection, client credentials, and callbacks that must be refused.
 
 use junction_tests::host::TestHost;
+use junction_tests::mailchimp::{Member, MockMailchimp};
 use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, service_json};
-use junction_tests::plugins::component_bytes;
+use junction_tests::plugins::{self, component_bytes};
+use junction_tests::zoho::MockCrm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,8 +55,12 @@ async fn setup(host: &TestHost, provider: &FakeProvider, extra: Value) {
 }
 
 async fn authorize_url(host: &TestHost) -> url::Url {
+    authorize_url_for(host, "fake").await
+}
+
+async fn authorize_url_for(host: &TestHost, link: &str) -> url::Url {
     let started = host
-        .post("/v1/connections/fake/authorize", &json!({}))
+        .post(&format!("/v1/connections/{link}/authorize"), &json!({}))
         .await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text);
     url::Url::parse(started.json["authorize_url"].as_str().expect("url")).expect("url parses")
@@ -785,4 +791,119 @@ async fn the_background_sweep_refreshes_expiring_connections() {
     let report = host.server().tokens().sweep().await;
     assert_eq!((report.refreshed, report.failed), (0, 0));
     assert_eq!(provider.lock().refresh_requests, 1);
+}
+
+/// The seed's example on connections obtained through the OAuth flow:
+/// MailChimp via OAuth plus its metadata call (`dc`), Zoho CRM via OAuth with
+/// `Zoho-oauthtoken` on the captured `api_domain` — and the CRM token
+/// expiring mid-run, between the MailChimp reads and the CRM upsert.
+#[tokio::test]
+async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mid_run() {
+    let host = TestHost::start().await;
+    let mc_auth = FakeProvider::start().await;
+    let crm_auth = FakeProvider::start().await;
+    let mailchimp = MockMailchimp::start_with(mc_auth.token_check(), "unused-us6").await;
+    let crm = MockCrm::start_with(crm_auth.token_check()).await;
+    mc_auth.lock().expires_in = "0".into();
+    crm_auth.lock().api_domain = crm.api_domain();
+    let members: Vec<Member> = (0..5)
+        .map(|i| {
+            Member::new(
+                &format!("p{i}@example.com"),
+                "First",
+                "Last",
+                "2026-11-01T10:00:00+00:00",
+            )
+        })
+        .collect();
+    mailchimp.add_campaign("c1", "list1", members);
+
+    let mut mc_service = service_json("mc", &mc_auth, json!({}));
+    mc_service["base_url"] = json!("http://{mock_host}/3.0");
+    assert_eq!(
+        host.post("/v1/services", &mc_service).await.status,
+        StatusCode::CREATED
+    );
+    let mut crm_service = service_json("zoho", &crm_auth, json!({"metadata_url": null}));
+    crm_service["base_url"] = json!("{api_domain}");
+    crm_service["placement"] =
+        json!({"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"});
+    assert_eq!(
+        host.post("/v1/services", &crm_service).await.status,
+        StatusCode::CREATED
+    );
+    let mc_connection = json!({"link_name": "mailchimp", "service": "mc",
+        "metadata": {"mock_host": mailchimp.addr.to_string()}});
+    assert_eq!(
+        host.post("/v1/connections", &mc_connection).await.status,
+        StatusCode::CREATED
+    );
+    let crm_connection = json!({"link_name": "zohocrm", "service": "zoho"});
+    assert_eq!(
+        host.post("/v1/connections", &crm_connection).await.status,
+        StatusCode::CREATED
+    );
+    for link in ["mailchimp", "zohocrm"] {
+        let url = authorize_url_for(&host, link).await;
+        let callback = follow(url.as_str()).await;
+        let page = browser().get(&callback).send().await.expect("callback");
+        assert_eq!(page.status(), StatusCode::OK, "{link}");
+    }
+    let mc = host.get("/v1/connections/mailchimp").await;
+    assert_eq!(mc.json["metadata"]["dc"], "us6", "{}", mc.text);
+    assert!(
+        mc.json["expires_at_ms"].is_null(),
+        "MailChimp tokens do not expire"
+    );
+    let zoho = host.get("/v1/connections/zohocrm").await;
+    assert_eq!(
+        zoho.json["metadata"]["api_domain"],
+        crm.api_domain().as_str()
+    );
+
+    let manifest = junction_host::manifest::Manifest::from_cargo_toml(
+        &plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"),
+    )
+    .expect("manifest");
+    let manifest = serde_json::to_value(&manifest).expect("json");
+    let up = host
+        .upload(
+            "mailchimp-sync",
+            component_bytes("mailchimp-sync"),
+            Some(&manifest),
+            None,
+        )
+        .await;
+    assert_eq!(
+        up.json["granted_connections"],
+        json!(["mailchimp", "zohocrm"]),
+        "{}",
+        up.text
+    );
+
+    // The CRM's token is revoked at the provider before the run reaches it.
+    crm_auth.lock().expire_access_tokens();
+    let run = host
+        .invoke(
+            "mailchimp-sync",
+            "campaign.sync",
+            json!({"campaign_id": "c1", "page_size": 100}),
+        )
+        .await;
+    assert_eq!(run.json["status"], "ok", "{}", run.text);
+    assert_eq!(crm.lead_count(), 5);
+    assert_eq!(
+        crm_auth.lock().refresh_requests,
+        1,
+        "one refresh, then the retry succeeded"
+    );
+    assert_eq!(mc_auth.lock().refresh_requests, 0);
+    let upserts: Vec<&Value> = run.json["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter(|c| c["connection"] == "zohocrm")
+        .collect();
+    assert!(upserts.iter().all(|c| c["status"] == 200), "{upserts:?}");
+    assert!(!run.text.contains("access-token"), "no token in the record");
 }
