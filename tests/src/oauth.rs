@@ -48,6 +48,8 @@ pub struct ProviderState {
     pub revocations: Vec<(String, String)>,
     /// `api_domain` in token responses.
     pub api_domain: String,
+    /// The `issuer` its discovery document claims, instead of its own origin.
+    pub issuer_override: Option<String>,
     issued: u32,
 }
 
@@ -80,6 +82,7 @@ impl FakeProvider {
             .route("/metadata", get(metadata))
             .route("/api/me", get(api_me))
             .route("/revoke", post(revoke))
+            .route("/.well-known/oauth-authorization-server", get(discovery))
             .with_state(state.clone());
         let addr = serve(app).await;
         FakeProvider { addr, state }
@@ -228,6 +231,26 @@ async fn token(
         })),
     )
         .into_response()
+}
+
+async fn discovery(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin = format!("http://{host}");
+    let issuer = lock(&state)
+        .issuer_override
+        .clone()
+        .unwrap_or_else(|| origin.clone());
+    axum::Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{origin}/authorize"),
+        "token_endpoint": format!("{origin}/token"),
+        "revocation_endpoint": format!("{origin}/revoke"),
+        "code_challenge_methods_supported": ["S256"],
+    }))
+    .into_response()
 }
 
 async fn revoke(

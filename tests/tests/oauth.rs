@@ -907,3 +907,83 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
     assert!(upserts.iter().all(|c| c["status"] == 200), "{upserts:?}");
     assert!(!run.text.contains("access-token"), "no token in the record");
 }
+
+#[tokio::test]
+async fn a_huge_token_answer_is_a_classified_failure() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({"metadata_url": null})).await;
+    connect(&host).await;
+    let before = host.get("/v1/connections/fake").await;
+    provider.lock().token_override = Some((
+        StatusCode::OK,
+        "application/json".into(),
+        format!("{{\"access_token\":\"{}\"}}", "x".repeat(10 * 1024 * 1024)),
+    ));
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::BAD_GATEWAY,
+        "{}",
+        refreshed.message()
+    );
+    assert!(
+        refreshed.message().contains("larger than"),
+        "{}",
+        refreshed.message()
+    );
+    let after = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        after.json["status"], "connected",
+        "the previous tokens are kept"
+    );
+    assert_eq!(after.json["expires_at_ms"], before.json["expires_at_ms"]);
+}
+
+#[tokio::test]
+async fn endpoints_are_discovered_from_the_issuer() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    let discovered = json!({
+        "name": "discovered", "auth_type": "oauth2", "base_url": provider.origin(),
+        "client_secret": CLIENT_SECRET,
+        "oauth": {"client_id": CLIENT_ID, "issuer": provider.origin(), "metadata_url": null},
+    });
+    let created = host.post("/v1/services", &discovered).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.json["oauth"]["token_url"],
+        format!("{}/token", provider.origin())
+    );
+    assert_eq!(
+        created.json["oauth"]["revoke_url"],
+        format!("{}/revoke", provider.origin())
+    );
+    let connection = json!({"link_name": "disc", "service": "discovered"});
+    assert_eq!(
+        host.post("/v1/connections", &connection).await.status,
+        StatusCode::CREATED
+    );
+    let url = authorize_url_for(&host, "disc").await;
+    let callback = follow(url.as_str()).await;
+    assert_eq!(
+        browser().get(&callback).send().await.expect("cb").status(),
+        StatusCode::OK
+    );
+
+    // A document naming another issuer is refused, and nothing is stored.
+    provider.lock().issuer_override = Some("https://evil.example".into());
+    let mut other = discovered.clone();
+    other["name"] = json!("other");
+    let refused = host.post("/v1/services", &other).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.message().contains("evil.example"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        host.get("/v1/services/other").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -407,6 +407,55 @@ impl OAuth {
         })
     }
 
+    /// RFC 8414 discovery: reads the issuer's metadata and fills in the
+    /// endpoints `settings` leaves out. The metadata's `issuer` must be the
+    /// one asked for, exactly.
+    pub async fn discover(&self, settings: &mut OAuthSettings) -> Result<(), FlowError> {
+        let Some(issuer) = settings.issuer.clone() else {
+            return Ok(());
+        };
+        let parsed = url::Url::parse(&issuer)
+            .map_err(|e| FlowError::Misconfigured(format!("oauth.issuer `{issuer}`: {e}")))?;
+        // The well-known segment goes between the host and the issuer's path.
+        let path = parsed.path().trim_end_matches('/');
+        let mut metadata_url = parsed.clone();
+        metadata_url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+        self.check(metadata_url.as_str())?;
+        let response = self
+            .http
+            .get(metadata_url.as_str())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| FlowError::Metadata(format!("discovery: {}", root_cause(&e))))?;
+        if !response.status().is_success() {
+            return Err(FlowError::Metadata(format!(
+                "discovery at {metadata_url}: HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        let body = read_capped(response).await?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|e| FlowError::Metadata(format!("discovery: not JSON: {e}")))?;
+        let found = document["issuer"].as_str().unwrap_or("");
+        if found != issuer {
+            return Err(FlowError::Misconfigured(format!(
+                "the metadata at {metadata_url} names issuer `{found}`, not `{issuer}`"
+            )));
+        }
+        let field = |name: &str| document[name].as_str().map(str::to_owned);
+        if settings.authorize_url.is_none() {
+            settings.authorize_url = field("authorization_endpoint");
+        }
+        if settings.token_url.is_empty() {
+            settings.token_url = field("token_endpoint").unwrap_or_default();
+        }
+        if settings.revoke_url.is_none() {
+            settings.revoke_url = field("revocation_endpoint");
+        }
+        Ok(())
+    }
+
     /// A form POST to `url` with the client authenticated as the service says.
     fn client_request(
         &self,

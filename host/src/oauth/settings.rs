@@ -51,7 +51,13 @@ pub struct OAuthSettings {
     #[serde(default)]
     pub authorize_url: Option<String>,
     /// Where codes (and client credentials) are exchanged for tokens.
+    /// May be left out when `issuer` is given: discovery fills it in.
+    #[serde(default)]
     pub token_url: String,
+    /// RFC 8414 issuer: the endpoints left out are discovered from its
+    /// metadata when the service is created, and its `issuer` must match.
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// Where refresh tokens are redeemed; the token URL when absent.
     #[serde(default)]
     pub refresh_url: Option<String>,
@@ -111,6 +117,9 @@ impl OAuthSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.client_id.trim().is_empty() {
             return Err("oauth.client_id is empty".into());
+        }
+        if self.token_url.is_empty() {
+            return Err("oauth.token_url is required (or give oauth.issuer to discover it)".into());
         }
         check_url("oauth.token_url", &self.token_url)?;
         for (field, url) in [

@@ -291,6 +291,14 @@ pub(crate) async fn create_service(
         .name
         .clone()
         .ok_or_else(|| ApiError::invalid("the service needs a `name`"))?;
+    let mut input = input;
+    if let Some(settings) = input.oauth.as_mut() {
+        state
+            .oauth
+            .discover(settings)
+            .await
+            .map_err(|e| ApiError::invalid(format!("oauth.issuer: {e}")))?;
+    }
     let secret = input.client_secret.clone().map(Secret::new);
     let service = build_service(name, input, now_ms())?;
     require_secret(&service, secret.as_ref(), false)?;
