@@ -163,6 +163,7 @@ pub fn store_connection(
             placement: auth.placement,
             oauth: None,
             has_client_secret: false,
+            problem: None,
             created_at_ms: now_ms(),
         },
         None,
@@ -181,6 +182,7 @@ pub fn store_connection(
         created_at_ms: now_ms(),
         updated_at_ms: now_ms(),
         last_refresh_ms: None,
+        history: Vec::new(),
     })
 }
 

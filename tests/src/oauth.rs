@@ -50,6 +50,8 @@ pub struct ProviderState {
     pub api_domain: String,
     /// The `issuer` its discovery document claims, instead of its own origin.
     pub issuer_override: Option<String>,
+    /// The status `/api/me` refuses unknown tokens with (401 by default).
+    pub reject_with: u16,
     issued: u32,
 }
 
@@ -74,6 +76,7 @@ impl FakeProvider {
         let state = Arc::new(Mutex::new(ProviderState {
             expires_in: "3600".into(),
             api_domain: "https://api.example.test".into(),
+            reject_with: 401,
             ..ProviderState::default()
         }));
         let app = Router::new()
@@ -285,11 +288,9 @@ async fn metadata(State(state): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !bearer_ok(&state, &headers, "Bearer ") {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_token"})),
-        )
-            .into_response();
+        let status =
+            StatusCode::from_u16(lock(&state).reject_with).unwrap_or(StatusCode::UNAUTHORIZED);
+        return (status, axum::Json(json!({"error": "invalid_token"}))).into_response();
     }
     axum::Json(json!({"id": "user-1", "name": "Ada"})).into_response()
 }

@@ -771,6 +771,33 @@ async fn a_provider_outage_is_retried_and_invalid_client_flags_the_service() {
         "{}",
         connection.text
     );
+    let service = host.get("/v1/services/fake").await;
+    assert!(
+        service.json["problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid_client"),
+        "the service is flagged: {}",
+        service.text
+    );
+    let history = connection.json["history"].as_array().expect("history");
+    let statuses: Vec<&str> = history
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"connected"), "{history:?}");
+    assert_eq!(statuses.last(), Some(&"error"), "{history:?}");
+    assert!(
+        history
+            .iter()
+            .all(|h| h["at_ms"].is_u64() && h["reason"].is_string())
+    );
+
+    // Fixed at the provider: the next good token clears the service's flag.
+    provider.lock().token_override = None;
+    connect(&host).await;
+    let service = host.get("/v1/services/fake").await;
+    assert!(service.json["problem"].is_null(), "{}", service.text);
 }
 
 #[tokio::test]
@@ -986,4 +1013,50 @@ async fn endpoints_are_discovered_from_the_issuer() {
         host.get("/v1/services/other").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one_and_403_can_mean_expired() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({"refresh_on_status": [401, 403]})).await;
+    connect(&host).await;
+    deploy_probe(&host).await;
+    let original = provider
+        .lock()
+        .live_refresh_tokens
+        .iter()
+        .next()
+        .cloned()
+        .expect("a refresh token was issued");
+
+    // The provider answers a refresh with an access token only.
+    provider.lock().token_override = Some((
+        StatusCode::OK,
+        "application/json".into(),
+        r#"{"access_token":"access-only","expires_in":3600}"#.into(),
+    ));
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    provider.lock().token_override = None;
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    let last = provider
+        .lock()
+        .token_requests
+        .last()
+        .cloned()
+        .expect("request");
+    assert_eq!(
+        last["refresh_token"], original,
+        "the old refresh token was kept"
+    );
+
+    // This API says 403 for an expired token; the service says so too.
+    provider.lock().reject_with = 403;
+    provider.lock().expire_access_tokens();
+    let before = provider.lock().refresh_requests;
+    let output = call_api(&host).await;
+    assert_eq!(output["status"], 200, "{output}");
+    assert_eq!(provider.lock().refresh_requests, before + 1);
 }

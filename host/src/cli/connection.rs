@@ -72,7 +72,8 @@ pub enum ConnectionCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Show one connection (never its secret).
+    /// Show one connection: status, scopes, expiry, history (never its secret).
+    #[command(alias = "status")]
     Show {
         /// The link name.
         link_name: String,

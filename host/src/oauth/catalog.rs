@@ -109,6 +109,7 @@ impl CatalogEntry {
             },
             oauth: self.oauth_settings(client_id)?,
             has_client_secret: false,
+            problem: None,
             created_at_ms: 0,
         })
     }

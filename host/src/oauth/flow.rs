@@ -30,6 +30,8 @@ use crate::store::{
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How long a token endpoint may take.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The history reason of a refresh.
+const TOKEN_REFRESHED: &str = "token refreshed";
 /// Refresh attempts when the provider fails transiently.
 const REFRESH_ATTEMPTS: u32 = 3;
 /// The first retry's delay; each later one doubles, plus up to half in jitter.
@@ -129,8 +131,15 @@ impl OAuth {
                 .await;
             return match tokens {
                 Ok(tokens) => {
-                    self.store_tokens(store, connection, &settings, tokens, scopes)
-                        .await?;
+                    self.store_tokens(
+                        store,
+                        connection,
+                        &settings,
+                        tokens,
+                        scopes,
+                        "connected with client credentials",
+                    )
+                    .await?;
                     Ok(Started::Connected)
                 }
                 Err(err) => {
@@ -234,8 +243,15 @@ impl OAuth {
                 return Err(err);
             }
         };
-        self.store_tokens(store, connection, &settings, tokens, pending.scopes)
-            .await?;
+        self.store_tokens(
+            store,
+            connection,
+            &settings,
+            tokens,
+            pending.scopes,
+            "authorised in the browser",
+        )
+        .await?;
         tracing::info!(link = %link, service = %service.name, "connection authorised");
         Ok(link)
     }
@@ -302,14 +318,24 @@ impl OAuth {
         };
         match outcome {
             Ok(tokens) => {
-                self.store_tokens(store, connection, &settings, tokens, requested)
-                    .await?;
+                self.store_tokens(
+                    store,
+                    connection,
+                    &settings,
+                    tokens,
+                    requested,
+                    TOKEN_REFRESHED,
+                )
+                .await?;
                 tracing::info!(link, "token refreshed");
                 store
                     .connection(link)?
                     .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))
             }
             Err(FlowError::Token(err)) => {
+                if err.class == FailureClass::InvalidClient {
+                    flag_service(store, &service.name, Some(&err.message))?;
+                }
                 let status = match err.class {
                     FailureClass::InvalidGrant => Some(ConnectionStatus::NeedsReauth),
                     FailureClass::InvalidClient => Some(ConnectionStatus::Error),
@@ -524,7 +550,7 @@ impl OAuth {
             }
         }
         connection.credentials = Credentials::None;
-        connection.status = ConnectionStatus::Disconnected;
+        connection.record(ConnectionStatus::Disconnected, "revoked by the admin");
         connection.last_error = (!problems.is_empty()).then(|| {
             format!(
                 "the provider did not confirm the revocation ({}); the tokens were deleted here",
@@ -545,10 +571,13 @@ impl OAuth {
         settings: &OAuthSettings,
         tokens: TokenResponse,
         requested_scopes: Vec<String>,
+        reason: &str,
     ) -> Result<(), FlowError> {
         let mut metadata = connection.metadata.clone();
         metadata.extend(tokens.metadata.clone());
-        if let Some(url) = &settings.metadata_url {
+        // The metadata call describes the account; a refresh does not change it.
+        let connecting = reason != TOKEN_REFRESHED;
+        if let Some(url) = settings.metadata_url.as_ref().filter(|_| connecting) {
             metadata.extend(
                 self.fetch_metadata(url, settings, &tokens.access_token)
                     .await?,
@@ -567,9 +596,13 @@ impl OAuth {
         };
         connection.scopes = tokens.scopes.unwrap_or(requested_scopes);
         connection.metadata = metadata;
-        connection.status = ConnectionStatus::Connected;
+        if let Some(service) = store.service(&connection.service)?
+            && service.problem.is_some()
+        {
+            flag_service(store, &service.name, None)?;
+        }
+        connection.record(ConnectionStatus::Connected, reason);
         connection.last_error = None;
-        connection.updated_at_ms = now;
         connection.last_refresh_ms = Some(now);
         store.update_connection(&connection)?;
         Ok(())
@@ -656,6 +689,26 @@ fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreEr
     mark(store, link, None, reason)
 }
 
+/// Marks the service as misconfigured (once: a repeated flag changes
+/// nothing), or clears the mark.
+fn flag_service(store: &Store, name: &str, problem: Option<&str>) -> Result<(), StoreError> {
+    if let Some(mut service) = store.service(name)? {
+        let problem = problem.map(|p| format!("the provider refused the client: {p}"));
+        if service.problem == problem {
+            return Ok(());
+        }
+        if problem.is_some() {
+            tracing::error!(
+                service = name,
+                "the provider refused the service's client id or secret"
+            );
+        }
+        service.problem = problem;
+        store.update_service(&service, None)?;
+    }
+    Ok(())
+}
+
 /// Records a failure (and a new status, when it changes) on the connection.
 fn mark(
     store: &Store,
@@ -664,11 +717,9 @@ fn mark(
     reason: &str,
 ) -> Result<(), StoreError> {
     if let Some(mut connection) = store.connection(link)? {
-        if let Some(status) = status {
-            connection.status = status;
-        }
+        let next = status.unwrap_or(connection.status);
+        connection.record(next, reason);
         connection.last_error = Some(reason.to_owned());
-        connection.updated_at_ms = now_ms();
         store.update_connection(&connection)?;
     }
     tracing::warn!(link, reason, ?status, "connection failure");

@@ -97,6 +97,14 @@ pub struct OAuthSettings {
     /// Fields of the metadata answer kept as metadata (`dc`, `api_endpoint`).
     #[serde(default)]
     pub metadata_capture: Vec<String>,
+    /// API statuses that mean "token no longer valid": refresh once and
+    /// retry once. `[401]` by default; some APIs answer 403.
+    #[serde(default = "unauthorized")]
+    pub refresh_on_status: Vec<u16>,
+}
+
+fn unauthorized() -> Vec<u16> {
+    vec![401]
 }
 
 impl OAuthSettings {

@@ -161,6 +161,8 @@ struct Prepared {
     oauth_token: Option<Secret>,
     /// Which addresses may be reached.
     network: NetworkPolicy,
+    /// API statuses after which an OAuth token is refreshed and the call retried.
+    refresh_on_status: Vec<u16>,
 }
 
 impl HostState {
@@ -176,6 +178,7 @@ impl HostState {
         // Any `scheme://` is absolute; parse_url then refuses schemes other than http(s).
         let absolute = request.url.contains("://");
         let mut oauth_token = None;
+        let mut refresh_on_status = Vec::new();
         let (mut url, attach, allowed) = match &request.connection {
             Some(link) => {
                 let (connection, service) =
@@ -237,6 +240,11 @@ impl HostState {
                     Credentials::Oauth2 { access_token, .. } => Some(access_token.clone()),
                     _ => None,
                 };
+                refresh_on_status = service
+                    .oauth
+                    .as_ref()
+                    .map(|o| o.refresh_on_status.clone())
+                    .unwrap_or_default();
                 (url, Some(attach), allowed)
             }
             None => {
@@ -305,6 +313,7 @@ impl HostState {
             timeout: requested.min(remaining),
             oauth_token,
             network: self.shared.network,
+            refresh_on_status,
         };
         check_destination(&self.plugin, &prepared, &prepared.url)?;
         Ok(prepared)
@@ -486,7 +495,7 @@ impl Host for HostState {
         // replaced) and retry once with the new token.
         if let (Ok(response), Some(link), Some(used), Some(again)) =
             (&result, &granted, prepared.oauth_token.clone(), retry)
-            && response.status == 401
+            && prepared.refresh_on_status.contains(&response.status)
             && matches!(
                 self.shared
                     .tokens

@@ -77,6 +77,8 @@ pub struct ConnectionView {
     pub expires_at_ms: Option<u64>,
     /// When tokens were last obtained (connect or refresh).
     pub last_refresh_ms: Option<u64>,
+    /// The latest state changes and failures, oldest first.
+    pub history: Vec<crate::store::StateChange>,
     /// When it was created.
     pub created_at_ms: u64,
     /// When it last changed.
@@ -109,6 +111,7 @@ pub(crate) fn view<S>(
         has_secret: connection.credentials.has_secret(),
         last_error: connection.last_error.clone(),
         last_refresh_ms: connection.last_refresh_ms,
+        history: connection.history.clone(),
         expires_at_ms: match &connection.credentials {
             Credentials::Oauth2 { expires_at_ms, .. } => *expires_at_ms,
             _ => None,
@@ -192,6 +195,7 @@ pub(crate) async fn create_connection(
         created_at_ms: now,
         updated_at_ms: now,
         last_refresh_ms: None,
+        history: Vec::new(),
     };
     let store = state.store.clone();
     let created = blocking(move || {

@@ -133,6 +133,7 @@ fn build_service(
         placement,
         oauth: input.oauth,
         has_client_secret: false,
+        problem: None,
         created_at_ms,
     })
 }

@@ -20,7 +20,7 @@ pub use authorizations::{PendingAuthorization, STATE_TTL_MS};
 pub use crypto::Cipher;
 pub use executions::ExecutionQuery;
 pub use model::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, now_ms,
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange, now_ms,
     validate_link_name, validate_service_name,
 };
 pub use plugins::{NewVersion, PluginRecord, PluginVersion, validate_plugin_name};
@@ -335,6 +335,7 @@ impl Store {
             created_at_ms: connection.created_at_ms,
             updated_at_ms: connection.updated_at_ms,
             last_refresh_ms: connection.last_refresh_ms,
+            history: connection.history.clone(),
         };
         serde_json::to_vec(&row)
             .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))
@@ -358,6 +359,7 @@ impl Store {
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
             last_refresh_ms: row.last_refresh_ms,
+            history: row.history,
         })
     }
 
@@ -581,6 +583,7 @@ mod tests {
             placement: Placement::bearer(),
             oauth: None,
             has_client_secret: false,
+            problem: None,
             created_at_ms: now_ms(),
         }
     }
@@ -597,6 +600,7 @@ mod tests {
             created_at_ms: now_ms(),
             updated_at_ms: now_ms(),
             last_refresh_ms: None,
+            history: Vec::new(),
         }
     }
 

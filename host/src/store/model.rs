@@ -92,6 +92,10 @@ pub struct Service {
     /// Whether a client secret is stored (it is kept sealed, apart from this record).
     #[serde(default)]
     pub has_client_secret: bool,
+    /// What is wrong with the definition, when a provider said so
+    /// (`invalid_client`); cleared by the next successful token request.
+    #[serde(default)]
+    pub problem: Option<String>,
     /// When it was created.
     pub created_at_ms: u64,
 }
@@ -196,6 +200,41 @@ pub struct Connection<S = Secret> {
     /// When tokens were last obtained (connect or refresh), for OAuth.
     #[serde(default)]
     pub last_refresh_ms: Option<u64>,
+    /// The latest state changes and failures, oldest first.
+    #[serde(default)]
+    pub history: Vec<StateChange>,
+}
+
+/// Most history entries kept per connection.
+pub const HISTORY_LEN: usize = 20;
+
+/// A connection's state change or failure, with when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StateChange {
+    /// When.
+    pub at_ms: u64,
+    /// The status after it.
+    pub status: ConnectionStatus,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl<S> Connection<S> {
+    /// Sets the status and records the change (or failure) with its reason.
+    pub fn record(&mut self, status: ConnectionStatus, reason: impl Into<String>) {
+        let now = now_ms();
+        self.status = status;
+        self.updated_at_ms = now;
+        self.history.push(StateChange {
+            at_ms: now,
+            status,
+            reason: reason.into(),
+        });
+        if self.history.len() > HISTORY_LEN {
+            let excess = self.history.len() - HISTORY_LEN;
+            self.history.drain(..excess);
+        }
+    }
 }
 
 /// Checks a link name against Zoho's rules: a lower-case letter first, then
