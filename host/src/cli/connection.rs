@@ -191,6 +191,17 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
                 if let Some(error) = &view.last_error {
                     println!("last error: {error}");
                 }
+                if let Some(at) = view.expires_at_ms {
+                    println!("expires at: {at} (ms since the epoch)");
+                }
+                for change in &view.history {
+                    println!(
+                        "history:    {} {} {}",
+                        change.at_ms,
+                        status_word(&change.status),
+                        change.reason
+                    );
+                }
                 println!(
                     "use it:     Request::get(\"/...\").connection(\"{}\").send()?",
                     view.link_name

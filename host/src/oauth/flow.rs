@@ -101,10 +101,15 @@ impl OAuth {
     /// A client that follows no redirects (a token endpoint that redirects
     /// is refused, not followed to wherever it points).
     pub fn new(network: NetworkPolicy) -> Result<Self, String> {
+        Self::with_timeout(network, TOKEN_TIMEOUT)
+    }
+
+    /// The same with another limit on how long a provider may take.
+    pub fn with_timeout(network: NetworkPolicy, timeout: Duration) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(network.resolver())
-            .timeout(TOKEN_TIMEOUT)
+            .timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(OAuth { http, network })
@@ -772,6 +777,84 @@ mod tests {
             scopes: vec![],
             created_at_ms,
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_that_hangs_is_a_transient_failure_and_tokens_stay() {
+        use crate::store::{AuthType, Placement, Service};
+        // Accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for stream in listener.incoming().take(8) {
+                open.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let settings: OAuthSettings = serde_json::from_value(serde_json::json!({
+            "client_id": "c", "grant": "client-credentials", "client_auth": "basic",
+            "token_url": format!("http://{addr}/token"),
+        }))
+        .unwrap();
+        store
+            .create_service(
+                &Service {
+                    name: "slow".into(),
+                    auth_type: AuthType::Oauth2,
+                    base_url: None,
+                    allowed_hosts: vec![],
+                    placement: Placement::bearer(),
+                    oauth: Some(settings),
+                    has_client_secret: false,
+                    problem: None,
+                    created_at_ms: now_ms(),
+                },
+                Some(&Secret::new("s".into())),
+            )
+            .unwrap();
+        let token = Credentials::Oauth2 {
+            access_token: Secret::new("still-valid".into()),
+            refresh_token: Some(Secret::new("r".into())),
+            token_type: None,
+            expires_at_ms: Some(now_ms() + 3_600_000),
+        };
+        store
+            .create_connection(&Connection {
+                link_name: "slow".into(),
+                service: "slow".into(),
+                status: ConnectionStatus::Connected,
+                scopes: vec![],
+                metadata: Default::default(),
+                credentials: token.clone(),
+                last_error: None,
+                created_at_ms: now_ms(),
+                updated_at_ms: now_ms(),
+                last_refresh_ms: None,
+                history: vec![],
+            })
+            .unwrap();
+        let open = NetworkPolicy {
+            allow_private: true,
+        };
+        let oauth = OAuth::with_timeout(open, Duration::from_millis(200)).unwrap();
+        let err = oauth.refresh(&store, "slow").await.unwrap_err();
+        match err {
+            FlowError::Token(token_err) => {
+                assert_eq!(token_err.class, FailureClass::Transient);
+                assert!(
+                    token_err.message.contains("in time"),
+                    "{}",
+                    token_err.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let after = store.connection("slow").unwrap().unwrap();
+        assert_eq!(after.credentials, token, "the previous tokens are kept");
+        assert_eq!(after.status, ConnectionStatus::Connected);
+        assert!(after.last_error.unwrap().contains("in time"));
     }
 
     #[tokio::test]
