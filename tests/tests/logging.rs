@@ -5,6 +5,7 @@
 use junction_tests::echo::EchoServer;
 use junction_tests::harness::{Harness, call_error};
 use junction_tests::host::TestHost;
+use junction_tests::oauth::{CLIENT_SECRET, FakeProvider, service_json};
 use junction_tests::plugins::component_bytes;
 use serde_json::json;
 
@@ -105,6 +106,48 @@ async fn secrets_stay_out_of_the_host_log() {
         rotated.text
     );
     host.token = std::fs::read_to_string(host.dir.path().join("admin-token")).expect("token");
+
+    // An OAuth connection: authorised in the browser, then refreshed.
+    let provider = FakeProvider::start().await;
+    let service = service_json("fake", &provider, json!({"metadata_url": null}));
+    assert_eq!(host.post("/v1/services", &service).await.status, 201);
+    let connection = json!({"link_name": "fake", "service": "fake"});
+    assert_eq!(host.post("/v1/connections", &connection).await.status, 201);
+    let started = host
+        .post("/v1/connections/fake/authorize", &json!({}))
+        .await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = started.json["authorize_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let to_provider = browser.get(&url).send().await.expect("authorize");
+    let callback = to_provider
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect")
+        .to_owned();
+    assert_eq!(
+        browser
+            .get(&callback)
+            .send()
+            .await
+            .expect("callback")
+            .status(),
+        200
+    );
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let oauth_state = url::Url::parse(&url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
     host.restart().await;
     assert_eq!(host.get("/v1/plugins").await.status, 200);
     host.stop().await;
@@ -125,4 +168,21 @@ async fn secrets_stay_out_of_the_host_log() {
             "the server log leaks a secret: {log}"
         );
     }
+    // Nor an authorization code, a state, an OAuth token or the client secret.
+    for needle in [
+        "code-1",
+        oauth_state.as_str(),
+        "access-token-",
+        "refresh-token-",
+        CLIENT_SECRET,
+    ] {
+        assert!(
+            !log.contains(needle),
+            "the server log leaks `{needle}`: {log}"
+        );
+    }
+    assert!(
+        log.contains("connection authorised") && log.contains("token refreshed"),
+        "{log}"
+    );
 }

@@ -120,7 +120,8 @@ impl TokenKeeper {
         let Some(connection) = self.store.connection(link)? else {
             return Ok(Freshness::Unchanged);
         };
-        if !self.is_oauth(&connection) || !expires_soon(&connection, self.margin) {
+        // Cheap test first: only OAuth credentials have an expiry.
+        if !expires_soon(&connection, self.margin) || !self.is_oauth(&connection) {
             return Ok(Freshness::Unchanged);
         }
         let guard = self.hold(link).await;
