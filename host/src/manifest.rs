@@ -115,6 +115,10 @@ impl Manifest {
         for host in &self.allowed_hosts {
             crate::runtime::HostPattern::parse(host).map_err(|e| format!("allowed-hosts: {e}"))?;
         }
+        for (i, trigger) in self.triggers.iter().enumerate() {
+            crate::events::trigger::Trigger::parse(trigger)
+                .map_err(|e| format!("triggers[{i}]: {e}"))?;
+        }
         if self.limits.timeout_ms == Some(0) {
             return Err("limits.timeout-ms must be above 0".into());
         }

@@ -520,6 +520,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
         (json!({"allowed-hosts": ["ftp://x"]}), "allowed-hosts"),
         (json!({"limits": {"timeout-ms": 999999999}}), "ceiling"),
         (json!({"conections": ["x"]}), "conections"),
+        (
+            json!({"triggers": [{"event": "a"}, {"schedule": "61 * * * *"}]}),
+            "triggers[1]: schedule `61 * * * *` is not a cron expression",
+        ),
+        (
+            json!({"triggers": [{"webhook": "Bad Name"}]}),
+            "webhook name",
+        ),
     ] {
         let answer = host
             .upload("hello", hello.clone(), Some(&manifest), None)
