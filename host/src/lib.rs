@@ -3,6 +3,7 @@
 //! in these modules.
 
 pub mod cli;
+pub mod errors;
 pub mod events;
 pub mod manifest;
 pub mod netguard;

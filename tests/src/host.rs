@@ -123,6 +123,18 @@ impl TestHost {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
+    /// POSTs `body` and expects 201 Created.
+    pub async fn create(&self, path: &str, body: &Value) -> Answer {
+        let answer = self.post(path, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{path}: {}",
+            answer.text
+        );
+        answer
+    }
+
     pub async fn delete(&self, path: &str) -> Answer {
         self.send(self.request(Method::DELETE, path)).await
     }

@@ -60,3 +60,19 @@ pub fn component(package: &str) -> PathBuf {
 pub fn component_bytes(package: &str) -> Vec<u8> {
     std::fs::read(component(package)).expect("read built component")
 }
+
+/// The `[package.metadata.junction]` manifest of an example plugin in `plugins/`.
+pub fn example_manifest(package: &str) -> junction_host::manifest::Manifest {
+    junction_host::manifest::Manifest::from_cargo_toml(
+        &workspace_root()
+            .join("plugins")
+            .join(package)
+            .join("Cargo.toml"),
+    )
+    .expect("the plugin's manifest")
+}
+
+/// The same manifest as JSON, the form an upload carries.
+pub fn example_manifest_json(package: &str) -> serde_json::Value {
+    serde_json::to_value(example_manifest(package)).expect("manifest as JSON")
+}

@@ -75,10 +75,10 @@ async fn secrets_stay_out_of_the_host_log() {
     let first_admin_token = host.token.clone();
     let service = json!({"name": "hub", "auth_type": "api-key", "base_url": api.origin(),
         "placement": {"in": "query", "name": "hapikey"}});
-    assert_eq!(host.post("/v1/services", &service).await.status, 201);
+    host.create("/v1/services", &service).await;
     let connection = json!({"link_name": "hub", "service": "hub",
         "credentials": {"type": "api-key", "key": SERVER_SECRET}});
-    assert_eq!(host.post("/v1/connections", &connection).await.status, 201);
+    host.create("/v1/connections", &connection).await;
     let manifest = json!({"connections": ["hub"]});
     let up = host
         .upload("probe", component_bytes("probe"), Some(&manifest), None)
@@ -110,9 +110,9 @@ async fn secrets_stay_out_of_the_host_log() {
     // An OAuth connection: authorised in the browser, then refreshed.
     let provider = FakeProvider::start().await;
     let service = service_json("fake", &provider, json!({"metadata_url": null}));
-    assert_eq!(host.post("/v1/services", &service).await.status, 201);
+    host.create("/v1/services", &service).await;
     let connection = json!({"link_name": "fake", "service": "fake"});
-    assert_eq!(host.post("/v1/connections", &connection).await.status, 201);
+    host.create("/v1/connections", &connection).await;
     let started = host
         .post("/v1/connections/fake/authorize", &json!({}))
         .await;

@@ -63,10 +63,7 @@ async fn world(member_count: usize) -> World {
         bearer(CRM_TOKEN),
         &[("api_domain", &crm.api_domain())],
     );
-    let manifest = Manifest::from_cargo_toml(
-        &plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"),
-    )
-    .expect("the plugin's manifest");
+    let manifest = plugins::example_manifest("mailchimp-sync");
     let plugin = harness.load(
         "mailchimp-sync",
         "mailchimp-sync",

@@ -33,23 +33,16 @@ async fn follow(url: &str) -> String {
 
 async fn setup(host: &TestHost, provider: &FakeProvider, extra: Value) {
     let created = host
-        .post("/v1/services", &service_json("fake", provider, extra))
+        .create("/v1/services", &service_json("fake", provider, extra))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.json["has_client_secret"], true);
     assert!(!created.text.contains(CLIENT_SECRET));
     let connection = host
-        .post(
+        .create(
             "/v1/connections",
             &json!({"link_name": "fake", "service": "fake"}),
         )
         .await;
-    assert_eq!(
-        connection.status,
-        StatusCode::CREATED,
-        "{}",
-        connection.text
-    );
     assert_eq!(connection.json["status"], "disconnected");
     assert_eq!(connection.json["has_secret"], false);
 }
@@ -653,28 +646,18 @@ async fn catalog_entries_are_listed_and_configured_with_a_client_id() {
     assert!(missing.message().contains("client_id"), "{}", missing.text);
     let unknown = host.post("/v1/services", &json!({"catalog": "nope"})).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
-    let created = host
-        .post(
+    let created = host.create(
             "/v1/services",
             &json!({"catalog": "google", "client_id": "1234.apps.example", "client_secret": "google-secret"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        ).await;
     assert_eq!(created.json["name"], "google");
     assert!(!created.text.contains("google-secret"));
 
-    let connection = host
-        .post(
-            "/v1/connections",
-            &json!({"link_name": "gmail", "service": "google"}),
-        )
-        .await;
-    assert_eq!(
-        connection.status,
-        StatusCode::CREATED,
-        "{}",
-        connection.text
-    );
+    host.create(
+        "/v1/connections",
+        &json!({"link_name": "gmail", "service": "google"}),
+    )
+    .await;
     let started = host
         .post("/v1/connections/gmail/authorize", &json!({}))
         .await;
@@ -847,29 +830,17 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
 
     let mut mc_service = service_json("mc", &mc_auth, json!({}));
     mc_service["base_url"] = json!("http://{mock_host}/3.0");
-    assert_eq!(
-        host.post("/v1/services", &mc_service).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/services", &mc_service).await;
     let mut crm_service = service_json("zoho", &crm_auth, json!({"metadata_url": null}));
     crm_service["base_url"] = json!("{api_domain}");
     crm_service["placement"] =
         json!({"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"});
-    assert_eq!(
-        host.post("/v1/services", &crm_service).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/services", &crm_service).await;
     let mc_connection = json!({"link_name": "mailchimp", "service": "mc",
         "metadata": {"mock_host": mailchimp.addr.to_string()}});
-    assert_eq!(
-        host.post("/v1/connections", &mc_connection).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/connections", &mc_connection).await;
     let crm_connection = json!({"link_name": "zohocrm", "service": "zoho"});
-    assert_eq!(
-        host.post("/v1/connections", &crm_connection).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/connections", &crm_connection).await;
     for link in ["mailchimp", "zohocrm"] {
         let url = authorize_url_for(&host, link).await;
         let callback = follow(url.as_str()).await;
@@ -888,11 +859,7 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
         crm.api_domain().as_str()
     );
 
-    let manifest = junction_host::manifest::Manifest::from_cargo_toml(
-        &plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"),
-    )
-    .expect("manifest");
-    let manifest = serde_json::to_value(&manifest).expect("json");
+    let manifest = plugins::example_manifest_json("mailchimp-sync");
     let up = host
         .upload(
             "mailchimp-sync",
@@ -976,8 +943,7 @@ async fn endpoints_are_discovered_from_the_issuer() {
         "client_secret": CLIENT_SECRET,
         "oauth": {"client_id": CLIENT_ID, "issuer": provider.origin(), "metadata_url": null},
     });
-    let created = host.post("/v1/services", &discovered).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = host.create("/v1/services", &discovered).await;
     assert_eq!(
         created.json["oauth"]["token_url"],
         format!("{}/token", provider.origin())
@@ -987,10 +953,7 @@ async fn endpoints_are_discovered_from_the_issuer() {
         format!("{}/revoke", provider.origin())
     );
     let connection = json!({"link_name": "disc", "service": "discovered"});
-    assert_eq!(
-        host.post("/v1/connections", &connection).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/connections", &connection).await;
     let url = authorize_url_for(&host, "disc").await;
     let callback = follow(url.as_str()).await;
     assert_eq!(

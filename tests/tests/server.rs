@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 
-use junction_host::manifest::Manifest;
 use junction_tests::host::{Answer, TestHost};
 use junction_tests::mailchimp::{Member, MockMailchimp};
 use junction_tests::plugins::{self, component_bytes};
@@ -280,30 +279,21 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
     mailchimp.add_campaign("c1", "list1", members);
 
     // The plugin asks for two connections; only one exists yet.
-    let manifest = Manifest::from_cargo_toml(
-        &plugins::workspace_root().join("plugins/mailchimp-sync/Cargo.toml"),
-    )
-    .expect("manifest");
-    let manifest = serde_json::to_value(&manifest).expect("json");
+    let manifest = plugins::example_manifest_json("mailchimp-sync");
     let bytes = component_bytes("mailchimp-sync");
-    let created = host
-        .post(
-            "/v1/services",
-            &json!({"name": "mailchimp-mock", "auth_type": "bearer", "base_url": "http://{mock_host}/3.0"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let connected = host
-        .post(
-            "/v1/connections",
-            &json!({
-                "link_name": "mailchimp", "service": "mailchimp-mock",
-                "credentials": {"type": "bearer", "token": "mc-token-http"},
-                "metadata": {"mock_host": mailchimp.addr.to_string()},
-            }),
-        )
-        .await;
-    assert_eq!(connected.status, StatusCode::CREATED, "{}", connected.text);
+    let service = json!({
+        "name": "mailchimp-mock", "auth_type": "bearer", "base_url": "http://{mock_host}/3.0",
+    });
+    host.create("/v1/services", &service).await;
+    host.create(
+        "/v1/connections",
+        &json!({
+            "link_name": "mailchimp", "service": "mailchimp-mock",
+            "credentials": {"type": "bearer", "token": "mc-token-http"},
+            "metadata": {"mock_host": mailchimp.addr.to_string()},
+        }),
+    )
+    .await;
     let up = host
         .upload("mailchimp-sync", bytes.clone(), Some(&manifest), None)
         .await;
@@ -330,19 +320,13 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
         "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}",
         "placement": {"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"},
     });
-    assert_eq!(
-        host.post("/v1/services", &crm_service).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/services", &crm_service).await;
     let crm_connection = json!({
         "link_name": "zohocrm", "service": "zoho-mock",
         "credentials": {"type": "bearer", "token": "crm-token-http"},
         "metadata": {"api_domain": crm.api_domain()},
     });
-    assert_eq!(
-        host.post("/v1/connections", &crm_connection).await.status,
-        StatusCode::CREATED
-    );
+    host.create("/v1/connections", &crm_connection).await;
     let up = host
         .upload("mailchimp-sync", bytes, Some(&manifest), None)
         .await;
@@ -402,13 +386,11 @@ async fn secrets_never_appear_in_a_response() {
     ];
     let mut bodies = Vec::new();
     for service in &services {
-        let answer = host.post("/v1/services", service).await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        let answer = host.create("/v1/services", service).await;
         bodies.push(answer.text);
     }
     for connection in &connections {
-        let answer = host.post("/v1/connections", connection).await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        let answer = host.create("/v1/connections", connection).await;
         assert_eq!(answer.json["has_secret"], true);
         bodies.push(answer.text);
     }
@@ -476,43 +458,25 @@ async fn bad_input_is_refused_and_changes_nothing() {
         answer.text
     );
 
-    let answer = host
-        .upload("hello", b"<html>not wasm</html>".to_vec(), None, None)
-        .await;
-    assert_error(
-        &answer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "not a WebAssembly file",
-    );
-    let answer = host
-        .upload("hello", b"\0asm\x01\0\0\0".to_vec(), None, None)
-        .await;
-    assert_error(
-        &answer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "core WebAssembly module",
-    );
-    let answer = host
-        .upload("hello", component_bytes("wrong-world"), None, None)
-        .await;
-    assert_error(
-        &answer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "other:thing/telemetry",
-    );
-    assert!(
-        answer.message().contains("missing export `handle`"),
-        "{}",
-        answer.text
-    );
+    // Each bad component is refused with what is wrong with it.
     let mut truncated = hello.clone();
     truncated.truncate(hello.len() / 2);
-    let answer = host.upload("hello", truncated, None, None).await;
-    assert_error(
-        &answer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "does not compile",
-    );
+    for (bytes, needle) in [
+        (b"<html>not wasm</html>".to_vec(), "not a WebAssembly file"),
+        (b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module"),
+        (component_bytes("wrong-world"), "other:thing/telemetry"),
+        (truncated, "does not compile"),
+    ] {
+        let answer = host.upload("hello", bytes, None, None).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, needle);
+        if needle.contains("telemetry") {
+            assert!(
+                answer.message().contains("missing export `handle`"),
+                "{}",
+                answer.text
+            );
+        }
+    }
 
     // Each bad manifest is refused with the field named.
     for (manifest, needle) in [

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DEFAULT_DATA_DIR;
+use crate::errors::root_cause;
 use crate::server::auth::token_path;
 
 /// Where the server listens by default.
@@ -157,13 +158,12 @@ impl Client {
     }
 }
 
-/// The innermost cause, which says what actually failed (refused, timed out).
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
+/// An enum's name as the API spells it (`needs-reauth`, `memory-limit`).
+pub fn kebab<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Prints `value` as pretty JSON.

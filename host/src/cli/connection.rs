@@ -12,7 +12,7 @@ use clap::Subcommand;
 use reqwest::Method;
 
 use super::CliError;
-use super::client::{Client, ClientError, ServerArgs, print_json};
+use super::client::{Client, ClientError, ServerArgs, kebab, print_json};
 use crate::server::connections::ConnectionView;
 use crate::store::{AuthType, Placement, Service};
 
@@ -140,13 +140,6 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-fn status_word<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Runs a connection command.
 pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
     match command {
@@ -168,7 +161,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
                         "{:<24} {:<20} {:<14} {}",
                         view.link_name,
                         view.service,
-                        status_word(&view.status),
+                        kebab(&view.status),
                         view.used_by.join(", ")
                     );
                 }
@@ -183,7 +176,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
             } else {
                 println!("link name:  {}", view.link_name);
                 println!("service:    {}", view.service);
-                println!("status:     {}", status_word(&view.status));
+                println!("status:     {}", kebab(&view.status));
                 println!("has secret: {}", view.has_secret);
                 for (key, value) in &view.metadata {
                     println!("metadata:   {key}={value}");
@@ -198,7 +191,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
                     println!(
                         "history:    {} {} {}",
                         change.at_ms,
-                        status_word(&change.status),
+                        kebab(&change.status),
                         change.reason
                     );
                 }
@@ -231,7 +224,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
                 println!(
                     "connection `{}` created ({}); authorise it with `junction connection connect {}`",
                     view.link_name,
-                    status_word(&view.status),
+                    kebab(&view.status),
                     view.link_name
                 );
             }
@@ -243,32 +236,18 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
             server,
         } => connect(&link_name, wait, &server).await,
         ConnectionCommand::Refresh { link_name, server } => {
-            let client = Client::new(&server)?;
-            let view: ConnectionView = client
-                .send_json(
-                    Method::POST,
-                    &["v1", "connections", &link_name, "refresh"],
-                    &serde_json::json!({}),
-                )
-                .await?;
+            let view = post_action(&link_name, "refresh", &server).await?;
             println!(
                 "connection `{link_name}` refreshed ({})",
-                status_word(&view.status)
+                kebab(&view.status)
             );
             Ok(())
         }
         ConnectionCommand::Revoke { link_name, server } => {
-            let client = Client::new(&server)?;
-            let view: ConnectionView = client
-                .send_json(
-                    Method::POST,
-                    &["v1", "connections", &link_name, "revoke"],
-                    &serde_json::json!({}),
-                )
-                .await?;
+            let view = post_action(&link_name, "revoke", &server).await?;
             println!(
                 "connection `{link_name}` revoked and {}{}",
-                status_word(&view.status),
+                kebab(&view.status),
                 view.last_error
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
@@ -358,6 +337,22 @@ async fn add(args: AddArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// `POST /v1/connections/{link}/{action}` and the connection after it.
+async fn post_action(
+    link: &str,
+    action: &str,
+    server: &ServerArgs,
+) -> Result<ConnectionView, CliError> {
+    let client = Client::new(server)?;
+    Ok(client
+        .send_json(
+            Method::POST,
+            &["v1", "connections", link, action],
+            &serde_json::json!({}),
+        )
+        .await?)
 }
 
 /// Starts the OAuth flow and waits until the connection is connected.

@@ -51,24 +51,9 @@ pub enum Command {
         /// The event: a JSON file `{"kind": ..., "payload": ...}`, or `-` for standard input.
         #[arg(long)]
         event: String,
-        /// The data directory (store, key file).
-        #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
-        /// Grant a connection beyond the manifest's (repeatable).
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-        /// Allow an origin without credentials beyond the manifest's (repeatable).
-        #[arg(long = "allow-host")]
-        allow_hosts: Vec<String>,
-        /// The plugin's `Cargo.toml` with `[package.metadata.junction]`, for a `.wasm` file.
-        #[arg(long)]
-        manifest: Option<PathBuf>,
-        /// Cargo's target directory, when building.
-        #[arg(long)]
-        target_dir: Option<PathBuf>,
-        /// Let the plugin reach loopback and private addresses (local mocks).
-        #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
-        allow_private_network: bool,
+        /// Where and with what it runs.
+        #[command(flatten)]
+        options: RunOptions,
     },
     /// Run the host: the API, plugin registry and runtime (Ctrl-C stops it gracefully).
     Serve(crate::server::ServeArgs),
@@ -210,21 +195,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Run {
             plugin,
             event,
-            data_dir,
-            grants,
-            allow_hosts,
-            manifest,
-            target_dir,
-            allow_private_network,
+            options,
         } => {
-            let options = RunOptions {
-                data_dir,
-                grants,
-                allow_hosts,
-                manifest,
-                target_dir,
-                allow_private_network,
-            };
             let record = run_once(&plugin, &event, &options).await?;
             let text = serde_json::to_string_pretty(&record)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -269,19 +241,25 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Options of `junction run`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunOptions {
-    /// The data directory.
+    /// The data directory (store, key file).
+    #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-    /// Extra connection grants.
+    /// Grant a connection beyond the manifest's (repeatable).
+    #[arg(long = "grant")]
     pub grants: Vec<String>,
-    /// Extra origins without credentials.
+    /// Allow an origin without credentials beyond the manifest's (repeatable).
+    #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
-    /// The manifest for a `.wasm` file.
+    /// The plugin's `Cargo.toml` with `[package.metadata.junction]`, for a `.wasm` file.
+    #[arg(long)]
     pub manifest: Option<PathBuf>,
-    /// Cargo's target directory.
+    /// Cargo's target directory, when building.
+    #[arg(long)]
     pub target_dir: Option<PathBuf>,
-    /// Whether loopback and private addresses may be reached.
+    /// Let the plugin reach loopback and private addresses (local mocks).
+    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
     pub allow_private_network: bool,
 }
 

@@ -10,10 +10,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 
-use super::client::{Client, ServerArgs, print_json};
+use super::client::{Client, ServerArgs, kebab, print_json};
 use super::{CliError, build, event};
 use crate::manifest::Manifest;
-use crate::runtime::{ExecutionRecord, Failure, Outcome};
+use crate::runtime::{ExecutionRecord, Outcome};
 use crate::server::executions::ExecutionSummary;
 use crate::server::plugins::{PluginDetail, PluginSummary, UploadResponse};
 
@@ -172,14 +172,6 @@ pub async fn invoke(
     }
 }
 
-/// The failure class as the API names it (`memory-limit`, ...).
-fn failure_word(failure: Failure) -> String {
-    serde_json::to_value(failure)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn print_record(record: &ExecutionRecord) {
     match &record.outcome {
         Outcome::Ok { output } => {
@@ -191,7 +183,7 @@ fn print_record(record: &ExecutionRecord) {
             println!("{text}");
         }
         Outcome::Failed { failure, message } => {
-            let class = failure_word(*failure);
+            let class = kebab(failure);
             println!(
                 "failed ({class}) in {:.1} ms (execution {})",
                 record.wall_time_ms, record.id
@@ -308,7 +300,7 @@ pub async fn executions(
     );
     for e in list {
         let status = match e.failure {
-            Some(failure) => format!("failed: {}", failure_word(failure)),
+            Some(failure) => format!("failed: {}", kebab(&failure)),
             None => e.status.clone(),
         };
         println!(

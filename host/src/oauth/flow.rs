@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::settings::{ClientAuth, Grant, OAuthSettings};
 use super::token::{self, FailureClass, TokenError, TokenMapping, TokenResponse};
+use crate::errors::root_cause;
 use crate::netguard::{self, NetworkPolicy};
 use crate::store::{
     AuthType, Connection, ConnectionStatus, Credentials, PendingAuthorization, STATE_TTL_MS,
@@ -755,14 +756,6 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, TokenEr
             }
         }
     }
-}
-
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

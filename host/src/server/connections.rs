@@ -87,10 +87,7 @@ pub struct ConnectionView {
     pub used_by: Vec<String>,
 }
 
-pub(crate) fn view<S>(
-    store: &Store,
-    connection: &Connection<S>,
-) -> Result<ConnectionView, StoreError> {
+fn view<S>(store: &Store, connection: &Connection<S>) -> Result<ConnectionView, StoreError> {
     let auth_type = store.service(&connection.service)?.map(|s| s.auth_type);
     let used_by = store
         .plugins()?
@@ -230,8 +227,16 @@ pub(crate) async fn get_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
+    connection_view(&state, &link).await
+}
+
+/// The API's view of `link`, read with its secrets sealed; 404 if unknown.
+pub(crate) async fn connection_view(
+    state: &AppState,
+    link: &str,
+) -> Result<Json<ConnectionView>, ApiError> {
     let store = state.store.clone();
-    let lookup = link.clone();
+    let lookup = link.to_owned();
     blocking(move || match store.sealed_connection(&lookup)? {
         Some(connection) => view(&store, &connection).map(Some),
         None => Ok(None),

@@ -1,6 +1,7 @@
-//! The OAuth routes: `POST /v1/connections/{link}/authorize` (admin) starts a
-//! flow, `GET /oauth/callback` (public: the provider sends the browser here)
-//! finishes it and shows a page that says what happened.
+//! The OAuth routes: `POST /v1/connections/{link}/authorize|refresh|revoke`
+//! (admin) start a flow, refresh or revoke tokens; `GET /oauth/callback`
+//! (public: the provider sends the browser here) finishes a flow and shows a
+//! page that says what happened.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::connections::ConnectionView;
+use super::AppState;
+use super::connections::{ConnectionView, connection_view};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, blocking};
 use crate::oauth::{FlowError, Started};
 
 /// Where to send the browser, or that the connection is already connected.
@@ -134,18 +135,6 @@ pub(crate) async fn revoke_connection(
         .await
         .map_err(flow_error)?;
     connection_view(&state, &link).await
-}
-
-async fn connection_view(state: &AppState, link: &str) -> Result<Json<ConnectionView>, ApiError> {
-    let store = state.store.clone();
-    let lookup = link.to_owned();
-    blocking(move || match store.sealed_connection(&lookup)? {
-        Some(connection) => super::connections::view(&store, &connection).map(Some),
-        None => Ok(None),
-    })
-    .await?
-    .map(Json)
-    .ok_or_else(|| ApiError::not_found(format!("no connection with link name `{link}`")))
 }
 
 /// What the provider sends back.

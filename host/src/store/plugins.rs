@@ -356,6 +356,26 @@ mod tests {
         }
     }
 
+    /// Writes `bytes` as the artifact of `target`, under the tag stored for
+    /// `tag_of`: what someone editing the redb file by hand could do.
+    fn forge_artifact(store: &Store, tag_of: &str, target: &str, bytes: &[u8]) {
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(ARTIFACTS).unwrap();
+            let tag = table
+                .get((tag_of, "engine-a"))
+                .unwrap()
+                .unwrap()
+                .value()
+                .0
+                .to_owned();
+            table
+                .insert((target, "engine-a"), (tag.as_str(), bytes))
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
     #[test]
     fn artifacts_open_only_with_their_tag() {
         let dir = tempfile::tempdir().unwrap();
@@ -371,48 +391,13 @@ mod tests {
         assert!(store.artifact("sha-1", "engine-b").unwrap().is_none());
 
         // Bytes swapped in behind the store's back keep the old tag: refused.
-        {
-            let txn = store.db.begin_write().unwrap();
-            {
-                let mut table = txn.open_table(ARTIFACTS).unwrap();
-                let tag = table
-                    .get(("sha-1", "engine-a"))
-                    .unwrap()
-                    .unwrap()
-                    .value()
-                    .0
-                    .to_owned();
-                table
-                    .insert(
-                        ("sha-1", "engine-a"),
-                        (tag.as_str(), b"evil code".as_slice()),
-                    )
-                    .unwrap();
-            }
-            txn.commit().unwrap();
-        }
+        forge_artifact(&store, "sha-1", "sha-1", b"evil code");
         let err = store.artifact("sha-1", "engine-a").unwrap_err().to_string();
         assert!(err.contains("does not match its tag"), "{err}");
 
         // A tag made for another component does not open here either.
         store.put_artifact("sha-2", "engine-a", b"other").unwrap();
-        {
-            let txn = store.db.begin_write().unwrap();
-            {
-                let mut table = txn.open_table(ARTIFACTS).unwrap();
-                let tag = table
-                    .get(("sha-2", "engine-a"))
-                    .unwrap()
-                    .unwrap()
-                    .value()
-                    .0
-                    .to_owned();
-                table
-                    .insert(("sha-1", "engine-a"), (tag.as_str(), b"other".as_slice()))
-                    .unwrap();
-            }
-            txn.commit().unwrap();
-        }
+        forge_artifact(&store, "sha-2", "sha-1", b"other");
         assert!(store.artifact("sha-1", "engine-a").is_err());
     }
 
