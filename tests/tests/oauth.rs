@@ -123,15 +123,7 @@ async fn browser_flow_connects_and_a_plugin_calls_the_api() {
     assert!(replay.text().await.expect("page").contains("not valid"));
 
     // A plugin granted the connection calls the provider's API with it.
-    let up = host
-        .upload(
-            "probe",
-            component_bytes("probe"),
-            Some(&json!({"connections": ["fake"]})),
-            None,
-        )
-        .await;
-    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    deploy_probe(&host).await;
     let run = host
         .invoke(
             "probe",
