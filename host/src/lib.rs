@@ -6,6 +6,7 @@ pub mod cli;
 pub mod errors;
 pub mod events;
 pub mod manifest;
+pub mod metrics;
 pub mod netguard;
 pub mod oauth;
 pub mod registry;

@@ -35,6 +35,8 @@ pub struct ManifestLimits {
     pub memory_mb: Option<u64>,
     /// `invoke-url` calls per execution.
     pub http_calls: Option<u32>,
+    /// Deliveries of this plugin run at once (the host's global limit still applies).
+    pub concurrency: Option<u32>,
 }
 
 /// What can be wrong with a manifest.
@@ -124,6 +126,11 @@ impl Manifest {
         }
         if self.limits.memory_mb == Some(0) {
             return Err("limits.memory-mb must be above 0".into());
+        }
+        if let Some(n) = self.limits.concurrency
+            && !(1..=1024).contains(&n)
+        {
+            return Err(format!("limits.concurrency {n} must be from 1 to 1024"));
         }
         Ok(())
     }

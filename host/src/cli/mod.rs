@@ -1,13 +1,15 @@
 //! The `junction` command line (clap): the server (`serve`), local commands
 //! (`build`, `run`) and client commands that talk to a server over HTTP
 //! (`deploy`, `invoke`, `plugins`, `executions`, `logs`, `connection`,
-//! `service`, `token`). Each command returns a [`CliError`] that names what
+//! `service`, `token`, `event`, `events`, `deliveries`, `triggers`,
+//! `trigger`, `hook`). Each command returns a [`CliError`] that names what
 //! is wrong; `main` prints it and exits non-zero.
 
 pub mod build;
 pub mod client;
 pub mod connection;
 pub mod event;
+pub mod events;
 pub mod remote;
 pub mod service;
 pub mod token;
@@ -130,6 +132,57 @@ pub enum Command {
         #[command(subcommand)]
         command: service::ServiceCommand,
     },
+    /// Send an event, or show one with its deliveries.
+    Event {
+        /// What to do.
+        #[command(subcommand)]
+        command: events::EventCommand,
+    },
+    /// Follow executions live.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
+    /// List deliveries (`--state dead` is the dead-letter list), or retry one.
+    Deliveries {
+        /// `queued`, `running`, `succeeded`, `dead` or `cancelled`.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this plugin's.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Queue this dead or cancelled delivery for one more attempt.
+        #[arg(long, value_name = "DELIVERY_ID")]
+        retry: Option<String>,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// List triggers (from manifests and the API).
+    Triggers {
+        /// Only this plugin's.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// How to reach the server.
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Add or remove a trigger through the API.
+    Trigger {
+        /// What to do.
+        #[command(subcommand)]
+        command: events::TriggerCommand,
+    },
+    /// Webhook secrets.
+    Hook {
+        /// What to do.
+        #[command(subcommand)]
+        command: events::HookCommand,
+    },
     /// Manage the admin token.
     Token {
         /// What to do with the token.
@@ -237,6 +290,18 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Token {
             command: TokenCommand::Rotate { server },
         } => token::rotate(&server).await,
+        Command::Event { command } => events::event(command).await,
+        Command::Events { command } => events::events(command).await,
+        Command::Deliveries {
+            state,
+            plugin,
+            limit,
+            retry,
+            server,
+        } => events::deliveries(state, plugin, limit, retry, &server).await,
+        Command::Triggers { plugin, server } => events::triggers(plugin, &server).await,
+        Command::Trigger { command } => events::trigger(command).await,
+        Command::Hook { command } => events::hook(command).await,
     }
 }
 

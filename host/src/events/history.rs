@@ -1,62 +1,105 @@
-//! The execution history writer: executions are queued to one writer thread
-//! that commits whatever has accumulated in one redb transaction, so many
-//! concurrent executions share one fsync. A caller waits until its record is
-//! durable, so an execution is listed as soon as its invoke returns.
+//! The journal writer: execution records, accepted events and delivery
+//! changes are queued to one writer thread that commits whatever has
+//! accumulated in one redb transaction, so many concurrent writers share one
+//! fsync. A caller waits until its entry is durable: an execution is listed
+//! as soon as its invoke returns, and an event is acknowledged only once it
+//! is committed. Committed execution records are also broadcast, for
+//! `junction events tail`, and counted in the metrics.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::metrics::Metrics;
 use crate::runtime::ExecutionRecord;
-use crate::store::Store;
+use crate::store::{JournalAnswer, JournalEntry, Store};
 
 /// Records kept per plugin by default.
 pub const DEFAULT_RETENTION: u64 = 10_000;
-/// Most records committed in one transaction.
-const MAX_BATCH: usize = 1024;
-/// Records waiting for the writer before callers are slowed down.
-const QUEUE: usize = 8192;
+/// Events kept by default (events with a delivery still queued or dead are kept beyond it).
+pub const DEFAULT_EVENT_RETENTION: u64 = 100_000;
+/// Most entries committed in one transaction.
+const MAX_BATCH: usize = 2048;
+/// Entries waiting for the writer before callers are slowed down.
+const QUEUE: usize = 16_384;
+/// Executions a slow live follower may fall behind before it skips ahead.
+const LIVE_BUFFER: usize = 1024;
+/// Events written between two prunes of old events.
+const PRUNE_EVERY: u64 = 4096;
 
-type Pending = (ExecutionRecord, oneshot::Sender<Result<(), String>>);
+type Pending = (JournalEntry, oneshot::Sender<Result<JournalAnswer, String>>);
 
-/// Why a record was not stored.
+/// Why an entry was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("the execution history is closed")]
+    #[error("the journal is closed")]
     Closed,
-    #[error("cannot store the execution record: {0}")]
+    #[error("cannot store it: {0}")]
     Store(String),
-    #[error("cannot start the history writer: {0}")]
+    #[error("cannot start the journal writer: {0}")]
     Start(std::io::Error),
 }
 
-/// The history writer. Dropping every clone of the sender stops the thread
-/// after it has written what was queued.
+/// How much is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Execution records per plugin.
+    pub executions: u64,
+    /// Events.
+    pub events: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            executions: DEFAULT_RETENTION,
+            events: DEFAULT_EVENT_RETENTION,
+        }
+    }
+}
+
+/// The journal writer. Dropping it stops the thread after it has written
+/// what was queued.
 pub struct History {
     sender: mpsc::Sender<Pending>,
     writer: Option<JoinHandle<()>>,
+    live: broadcast::Sender<Arc<ExecutionRecord>>,
 }
 
 impl History {
     /// Starts the writer thread.
-    pub fn start(store: Arc<Store>, retention: u64) -> Result<Self, HistoryError> {
+    pub fn start(
+        store: Arc<Store>,
+        retention: Retention,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, HistoryError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let writer_live = live.clone();
         let writer = std::thread::Builder::new()
-            .name("junction-history".into())
-            .spawn(move || write_batches(store, receiver, retention.max(1)))
+            .name("junction-journal".into())
+            .spawn(move || write_batches(store, receiver, retention, writer_live, metrics))
             .map_err(HistoryError::Start)?;
         Ok(History {
             sender,
             writer: Some(writer),
+            live,
         })
     }
 
-    /// Stores `record`; returns once it is committed.
+    /// Stores an execution record; returns once it is committed.
     pub async fn record(&self, record: ExecutionRecord) -> Result<(), HistoryError> {
+        self.write(JournalEntry::Execution(Box::new(record)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Commits one entry (in a batch with whatever else is waiting).
+    pub async fn write(&self, entry: JournalEntry) -> Result<JournalAnswer, HistoryError> {
         let (done, committed) = oneshot::channel();
         self.sender
-            .send((record, done))
+            .send((entry, done))
             .await
             .map_err(|_| HistoryError::Closed)?;
         committed
@@ -65,7 +108,12 @@ impl History {
             .map_err(HistoryError::Store)
     }
 
-    /// Stops accepting records and waits until the queued ones are written.
+    /// Execution records as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ExecutionRecord>> {
+        self.live.subscribe()
+    }
+
+    /// Stops accepting entries and waits until the queued ones are written.
     pub fn close(mut self) {
         self.shutdown();
     }
@@ -77,7 +125,7 @@ impl History {
         if let Some(writer) = self.writer.take()
             && writer.join().is_err()
         {
-            tracing::error!("the history writer panicked");
+            tracing::error!("the journal writer panicked");
         }
     }
 }
@@ -88,7 +136,14 @@ impl Drop for History {
     }
 }
 
-fn write_batches(store: Arc<Store>, mut receiver: mpsc::Receiver<Pending>, retention: u64) {
+fn write_batches(
+    store: Arc<Store>,
+    mut receiver: mpsc::Receiver<Pending>,
+    retention: Retention,
+    live: broadcast::Sender<Arc<ExecutionRecord>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut events_since_prune = 0u64;
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -97,16 +152,46 @@ fn write_batches(store: Arc<Store>, mut receiver: mpsc::Receiver<Pending>, reten
                 Err(_) => break,
             }
         }
-        let (records, waiters): (Vec<ExecutionRecord>, Vec<_>) = batch.into_iter().unzip();
-        let result = store
-            .insert_executions(&records, retention)
-            .map_err(|e| e.to_string());
-        if let Err(err) = &result {
-            tracing::error!(error = %err, records = records.len(), "cannot store execution records");
+        let (entries, waiters): (Vec<JournalEntry>, Vec<_>) = batch.into_iter().unzip();
+        match store.commit_journal(&entries, retention.executions) {
+            Ok(answers) => {
+                for (answer, waiter) in answers.into_iter().zip(waiters) {
+                    // A caller that gave up waiting does not need the answer.
+                    let _ = waiter.send(Ok(answer));
+                }
+                for entry in entries {
+                    let record = match entry {
+                        JournalEntry::Execution(record) => record,
+                        JournalEntry::Delivery {
+                            record: Some(record),
+                            ..
+                        } => record,
+                        JournalEntry::Event(_) => {
+                            events_since_prune += 1;
+                            continue;
+                        }
+                        JournalEntry::Delivery { record: None, .. } => continue,
+                    };
+                    metrics.execution(&record);
+                    // Nobody following is not an error.
+                    let _ = live.send(Arc::new(*record));
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                tracing::error!(error = %message, entries = entries.len(), "cannot commit the journal batch");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(message.clone()));
+                }
+            }
         }
-        for waiter in waiters {
-            // A caller that gave up waiting does not need the answer.
-            let _ = waiter.send(result.clone());
+        if events_since_prune >= PRUNE_EVERY {
+            events_since_prune = 0;
+            match store.prune_events(retention.events) {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "old events pruned"),
+                Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct TokenKeeper {
     oauth: OAuth,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     margin: Duration,
+    refreshed: std::sync::atomic::AtomicU64,
+    refresh_failed: std::sync::atomic::AtomicU64,
 }
 
 /// What the keeper did.
@@ -72,6 +74,8 @@ impl TokenKeeper {
             oauth,
             locks: Mutex::new(HashMap::new()),
             margin: REFRESH_MARGIN,
+            refreshed: Default::default(),
+            refresh_failed: Default::default(),
         }
     }
 
@@ -101,8 +105,25 @@ impl TokenKeeper {
             let _guard = guard;
             oauth.refresh(&store, &link).await
         });
-        task.await
-            .map_err(|e| FlowError::Misconfigured(format!("the refresh task failed: {e}")))?
+        let result = task
+            .await
+            .map_err(|e| FlowError::Misconfigured(format!("the refresh task failed: {e}")))?;
+        let counter = if result.is_ok() {
+            &self.refreshed
+        } else {
+            &self.refresh_failed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Refreshes that succeeded and that failed since the start, for metrics.
+    pub fn refresh_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.refreshed.load(Relaxed),
+            self.refresh_failed.load(Relaxed),
+        )
     }
 
     fn is_oauth(&self, connection: &Connection) -> bool {

@@ -260,6 +260,11 @@ impl Runtime {
         self.pooling
     }
 
+    /// Executions holding an instance slot right now.
+    pub fn instances_in_use(&self) -> usize {
+        (self.config.max_instances as usize).saturating_sub(self.instances.available_permits())
+    }
+
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config

@@ -81,6 +81,12 @@ pub struct ExecutionRecord {
     pub event_id: String,
     /// The event's kind.
     pub event_kind: String,
+    /// The delivery this execution was an attempt of (absent for a direct invoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// Which attempt of the delivery it was, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
     /// When it started.
     pub started_at_ms: u64,
     /// Wall time, from the call to the record.
@@ -105,6 +111,8 @@ impl ExecutionRecord {
             plugin: plugin.to_owned(),
             event_id: event.id.clone(),
             event_kind: event.kind.clone(),
+            delivery_id: None,
+            attempt: None,
             started_at_ms,
             wall_time_ms: 0.0,
             outcome: Outcome::failed(Failure::Trap, "the execution did not run".into()),

@@ -44,6 +44,20 @@ pub struct ServeArgs {
     /// (local mocks, on-premises APIs). Link-local and metadata addresses stay refused.
     #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
     pub allow_private_network: bool,
+    /// Events kept (beyond it the oldest finished ones go) [default: 100000].
+    #[arg(long, env = "JUNCTION_EVENT_RETENTION")]
+    pub event_retention: Option<u64>,
+    /// Deliveries running at once over all plugins [default: 64].
+    #[arg(long, env = "JUNCTION_DISPATCH_CONCURRENCY")]
+    pub dispatch_concurrency: Option<usize>,
+    /// Deliveries of one plugin running at once, unless its manifest sets
+    /// `limits.concurrency` [default: 16].
+    #[arg(long, env = "JUNCTION_PLUGIN_CONCURRENCY")]
+    pub plugin_concurrency: Option<usize>,
+    /// Delay before the first retry of a failed delivery, in milliseconds;
+    /// each later retry doubles it, with jitter, up to 10 minutes [default: 1000].
+    #[arg(long, env = "JUNCTION_RETRY_BASE_MS")]
+    pub retry_base_ms: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -57,6 +71,10 @@ struct FileConfig {
     max_instances: Option<u32>,
     public_url: Option<String>,
     allow_private_network: Option<bool>,
+    event_retention: Option<u64>,
+    dispatch_concurrency: Option<usize>,
+    plugin_concurrency: Option<usize>,
+    retry_base_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -78,6 +96,12 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Whether loopback and private addresses may be reached.
     pub allow_private_network: bool,
+    /// Events kept.
+    pub event_retention: u64,
+    /// How deliveries run and retry.
+    pub dispatch: crate::events::DispatchConfig,
+    /// The clock schedules follow (a manual one in tests).
+    pub clock: crate::events::Clock,
 }
 
 impl ServerConfig {
@@ -92,6 +116,9 @@ impl ServerConfig {
             pooling: true,
             public_url: None,
             allow_private_network: false,
+            event_retention: crate::events::history::DEFAULT_EVENT_RETENTION,
+            dispatch: crate::events::DispatchConfig::default(),
+            clock: crate::events::Clock::system(),
         }
     }
 
@@ -160,6 +187,30 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("max-instances"));
             }
             config.max_instances = n;
+        }
+        if let Some(n) = self.event_retention.or(file.event_retention) {
+            if n == 0 {
+                return Err(ConfigError::Zero("event-retention"));
+            }
+            config.event_retention = n;
+        }
+        if let Some(n) = self.dispatch_concurrency.or(file.dispatch_concurrency) {
+            if n == 0 {
+                return Err(ConfigError::Zero("dispatch-concurrency"));
+            }
+            config.dispatch.global = n;
+        }
+        if let Some(n) = self.plugin_concurrency.or(file.plugin_concurrency) {
+            if n == 0 {
+                return Err(ConfigError::Zero("plugin-concurrency"));
+            }
+            config.dispatch.per_plugin = n;
+        }
+        if let Some(ms) = self.retry_base_ms.or(file.retry_base_ms) {
+            if ms == 0 {
+                return Err(ConfigError::Zero("retry-base-ms"));
+            }
+            config.dispatch.retry_base = std::time::Duration::from_millis(ms);
         }
         config.allow_private_network =
             self.allow_private_network || file.allow_private_network.unwrap_or(false);

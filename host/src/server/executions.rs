@@ -1,5 +1,6 @@
 //! `/v1/executions`: the execution history, newest first, filtered by plugin
-//! and status, and one execution in full (output, logs, calls, timing).
+//! and status, one execution in full (output, logs, calls, timing), and a
+//! live stream of executions as they are recorded (server-sent events).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -36,6 +37,12 @@ pub struct ExecutionSummary {
     pub event_id: String,
     /// The event's kind.
     pub event_kind: String,
+    /// The delivery it was an attempt of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// Which attempt, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
     /// When it started.
     pub started_at_ms: u64,
     /// Wall time.
@@ -65,6 +72,8 @@ impl From<&ExecutionRecord> for ExecutionSummary {
             plugin: record.plugin.clone(),
             event_id: record.event_id.clone(),
             event_kind: record.event_kind.clone(),
+            delivery_id: record.delivery_id.clone(),
+            attempt: record.attempt,
             started_at_ms: record.started_at_ms,
             wall_time_ms: record.wall_time_ms,
             status: status.to_owned(),
@@ -93,16 +102,7 @@ pub(crate) async fn list_executions(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ExecutionSummary>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let ok = match query.status.as_deref() {
-        None => None,
-        Some("ok") => Some(true),
-        Some("failed") => Some(false),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "status `{other}` is not `ok` or `failed`"
-            )));
-        }
-    };
+    let ok = parse_status(query.status.as_deref())?;
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::invalid(format!(
@@ -141,4 +141,95 @@ pub(crate) async fn get_execution(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no execution with id `{id}`")))
+}
+
+fn parse_status(status: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match status {
+        None => Ok(None),
+        Some("ok") => Ok(Some(true)),
+        Some("failed") => Ok(Some(false)),
+        Some(other) => Err(ApiError::invalid(format!(
+            "status `{other}` is not `ok` or `failed`"
+        ))),
+    }
+}
+
+/// Filters for the live stream.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Only this plugin's executions.
+    plugin: Option<String>,
+    /// `ok` or `failed`.
+    status: Option<String>,
+}
+
+/// Follows executions as they are recorded: a `text/event-stream` whose
+/// `execution` events carry an [`ExecutionSummary`] as JSON. A follower too
+/// slow to keep up gets a `lagged` event with how many it missed.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/stream",
+    tag = "executions",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "Server-sent events, one `execution` event per recorded execution", content_type = "text/event-stream"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)
+    )
+)]
+pub(crate) async fn stream_executions(
+    State(state): State<AppState>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<
+    axum::response::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive};
+    use tokio::sync::broadcast::error::RecvError;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let ok = parse_status(query.status.as_deref())?;
+    let receiver = state.events.history().subscribe();
+    let plugin = query.plugin;
+    let stopping = state.stopping.clone();
+    // The stream ends when the server stops, so a follower does not hold
+    // up a graceful shutdown.
+    let stream =
+        futures::stream::unfold((receiver, stopping), move |(mut receiver, mut stopping)| {
+            let plugin = plugin.clone();
+            async move {
+                loop {
+                    let received = tokio::select! {
+                        received = receiver.recv() => received,
+                        _ = stopping.wait_for(|stop| *stop) => return None,
+                    };
+                    match received {
+                        Ok(record) => {
+                            if plugin.as_ref().is_some_and(|p| *p != record.plugin)
+                                || ok.is_some_and(|want| want != record.is_ok())
+                            {
+                                continue;
+                            }
+                            let summary = ExecutionSummary::from(record.as_ref());
+                            let data = serde_json::to_string(&summary).unwrap_or_default();
+                            let event = Event::default()
+                                .event("execution")
+                                .id(summary.id.clone())
+                                .data(data);
+                            return Some((Ok(event), (receiver, stopping)));
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            let event = Event::default()
+                                .event("lagged")
+                                .data(format!("{{\"missed\": {missed}}}"));
+                            return Some((Ok(event), (receiver, stopping)));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+    Ok(axum::response::Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -1,5 +1,6 @@
 //! The HTTP server (axum on tokio): the `/v1` API behind admin auth, its
-//! OpenAPI document generated from the handlers, `/healthz`, and the
+//! OpenAPI document generated from the handlers, `/healthz`, `/metrics`,
+//! incoming webhooks under `/hooks`, and the
 //! lifecycle of `junction serve` — open the store, issue the admin token on
 //! first start, load every active plugin from its artifact, serve, and on
 //! shutdown let in-flight requests finish before the store is closed.
@@ -8,7 +9,9 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod events;
 pub mod executions;
+pub mod hooks;
 pub mod oauth;
 pub mod plugins;
 pub mod services;
@@ -27,7 +30,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::events::history::{History, HistoryError};
+use crate::events::{EventTasks, Events, EventsError, History, HistoryError, Retention};
+use crate::metrics::Metrics;
 use crate::registry::{LoadReport, Registry, RegistryError};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
@@ -49,6 +53,8 @@ pub enum ServerError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    Events(#[from] EventsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -61,14 +67,16 @@ pub enum ServerError {
 /// What every handler shares.
 pub(crate) struct Shared {
     store: Arc<Store>,
-    registry: Registry,
-    history: History,
+    registry: Arc<Registry>,
+    events: Arc<Events>,
     auth: AdminAuth,
     config: ServerConfig,
     openapi: OnceLock<String>,
     oauth: crate::oauth::OAuth,
     /// Where browsers reach this host (for OAuth redirect URIs).
     public_url: String,
+    /// Turns true when the server stops, ending live streams.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The handlers' state.
@@ -86,6 +94,7 @@ pub(crate) type AppState = Arc<Shared>;
     tags(
         (name = "plugins", description = "Upload, version and run plugins"),
         (name = "executions", description = "What ran and what happened"),
+        (name = "events", description = "Events, their deliveries, triggers and webhooks"),
         (name = "connections", description = "Named, authorised accounts of services"),
         (name = "services", description = "Third-party APIs and how to authenticate to them"),
         (name = "admin", description = "The admin token and the API description")
@@ -118,7 +127,14 @@ fn router(state: AppState) -> Router {
         .routes(routes!(plugins::rollback_plugin))
         .routes(routes!(plugins::invoke_plugin))
         .routes(routes!(executions::list_executions))
+        .routes(routes!(executions::stream_executions))
         .routes(routes!(executions::get_execution))
+        .routes(routes!(events::get_event))
+        .routes(routes!(events::list_deliveries))
+        .routes(routes!(events::retry_delivery))
+        .routes(routes!(events::list_triggers, events::create_trigger))
+        .routes(routes!(events::delete_trigger))
+        .routes(routes!(events::set_hook_secret))
         .routes(routes!(
             connections::list_connections,
             connections::create_connection
@@ -139,6 +155,14 @@ fn router(state: AppState) -> Router {
         .routes(routes!(rotate_token))
         .routes(routes!(openapi_json))
         .merge(uploads)
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(events::send_event))
+                // The payload's own limit plus room for the envelope.
+                .layer(DefaultBodyLimit::max(
+                    crate::events::MAX_PAYLOAD_BYTES + 64 * 1024,
+                )),
+        )
         .split_for_parts();
     let text = serde_json::to_string_pretty(&openapi).unwrap_or_else(|_| "{}".to_owned());
     // Set once, here, before the router serves anything.
@@ -148,9 +172,21 @@ fn router(state: AppState) -> Router {
         state.auth.clone(),
         auth::require_admin,
     ));
+    let hooks = Router::new()
+        .route(
+            "/hooks/{plugin}/{hook}",
+            get(hooks::check_hook).post(hooks::signed_hook),
+        )
+        .route(
+            "/hooks/{plugin}/{hook}/{secret}",
+            get(hooks::check_secret_hook).post(hooks::secret_path_hook),
+        )
+        .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/oauth/callback", get(oauth::callback))
+        .merge(hooks)
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -165,7 +201,7 @@ async fn log_request(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
     tracing::debug!(
@@ -176,6 +212,31 @@ async fn log_request(
         "request"
     );
     response
+}
+
+/// The path as logged: a webhook's secret segment is replaced.
+fn loggable_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() >= 5 && segments[1] == "hooks" {
+        return format!("/hooks/{}/{}/<secret>", segments[2], segments[3]);
+    }
+    path.to_owned()
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let runtime = state.registry.runtime();
+    let text = state.events.metrics().render(
+        runtime.tokens().refresh_counts(),
+        runtime.instances_in_use(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 /// `GET /healthz`: the server is up and serving.
@@ -261,6 +322,9 @@ pub struct Server {
         tokio::task::JoinHandle<()>,
     ),
     tokens: Arc<crate::oauth::TokenKeeper>,
+    events: Arc<Events>,
+    event_tasks: EventTasks,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -283,7 +347,7 @@ impl Server {
             },
         )?);
         let grace = runtime.config().ceiling.timeout + Duration::from_secs(5);
-        let registry = Registry::new(runtime, config.max_component_bytes);
+        let registry = Arc::new(Registry::new(runtime, config.max_component_bytes));
         let started = Instant::now();
         let load_report = registry.load_all().await?;
         tracing::info!(
@@ -293,7 +357,23 @@ impl Server {
             ms = started.elapsed().as_millis() as u64,
             "plugins loaded"
         );
-        let history = History::start(store.clone(), config.execution_retention)?;
+        let metrics = Arc::new(Metrics::new());
+        let history = Arc::new(History::start(
+            store.clone(),
+            Retention {
+                executions: config.execution_retention,
+                events: config.event_retention,
+            },
+            metrics.clone(),
+        )?);
+        let (events, event_tasks) = Events::start(
+            registry.clone(),
+            history,
+            metrics,
+            config.dispatch,
+            config.clock.clone(),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -310,15 +390,17 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let oauth = crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let state = Arc::new(Shared {
             store,
             registry,
-            history,
+            events: events.clone(),
             auth,
             config,
             openapi: OnceLock::new(),
             oauth,
             public_url,
+            stopping: stopping_seen,
         });
         let tokens = state.registry.runtime().tokens().clone();
         let keeper = tokens.clone();
@@ -364,6 +446,9 @@ impl Server {
             grace,
             sweeper: (stop_sweeping, sweeper),
             tokens: keeper,
+            events,
+            event_tasks,
+            stopping,
         })
     }
 
@@ -382,6 +467,11 @@ impl Server {
         &self.tokens
     }
 
+    /// The event machinery (its clock, trigger index and dispatcher).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
     /// How the stored plugins were loaded at start.
     pub fn load_report(&self) -> LoadReport {
         self.load_report
@@ -391,6 +481,7 @@ impl Server {
     /// execution ends by its deadline), writes the queued execution records
     /// and closes the store.
     pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stopping.send(true);
         let (stop_sweeping, sweeper) = self.sweeper;
         let _ = stop_sweeping.send(());
         let _ = sweeper.await;
@@ -413,6 +504,10 @@ impl Server {
                 let _ = task.await;
             }
         }
+        // Running deliveries finish (by their deadline); queued ones stay
+        // in the store for the next start.
+        self.events.stop(self.event_tasks).await;
+        drop(self.events);
         // Blocking tasks that still hold the store finish within moments;
         // wait for them so the redb file is closed when this returns.
         let waited = Instant::now();

@@ -152,6 +152,14 @@ fn summary(state: &AppState, record: &PluginRecord) -> PluginSummary {
     }
 }
 
+/// The new active version's triggers take effect at once. The deploy is
+/// done when this fails; the index is rebuilt on the next start anyway.
+async fn reload_triggers(state: &AppState) {
+    if let Err(err) = state.events.reload_triggers().await {
+        tracing::error!(error = %err, "cannot reload the triggers after a deploy");
+    }
+}
+
 /// Event kinds and ids: 1 to 128 visible ASCII characters, so they print
 /// and index cleanly.
 fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
@@ -323,6 +331,7 @@ pub(crate) async fn upload_plugin(
             grants,
         })
         .await?;
+    reload_triggers(&state).await;
     let version = deployed.version;
     Ok((
         StatusCode::CREATED,
@@ -376,6 +385,7 @@ pub(crate) async fn rollback_plugin(
         }
     };
     let record = state.registry.rollback(&name, version).await?;
+    reload_triggers(&state).await;
     Ok(Json(PluginDetail {
         summary: summary(&state, &record),
         versions: record.versions.clone(),
@@ -399,6 +409,9 @@ pub(crate) async fn delete_plugin(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete(&name).await?;
+    if let Err(err) = state.events.plugin_deleted(&name).await {
+        tracing::error!(plugin = %name, error = %err, "the plugin is deleted but its triggers could not be cleared; they are cleared on the next start");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -456,7 +469,7 @@ pub(crate) async fn invoke_plugin(
         .runtime()
         .execute(&plugin.loaded, event)
         .await;
-    if let Err(err) = state.history.record(record.clone()).await {
+    if let Err(err) = state.events.history().record(record.clone()).await {
         tracing::error!(plugin = %name, execution = %record.id, error = %err, "the execution ran but its record was not stored");
     }
     Ok(Json(record))

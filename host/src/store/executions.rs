@@ -35,6 +35,67 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
 }
 
+/// Appends `records` inside `txn`, then trims each plugin's history to its
+/// newest `retention` records.
+pub(super) fn insert_in(
+    txn: &redb::WriteTransaction,
+    records: &[&ExecutionRecord],
+    retention: u64,
+) -> Result<(), StoreError> {
+    let retention = retention.max(1);
+    let mut meta = txn.open_table(super::META).map_err(db)?;
+    let mut seq: u64 = match meta.get(NEXT_SEQ).map_err(db)? {
+        Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
+            StoreError::Corrupt(format!("meta/{NEXT_SEQ}"), e.to_string())
+        })?,
+        None => 1,
+    };
+    let mut executions = txn.open_table(EXECUTIONS).map_err(db)?;
+    let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
+    let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
+    let mut counts = txn.open_table(COUNTS).map_err(db)?;
+    for record in records {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))?;
+        executions.insert(seq, bytes.as_slice()).map_err(db)?;
+        ids.insert(record.id.as_str(), seq).map_err(db)?;
+        by_plugin
+            .insert((record.plugin.as_str(), seq), record.is_ok())
+            .map_err(db)?;
+        let count = counts
+            .get(record.plugin.as_str())
+            .map_err(db)?
+            .map(|v| v.value())
+            .unwrap_or(0)
+            + 1;
+        let excess = count.saturating_sub(retention);
+        if excess > 0 {
+            let plugin = record.plugin.as_str();
+            let oldest: Vec<u64> = by_plugin
+                .range((plugin, 0)..=(plugin, u64::MAX))
+                .map_err(db)?
+                .take(excess as usize)
+                .map(|row| row.map(|(key, _)| key.value().1))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            for old in oldest {
+                by_plugin.remove((plugin, old)).map_err(db)?;
+                if let Some(bytes) = executions.remove(old).map_err(db)? {
+                    let old_record = decode(old, bytes.value())?;
+                    ids.remove(old_record.id.as_str()).map_err(db)?;
+                }
+            }
+        }
+        counts
+            .insert(record.plugin.as_str(), count - excess)
+            .map_err(db)?;
+        seq += 1;
+    }
+    meta.insert(NEXT_SEQ, seq.to_string().as_str())
+        .map_err(db)?;
+    Ok(())
+}
+
 impl Store {
     /// Appends `records` in one transaction, then trims each plugin's history
     /// to its newest `retention` records.
@@ -44,58 +105,8 @@ impl Store {
         retention: u64,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
-        {
-            let mut meta = txn.open_table(super::META).map_err(db)?;
-            let mut seq: u64 = match meta.get(NEXT_SEQ).map_err(db)? {
-                Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
-                    StoreError::Corrupt(format!("meta/{NEXT_SEQ}"), e.to_string())
-                })?,
-                None => 1,
-            };
-            let mut executions = txn.open_table(EXECUTIONS).map_err(db)?;
-            let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
-            let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
-            let mut counts = txn.open_table(COUNTS).map_err(db)?;
-            for record in records {
-                let bytes = serde_json::to_vec(record)
-                    .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))?;
-                executions.insert(seq, bytes.as_slice()).map_err(db)?;
-                ids.insert(record.id.as_str(), seq).map_err(db)?;
-                by_plugin
-                    .insert((record.plugin.as_str(), seq), record.is_ok())
-                    .map_err(db)?;
-                let count = counts
-                    .get(record.plugin.as_str())
-                    .map_err(db)?
-                    .map(|v| v.value())
-                    .unwrap_or(0)
-                    + 1;
-                let excess = count.saturating_sub(retention);
-                if excess > 0 {
-                    let plugin = record.plugin.as_str();
-                    let oldest: Vec<u64> = by_plugin
-                        .range((plugin, 0)..=(plugin, u64::MAX))
-                        .map_err(db)?
-                        .take(excess as usize)
-                        .map(|row| row.map(|(key, _)| key.value().1))
-                        .collect::<Result<_, _>>()
-                        .map_err(db)?;
-                    for old in oldest {
-                        by_plugin.remove((plugin, old)).map_err(db)?;
-                        if let Some(bytes) = executions.remove(old).map_err(db)? {
-                            let old_record = decode(old, bytes.value())?;
-                            ids.remove(old_record.id.as_str()).map_err(db)?;
-                        }
-                    }
-                }
-                counts
-                    .insert(record.plugin.as_str(), count - excess)
-                    .map_err(db)?;
-                seq += 1;
-            }
-            meta.insert(NEXT_SEQ, seq.to_string().as_str())
-                .map_err(db)?;
-        }
+        let refs: Vec<&ExecutionRecord> = records.iter().collect();
+        insert_in(&txn, &refs, retention)?;
         txn.commit().map_err(db)?;
         Ok(())
     }

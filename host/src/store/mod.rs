@@ -6,6 +6,7 @@
 
 pub mod authorizations;
 pub mod crypto;
+pub mod events;
 pub mod executions;
 mod model;
 pub mod plugins;
@@ -18,6 +19,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use authorizations::{PendingAuthorization, STATE_TTL_MS};
 pub use crypto::Cipher;
+pub use events::{
+    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, EventRecord, JournalAnswer,
+    JournalEntry, NewEvent,
+};
 pub use executions::ExecutionQuery;
 pub use model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange, now_ms,
@@ -27,7 +32,7 @@ pub use plugins::{NewVersion, PluginRecord, PluginVersion, validate_plugin_name}
 pub use secret::Secret;
 
 /// The schema this build writes; older files are migrated on open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// The redb file inside the data directory.
 pub const DB_FILE: &str = "junction.redb";
 /// Largest kv key, in bytes.
@@ -73,11 +78,27 @@ fn db<E: Into<redb::Error>>(err: E) -> StoreError {
     StoreError::Db(err.into())
 }
 
+/// A connection's status changed (sent after the change is committed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionChange {
+    /// Its link name.
+    pub link_name: String,
+    /// Its service.
+    pub service: String,
+    /// The status now.
+    pub status: ConnectionStatus,
+    /// The status before, absent for a new connection.
+    pub previous: Option<ConnectionStatus>,
+    /// Why, in words (the newest history entry, or the last error).
+    pub reason: Option<String>,
+}
+
 /// The open store.
 pub struct Store {
     db: Database,
     cipher: Cipher,
     data_dir: PathBuf,
+    changes: tokio::sync::broadcast::Sender<ConnectionChange>,
 }
 
 impl Store {
@@ -98,6 +119,7 @@ impl Store {
             db,
             cipher,
             data_dir: data_dir.to_owned(),
+            changes: tokio::sync::broadcast::Sender::new(256),
         };
         store.migrate()?;
         Ok(store)
@@ -106,6 +128,30 @@ impl Store {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Connection status changes as they are committed.
+    pub fn connection_changes(&self) -> tokio::sync::broadcast::Receiver<ConnectionChange> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self, connection: &Connection, previous: Option<ConnectionStatus>) {
+        if previous == Some(connection.status) {
+            return;
+        }
+        let reason = connection
+            .history
+            .last()
+            .map(|h| h.reason.clone())
+            .or_else(|| connection.last_error.clone());
+        // Nobody listening (no server running) is fine.
+        let _ = self.changes.send(ConnectionChange {
+            link_name: connection.link_name.clone(),
+            service: connection.service.clone(),
+            status: connection.status,
+            previous,
+            reason,
+        });
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -122,7 +168,8 @@ impl Store {
                 return Err(StoreError::NewerSchema(found));
             }
             // Version 0 is a new file; version 1 lacked the plugin and
-            // execution tables, which opening creates. Nothing is rewritten.
+            // execution tables, version 2 the event tables, which opening
+            // creates. Nothing is rewritten.
             txn.open_table(SERVICES).map_err(db)?;
             txn.open_table(CONNECTIONS).map_err(db)?;
             txn.open_table(SERVICE_SECRETS).map_err(db)?;
@@ -135,6 +182,15 @@ impl Store {
             txn.open_table(executions::EXECUTION_IDS).map_err(db)?;
             txn.open_table(executions::BY_PLUGIN).map_err(db)?;
             txn.open_table(executions::COUNTS).map_err(db)?;
+            txn.open_table(events::EVENTS).map_err(db)?;
+            txn.open_table(events::EVENT_IDS).map_err(db)?;
+            txn.open_table(events::IDEMPOTENCY).map_err(db)?;
+            txn.open_table(events::DELIVERIES).map_err(db)?;
+            txn.open_table(events::QUEUE).map_err(db)?;
+            txn.open_table(events::DEAD).map_err(db)?;
+            txn.open_table(events::TRIGGERS).map_err(db)?;
+            txn.open_table(events::SCHEDULES).map_err(db)?;
+            txn.open_table(events::HOOK_SECRETS).map_err(db)?;
             meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
                 .map_err(db)?;
         }
@@ -414,6 +470,9 @@ impl Store {
                 .map_err(db)?;
         }
         txn.commit().map_err(db)?;
+        if connection.status == ConnectionStatus::Connected {
+            self.announce(connection, None);
+        }
         Ok(())
     }
 
@@ -421,23 +480,27 @@ impl Store {
     pub fn update_connection(&self, connection: &Connection) -> Result<(), StoreError> {
         let bytes = self.seal_connection(connection)?;
         let txn = self.db.begin_write().map_err(db)?;
-        {
+        let previous = {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
-            if table
-                .get(connection.link_name.as_str())
-                .map_err(db)?
-                .is_none()
-            {
-                return Err(StoreError::NotFound {
-                    kind: "connection",
-                    name: connection.link_name.clone(),
-                });
-            }
+            let previous = match table.get(connection.link_name.as_str()).map_err(db)? {
+                // Only the status is read: the sealed fields stay sealed.
+                Some(old) => serde_json::from_slice::<Connection<String>>(old.value())
+                    .map(|row| row.status)
+                    .ok(),
+                None => {
+                    return Err(StoreError::NotFound {
+                        kind: "connection",
+                        name: connection.link_name.clone(),
+                    });
+                }
+            };
             table
                 .insert(connection.link_name.as_str(), bytes.as_slice())
                 .map_err(db)?;
-        }
+            previous
+        };
         txn.commit().map_err(db)?;
+        self.announce(connection, previous);
         Ok(())
     }
 

@@ -131,6 +131,31 @@ fn handle(event: Event) -> Result<serde_json::Value> {
             )
         }
         "big-output" => Ok(json!("y".repeat(2 * 1024 * 1024))),
+        // Fails the first `fail_times` attempts of each event, counted in kv
+        // by event id: a delivery retried by the host succeeds after them.
+        "flaky" => {
+            let fail_times: u64 = event.payload::<serde_json::Value>()?["fail_times"]
+                .as_u64()
+                .unwrap_or(0);
+            let key = format!("attempts/{}", event.id);
+            let attempts: u64 = junction_sdk::kv::get_json(&key)?.unwrap_or(0) + 1;
+            junction_sdk::kv::set_json(&key, &attempts)?;
+            if attempts <= fail_times {
+                Err(Error::msg(format!(
+                    "flaky attempt {attempts} of event {} fails",
+                    event.id
+                )))
+            } else {
+                Ok(json!({ "attempts": attempts, "event_id": event.id }))
+            }
+        }
+        "slow" => {
+            let ms = event.payload::<serde_json::Value>()?["ms"]
+                .as_u64()
+                .unwrap_or(100);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(json!({ "slept_ms": ms }))
+        }
         other => Err(Error::msg(format!("probe does not know `{other}`"))),
     }
 }

@@ -1,0 +1,710 @@
+//! Events and their deliveries, durably: the events table (with an
+//! idempotency index kept 24 h), one delivery per (event, plugin) with its
+//! state, the queue of deliveries still to run ordered by when they are due,
+//! the dead-letter index, API-registered triggers, the last fire time of
+//! each schedule and the sealed webhook secrets. Everything that changes a
+//! delivery is applied by [`Store::commit_journal`], one transaction for a
+//! whole batch, so accepting an event never costs one fsync of its own.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, db};
+use crate::runtime::ExecutionRecord;
+
+/// Sequence number → event as JSON.
+pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Event id → sequence number.
+pub(super) const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids");
+/// Idempotency key → (event id, accepted at).
+pub(super) const IDEMPOTENCY: TableDefinition<&str, (&str, u64)> =
+    TableDefinition::new("event_idempotency");
+/// Delivery id → delivery as JSON.
+pub(super) const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+/// (due at, delivery id): every delivery that has yet to succeed, die or be cancelled.
+pub(super) const QUEUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("delivery_queue");
+/// Delivery id → when it was dead-lettered.
+pub(super) const DEAD: TableDefinition<&str, u64> = TableDefinition::new("dead_letters");
+/// Trigger id → an API-registered trigger as JSON.
+pub(super) const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers");
+/// Schedule key → when it last fired.
+pub(super) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
+/// `plugin/hook` → the hook's sealed secret.
+pub(super) const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("hook_secrets");
+
+const NEXT_EVENT_SEQ: &str = "next_event_seq";
+/// How long an idempotency key answers with the first event.
+pub const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Its id, passed to plugins so they can deduplicate.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// Where it came from: `api`, `webhook`, `schedule` or `connection`.
+    pub source: String,
+    /// When it happened.
+    pub occurred_at_ms: u64,
+    /// When it was committed.
+    pub accepted_at_ms: u64,
+    /// The caller's idempotency key.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Its deliveries' ids, one per plugin it was sent to.
+    #[serde(default)]
+    pub deliveries: Vec<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryState {
+    /// Waiting to run (first attempt or a retry at `next_attempt_at_ms`).
+    Queued,
+    /// Running now (never stored: a delivery running at a crash is queued).
+    Running,
+    /// An attempt succeeded.
+    Succeeded,
+    /// Every attempt failed; retry it by hand.
+    Dead,
+    /// It will not run, with the reason (the plugin was deleted).
+    Cancelled,
+}
+
+impl DeliveryState {
+    /// Whether nothing more happens to it unless someone retries it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Succeeded | DeliveryState::Dead | DeliveryState::Cancelled
+        )
+    }
+
+    /// Parses the API's spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => DeliveryState::Queued,
+            "running" => DeliveryState::Running,
+            "succeeded" => DeliveryState::Succeeded,
+            "dead" => DeliveryState::Dead,
+            "cancelled" => DeliveryState::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// One event sent to one plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// Its id.
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// The event's kind.
+    pub event_kind: String,
+    /// The plugin it goes to.
+    pub plugin: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Retries allowed after the first attempt fails.
+    pub max_retries: u32,
+    /// When it is due (queued) or was last attempted.
+    pub next_attempt_at_ms: u64,
+    /// When it was created.
+    pub created_at_ms: u64,
+    /// When it last changed.
+    pub updated_at_ms: u64,
+    /// Why the last attempt failed, or why it was cancelled.
+    pub last_error: Option<String>,
+    /// The executions of its attempts, oldest first.
+    pub executions: Vec<String>,
+}
+
+/// An event to accept together with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event.
+    pub event: EventRecord,
+    /// Its deliveries (state queued, due now).
+    pub deliveries: Vec<Delivery>,
+    /// For schedule events: the schedule's key and its new last fire time,
+    /// committed with the event so a crash cannot fire it twice or lose it.
+    pub schedule_mark: Option<(String, u64)>,
+}
+
+/// What happens to a delivery.
+#[derive(Debug, Clone)]
+pub enum DeliveryChange {
+    /// The attempt succeeded.
+    Succeeded,
+    /// The attempt failed; try again at `at`.
+    Retry { at_ms: u64, error: String },
+    /// The attempt failed and no retries are left.
+    Dead { error: String },
+    /// It will not run.
+    Cancelled { reason: String },
+    /// Queued again by hand (from dead or cancelled), for one more attempt.
+    Requeue { at_ms: u64 },
+}
+
+/// One write for the journal.
+#[derive(Debug)]
+pub enum JournalEntry {
+    /// An execution record (from an invoke, or a delivery's attempt).
+    Execution(Box<ExecutionRecord>),
+    /// A new event.
+    Event(Box<NewEvent>),
+    /// A delivery changes, with the record of the attempt that changed it.
+    Delivery {
+        id: String,
+        change: DeliveryChange,
+        record: Option<Box<ExecutionRecord>>,
+    },
+}
+
+/// What one journal entry did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JournalAnswer {
+    /// Written.
+    Written,
+    /// The event was stored, or an earlier event had its idempotency key.
+    Event {
+        id: String,
+        matched: usize,
+        duplicate: bool,
+    },
+    /// The delivery was already final (or gone), so the change was not applied.
+    Skipped,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
+}
+
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    /// Only in this state.
+    pub state: Option<DeliveryState>,
+    /// Only this plugin's.
+    pub plugin: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Store {
+    /// Applies a batch of journal entries in one transaction, trimming
+    /// execution history to `retention` records per plugin.
+    pub fn commit_journal(
+        &self,
+        entries: &[JournalEntry],
+        retention: u64,
+    ) -> Result<Vec<JournalAnswer>, StoreError> {
+        let now = super::now_ms();
+        let txn = self.db.begin_write().map_err(db)?;
+        let mut answers = Vec::with_capacity(entries.len());
+        let mut records: Vec<&ExecutionRecord> = Vec::new();
+        {
+            let mut meta = txn.open_table(super::META).map_err(db)?;
+            let mut next_seq: u64 = match meta.get(NEXT_EVENT_SEQ).map_err(db)? {
+                Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
+                    StoreError::Corrupt(format!("meta/{NEXT_EVENT_SEQ}"), e.to_string())
+                })?,
+                None => 1,
+            };
+            let start_seq = next_seq;
+            let mut events = txn.open_table(EVENTS).map_err(db)?;
+            let mut event_ids = txn.open_table(EVENT_IDS).map_err(db)?;
+            let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
+            let mut deliveries = txn.open_table(DELIVERIES).map_err(db)?;
+            let mut queue = txn.open_table(QUEUE).map_err(db)?;
+            let mut dead = txn.open_table(DEAD).map_err(db)?;
+            let mut schedules = txn.open_table(SCHEDULES).map_err(db)?;
+            for entry in entries {
+                let answer = match entry {
+                    JournalEntry::Execution(record) => {
+                        records.push(record);
+                        JournalAnswer::Written
+                    }
+                    JournalEntry::Event(new) => {
+                        let event = &new.event;
+                        let earlier = match &event.idempotency_key {
+                            Some(key) => keys
+                                .get(key.as_str())
+                                .map_err(db)?
+                                .map(|v| {
+                                    let (id, at) = v.value();
+                                    (id.to_owned(), at)
+                                })
+                                .filter(|(_, at)| now.saturating_sub(*at) < IDEMPOTENCY_WINDOW_MS),
+                            None => None,
+                        };
+                        if let Some((id, _)) = earlier {
+                            let matched = match event_ids.get(id.as_str()).map_err(db)? {
+                                Some(seq) => match events.get(seq.value()).map_err(db)? {
+                                    Some(bytes) => decode::<EventRecord>("events", bytes.value())?
+                                        .deliveries
+                                        .len(),
+                                    None => 0,
+                                },
+                                None => 0,
+                            };
+                            JournalAnswer::Event {
+                                id,
+                                matched,
+                                duplicate: true,
+                            }
+                        } else {
+                            if let Some(key) = &event.idempotency_key {
+                                keys.insert(key.as_str(), (event.id.as_str(), now))
+                                    .map_err(db)?;
+                            }
+                            let bytes = encode("events", event)?;
+                            events.insert(next_seq, bytes.as_slice()).map_err(db)?;
+                            event_ids.insert(event.id.as_str(), next_seq).map_err(db)?;
+                            next_seq += 1;
+                            for delivery in &new.deliveries {
+                                let bytes = encode("deliveries", delivery)?;
+                                deliveries
+                                    .insert(delivery.id.as_str(), bytes.as_slice())
+                                    .map_err(db)?;
+                                queue
+                                    .insert((delivery.next_attempt_at_ms, delivery.id.as_str()), ())
+                                    .map_err(db)?;
+                            }
+                            if let Some((key, at)) = &new.schedule_mark {
+                                schedules.insert(key.as_str(), *at).map_err(db)?;
+                            }
+                            JournalAnswer::Event {
+                                id: event.id.clone(),
+                                matched: new.deliveries.len(),
+                                duplicate: false,
+                            }
+                        }
+                    }
+                    JournalEntry::Delivery { id, change, record } => {
+                        let current = match deliveries.get(id.as_str()).map_err(db)? {
+                            Some(bytes) => Some(decode::<Delivery>(
+                                &format!("deliveries/{id}"),
+                                bytes.value(),
+                            )?),
+                            None => None,
+                        };
+                        if let Some(record) = record {
+                            records.push(record);
+                        }
+                        match current.and_then(|d| apply_change(d, change, record.as_deref(), now))
+                        {
+                            Some((before, after)) => {
+                                queue
+                                    .remove((before.next_attempt_at_ms, before.id.as_str()))
+                                    .map_err(db)?;
+                                if after.state == DeliveryState::Queued {
+                                    queue
+                                        .insert((after.next_attempt_at_ms, after.id.as_str()), ())
+                                        .map_err(db)?;
+                                }
+                                if after.state == DeliveryState::Dead {
+                                    dead.insert(after.id.as_str(), now).map_err(db)?;
+                                } else {
+                                    dead.remove(after.id.as_str()).map_err(db)?;
+                                }
+                                let bytes = encode("deliveries", &after)?;
+                                deliveries
+                                    .insert(after.id.as_str(), bytes.as_slice())
+                                    .map_err(db)?;
+                                JournalAnswer::Written
+                            }
+                            None => JournalAnswer::Skipped,
+                        }
+                    }
+                };
+                answers.push(answer);
+            }
+            if next_seq != start_seq {
+                meta.insert(NEXT_EVENT_SEQ, next_seq.to_string().as_str())
+                    .map_err(db)?;
+            }
+        }
+        if !records.is_empty() {
+            super::executions::insert_in(&txn, &records, retention)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(answers)
+    }
+
+    /// The event with this id.
+    pub fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let ids = txn.open_table(EVENT_IDS).map_err(db)?;
+        let Some(seq) = ids.get(id).map_err(db)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let events = txn.open_table(EVENTS).map_err(db)?;
+        match events.get(seq).map_err(db)? {
+            Some(bytes) => decode(&format!("events/{seq}"), bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The delivery with this id.
+    pub fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(DELIVERIES).map_err(db)?;
+        match table.get(id).map_err(db)? {
+            Some(bytes) => decode(&format!("deliveries/{id}"), bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// These deliveries, in the order given (missing ones left out).
+    pub fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(DELIVERIES).map_err(db)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) = table.get(id.as_str()).map_err(db)? {
+                out.push(decode(&format!("deliveries/{id}"), bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deliveries matching `query`. Dead letters come from their index;
+    /// queued ones from the queue in due order; others by scanning.
+    pub fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(DELIVERIES).map_err(db)?;
+        let wanted = |d: &Delivery| {
+            query.state.is_none_or(|s| s == d.state)
+                && query.plugin.as_ref().is_none_or(|p| *p == d.plugin)
+        };
+        let mut out = Vec::new();
+        let dead_table = txn.open_table(DEAD).map_err(db)?;
+        let queue_table = txn.open_table(QUEUE).map_err(db)?;
+        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> = match query.state {
+            Some(DeliveryState::Dead) => Box::new(
+                dead_table
+                    .iter()
+                    .map_err(db)?
+                    .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
+            ),
+            Some(DeliveryState::Queued) => Box::new(
+                queue_table
+                    .iter()
+                    .map_err(db)?
+                    .map(|row| row.map(|(k, _)| k.value().1.to_owned()).map_err(db)),
+            ),
+            _ => Box::new(
+                table
+                    .iter()
+                    .map_err(db)?
+                    .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
+            ),
+        };
+        for id in ids {
+            if out.len() >= query.limit {
+                break;
+            }
+            let id = id?;
+            if let Some(bytes) = table.get(id.as_str()).map_err(db)? {
+                let delivery: Delivery = decode(&format!("deliveries/{id}"), bytes.value())?;
+                if wanted(&delivery) {
+                    out.push(delivery);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every delivery still to run, with its event, in due order: what the
+    /// dispatcher reloads on start (deliveries that were running at a crash
+    /// are among them and run again).
+    pub fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let queue = txn.open_table(QUEUE).map_err(db)?;
+        let table = txn.open_table(DELIVERIES).map_err(db)?;
+        let ids = txn.open_table(EVENT_IDS).map_err(db)?;
+        let events = txn.open_table(EVENTS).map_err(db)?;
+        let mut cache: std::collections::HashMap<String, EventRecord> = Default::default();
+        let mut out = Vec::new();
+        for row in queue.iter().map_err(db)? {
+            let (key, _) = row.map_err(db)?;
+            let id = key.value().1;
+            let Some(bytes) = table.get(id).map_err(db)? else {
+                continue;
+            };
+            let delivery: Delivery = decode(&format!("deliveries/{id}"), bytes.value())?;
+            if !cache.contains_key(&delivery.event_id) {
+                let Some(seq) = ids.get(delivery.event_id.as_str()).map_err(db)? else {
+                    continue;
+                };
+                let Some(bytes) = events.get(seq.value()).map_err(db)? else {
+                    continue;
+                };
+                let event: EventRecord = decode("events", bytes.value())?;
+                cache.insert(event.id.clone(), event);
+            }
+            if let Some(event) = cache.get(&delivery.event_id) {
+                out.push((delivery, event.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the oldest events beyond `keep`, with their deliveries; events
+    /// with a delivery still queued or dead are kept. Returns how many went.
+    pub fn prune_events(&self, keep: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let mut removed = 0;
+        {
+            let mut events = txn.open_table(EVENTS).map_err(db)?;
+            let mut ids = txn.open_table(EVENT_IDS).map_err(db)?;
+            let mut deliveries = txn.open_table(DELIVERIES).map_err(db)?;
+            let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
+            let first = events.first().map_err(db)?.map(|(k, _)| k.value());
+            let last = events.last().map_err(db)?.map(|(k, _)| k.value());
+            let (Some(first), Some(last)) = (first, last) else {
+                return Ok(0);
+            };
+            let excess = (last - first + 1).saturating_sub(keep);
+            if excess == 0 {
+                return Ok(0);
+            }
+            let oldest: Vec<(u64, Vec<u8>)> = events
+                .range(first..first + excess)
+                .map_err(db)?
+                .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            let now = super::now_ms();
+            'events: for (seq, bytes) in oldest {
+                let event: EventRecord = decode(&format!("events/{seq}"), &bytes)?;
+                for id in &event.deliveries {
+                    if let Some(bytes) = deliveries.get(id.as_str()).map_err(db)? {
+                        let delivery: Delivery = decode("deliveries", bytes.value())?;
+                        if !matches!(
+                            delivery.state,
+                            DeliveryState::Succeeded | DeliveryState::Cancelled
+                        ) {
+                            continue 'events;
+                        }
+                    }
+                }
+                for id in &event.deliveries {
+                    deliveries.remove(id.as_str()).map_err(db)?;
+                }
+                events.remove(seq).map_err(db)?;
+                ids.remove(event.id.as_str()).map_err(db)?;
+                if let Some(key) = &event.idempotency_key {
+                    let expired = keys
+                        .get(key.as_str())
+                        .map_err(db)?
+                        .is_some_and(|v| now.saturating_sub(v.value().1) >= IDEMPOTENCY_WINDOW_MS);
+                    if expired {
+                        keys.remove(key.as_str()).map_err(db)?;
+                    }
+                }
+                removed += 1;
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(removed)
+    }
+
+    /// Every API-registered trigger as stored JSON.
+    pub fn api_triggers(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(TRIGGERS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (id, bytes) = row.map_err(db)?;
+            out.push(decode(&format!("triggers/{}", id.value()), bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Stores an API-registered trigger.
+    pub fn put_trigger(&self, id: &str, trigger: &serde_json::Value) -> Result<(), StoreError> {
+        let bytes = encode("triggers", trigger)?;
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(TRIGGERS)
+            .map_err(db)?
+            .insert(id, bytes.as_slice())
+            .map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// Removes API-registered triggers; returns how many existed.
+    pub fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let mut removed = 0;
+        {
+            let mut table = txn.open_table(TRIGGERS).map_err(db)?;
+            for id in ids {
+                if table.remove(id.as_str()).map_err(db)?.is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(removed)
+    }
+
+    /// When each schedule last fired.
+    pub fn schedule_marks(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SCHEDULES).map_err(db)?;
+        let mut out = std::collections::HashMap::new();
+        for row in table.iter().map_err(db)? {
+            let (key, at) = row.map_err(db)?;
+            out.insert(key.value().to_owned(), at.value());
+        }
+        Ok(out)
+    }
+
+    /// Records when a schedule last fired (or was first seen).
+    pub fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(SCHEDULES)
+            .map_err(db)?
+            .insert(key, at_ms)
+            .map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// The webhook's secret, opened.
+    pub fn hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+    ) -> Result<Option<super::Secret>, StoreError> {
+        let key = format!("{plugin}/{hook}");
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(HOOK_SECRETS).map_err(db)?;
+        let Some(sealed) = table.get(key.as_str()).map_err(db)? else {
+            return Ok(None);
+        };
+        let secret = self.cipher.open(sealed.value(), &format!("hooks/{key}"))?;
+        Ok(Some(secret))
+    }
+
+    /// Seals and stores a webhook's secret, replacing any earlier one.
+    pub fn set_hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+        secret: &super::Secret,
+    ) -> Result<(), StoreError> {
+        let key = format!("{plugin}/{hook}");
+        let sealed = self.cipher.seal(secret, &format!("hooks/{key}"))?;
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(HOOK_SECRETS)
+            .map_err(db)?
+            .insert(key.as_str(), sealed.as_str())
+            .map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    /// Forgets a plugin's webhook secrets and API triggers (it was deleted).
+    pub fn forget_plugin_events(&self, plugin: &str) -> Result<(), StoreError> {
+        let prefix = format!("{plugin}/");
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut secrets = txn.open_table(HOOK_SECRETS).map_err(db)?;
+            let keys: Vec<String> = secrets
+                .iter()
+                .map_err(db)?
+                .filter_map(|row| row.ok().map(|(k, _)| k.value().to_owned()))
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            for key in keys {
+                secrets.remove(key.as_str()).map_err(db)?;
+            }
+            let mut triggers = txn.open_table(TRIGGERS).map_err(db)?;
+            let mut doomed = Vec::new();
+            for row in triggers.iter().map_err(db)? {
+                let (id, bytes) = row.map_err(db)?;
+                let value: serde_json::Value = decode("triggers", bytes.value())?;
+                if value["plugin"].as_str() == Some(plugin) {
+                    doomed.push(id.value().to_owned());
+                }
+            }
+            for id in doomed {
+                triggers.remove(id.as_str()).map_err(db)?;
+            }
+            let mut schedules = txn.open_table(SCHEDULES).map_err(db)?;
+            let marks: Vec<String> = schedules
+                .iter()
+                .map_err(db)?
+                .filter_map(|row| row.ok().map(|(k, _)| k.value().to_owned()))
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            for key in marks {
+                schedules.remove(key.as_str()).map_err(db)?;
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+}
+
+/// The delivery before and after `change`, or `None` when it does not apply
+/// (the delivery is already final and this is not a requeue).
+fn apply_change(
+    delivery: Delivery,
+    change: &DeliveryChange,
+    record: Option<&ExecutionRecord>,
+    now: u64,
+) -> Option<(Delivery, Delivery)> {
+    let before = delivery.clone();
+    let mut after = delivery;
+    let requeue = matches!(change, DeliveryChange::Requeue { .. });
+    if requeue != before.state.is_final() {
+        return None;
+    }
+    if let Some(record) = record {
+        after.attempts += 1;
+        after.executions.push(record.id.clone());
+    }
+    after.updated_at_ms = now;
+    match change {
+        DeliveryChange::Succeeded => {
+            after.state = DeliveryState::Succeeded;
+            after.last_error = None;
+        }
+        DeliveryChange::Retry { at_ms, error } => {
+            after.state = DeliveryState::Queued;
+            after.next_attempt_at_ms = *at_ms;
+            after.last_error = Some(error.clone());
+        }
+        DeliveryChange::Dead { error } => {
+            after.state = DeliveryState::Dead;
+            after.last_error = Some(error.clone());
+        }
+        DeliveryChange::Cancelled { reason } => {
+            after.state = DeliveryState::Cancelled;
+            after.last_error = Some(reason.clone());
+        }
+        DeliveryChange::Requeue { at_ms } => {
+            after.state = DeliveryState::Queued;
+            after.next_attempt_at_ms = *at_ms;
+            // One more attempt than it has made: a hand retry runs once.
+            after.max_retries = after.attempts;
+        }
+    }
+    Some((before, after))
+}
