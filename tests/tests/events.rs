@@ -844,3 +844,66 @@ async fn connection_changes_and_deletes_reach_plugins() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn events_tail_streams_executions_as_they_are_recorded() {
+    use futures::StreamExt;
+    let host = TestHost::start().await;
+    deploy(
+        &host,
+        "echo",
+        "hello",
+        manifest(json!([{ "event": "ping" }])),
+    )
+    .await;
+    deploy(
+        &host,
+        "quiet",
+        "hello",
+        manifest(json!([{ "event": "ping" }])),
+    )
+    .await;
+    let response = host
+        .request(Method::GET, "/v1/executions/stream?plugin=echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = response.bytes_stream();
+    let sent = send(&host, "ping", json!({ "n": 1 })).await;
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text.contains("\n\n") || !text.contains("event: execution") {
+        let chunk = tokio::time::timeout_at(deadline.into(), body.next())
+            .await
+            .expect("an execution arrives")
+            .expect("the stream is open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let summary: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(summary["plugin"], "echo", "the filter keeps `quiet` out");
+    assert_eq!(summary["event_id"], sent.json["id"]);
+    assert_eq!(summary["attempt"], 1);
+    // A bad filter is refused before the stream starts.
+    let bad = host.get("/v1/executions/stream?status=maybe").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A follower does not hold up shutdown.
+    let mut host = host;
+    let stopping = Instant::now();
+    host.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(30),
+        "shutdown waited for the stream to end"
+    );
+}
