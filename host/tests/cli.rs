@@ -1,126 +1,12 @@
 //! The `junction` binary end to end: build, run, connections, and bad input.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_owned()
-}
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-fn junction(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
-        .args(args)
-        .env_remove("JUNCTION_MASTER_KEY")
-        .env_remove("JUNCTION_DATA_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn junction");
-    if let Some(mut pipe) = child.stdin.take()
-        && let Some(text) = stdin
-    {
-        pipe.write_all(text.as_bytes()).expect("write stdin");
-    }
-    child.wait_with_output().expect("junction output")
-}
-
-/// `junction run <wasm> --event <event> --data-dir <data>`.
-fn run_component(wasm: &Path, event: &str, data: &Path, stdin: Option<&str>) -> Output {
-    let args = [
-        "run",
-        wasm.to_str().expect("path"),
-        "--event",
-        event,
-        "--data-dir",
-        data.to_str().expect("path"),
-    ];
-    junction(&args, stdin)
-}
-
-/// `junction serve` as a child process on a free port of 127.0.0.1.
-struct ServeChild {
-    child: Child,
-    url: String,
-    data_dir: String,
-}
-
-impl ServeChild {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env_remove("JUNCTION_MASTER_KEY")
-            .env_remove("JUNCTION_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn junction serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("junction serve exited before listening")
-                .expect("read stdout");
-            if let Some(rest) = line.strip_prefix("junction listening on ") {
-                break rest.split_whitespace().next().expect("url").to_owned();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        ServeChild {
-            child,
-            url,
-            data_dir: data_dir.to_str().expect("path").to_owned(),
-        }
-    }
-
-    /// Runs a client command against this server.
-    fn client(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--url", &self.url, "--data-dir", &self.data_dir]);
-        junction(&all, stdin)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Asserts the command failed and said `needle` on stderr.
-fn assert_fails_with(out: &Output, needle: &str) {
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "expected a failure: {stderr}");
-    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn plugin_target_dir() -> String {
-    std::env::var("JUNCTION_PLUGIN_TARGET_DIR")
-        .unwrap_or_else(|_| workspace().join("target/plugins").display().to_string())
-}
+use common::*;
 
 #[test]
 fn build_then_run_hello() {
@@ -327,6 +213,62 @@ fn serve_deploy_invoke_and_rotate_the_token() {
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("ok in"), "{stdout}");
     assert!(stdout.contains("\"Ada\""), "{stdout}");
+
+    // Events: follow executions live, send an event, see it delivered.
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args([
+            "events",
+            "tail",
+            "--url",
+            &server.url,
+            "--data-dir",
+            &server.data_dir,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn events tail");
+    let mut tail_err = BufReader::new(tail.stderr.take().expect("stderr")).lines();
+    let following = tail_err.next().expect("tail starts").expect("line");
+    assert!(following.contains("following executions"), "{following}");
+    let out = server.client(
+        &["event", "send", "hello", "--payload", "-"],
+        Some(r#"{"name": "Grace"}"#),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("delivered to 1 plugin"), "{stdout}");
+    let event_id = stdout
+        .split_whitespace()
+        .nth(2)
+        .expect("event id")
+        .trim_end_matches(';')
+        .to_owned();
+    let mut tail_out = BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    let line = tail_out.next().expect("an execution line").expect("line");
+    assert!(line.contains("hello") && line.contains(" ok "), "{line}");
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let out = server.client(&["event", "show", &event_id], None);
+    assert!(
+        text(&out.stdout).contains("succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = server.client(&["triggers"], None);
+    assert!(
+        text(&out.stdout).contains("hello.m0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = server.client(&["deliveries", "--state", "dead"], None);
+    assert!(
+        text(&out.stdout).contains("no deliveries"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = server.client(&["event", "send", "Bad Kind"], None);
+    assert_fails_with(&out, "Bad Kind");
 
     let out = server.client(&["executions", "--json"], None);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
