@@ -411,13 +411,15 @@ async fn a_plugins_concurrency_limit_holds_under_a_burst() {
         let start = record.json["started_at_ms"].as_f64().unwrap();
         spans.push((start, start + record.json["wall_time_ms"].as_f64().unwrap()));
     }
-    // At no moment did more than two run: count overlaps at each start.
+    // At no moment did more than two run: count overlaps at each start
+    // (starts are whole milliseconds, so a span must reach a full
+    // millisecond past another's start to overlap it).
     let most = spans
         .iter()
         .map(|(start, _)| {
             spans
                 .iter()
-                .filter(|(s, e)| s <= start && start < e)
+                .filter(|(s, e)| s <= start && start + 1.0 < *e)
                 .count()
         })
         .max()
@@ -906,4 +908,101 @@ async fn events_tail_streams_executions_as_they_are_recorded() {
         stopping.elapsed() < Duration::from_secs(30),
         "shutdown waited for the stream to end"
     );
+}
+
+/// The "done when": mailchimp-sync deployed with its manifest's
+/// triggers runs on a `campaign.sync` event and on MailChimp's own webhook.
+#[tokio::test]
+async fn mailchimp_sync_runs_on_an_event_and_on_mailchimps_webhook() {
+    use junction_tests::mailchimp::{Member, MockMailchimp};
+    use junction_tests::zoho::MockCrm;
+    let host = TestHost::start_with(|config| {
+        config.dispatch.retry_base = Duration::from_millis(20);
+    })
+    .await;
+    let mailchimp = MockMailchimp::start("mc-token-ev", "unused-us6").await;
+    let crm = MockCrm::start("crm-token-ev").await;
+    let member = |i: usize| {
+        Member::new(
+            &format!("e{i}@example.com"),
+            "First",
+            "Last",
+            "2026-11-01T10:00:00+00:00",
+        )
+    };
+    mailchimp.add_campaign("c1", "list1", (0..3).map(member).collect());
+    mailchimp.add_campaign("c2", "list2", (3..5).map(member).collect());
+    host.create("/v1/services", &json!({ "name": "mailchimp-mock", "auth_type": "bearer", "base_url": "http://{mock_host}/3.0" }))
+        .await;
+    host.create(
+        "/v1/connections",
+        &json!({ "link_name": "mailchimp", "service": "mailchimp-mock",
+                 "credentials": { "type": "bearer", "token": "mc-token-ev" },
+                 "metadata": { "mock_host": mailchimp.addr.to_string() } }),
+    )
+    .await;
+    host.create(
+        "/v1/services",
+        &json!({ "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}",
+                 "placement": { "in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}" } }),
+    )
+    .await;
+    host.create(
+        "/v1/connections",
+        &json!({ "link_name": "zohocrm", "service": "zoho-mock",
+                 "credentials": { "type": "bearer", "token": "crm-token-ev" },
+                 "metadata": { "api_domain": crm.api_domain() } }),
+    )
+    .await;
+    let manifest = junction_tests::plugins::example_manifest_json("mailchimp-sync");
+    deploy(&host, "mailchimp-sync", "mailchimp-sync", manifest).await;
+
+    let sent = send(&host, "campaign.sync", json!({ "campaign_id": "c1" })).await;
+    assert_eq!(sent.json["matched"], 1, "{}", sent.text);
+    let event = settled(&host, sent.json["id"].as_str().unwrap()).await;
+    assert_eq!(
+        delivery_to(&event, "mailchimp-sync")["state"],
+        "succeeded",
+        "{event}"
+    );
+    assert_eq!(crm.lead_count(), 3);
+
+    // MailChimp's webhook: form-encoded, secret in the path.
+    let secret = "whs_mailchimp-0123456789abcdef";
+    host.send(
+        host.request(Method::PUT, "/v1/hooks/mailchimp-sync/mailchimp/secret")
+            .json(&json!({ "secret": secret })),
+    )
+    .await;
+    let hook = host
+        .http
+        .post(format!("{}/hooks/mailchimp-sync/mailchimp/{secret}", host.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("type=campaign&fired_at=2026-11-28+10%3A00%3A00&data%5Bid%5D=c2&data%5Bstatus%5D=sent&data%5Blist_id%5D=list2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), StatusCode::ACCEPTED);
+    let accepted: Value = hook.json().await.unwrap();
+    assert_eq!(accepted["matched"], 1);
+    let event = settled(&host, accepted["id"].as_str().unwrap()).await;
+    assert_eq!(
+        delivery_to(&event, "mailchimp-sync")["state"],
+        "succeeded",
+        "{event}"
+    );
+    assert_eq!(crm.lead_count(), 5);
+    // Other notices are filtered out by the trigger: nothing runs.
+    let subscribe = host
+        .http
+        .post(format!(
+            "{}/hooks/mailchimp-sync/mailchimp/{secret}",
+            host.url
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("type=subscribe&data%5Bemail%5D=x%40example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribe.json::<Value>().await.unwrap()["matched"], 0);
 }

@@ -16,7 +16,8 @@ use super::history::History;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::Event;
-use crate::store::{DeliveryChange, EventRecord, JournalEntry, now_ms};
+use crate::runtime::ExecutionRecord;
+use crate::store::{Delivery, DeliveryChange, Encoded, EventRecord, JournalEntry, now_ms};
 
 /// How deliveries are run and retried.
 #[derive(Debug, Clone, Copy)]
@@ -42,19 +43,12 @@ impl Default for DispatchConfig {
     }
 }
 
-/// A delivery waiting in memory.
+/// A delivery waiting in memory. While it is queued the dispatcher owns
+/// it: the state it computes after an attempt is what the store keeps.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The delivery.
-    pub delivery_id: String,
-    /// Its plugin.
-    pub plugin: String,
-    /// When it is due.
-    pub due_ms: u64,
-    /// Attempts already made.
-    pub attempts: u32,
-    /// Retries allowed.
-    pub max_retries: u32,
+    /// The delivery as stored.
+    pub delivery: Delivery,
     /// The event.
     pub event: Arc<EventRecord>,
 }
@@ -176,16 +170,17 @@ struct Loop {
 impl Loop {
     fn push(&mut self, job: Job) {
         self.waiting += 1;
-        if job.due_ms <= now_ms() {
+        if job.delivery.next_attempt_at_ms <= now_ms() {
             self.make_ready(job, Instant::now());
         } else {
             self.next_seq += 1;
-            self.delayed.insert((job.due_ms, self.next_seq), job);
+            self.delayed
+                .insert((job.delivery.next_attempt_at_ms, self.next_seq), job);
         }
     }
 
     fn make_ready(&mut self, job: Job, since: Instant) {
-        let plugin = job.plugin.clone();
+        let plugin = job.delivery.plugin.clone();
         let queue = self.per_plugin.entry(plugin.clone()).or_default();
         queue.ready.push_back((job, since));
         if !queue.in_rotation {
@@ -247,7 +242,7 @@ impl Loop {
             self.running_total += 1;
             self.waiting = self.waiting.saturating_sub(1);
             if let Ok(mut set) = self.running_ids.lock() {
-                set.insert(job.delivery_id.clone());
+                set.insert(job.delivery.id.clone());
             }
             self.context
                 .metrics
@@ -279,7 +274,7 @@ impl Loop {
         let keys: Vec<(u64, u64)> = self
             .delayed
             .iter()
-            .filter(|(_, job)| job.plugin == plugin)
+            .filter(|(_, job)| job.delivery.plugin == plugin)
             .map(|(key, _)| *key)
             .collect();
         for key in keys {
@@ -352,18 +347,18 @@ pub fn backoff(config: &DispatchConfig, retry: u32) -> Duration {
 
 /// One attempt of one delivery.
 async fn attempt(context: Arc<Context>, job: Job) {
-    let attempt_number = job.attempts + 1;
-    let (change, record, outcome) = match context.registry.get(&job.plugin) {
-        None => match context.registry.load_error(&job.plugin) {
+    let attempt_number = job.delivery.attempts + 1;
+    let (change, record, outcome) = match context.registry.get(&job.delivery.plugin) {
+        None => match context.registry.load_error(&job.delivery.plugin) {
             Some(reason) => failure(
                 &context.config,
                 &job,
-                format!("plugin `{}` cannot run: {reason}", job.plugin),
+                format!("plugin `{}` cannot run: {reason}", job.delivery.plugin),
                 None,
             ),
             None => (
                 DeliveryChange::Cancelled {
-                    reason: format!("plugin `{}` was deleted", job.plugin),
+                    reason: format!("plugin `{}` was deleted", job.delivery.plugin),
                 },
                 None,
                 "cancelled",
@@ -381,8 +376,9 @@ async fn attempt(context: Arc<Context>, job: Job) {
                 .runtime()
                 .execute(&plugin.loaded, event)
                 .await;
-            record.delivery_id = Some(job.delivery_id.clone());
+            record.delivery_id = Some(job.delivery.id.clone());
             record.attempt = Some(attempt_number);
+            context.metrics.execution(&record);
             match record.failure() {
                 None => (DeliveryChange::Succeeded, Some(record), "succeeded"),
                 Some((kind, message)) => {
@@ -396,21 +392,21 @@ async fn attempt(context: Arc<Context>, job: Job) {
             }
         }
     };
-    let retry_at = match &change {
-        DeliveryChange::Retry { at_ms, .. } => Some(*at_ms),
-        _ => None,
-    };
-    settle(&context.history, &job, change, record).await;
-    context.metrics.delivery(outcome);
+    // The plugin's slot is free once its instance is gone; the commit that
+    // follows is shared with other writers and should not hold it.
     let _ = context.commands.send(Command::Finished {
-        plugin: job.plugin.clone(),
-        delivery: job.delivery_id.clone(),
+        plugin: job.delivery.plugin.clone(),
+        delivery: job.delivery.id.clone(),
     });
-    if let Some(due_ms) = retry_at {
-        let mut next = job;
-        next.attempts = attempt_number;
-        next.due_ms = due_ms;
-        let _ = context.commands.send(Command::Enqueue(vec![next]));
+    let next = settle(&context.history, &job, change, record).await;
+    context.metrics.delivery(outcome);
+    if let Some(next) = next
+        && next.state == crate::store::DeliveryState::Queued
+    {
+        let _ = context.commands.send(Command::Enqueue(vec![Job {
+            delivery: next,
+            event: job.event.clone(),
+        }]));
     }
 }
 
@@ -419,14 +415,10 @@ fn failure(
     config: &DispatchConfig,
     job: &Job,
     error: String,
-    record: Option<crate::runtime::ExecutionRecord>,
-) -> (
-    DeliveryChange,
-    Option<crate::runtime::ExecutionRecord>,
-    &'static str,
-) {
-    let attempts = job.attempts + 1;
-    if attempts <= job.max_retries {
+    record: Option<ExecutionRecord>,
+) -> (DeliveryChange, Option<ExecutionRecord>, &'static str) {
+    let attempts = job.delivery.attempts + 1;
+    if attempts <= job.delivery.max_retries {
         let at_ms = now_ms() + backoff(config, attempts).as_millis() as u64;
         (DeliveryChange::Retry { at_ms, error }, record, "retried")
     } else {
@@ -434,21 +426,39 @@ fn failure(
     }
 }
 
-/// Commits a delivery's change (with its attempt's record) and clears it
-/// from the running set.
+/// Commits a delivery's change with its attempt's record; returns the
+/// delivery as stored, or `None` when it could not be stored (it stays
+/// queued in the store and runs again after a restart).
 async fn settle(
     history: &History,
     job: &Job,
     change: DeliveryChange,
-    record: Option<crate::runtime::ExecutionRecord>,
-) {
-    let entry = JournalEntry::Delivery {
-        id: job.delivery_id.clone(),
-        change,
-        record: record.map(Box::new),
+    record: Option<ExecutionRecord>,
+) -> Option<Delivery> {
+    let now = now_ms();
+    let after =
+        crate::store::events::apply_change(job.delivery.clone(), &change, record.as_ref(), now)?;
+    let encoded = (|| {
+        let record = record.map(Encoded::new).transpose()?.map(Box::new);
+        let delivery = Box::new(Encoded::new(after.clone())?);
+        Ok::<_, crate::store::StoreError>((delivery, record))
+    })();
+    let result = match encoded {
+        Ok((delivery, record)) => history
+            .write(JournalEntry::Settled {
+                delivery,
+                previous_due_ms: job.delivery.next_attempt_at_ms,
+                record,
+            })
+            .await
+            .map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
     };
-    if let Err(err) = history.write(entry).await {
-        // The delivery stays queued in the store and runs again after a restart.
-        tracing::error!(delivery = %job.delivery_id, plugin = %job.plugin, error = %err, "cannot record the delivery's attempt");
+    match result {
+        Ok(_) => Some(after),
+        Err(err) => {
+            tracing::error!(delivery = %job.delivery.id, plugin = %job.delivery.plugin, error = %err, "cannot record the delivery's attempt");
+            None
+        }
     }
 }

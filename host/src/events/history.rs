@@ -3,17 +3,17 @@
 //! accumulated in one redb transaction, so many concurrent writers share one
 //! fsync. A caller waits until its entry is durable: an execution is listed
 //! as soon as its invoke returns, and an event is acknowledged only once it
-//! is committed. Committed execution records are also broadcast, for
-//! `junction events tail`, and counted in the metrics.
+//! is committed. Entries arrive encoded, so this thread — the one point
+//! every write passes — only copies bytes into redb. Committed execution
+//! records are also broadcast, for `junction events tail`.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::metrics::Metrics;
 use crate::runtime::ExecutionRecord;
-use crate::store::{JournalAnswer, JournalEntry, Store};
+use crate::store::{Encoded, JournalAnswer, JournalEntry, Store};
 
 /// Records kept per plugin by default.
 pub const DEFAULT_RETENTION: u64 = 10_000;
@@ -69,17 +69,13 @@ pub struct History {
 
 impl History {
     /// Starts the writer thread.
-    pub fn start(
-        store: Arc<Store>,
-        retention: Retention,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, HistoryError> {
+    pub fn start(store: Arc<Store>, retention: Retention) -> Result<Self, HistoryError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let writer_live = live.clone();
         let writer = std::thread::Builder::new()
             .name("junction-journal".into())
-            .spawn(move || write_batches(store, receiver, retention, writer_live, metrics))
+            .spawn(move || write_batches(store, receiver, retention, writer_live))
             .map_err(HistoryError::Start)?;
         Ok(History {
             sender,
@@ -90,7 +86,8 @@ impl History {
 
     /// Stores an execution record; returns once it is committed.
     pub async fn record(&self, record: ExecutionRecord) -> Result<(), HistoryError> {
-        self.write(JournalEntry::Execution(Box::new(record)))
+        let encoded = Encoded::new(record).map_err(|e| HistoryError::Store(e.to_string()))?;
+        self.write(JournalEntry::Execution(Box::new(encoded)))
             .await
             .map(|_| ())
     }
@@ -141,7 +138,6 @@ fn write_batches(
     mut receiver: mpsc::Receiver<Pending>,
     retention: Retention,
     live: broadcast::Sender<Arc<ExecutionRecord>>,
-    metrics: Arc<Metrics>,
 ) {
     let mut events_since_prune = 0u64;
     while let Some(first) = receiver.blocking_recv() {
@@ -162,7 +158,7 @@ fn write_batches(
                 for entry in entries {
                     let record = match entry {
                         JournalEntry::Execution(record) => record,
-                        JournalEntry::Delivery {
+                        JournalEntry::Settled {
                             record: Some(record),
                             ..
                         } => record,
@@ -170,11 +166,11 @@ fn write_batches(
                             events_since_prune += 1;
                             continue;
                         }
-                        JournalEntry::Delivery { record: None, .. } => continue,
+                        JournalEntry::Settled { record: None, .. }
+                        | JournalEntry::Delivery { .. } => continue,
                     };
-                    metrics.execution(&record);
                     // Nobody following is not an error.
-                    let _ = live.send(Arc::new(*record));
+                    let _ = live.send(Arc::new(record.value));
                 }
             }
             Err(err) => {

@@ -21,8 +21,8 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::new_id;
 use crate::store::{
-    Delivery, DeliveryChange, DeliveryState, EventRecord, JournalAnswer, JournalEntry, NewEvent,
-    Store, StoreError,
+    Delivery, DeliveryChange, DeliveryState, Encoded, EventRecord, JournalAnswer, JournalEntry,
+    NewEvent, Store, StoreError,
 };
 pub use clock::Clock;
 pub use dispatch::{DispatchConfig, Dispatcher, Job};
@@ -265,18 +265,17 @@ impl Events {
             idempotency_key: incoming.idempotency_key,
             deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
         };
+        // The jobs share the event; the journal gets its encoded copy.
+        let shared = Arc::new(event.clone());
+        let jobs: Vec<Job> = deliveries.iter().map(|d| job(d, shared.clone())).collect();
         let new = NewEvent {
-            event,
-            deliveries,
+            event: Encoded::new(event)?,
+            deliveries: deliveries
+                .into_iter()
+                .map(Encoded::new)
+                .collect::<Result<_, _>>()?,
             schedule_mark: incoming.schedule_mark,
         };
-        // The jobs share the event; the journal gets its own copy to store.
-        let shared = Arc::new(new.event.clone());
-        let jobs: Vec<Job> = new
-            .deliveries
-            .iter()
-            .map(|d| job(d, shared.clone()))
-            .collect();
         let answer = self
             .history
             .write(JournalEntry::Event(Box::new(new)))
@@ -369,7 +368,6 @@ impl Events {
             .write(JournalEntry::Delivery {
                 id: delivery.id.clone(),
                 change: DeliveryChange::Requeue { at_ms: now },
-                record: None,
             })
             .await?;
         if answer == JournalAnswer::Skipped {
@@ -377,10 +375,15 @@ impl Events {
                 "delivery `{delivery_id}` changed meanwhile; look at it again"
             )));
         }
-        let mut requeued = delivery;
-        requeued.state = DeliveryState::Queued;
-        requeued.next_attempt_at_ms = now;
-        requeued.max_retries = requeued.attempts;
+        let requeued = crate::store::events::apply_change(
+            delivery,
+            &DeliveryChange::Requeue { at_ms: now },
+            None,
+            now,
+        )
+        .ok_or_else(|| {
+            EventsError::Conflict(format!("delivery `{delivery_id}` cannot be retried"))
+        })?;
         self.dispatcher
             .enqueue(vec![job(&requeued, Arc::new(event))]);
         Ok(requeued)
@@ -413,11 +416,7 @@ pub fn state_word(state: DeliveryState) -> String {
 
 fn job(delivery: &Delivery, event: Arc<EventRecord>) -> Job {
     Job {
-        delivery_id: delivery.id.clone(),
-        plugin: delivery.plugin.clone(),
-        due_ms: delivery.next_attempt_at_ms,
-        attempts: delivery.attempts,
-        max_retries: delivery.max_retries,
+        delivery: delivery.clone(),
         event,
     }
 }

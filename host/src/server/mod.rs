@@ -364,7 +364,6 @@ impl Server {
                 executions: config.execution_retention,
                 events: config.event_retention,
             },
-            metrics.clone(),
         )?);
         let (events, event_tasks) = Events::start(
             registry.clone(),

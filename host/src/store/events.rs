@@ -126,13 +126,31 @@ pub struct Delivery {
     pub executions: Vec<String>,
 }
 
+/// A value with its stored form, encoded by the caller so the journal
+/// writer (one thread, the point every write passes) only copies bytes.
+#[derive(Debug, Clone)]
+pub struct Encoded<T> {
+    /// The value.
+    pub value: T,
+    /// Its JSON.
+    pub bytes: Vec<u8>,
+}
+
+impl<T: Serialize> Encoded<T> {
+    /// Encodes `value`.
+    pub fn new(value: T) -> Result<Self, StoreError> {
+        let bytes = encode("journal entry", &value)?;
+        Ok(Encoded { value, bytes })
+    }
+}
+
 /// An event to accept together with its deliveries.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// The event.
-    pub event: EventRecord,
+    pub event: Encoded<EventRecord>,
     /// Its deliveries (state queued, due now).
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<Encoded<Delivery>>,
     /// For schedule events: the schedule's key and its new last fire time,
     /// committed with the event so a crash cannot fire it twice or lose it.
     pub schedule_mark: Option<(String, u64)>,
@@ -157,15 +175,21 @@ pub enum DeliveryChange {
 #[derive(Debug)]
 pub enum JournalEntry {
     /// An execution record (from an invoke, or a delivery's attempt).
-    Execution(Box<ExecutionRecord>),
+    Execution(Box<Encoded<ExecutionRecord>>),
     /// A new event.
     Event(Box<NewEvent>),
-    /// A delivery changes, with the record of the attempt that changed it.
-    Delivery {
-        id: String,
-        change: DeliveryChange,
-        record: Option<Box<ExecutionRecord>>,
+    /// A delivery's attempt ended: its new state (computed by the
+    /// dispatcher, which owns a delivery while it is queued) replaces the
+    /// stored one, with the attempt's record.
+    Settled {
+        delivery: Box<Encoded<Delivery>>,
+        /// When it was due before, to find its queue entry.
+        previous_due_ms: u64,
+        record: Option<Box<Encoded<ExecutionRecord>>>,
     },
+    /// A delivery changes as the store has it (cancelled, retried by hand);
+    /// not applied when it no longer fits the stored state.
+    Delivery { id: String, change: DeliveryChange },
 }
 
 /// What one journal entry did.
@@ -213,7 +237,7 @@ impl Store {
         let now = super::now_ms();
         let txn = self.db.begin_write().map_err(db)?;
         let mut answers = Vec::with_capacity(entries.len());
-        let mut records: Vec<&ExecutionRecord> = Vec::new();
+        let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
         {
             let mut meta = txn.open_table(super::META).map_err(db)?;
             let mut next_seq: u64 = match meta.get(NEXT_EVENT_SEQ).map_err(db)? {
@@ -237,7 +261,7 @@ impl Store {
                         JournalAnswer::Written
                     }
                     JournalEntry::Event(new) => {
-                        let event = &new.event;
+                        let event = &new.event.value;
                         let earlier = match &event.idempotency_key {
                             Some(key) => keys
                                 .get(key.as_str())
@@ -269,14 +293,15 @@ impl Store {
                                 keys.insert(key.as_str(), (event.id.as_str(), now))
                                     .map_err(db)?;
                             }
-                            let bytes = encode("events", event)?;
-                            events.insert(next_seq, bytes.as_slice()).map_err(db)?;
+                            events
+                                .insert(next_seq, new.event.bytes.as_slice())
+                                .map_err(db)?;
                             event_ids.insert(event.id.as_str(), next_seq).map_err(db)?;
                             next_seq += 1;
-                            for delivery in &new.deliveries {
-                                let bytes = encode("deliveries", delivery)?;
+                            for encoded in &new.deliveries {
+                                let delivery = &encoded.value;
                                 deliveries
-                                    .insert(delivery.id.as_str(), bytes.as_slice())
+                                    .insert(delivery.id.as_str(), encoded.bytes.as_slice())
                                     .map_err(db)?;
                                 queue
                                     .insert((delivery.next_attempt_at_ms, delivery.id.as_str()), ())
@@ -292,7 +317,32 @@ impl Store {
                             }
                         }
                     }
-                    JournalEntry::Delivery { id, change, record } => {
+                    JournalEntry::Settled {
+                        delivery,
+                        previous_due_ms,
+                        record,
+                    } => {
+                        if let Some(record) = record {
+                            records.push(record);
+                        }
+                        let after = &delivery.value;
+                        queue
+                            .remove((*previous_due_ms, after.id.as_str()))
+                            .map_err(db)?;
+                        if after.state == DeliveryState::Queued {
+                            queue
+                                .insert((after.next_attempt_at_ms, after.id.as_str()), ())
+                                .map_err(db)?;
+                        }
+                        if after.state == DeliveryState::Dead {
+                            dead.insert(after.id.as_str(), now).map_err(db)?;
+                        }
+                        deliveries
+                            .insert(after.id.as_str(), delivery.bytes.as_slice())
+                            .map_err(db)?;
+                        JournalAnswer::Written
+                    }
+                    JournalEntry::Delivery { id, change } => {
                         let current = match deliveries.get(id.as_str()).map_err(db)? {
                             Some(bytes) => Some(decode::<Delivery>(
                                 &format!("deliveries/{id}"),
@@ -300,11 +350,10 @@ impl Store {
                             )?),
                             None => None,
                         };
-                        if let Some(record) = record {
-                            records.push(record);
-                        }
-                        match current.and_then(|d| apply_change(d, change, record.as_deref(), now))
-                        {
+                        match current.and_then(|d| {
+                            let before = d.clone();
+                            apply_change(d, change, None, now).map(|after| (before, after))
+                        }) {
                             Some((before, after)) => {
                                 queue
                                     .remove((before.next_attempt_at_ms, before.id.as_str()))
@@ -316,7 +365,7 @@ impl Store {
                                 }
                                 if after.state == DeliveryState::Dead {
                                     dead.insert(after.id.as_str(), now).map_err(db)?;
-                                } else {
+                                } else if before.state == DeliveryState::Dead {
                                     dead.remove(after.id.as_str()).map_err(db)?;
                                 }
                                 let bytes = encode("deliveries", &after)?;
@@ -662,18 +711,18 @@ impl Store {
     }
 }
 
-/// The delivery before and after `change`, or `None` when it does not apply
-/// (the delivery is already final and this is not a requeue).
-fn apply_change(
+/// The delivery after `change` (and, with `record`, the attempt it ran),
+/// or `None` when the change does not apply: only a requeue applies to a
+/// final delivery, and only to one.
+pub fn apply_change(
     delivery: Delivery,
     change: &DeliveryChange,
     record: Option<&ExecutionRecord>,
     now: u64,
-) -> Option<(Delivery, Delivery)> {
-    let before = delivery.clone();
+) -> Option<Delivery> {
     let mut after = delivery;
     let requeue = matches!(change, DeliveryChange::Requeue { .. });
-    if requeue != before.state.is_final() {
+    if requeue != after.state.is_final() {
         return None;
     }
     if let Some(record) = record {
@@ -706,5 +755,5 @@ fn apply_change(
             after.max_retries = after.attempts;
         }
     }
-    Some((before, after))
+    Some(after)
 }

@@ -39,7 +39,7 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
 /// newest `retention` records.
 pub(super) fn insert_in(
     txn: &redb::WriteTransaction,
-    records: &[&ExecutionRecord],
+    records: &[&super::events::Encoded<ExecutionRecord>],
     retention: u64,
 ) -> Result<(), StoreError> {
     let retention = retention.max(1);
@@ -54,20 +54,25 @@ pub(super) fn insert_in(
     let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
     let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
     let mut counts = txn.open_table(COUNTS).map_err(db)?;
-    for record in records {
-        let bytes = serde_json::to_vec(record)
-            .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))?;
-        executions.insert(seq, bytes.as_slice()).map_err(db)?;
+    // Each plugin's count is read once and written once per batch.
+    let mut kept: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for encoded in records {
+        let record = &encoded.value;
+        executions
+            .insert(seq, encoded.bytes.as_slice())
+            .map_err(db)?;
         ids.insert(record.id.as_str(), seq).map_err(db)?;
         by_plugin
             .insert((record.plugin.as_str(), seq), record.is_ok())
             .map_err(db)?;
-        let count = counts
-            .get(record.plugin.as_str())
-            .map_err(db)?
-            .map(|v| v.value())
-            .unwrap_or(0)
-            + 1;
+        let count = match kept.get(record.plugin.as_str()) {
+            Some(n) => *n,
+            None => counts
+                .get(record.plugin.as_str())
+                .map_err(db)?
+                .map(|v| v.value())
+                .unwrap_or(0),
+        } + 1;
         let excess = count.saturating_sub(retention);
         if excess > 0 {
             let plugin = record.plugin.as_str();
@@ -81,15 +86,24 @@ pub(super) fn insert_in(
             for old in oldest {
                 by_plugin.remove((plugin, old)).map_err(db)?;
                 if let Some(bytes) = executions.remove(old).map_err(db)? {
-                    let old_record = decode(old, bytes.value())?;
+                    // Only the id is needed; the rest is skipped unparsed.
+                    #[derive(serde::Deserialize)]
+                    struct IdOnly {
+                        id: String,
+                    }
+                    let old_record: IdOnly =
+                        serde_json::from_slice(bytes.value()).map_err(|e| {
+                            StoreError::Corrupt(format!("executions/{old}"), e.to_string())
+                        })?;
                     ids.remove(old_record.id.as_str()).map_err(db)?;
                 }
             }
         }
-        counts
-            .insert(record.plugin.as_str(), count - excess)
-            .map_err(db)?;
+        kept.insert(record.plugin.as_str(), count - excess);
         seq += 1;
+    }
+    for (plugin, count) in kept {
+        counts.insert(plugin, count).map_err(db)?;
     }
     meta.insert(NEXT_SEQ, seq.to_string().as_str())
         .map_err(db)?;
@@ -104,8 +118,12 @@ impl Store {
         records: &[ExecutionRecord],
         retention: u64,
     ) -> Result<(), StoreError> {
+        let encoded = records
+            .iter()
+            .map(|r| super::events::Encoded::new(r.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&super::events::Encoded<ExecutionRecord>> = encoded.iter().collect();
         let txn = self.db.begin_write().map_err(db)?;
-        let refs: Vec<&ExecutionRecord> = records.iter().collect();
         insert_in(&txn, &refs, retention)?;
         txn.commit().map_err(db)?;
         Ok(())

@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use authorizations::{PendingAuthorization, STATE_TTL_MS};
 pub use crypto::Cipher;
 pub use events::{
-    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, EventRecord, JournalAnswer,
+    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, Encoded, EventRecord, JournalAnswer,
     JournalEntry, NewEvent,
 };
 pub use executions::ExecutionQuery;

@@ -6,6 +6,9 @@
 //!   them as Zoho CRM leads in batches of 100, and returns a summary.
 //! * `lead.created` (a CRM lead, plus `list_id` or a stored `config/list_id`):
 //!   adds or updates the lead as a subscriber of the MailChimp list.
+//! * `webhook.mailchimp`: MailChimp's own webhook (form-encoded, delivered by
+//!   the host to `POST /hooks/mailchimp-sync/mailchimp/<secret>`); a
+//!   `campaign` notice (sent when a campaign goes out) syncs that campaign.
 
 mod crm;
 mod mailchimp;
@@ -37,6 +40,20 @@ fn handle(event: Event) -> Result<serde_json::Value> {
     match event.kind.as_str() {
         "campaign.sync" => sync_campaign(event.payload()?),
         "lead.created" => subscribe_lead(event.payload()?),
+        "webhook.mailchimp" => {
+            let hook: serde_json::Value = event.payload()?;
+            let body = &hook["body"];
+            match (body["type"].as_str(), body["data[id]"].as_str()) {
+                (Some("campaign"), Some(id)) => sync_campaign(CampaignSync {
+                    campaign_id: id.to_owned(),
+                    page_size: None,
+                }),
+                (kind, _) => Err(Error::msg(format!(
+                    "the MailChimp webhook sent `{}` without a campaign id; only `campaign` notices are synced",
+                    kind.unwrap_or("nothing")
+                ))),
+            }
+        }
         other => Err(Error::msg(format!(
             "mailchimp-sync handles campaign.sync and lead.created, not `{other}`"
         ))),
