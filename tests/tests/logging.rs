@@ -11,6 +11,7 @@ use serde_json::json;
 
 const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
 const SERVER_SECRET: &str = "srv_key_SecretValue_5b7a90";
+const HOOK_SECRET: &str = "whs_hook_SecretValue_77e3a1";
 
 /// Collects everything the host logs at debug level on this thread.
 #[derive(Clone, Default)]
@@ -148,6 +149,28 @@ async fn secrets_stay_out_of_the_host_log() {
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .expect("state");
+    // A webhook called with its secret in the path: the request line
+    // names the route, not the secret.
+    let hooked = json!({"triggers": [{"webhook": "inbox"}]});
+    let up = host
+        .upload("hooked", component_bytes("hello"), Some(&hooked), None)
+        .await;
+    assert_eq!(up.status, 201, "{}", up.text);
+    let set = host
+        .send(
+            host.request(reqwest::Method::PUT, "/v1/hooks/hooked/inbox/secret")
+                .json(&json!({"secret": HOOK_SECRET})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let called = host
+        .http
+        .post(format!("{}/hooks/hooked/inbox/{HOOK_SECRET}", host.url))
+        .json(&json!({"hello": "hook"}))
+        .send()
+        .await
+        .expect("hook call");
+    assert_eq!(called.status(), 202);
     host.restart().await;
     assert_eq!(host.get("/v1/plugins").await.status, 200);
     host.stop().await;
@@ -158,8 +181,10 @@ async fn secrets_stay_out_of_the_host_log() {
         log.contains("plugin deployed") && log.contains("plugins loaded"),
         "{log}"
     );
+    assert!(log.contains("/hooks/hooked/inbox/<secret>"), "{log}");
     for secret in [
         SERVER_SECRET,
+        HOOK_SECRET,
         first_admin_token.as_str(),
         host.token.as_str(),
     ] {

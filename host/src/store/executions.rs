@@ -73,34 +73,36 @@ pub(super) fn insert_in(
                 .map(|v| v.value())
                 .unwrap_or(0),
         } + 1;
+        kept.insert(record.plugin.as_str(), count);
+        seq += 1;
+    }
+    // Trimmed once per plugin per batch: one range walk for all its excess.
+    for (plugin, count) in kept.iter_mut() {
         let excess = count.saturating_sub(retention);
-        if excess > 0 {
-            let plugin = record.plugin.as_str();
-            let oldest: Vec<u64> = by_plugin
-                .range((plugin, 0)..=(plugin, u64::MAX))
-                .map_err(db)?
-                .take(excess as usize)
-                .map(|row| row.map(|(key, _)| key.value().1))
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            for old in oldest {
-                by_plugin.remove((plugin, old)).map_err(db)?;
-                if let Some(bytes) = executions.remove(old).map_err(db)? {
-                    // Only the id is needed; the rest is skipped unparsed.
-                    #[derive(serde::Deserialize)]
-                    struct IdOnly {
-                        id: String,
-                    }
-                    let old_record: IdOnly =
-                        serde_json::from_slice(bytes.value()).map_err(|e| {
-                            StoreError::Corrupt(format!("executions/{old}"), e.to_string())
-                        })?;
-                    ids.remove(old_record.id.as_str()).map_err(db)?;
+        if excess == 0 {
+            continue;
+        }
+        let oldest: Vec<u64> = by_plugin
+            .range((*plugin, 0)..=(*plugin, u64::MAX))
+            .map_err(db)?
+            .take(excess as usize)
+            .map(|row| row.map(|(key, _)| key.value().1))
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        for old in oldest {
+            by_plugin.remove((*plugin, old)).map_err(db)?;
+            if let Some(bytes) = executions.remove(old).map_err(db)? {
+                // Only the id is needed; the rest is skipped unparsed.
+                #[derive(serde::Deserialize)]
+                struct IdOnly {
+                    id: String,
                 }
+                let old_record: IdOnly = serde_json::from_slice(bytes.value())
+                    .map_err(|e| StoreError::Corrupt(format!("executions/{old}"), e.to_string()))?;
+                ids.remove(old_record.id.as_str()).map_err(db)?;
             }
         }
-        kept.insert(record.plugin.as_str(), count - excess);
-        seq += 1;
+        *count -= excess;
     }
     for (plugin, count) in kept {
         counts.insert(plugin, count).map_err(db)?;

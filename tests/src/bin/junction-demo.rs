@@ -5,7 +5,9 @@
 //! (`./junction-data`, issuing the admin token on first start), creates the
 //! two connections over the API, deploys `plugins/mailchimp-sync` the way
 //! `junction deploy` does, invokes a `campaign.sync` event twice — the second
-//! run is incremental — and lists the executions, printing what the CLI prints.
+//! run is incremental — then lets MailChimp's own webhook (a campaign was
+//! sent) fire the plugin through the event queue, and lists the executions,
+//! printing what the CLI prints.
 
 use std::path::PathBuf;
 
@@ -41,6 +43,17 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     mailchimp.add_campaign("demo-campaign", "demo-list", members);
+    let newsletter: Vec<Member> = (0..5)
+        .map(|i| {
+            Member::new(
+                &format!("subscriber{i}@example.com"),
+                &format!("Subscriber{i}"),
+                "Demo",
+                "2026-11-20T09:00:00+00:00",
+            )
+        })
+        .collect();
+    mailchimp.add_campaign("demo-newsletter", "demo-news-list", newsletter);
     println!(
         "mock MailChimp on {}, mock Zoho CRM on {}",
         mailchimp.addr, crm.addr
@@ -78,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     result?;
     println!("\nZoho CRM now holds {} leads.", crm.lead_count());
     println!(
-        "\nNext: `./target/debug/junction serve`, then in another terminal `./target/debug/junction deploy plugins/hello` and `./target/debug/junction invoke hello`."
+        "\nNext: `./target/debug/junction serve`, then in another terminal `./target/debug/junction deploy plugins/hello`, `./target/debug/junction events tail` and, in a third, `./target/debug/junction event send hello`."
     );
     Ok(())
 }
@@ -150,6 +163,7 @@ async fn run(args: &ServerArgs, mailchimp: &MockMailchimp, crm: &MockCrm) -> any
             bail!("the sync failed");
         }
     }
+    webhook(&client, args).await?;
     println!("\n=== junction executions --plugin mailchimp-sync ===");
     remote::executions(Some("mailchimp-sync"), None, 5, args).await?;
     Ok(())
@@ -194,4 +208,61 @@ async fn put_connection(
         .send_json(Method::POST, &["v1", "connections"], &connection)
         .await?;
     Ok(())
+}
+
+/// MailChimp calls the plugin's webhook (form-encoded, the secret in the
+/// URL) when a campaign goes out; the host queues a `webhook.mailchimp`
+/// event, the dispatcher runs the plugin, and the campaign is synced.
+async fn webhook(client: &Client, args: &ServerArgs) -> anyhow::Result<()> {
+    let secret = format!("whs_{}", junction_host::runtime::new_id());
+    let _: serde_json::Value = client
+        .send_json(
+            Method::PUT,
+            &["v1", "hooks", "mailchimp-sync", "mailchimp", "secret"],
+            &json!({ "secret": secret }),
+        )
+        .await?;
+    println!(
+        "\n=== MailChimp's webhook: POST /hooks/mailchimp-sync/mailchimp/<secret> (campaign sent) ==="
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/hooks/mailchimp-sync/mailchimp/{secret}", args.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("type=campaign&fired_at=2026-11-28+09%3A00%3A00&data%5Bid%5D=demo-newsletter&data%5Bstatus%5D=sent&data%5Blist_id%5D=demo-news-list")
+        .send()
+        .await?;
+    let status = response.status();
+    let accepted: serde_json::Value = response.json().await?;
+    if status != reqwest::StatusCode::ACCEPTED {
+        bail!("the webhook was refused ({status}): {accepted}");
+    }
+    let id = accepted["id"].as_str().context("event id")?.to_owned();
+    println!(
+        "{status}: event {id}, delivered to {} plugin",
+        accepted["matched"]
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let event: serde_json::Value = client.get(&["v1", "events", &id]).await?;
+        let state = event["deliveries"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if matches!(state.as_str(), "succeeded" | "dead" | "cancelled") {
+            println!("\n=== junction event show {id} ===");
+            junction_host::cli::events::event(junction_host::cli::events::EventCommand::Show {
+                id: id.clone(),
+                server: args.clone(),
+            })
+            .await?;
+            if state != "succeeded" {
+                bail!("the webhook's delivery ended {state}");
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the webhook's delivery did not finish in a minute ({state})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
