@@ -81,6 +81,16 @@ pub struct EventView {
     pub deliveries: Vec<Delivery>,
 }
 
+impl From<crate::events::Accepted> for AcceptedEvent {
+    fn from(accepted: crate::events::Accepted) -> Self {
+        AcceptedEvent {
+            id: accepted.id,
+            matched: accepted.matched,
+            duplicate: accepted.duplicate,
+        }
+    }
+}
+
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -125,14 +135,7 @@ pub(crate) async fn send_event(
             schedule_mark: None,
         })
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(AcceptedEvent {
-            id: accepted.id,
-            matched: accepted.matched,
-            duplicate: accepted.duplicate,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(accepted.into())))
 }
 
 fn live(state: &AppState, mut delivery: Delivery) -> Delivery {
@@ -246,7 +249,7 @@ pub(crate) async fn list_deliveries(
     let filter = DeliveryQuery {
         state: stored_state,
         plugin: query.plugin,
-        limit: if wanted.is_some_and(|w| w != stored_state.unwrap_or(w)) {
+        limit: if wanted == Some(DeliveryState::Running) {
             usize::MAX
         } else {
             limit

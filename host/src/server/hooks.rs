@@ -159,14 +159,7 @@ async fn accept(
             ),
         ));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(AcceptedEvent {
-            id: accepted.id,
-            matched: accepted.matched,
-            duplicate: accepted.duplicate,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(accepted.into())))
 }
 
 fn body_or_413(

@@ -673,16 +673,8 @@ impl Store {
         let prefix = format!("{plugin}/");
         let txn = self.db.begin_write().map_err(db)?;
         {
-            let mut secrets = txn.open_table(HOOK_SECRETS).map_err(db)?;
-            let keys: Vec<String> = secrets
-                .iter()
-                .map_err(db)?
-                .filter_map(|row| row.ok().map(|(k, _)| k.value().to_owned()))
-                .filter(|k| k.starts_with(&prefix))
-                .collect();
-            for key in keys {
-                secrets.remove(key.as_str()).map_err(db)?;
-            }
+            remove_prefixed(&mut txn.open_table(HOOK_SECRETS).map_err(db)?, &prefix)?;
+            remove_prefixed(&mut txn.open_table(SCHEDULES).map_err(db)?, &prefix)?;
             let mut triggers = txn.open_table(TRIGGERS).map_err(db)?;
             let mut doomed = Vec::new();
             for row in triggers.iter().map_err(db)? {
@@ -695,20 +687,28 @@ impl Store {
             for id in doomed {
                 triggers.remove(id.as_str()).map_err(db)?;
             }
-            let mut schedules = txn.open_table(SCHEDULES).map_err(db)?;
-            let marks: Vec<String> = schedules
-                .iter()
-                .map_err(db)?
-                .filter_map(|row| row.ok().map(|(k, _)| k.value().to_owned()))
-                .filter(|k| k.starts_with(&prefix))
-                .collect();
-            for key in marks {
-                schedules.remove(key.as_str()).map_err(db)?;
-            }
         }
         txn.commit().map_err(db)?;
         Ok(())
     }
+}
+
+/// Removes every row whose key starts with `prefix`.
+fn remove_prefixed<V: redb::Value + 'static>(
+    table: &mut redb::Table<&str, V>,
+    prefix: &str,
+) -> Result<(), StoreError> {
+    let keys: Vec<String> = table
+        .range(prefix..)
+        .map_err(db)?
+        .map(|row| row.map(|(k, _)| k.value().to_owned()))
+        .take_while(|key| key.as_ref().map_or(true, |k| k.starts_with(prefix)))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    for key in keys {
+        table.remove(key.as_str()).map_err(db)?;
+    }
+    Ok(())
 }
 
 /// The delivery after `change` (and, with `record`, the attempt it ran),
@@ -756,4 +756,128 @@ pub fn apply_change(
         }
     }
     Some(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Secret;
+
+    fn delivery(id: &str, due: u64) -> Delivery {
+        Delivery {
+            id: id.into(),
+            event_id: "e1".into(),
+            event_kind: "k".into(),
+            plugin: "p".into(),
+            state: DeliveryState::Queued,
+            attempts: 0,
+            max_retries: 1,
+            next_attempt_at_ms: due,
+            created_at_ms: due,
+            updated_at_ms: due,
+            last_error: None,
+            executions: vec![],
+        }
+    }
+
+    #[test]
+    fn forgetting_a_plugin_keeps_its_namesakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for plugin in ["a", "ab"] {
+            store
+                .set_hook_secret(plugin, "x", &Secret::new("s".repeat(20)))
+                .unwrap();
+            store
+                .set_schedule_mark(&format!("{plugin}/* * * * *@UTC"), 1)
+                .unwrap();
+        }
+        store.forget_plugin_events("a").unwrap();
+        assert!(store.hook_secret("a", "x").unwrap().is_none());
+        assert!(store.hook_secret("ab", "x").unwrap().is_some());
+        let marks = store.schedule_marks().unwrap();
+        assert_eq!(marks.keys().collect::<Vec<_>>(), ["ab/* * * * *@UTC"]);
+    }
+
+    #[test]
+    fn idempotency_keys_and_hand_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let event = |id: &str| EventRecord {
+            id: id.into(),
+            kind: "k".into(),
+            payload: "{}".into(),
+            source: "api".into(),
+            occurred_at_ms: 1,
+            accepted_at_ms: 1,
+            idempotency_key: Some("key-1".into()),
+            deliveries: vec![format!("d-{id}")],
+        };
+        let new = |id: &str| {
+            JournalEntry::Event(Box::new(NewEvent {
+                event: Encoded::new(event(id)).unwrap(),
+                deliveries: vec![Encoded::new(delivery(&format!("d-{id}"), 5)).unwrap()],
+                schedule_mark: None,
+            }))
+        };
+        // Two events with one key in one batch: the second is the first.
+        let answers = store.commit_journal(&[new("e1"), new("e2")], 10).unwrap();
+        assert_eq!(
+            answers[1],
+            JournalAnswer::Event {
+                id: "e1".into(),
+                matched: 1,
+                duplicate: true
+            }
+        );
+        assert!(store.event("e2").unwrap().is_none());
+        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
+
+        // A hand retry applies to a dead delivery only, and runs once more.
+        let dead = DeliveryChange::Dead {
+            error: "boom".into(),
+        };
+        let requeue = DeliveryChange::Requeue { at_ms: 9 };
+        let queued = JournalEntry::Delivery {
+            id: "d-e1".into(),
+            change: requeue.clone(),
+        };
+        assert_eq!(
+            store.commit_journal(&[queued], 10).unwrap(),
+            [JournalAnswer::Skipped]
+        );
+        let died = JournalEntry::Delivery {
+            id: "d-e1".into(),
+            change: dead,
+        };
+        store.commit_journal(&[died], 10).unwrap();
+        let listed = store
+            .deliveries(&DeliveryQuery {
+                state: Some(DeliveryState::Dead),
+                plugin: None,
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(store.pending_deliveries().unwrap().is_empty());
+        let again = JournalEntry::Delivery {
+            id: "d-e1".into(),
+            change: requeue,
+        };
+        store.commit_journal(&[again], 10).unwrap();
+        let back = store.delivery("d-e1").unwrap().unwrap();
+        assert_eq!(back.state, DeliveryState::Queued);
+        assert_eq!(back.max_retries, back.attempts);
+        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
+        assert!(
+            store
+                .deliveries(&DeliveryQuery {
+                    state: Some(DeliveryState::Dead),
+                    plugin: None,
+                    limit: 10
+                })
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
