@@ -189,18 +189,7 @@ fn serve_deploy_invoke_and_rotate_the_token() {
     );
     assert_eq!(mode & 0o777, 0o600);
 
-    let hello = workspace().join("plugins/hello");
-    let target_dir = plugin_target_dir();
-    let out = server.client(
-        &[
-            "deploy",
-            hello.to_str().expect("path"),
-            "--target-dir",
-            &target_dir,
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.deploy_hello();
     let stdout = text(&out.stdout);
     assert!(stdout.contains("deployed hello version 1"), "{stdout}");
     assert!(stdout.contains("sha256"), "{stdout}");

@@ -26,18 +26,7 @@ fn token(data_dir: &str) -> String {
 async fn every_accepted_event_is_delivered_after_a_sigkill() {
     let data = tempfile::tempdir().expect("tempdir");
     let mut server = ServeChild::start(data.path());
-    let hello = workspace().join("plugins/hello");
-    let target_dir = plugin_target_dir();
-    let out = server.client(
-        &[
-            "deploy",
-            hello.to_str().expect("path"),
-            "--target-dir",
-            &target_dir,
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    server.deploy_hello();
     let token = token(&server.data_dir);
     let http = reqwest::Client::new();
 

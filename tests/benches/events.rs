@@ -12,18 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use junction_tests::host::TestHost;
+use junction_tests::load::{percentile, post_load};
 use junction_tests::plugins::component_bytes;
 use serde_json::{Value, json};
 
 const RUN_FOR: Duration = Duration::from_secs(4);
 const END_TO_END_EVENTS: usize = 20_000;
-
-fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn wall_ms() -> f64 {
     SystemTime::now()
@@ -33,47 +27,18 @@ fn wall_ms() -> f64 {
 }
 
 async fn accept_load(host: &Arc<TestHost>, clients: usize) {
-    let deadline = Instant::now() + RUN_FOR;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let host = host.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0u64;
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                let response = host
-                    .request(reqwest::Method::POST, "/v1/events")
-                    .json(&json!({"kind": "bench.nobody", "payload": {"n": 1}}))
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
-                        let _ = r.bytes().await;
-                        latencies.push(sent.elapsed());
-                    }
-                    _ => failures += 1,
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        let (latencies, failed) = task.await.expect("client");
-        all.extend(latencies);
-        failures += failed;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
+    let report = post_load(
+        host,
+        clients,
+        RUN_FOR,
+        "/v1/events",
+        json!({"kind": "bench.nobody", "payload": {"n": 1}}),
+        reqwest::StatusCode::ACCEPTED,
+    )
+    .await;
     println!(
-        "accept  clients {clients:>3}: {:>8.0} events/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {failures} failed)",
-        all.len() as f64 / elapsed,
-        percentile(&all, 0.5).as_secs_f64() * 1000.0,
-        percentile(&all, 0.99).as_secs_f64() * 1000.0,
-        all.len(),
+        "{}",
+        report.line(&format!("accept  clients {clients:>3}"), "events")
     );
 }
 

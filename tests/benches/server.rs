@@ -11,18 +11,11 @@ use std::time::{Duration, Instant};
 
 use junction_host::server::Server;
 use junction_tests::host::TestHost;
+use junction_tests::load::post_load;
 use junction_tests::plugins::component_bytes;
 use serde_json::json;
 
 const RUN_FOR: Duration = Duration::from_secs(4);
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
 
 /// Appends a custom section so each copy of a component has its own sha256.
 fn with_custom_section(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
@@ -49,47 +42,18 @@ fn with_custom_section(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
 }
 
 async fn invoke_load(host: &Arc<TestHost>, clients: usize) {
-    let deadline = Instant::now() + RUN_FOR;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let host = host.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0u64;
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                let response = host
-                    .request(reqwest::Method::POST, "/v1/plugins/hello/invoke")
-                    .json(&json!({"kind": "hello", "payload": {"n": 1}}))
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(sent.elapsed());
-                    }
-                    _ => failures += 1,
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        let (latencies, failed) = task.await.expect("client task");
-        all.extend(latencies);
-        failures += failed;
-    }
-    let elapsed = started.elapsed();
-    all.sort();
+    let report = post_load(
+        host,
+        clients,
+        RUN_FOR,
+        "/v1/plugins/hello/invoke",
+        json!({"kind": "hello", "payload": {"n": 1}}),
+        reqwest::StatusCode::OK,
+    )
+    .await;
     println!(
-        "invoke hello  clients {clients:>3}: {:>7.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {failures} failed)",
-        all.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&all, 0.50).as_secs_f64() * 1000.0,
-        percentile(&all, 0.99).as_secs_f64() * 1000.0,
-        all.len(),
+        "{}",
+        report.line(&format!("invoke hello  clients {clients:>3}"), "req")
     );
 }
 

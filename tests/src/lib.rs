@@ -6,6 +6,7 @@
 pub mod echo;
 pub mod harness;
 pub mod host;
+pub mod load;
 pub mod mailchimp;
 pub mod oauth;
 pub mod plugins;

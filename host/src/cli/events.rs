@@ -98,6 +98,11 @@ pub enum HookCommand {
     },
 }
 
+/// A new webhook secret: `whs_` and 192 random bits in hex.
+pub fn random_hook_secret() -> String {
+    format!("whs_{}", hex::encode(rand::random::<[u8; 24]>()))
+}
+
 fn read_payload(source: Option<&str>) -> Result<Value, CliError> {
     let Some(source) = source else {
         return Ok(json!({}));
@@ -414,7 +419,7 @@ pub async fn hook(command: HookCommand) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(format!("cannot read the secret: {e}")))?;
         text.trim().to_owned()
     } else {
-        format!("whs_{}", hex::encode(rand::random::<[u8; 24]>()))
+        random_hook_secret()
     };
     let client = Client::new(&server)?;
     let info: Value = client

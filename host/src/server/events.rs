@@ -411,7 +411,7 @@ pub(crate) async fn create_trigger(
             request.plugin
         )));
     }
-    let id = format!("trg_{}", &crate::runtime::new_id()[..16]);
+    let id = format!("trg_{}", hex::encode(rand::random::<[u8; 8]>()));
     let stored = serde_json::json!({
         "id": id,
         "plugin": request.plugin,

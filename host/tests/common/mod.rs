@@ -90,6 +90,23 @@ impl ServeChild {
         junction(&all, stdin)
     }
 
+    /// `junction deploy plugins/hello`, which must succeed.
+    pub fn deploy_hello(&self) -> Output {
+        let hello = workspace().join("plugins/hello");
+        let target_dir = plugin_target_dir();
+        let out = self.client(
+            &[
+                "deploy",
+                hello.to_str().expect("path"),
+                "--target-dir",
+                &target_dir,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        out
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -214,7 +214,7 @@ async fn put_connection(
 /// URL) when a campaign goes out; the host queues a `webhook.mailchimp`
 /// event, the dispatcher runs the plugin, and the campaign is synced.
 async fn webhook(client: &Client, args: &ServerArgs) -> anyhow::Result<()> {
-    let secret = format!("whs_{}", junction_host::runtime::new_id());
+    let secret = junction_host::cli::events::random_hook_secret();
     let _: serde_json::Value = client
         .send_json(
             Method::PUT,
