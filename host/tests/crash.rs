@@ -1,7 +1,8 @@
 //! The crash test: `junction serve` as a child process takes a burst of
 //! 2,000 events from several clients and is killed with SIGKILL halfway.
 //! After a restart on the same data directory (the redb file must open),
-//! every event that was answered 202 is delivered and its execution recorded.
+//! every event that was answered 202 is delivered and its execution recorded,
+//! including the hundreds still queued when the process died.
 
 mod common;
 
@@ -25,8 +26,22 @@ fn token(data_dir: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_event_is_delivered_after_a_sigkill() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut server = ServeChild::start(data.path());
-    server.deploy_hello();
+    let mut server = ServeChild::start_with(data.path(), &["--plugin-concurrency", "1"]);
+    // The probe sleeps 5 ms per `slow` event and runs one at a time, so a
+    // backlog is queued when the kill comes.
+    let probe = workspace().join("tests/plugins/probe");
+    let out = server.client(
+        &[
+            "deploy",
+            probe.to_str().expect("path"),
+            "--target-dir",
+            &plugin_target_dir(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.client(&["trigger", "add", "probe", r#"{"event": "slow"}"#], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let token = token(&server.data_dir);
     let http = reqwest::Client::new();
 
@@ -46,7 +61,7 @@ async fn every_accepted_event_is_delivered_after_a_sigkill() {
                 let sent = http
                     .post(format!("{url}/v1/events"))
                     .bearer_auth(&token)
-                    .json(&json!({ "kind": "hello", "payload": { "n": n } }))
+                    .json(&json!({ "kind": "slow", "payload": { "ms": 5, "n": n } }))
                     .send()
                     .await;
                 let Ok(response) = sent else { return };
@@ -87,6 +102,20 @@ async fn every_accepted_event_is_delivered_after_a_sigkill() {
     // The redb file opens cleanly and the queue picks up where it stopped.
     let server = ServeChild::start(data.path());
     let url = server.url.clone();
+    let waiting: Value = http
+        .get(format!("{url}/v1/deliveries?state=queued&limit=1000"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("deliveries")
+        .json()
+        .await
+        .expect("json");
+    let waiting = waiting.as_array().map_or(0, Vec::len);
+    assert!(
+        waiting >= 100,
+        "only {waiting} deliveries were queued at the kill"
+    );
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut executions = std::collections::HashSet::new();
     for id in &accepted {

@@ -54,9 +54,15 @@ pub struct ServeChild {
 
 impl ServeChild {
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts it with extra `serve` flags.
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env_remove("JUNCTION_MASTER_KEY")
             .env_remove("JUNCTION_CONFIG")
             .stdout(Stdio::piped())
