@@ -138,6 +138,19 @@ pub async fn deploy(args: DeployArgs) -> Result<(), CliError> {
             deployed.missing_connections.join(", ")
         );
     }
+    for trigger in &built.manifest.triggers {
+        if let Some(event) = trigger["event"].as_str() {
+            println!("runs on `{event}` events (`junction event send {event}`)");
+        } else if let Some(schedule) = trigger["schedule"].as_str() {
+            println!("runs on schedule `{schedule}`");
+        } else if let Some(hook) = trigger["webhook"].as_str() {
+            println!(
+                "webhook `{hook}`: POST /hooks/{name}/{hook}; give it a secret with `junction hook secret {name} {hook}`"
+            );
+        } else if let Some(state) = trigger["connection"].as_str() {
+            println!("runs when a connection becomes `{state}`");
+        }
+    }
     Ok(())
 }
 

@@ -462,3 +462,34 @@ async fn settle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let config = DispatchConfig {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_millis(1000),
+            ..DispatchConfig::default()
+        };
+        for _ in 0..50 {
+            for (retry, full) in [
+                (1, 100),
+                (2, 200),
+                (3, 400),
+                (4, 800),
+                (5, 1000),
+                (30, 1000),
+            ] {
+                let delay = backoff(&config, retry).as_millis() as u64;
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "retry {retry}: {delay} ms is outside {}..={full}",
+                    full / 2
+                );
+            }
+        }
+    }
+}

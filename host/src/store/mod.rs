@@ -1,8 +1,11 @@
 //! The host's persistent state in one redb file: services, connections (with
 //! their secrets sealed by [`crypto`]), each plugin's private key-value
 //! namespace, deployed plugins and their artifacts ([`plugins`]), execution
-//! records ([`executions`]), the admin token's hash, and the schema version. Everything persistent goes through
-//! here, so another backend can be added without touching the runtime.
+//! records ([`executions`]), events with their deliveries, the delivery
+//! queue, API triggers, schedule marks and sealed webhook secrets
+//! ([`events`]), the admin token's hash, and the schema version. Everything
+//! persistent goes through here, so another backend can be added without
+//! touching the runtime.
 
 pub mod authorizations;
 pub mod crypto;
