@@ -212,10 +212,9 @@ impl Loop {
 
     /// Starts what the limits allow, one plugin at a time in turn.
     fn dispatch(&mut self) {
-        let mut skipped = 0;
-        while self.running_total < self.context.config.global.max(1)
-            && skipped < self.rotation.len()
-        {
+        // Each turn either starts a delivery or takes a plugin out of the
+        // rotation (nothing ready, or at its limit), so this ends.
+        while self.running_total < self.context.config.global.max(1) {
             let Some(plugin) = self.rotation.pop_front() else {
                 break;
             };
@@ -238,7 +237,6 @@ impl Loop {
             } else {
                 self.rotation.push_back(plugin);
             }
-            skipped = 0;
             self.running_total += 1;
             self.waiting = self.waiting.saturating_sub(1);
             if let Ok(mut set) = self.running_ids.lock() {
