@@ -46,9 +46,8 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric at zero.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("junction");
-        let metrics = Metrics {
-            registry: Mutex::new(Registry::default()),
+        let mut metrics = Metrics {
+            registry: Mutex::new(Registry::with_prefix("junction")),
             events_accepted: Family::default(),
             deliveries: Family::default(),
             queue_depth: Gauge::default(),
@@ -60,6 +59,11 @@ impl Metrics {
             token_refreshes: Family::default(),
             instances_in_use: Gauge::default(),
         };
+        // A new mutex cannot be poisoned.
+        let registry = metrics
+            .registry
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         registry.register(
             "events_accepted",
             "Events committed, by source (api, webhook, schedule, connection)",
@@ -110,9 +114,6 @@ impl Metrics {
             "Plugin instances running now",
             metrics.instances_in_use.clone(),
         );
-        if let Ok(mut slot) = metrics.registry.lock() {
-            *slot = registry;
-        }
         metrics
     }
 

@@ -16,6 +16,18 @@ use serde_json::{Value, json};
 const EVENTS: usize = 2000;
 const CLIENTS: usize = 8;
 
+/// GETs `url` with the admin token and decodes the JSON answer.
+async fn get_json(http: &reqwest::Client, token: &str, url: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 fn token(data_dir: &str) -> String {
     std::fs::read_to_string(std::path::Path::new(data_dir).join("admin-token"))
         .expect("admin token")
@@ -102,15 +114,12 @@ async fn every_accepted_event_is_delivered_after_a_sigkill() {
     // The redb file opens cleanly and the queue picks up where it stopped.
     let server = ServeChild::start(data.path());
     let url = server.url.clone();
-    let waiting: Value = http
-        .get(format!("{url}/v1/deliveries?state=queued&limit=1000"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("deliveries")
-        .json()
-        .await
-        .expect("json");
+    let waiting: Value = get_json(
+        &http,
+        &token,
+        &format!("{url}/v1/deliveries?state=queued&limit=1000"),
+    )
+    .await;
     let waiting = waiting.as_array().map_or(0, Vec::len);
     assert!(
         waiting >= 100,
@@ -120,15 +129,7 @@ async fn every_accepted_event_is_delivered_after_a_sigkill() {
     let mut executions = std::collections::HashSet::new();
     for id in &accepted {
         let delivery = loop {
-            let event: Value = http
-                .get(format!("{url}/v1/events/{id}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("get event")
-                .json()
-                .await
-                .expect("event json");
+            let event: Value = get_json(&http, &token, &format!("{url}/v1/events/{id}")).await;
             assert_eq!(
                 event["id"],
                 id.as_str(),
@@ -167,15 +168,7 @@ async fn every_accepted_event_is_delivered_after_a_sigkill() {
         executions.insert(execution);
     }
     assert_eq!(executions.len(), accepted.len());
-    let queued: Value = http
-        .get(format!("{url}/v1/deliveries?state=queued"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("deliveries")
-        .json()
-        .await
-        .expect("json");
+    let queued: Value = get_json(&http, &token, &format!("{url}/v1/deliveries?state=queued")).await;
     assert_eq!(queued.as_array().map(Vec::len), Some(0), "{queued}");
     let status = server.terminate();
     assert!(status.success(), "{status}");

@@ -43,7 +43,7 @@ async fn accept_load(host: &Arc<TestHost>, clients: usize) {
 }
 
 async fn end_to_end(host: &Arc<TestHost>, clients: usize) {
-    let mut live = host.server().events().history().subscribe();
+    let mut live = host.server().events().journal().subscribe();
     let accepted_at: Arc<Mutex<HashMap<String, f64>>> = Default::default();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();

@@ -123,6 +123,10 @@ impl TestHost {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
     /// POSTs `body` and expects 201 Created.
     pub async fn create(&self, path: &str, body: &Value) -> Answer {
         let answer = self.post(path, body).await;

@@ -476,25 +476,22 @@ async fn webhooks_accept_good_signatures_and_path_secrets_only() {
 
     let secret = "whs_0123456789abcdef0123456789abcdef";
     let set = host
-        .send(
-            host.request(Method::PUT, "/v1/hooks/hooked/mailchimp/secret")
-                .json(&json!({ "secret": secret })),
+        .put(
+            "/v1/hooks/hooked/mailchimp/secret",
+            &json!({ "secret": secret }),
         )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text);
     assert!(!set.text.contains(secret), "the secret is write-only");
     let short = host
-        .send(
-            host.request(Method::PUT, "/v1/hooks/hooked/mailchimp/secret")
-                .json(&json!({ "secret": "short" })),
+        .put(
+            "/v1/hooks/hooked/mailchimp/secret",
+            &json!({ "secret": "short" }),
         )
         .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST);
     let missing = host
-        .send(
-            host.request(Method::PUT, "/v1/hooks/hooked/nope/secret")
-                .json(&json!({ "secret": secret })),
-        )
+        .put("/v1/hooks/hooked/nope/secret", &json!({ "secret": secret }))
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
@@ -617,9 +614,9 @@ async fn webhooks_accept_good_signatures_and_path_secrets_only() {
 
     // The filter on a webhook trigger: matched only for the right body.
     let stripe_secret = "whs_stripe-secret-0123456789";
-    host.send(
-        host.request(Method::PUT, "/v1/hooks/hooked/stripe/secret")
-            .json(&json!({ "secret": stripe_secret })),
+    host.put(
+        "/v1/hooks/hooked/stripe/secret",
+        &json!({ "secret": stripe_secret }),
     )
     .await;
     let other = post(
@@ -969,9 +966,9 @@ async fn mailchimp_sync_runs_on_an_event_and_on_mailchimps_webhook() {
 
     // MailChimp's webhook: form-encoded, secret in the path.
     let secret = "whs_mailchimp-0123456789abcdef";
-    host.send(
-        host.request(Method::PUT, "/v1/hooks/mailchimp-sync/mailchimp/secret")
-            .json(&json!({ "secret": secret })),
+    host.put(
+        "/v1/hooks/mailchimp-sync/mailchimp/secret",
+        &json!({ "secret": secret }),
     )
     .await;
     let hook = host

@@ -157,9 +157,9 @@ async fn secrets_stay_out_of_the_host_log() {
         .await;
     assert_eq!(up.status, 201, "{}", up.text);
     let set = host
-        .send(
-            host.request(reqwest::Method::PUT, "/v1/hooks/hooked/inbox/secret")
-                .json(&json!({"secret": HOOK_SECRET})),
+        .put(
+            "/v1/hooks/hooked/inbox/secret",
+            &json!({"secret": HOOK_SECRET}),
         )
         .await;
     assert_eq!(set.status, 200, "{}", set.text);

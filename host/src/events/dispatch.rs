@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::history::History;
+use super::journal::Journal;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::Event;
@@ -63,7 +63,7 @@ enum Command {
 /// What a running delivery needs.
 struct Context {
     registry: Arc<Registry>,
-    history: Arc<History>,
+    journal: Arc<Journal>,
     metrics: Arc<Metrics>,
     index: Arc<super::index::TriggerIndex>,
     config: DispatchConfig,
@@ -81,7 +81,7 @@ impl Dispatcher {
     /// Starts the loop with `pending` (from the store) already queued.
     pub fn start(
         registry: Arc<Registry>,
-        history: Arc<History>,
+        journal: Arc<Journal>,
         metrics: Arc<Metrics>,
         index: Arc<super::index::TriggerIndex>,
         config: DispatchConfig,
@@ -91,7 +91,7 @@ impl Dispatcher {
         let running = Arc::new(std::sync::Mutex::new(Default::default()));
         let context = Arc::new(Context {
             registry,
-            history,
+            journal,
             metrics,
             index,
             config,
@@ -282,13 +282,13 @@ impl Loop {
         }
         self.waiting = self.waiting.saturating_sub(doomed.len());
         for job in doomed {
-            let history = self.context.history.clone();
+            let journal = self.context.journal.clone();
             let metrics = self.context.metrics.clone();
             let change = DeliveryChange::Cancelled {
                 reason: reason.to_owned(),
             };
             tokio::spawn(async move {
-                settle(&history, &job, change, None).await;
+                settle(&journal, &job, change, None).await;
                 metrics.delivery("cancelled");
             });
         }
@@ -396,7 +396,7 @@ async fn attempt(context: Arc<Context>, job: Job) {
         plugin: job.delivery.plugin.clone(),
         delivery: job.delivery.id.clone(),
     });
-    let next = settle(&context.history, &job, change, record).await;
+    let next = settle(&context.journal, &job, change, record).await;
     context.metrics.delivery(outcome);
     if let Some(next) = next
         && next.state == crate::store::DeliveryState::Queued
@@ -428,7 +428,7 @@ fn failure(
 /// delivery as stored, or `None` when it could not be stored (it stays
 /// queued in the store and runs again after a restart).
 async fn settle(
-    history: &History,
+    journal: &Journal,
     job: &Job,
     change: DeliveryChange,
     record: Option<ExecutionRecord>,
@@ -442,7 +442,7 @@ async fn settle(
         Ok::<_, crate::store::StoreError>((delivery, record))
     })();
     let result = match encoded {
-        Ok((delivery, record)) => history
+        Ok((delivery, record)) => journal
             .write(JournalEntry::Settled {
                 delivery,
                 previous_due_ms: job.delivery.next_attempt_at_ms,

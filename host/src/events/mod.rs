@@ -1,14 +1,14 @@
 //! What happens when events fire: triggers ([`trigger`], indexed in
 //! [`index`]), accepting events durably ([`Events::ingest`], committed by the
-//! journal writer in [`history`] with group commits and idempotency keys),
+//! journal writer in [`journal`] with group commits and idempotency keys),
 //! the dispatcher that runs and retries deliveries ([`dispatch`]), the
 //! scheduler ([`scheduler`], on a [`clock`] tests can move), and the
 //! `connection.*` events emitted when a connection changes state.
 
 pub mod clock;
 pub mod dispatch;
-pub mod history;
 pub mod index;
+pub mod journal;
 pub mod scheduler;
 pub mod trigger;
 
@@ -26,8 +26,8 @@ use crate::store::{
 };
 pub use clock::Clock;
 pub use dispatch::{DispatchConfig, Dispatcher, Job};
-pub use history::{History, HistoryError, Retention};
 pub use index::{Target, TriggerIndex};
+pub use journal::{Journal, JournalError, Retention};
 
 /// Largest event payload, as JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -44,7 +44,7 @@ pub enum EventsError {
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
-    Journal(#[from] HistoryError),
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a background task failed: {0}")]
@@ -83,12 +83,7 @@ pub struct Accepted {
 
 /// Event kinds: 1 to 128 of a-z, 0-9, `.`, `_`, `-`.
 pub fn check_kind(kind: &str) -> Result<(), EventsError> {
-    let ok = !kind.is_empty()
-        && kind.len() <= 128
-        && kind.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
-    if ok {
+    if trigger::is_kind(kind, false) {
         Ok(())
     } else {
         Err(EventsError::Invalid(format!(
@@ -100,7 +95,7 @@ pub fn check_kind(kind: &str) -> Result<(), EventsError> {
 /// The event machinery of a running server.
 pub struct Events {
     store: Arc<Store>,
-    history: Arc<History>,
+    journal: Arc<Journal>,
     index: Arc<TriggerIndex>,
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
@@ -123,7 +118,7 @@ impl Events {
     /// the scheduler and the connection watcher.
     pub async fn start(
         registry: Arc<Registry>,
-        history: Arc<History>,
+        journal: Arc<Journal>,
         metrics: Arc<Metrics>,
         config: DispatchConfig,
         clock: Clock,
@@ -160,7 +155,7 @@ impl Events {
             .collect();
         let (dispatcher, dispatcher_task) = Dispatcher::start(
             registry,
-            history.clone(),
+            journal.clone(),
             metrics.clone(),
             index.clone(),
             config,
@@ -168,7 +163,7 @@ impl Events {
         );
         let events = Arc::new(Events {
             store: store.clone(),
-            history,
+            journal,
             index,
             dispatcher,
             metrics,
@@ -192,8 +187,8 @@ impl Events {
     }
 
     /// The journal (execution records, events, deliveries).
-    pub fn history(&self) -> &Arc<History> {
-        &self.history
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     /// The trigger index.
@@ -277,7 +272,7 @@ impl Events {
             schedule_mark: incoming.schedule_mark,
         };
         let answer = self
-            .history
+            .journal
             .write(JournalEntry::Event(Box::new(new)))
             .await?;
         let JournalAnswer::Event {
@@ -364,7 +359,7 @@ impl Events {
         }
         let now = crate::store::now_ms();
         let answer = self
-            .history
+            .journal
             .write(JournalEntry::Delivery {
                 id: delivery.id.clone(),
                 change: DeliveryChange::Requeue { at_ms: now },

@@ -214,14 +214,21 @@ fn parse_filter(filter: Option<&serde_json::Map<String, Value>>) -> Result<Vec<C
         .collect()
 }
 
-/// Event kinds and their globs: a-z, 0-9, `.`, `_`, `-`, and `*` in globs.
+/// Whether `text` is an event kind: 1 to 128 of a-z, 0-9, `.`, `_`, `-`,
+/// and, in a glob, `*`.
+pub fn is_kind(text: &str, glob: bool) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && text.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-')
+                || (glob && b == b'*')
+        })
+}
+
 fn check_pattern(pattern: &str) -> Result<(), String> {
-    let ok = !pattern.is_empty()
-        && pattern.len() <= 128
-        && pattern.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'*')
-        });
-    if ok {
+    if is_kind(pattern, true) {
         Ok(())
     } else {
         Err(format!(

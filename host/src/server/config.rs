@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::events::history::DEFAULT_RETENTION;
+use crate::events::journal::DEFAULT_RETENTION;
 use crate::registry::DEFAULT_MAX_COMPONENT_BYTES;
 
 /// The default listen address.
@@ -116,7 +116,7 @@ impl ServerConfig {
             pooling: true,
             public_url: None,
             allow_private_network: false,
-            event_retention: crate::events::history::DEFAULT_EVENT_RETENTION,
+            event_retention: crate::events::journal::DEFAULT_EVENT_RETENTION,
             dispatch: crate::events::DispatchConfig::default(),
             clock: crate::events::Clock::system(),
         }

@@ -15,9 +15,6 @@ use crate::events::trigger::{Trigger, TriggerKind};
 use crate::events::{EventsError, Incoming};
 use crate::store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, Secret, now_ms};
 
-/// Most deliveries one list returns.
-const MAX_LIMIT: usize = 1000;
-
 impl From<EventsError> for ApiError {
     fn from(err: EventsError) -> Self {
         match err {
@@ -235,12 +232,7 @@ pub(crate) async fn list_deliveries(
             ))
         })?),
     };
-    let limit = query.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid(format!(
-            "limit must be 1 to {MAX_LIMIT}, not {limit}"
-        )));
-    }
+    let limit = super::page_limit(query.limit)?;
     // Running deliveries are stored as queued; filter after marking them.
     let stored_state = match wanted {
         Some(DeliveryState::Running) => Some(DeliveryState::Queued),

@@ -11,9 +11,6 @@ use super::{AppState, blocking};
 use crate::runtime::{ExecutionRecord, Failure, Outcome};
 use crate::store::ExecutionQuery;
 
-/// Most executions one list returns.
-const MAX_LIMIT: usize = 1000;
-
 /// Filters for the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -103,12 +100,7 @@ pub(crate) async fn list_executions(
 ) -> Result<Json<Vec<ExecutionSummary>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let ok = parse_status(query.status.as_deref())?;
-    let limit = query.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid(format!(
-            "limit must be 1 to {MAX_LIMIT}, not {limit}"
-        )));
-    }
+    let limit = super::page_limit(query.limit)?;
     let filter = ExecutionQuery {
         plugin: query.plugin,
         ok,
@@ -191,7 +183,7 @@ pub(crate) async fn stream_executions(
     use tokio::sync::broadcast::error::RecvError;
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let ok = parse_status(query.status.as_deref())?;
-    let receiver = state.events.history().subscribe();
+    let receiver = state.events.journal().subscribe();
     let plugin = query.plugin;
     let stopping = state.stopping.clone();
     // The stream ends when the server stops, so a follower does not hold

@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::events::AcceptedEvent;
 use super::{AppState, blocking};
 use crate::events::Incoming;
-use crate::store::now_ms;
+use crate::store::{Secret, now_ms};
 
 /// The signature header: `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "X-Junction-Signature";
@@ -36,7 +36,7 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-async fn secret_of(state: &AppState, plugin: &str, hook: &str) -> Result<Vec<u8>, ApiError> {
+async fn secret_of(state: &AppState, plugin: &str, hook: &str) -> Result<Secret, ApiError> {
     if !state.events.index().has_hook(plugin, hook) {
         return Err(ApiError::not_found(format!(
             "no webhook `{hook}` on plugin `{plugin}`"
@@ -50,7 +50,7 @@ async fn secret_of(state: &AppState, plugin: &str, hook: &str) -> Result<Vec<u8>
             "webhook `{hook}` of plugin `{plugin}` has no secret yet; set one with `junction hook secret {plugin} {hook}`"
         ))
     })?;
-    Ok(secret.expose().as_bytes().to_vec())
+    Ok(secret)
 }
 
 /// Checks the signature headers; returns the signature (hex) for replay detection.
@@ -193,7 +193,7 @@ pub(crate) async fn signed_hook(
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
     let secret = secret_of(&state, &plugin, &hook).await?;
     let body = body_or_413(body)?;
-    let signature = verify_signature(&secret, &headers, &body)?;
+    let signature = verify_signature(secret.expose().as_bytes(), &headers, &body)?;
     // The signature is the replay guard: within the window it can be sent
     // again, and the durable idempotency index refuses it.
     let key = format!("hook:{plugin}/{hook}:sig:{signature}");
@@ -208,7 +208,7 @@ pub(crate) async fn secret_path_hook(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
     let secret = secret_of(&state, &plugin, &hook).await?;
-    if !bool::from(secret.as_slice().ct_eq(given.as_bytes())) {
+    if !bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())) {
         return Err(unauthorized("the secret in the path is not this webhook's"));
     }
     let body = body_or_413(body)?;
@@ -235,7 +235,7 @@ pub(crate) async fn check_secret_hook(
     Path((plugin, hook, given)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let secret = secret_of(&state, &plugin, &hook).await?;
-    if !bool::from(secret.as_slice().ct_eq(given.as_bytes())) {
+    if !bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())) {
         return Err(unauthorized("the secret in the path is not this webhook's"));
     }
     Ok(Json(json!({ "ok": true })))

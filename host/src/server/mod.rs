@@ -30,7 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::events::{EventTasks, Events, EventsError, History, HistoryError, Retention};
+use crate::events::{EventTasks, Events, EventsError, Journal, JournalError, Retention};
 use crate::metrics::Metrics;
 use crate::registry::{LoadReport, Registry, RegistryError};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -52,7 +52,7 @@ pub enum ServerError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    History(#[from] HistoryError),
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Events(#[from] EventsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -358,7 +358,7 @@ impl Server {
             "plugins loaded"
         );
         let metrics = Arc::new(Metrics::new());
-        let history = Arc::new(History::start(
+        let journal = Arc::new(Journal::start(
             store.clone(),
             Retention {
                 executions: config.execution_retention,
@@ -367,7 +367,7 @@ impl Server {
         )?);
         let (events, event_tasks) = Events::start(
             registry.clone(),
-            history,
+            journal,
             metrics,
             config.dispatch,
             config.clock.clone(),
@@ -565,6 +565,20 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
+}
+
+/// Most items one list returns.
+const MAX_PAGE: usize = 1000;
+
+/// A list's `limit`: 50 when absent, otherwise 1 to [`MAX_PAGE`].
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit must be 1 to {MAX_PAGE}, not {limit}"
+        )));
+    }
+    Ok(limit)
 }
 
 /// Runs blocking store work off the async workers.

@@ -470,7 +470,7 @@ pub(crate) async fn invoke_plugin(
         .execute(&plugin.loaded, event)
         .await;
     state.events.metrics().execution(&record);
-    if let Err(err) = state.events.history().record(record.clone()).await {
+    if let Err(err) = state.events.journal().record(record.clone()).await {
         tracing::error!(plugin = %name, execution = %record.id, error = %err, "the execution ran but its record was not stored");
     }
     Ok(Json(record))

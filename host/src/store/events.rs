@@ -250,9 +250,11 @@ impl Store {
             let mut events = txn.open_table(EVENTS).map_err(db)?;
             let mut event_ids = txn.open_table(EVENT_IDS).map_err(db)?;
             let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
-            let mut deliveries = txn.open_table(DELIVERIES).map_err(db)?;
-            let mut queue = txn.open_table(QUEUE).map_err(db)?;
-            let mut dead = txn.open_table(DEAD).map_err(db)?;
+            let mut tables = DeliveryTables {
+                deliveries: txn.open_table(DELIVERIES).map_err(db)?,
+                queue: txn.open_table(QUEUE).map_err(db)?,
+                dead: txn.open_table(DEAD).map_err(db)?,
+            };
             let mut schedules = txn.open_table(SCHEDULES).map_err(db)?;
             for entry in entries {
                 let answer = match entry {
@@ -299,13 +301,7 @@ impl Store {
                             event_ids.insert(event.id.as_str(), next_seq).map_err(db)?;
                             next_seq += 1;
                             for encoded in &new.deliveries {
-                                let delivery = &encoded.value;
-                                deliveries
-                                    .insert(delivery.id.as_str(), encoded.bytes.as_slice())
-                                    .map_err(db)?;
-                                queue
-                                    .insert((delivery.next_attempt_at_ms, delivery.id.as_str()), ())
-                                    .map_err(db)?;
+                                put_delivery(&mut tables, None, encoded, now)?;
                             }
                             if let Some((key, at)) = &new.schedule_mark {
                                 schedules.insert(key.as_str(), *at).map_err(db)?;
@@ -325,25 +321,13 @@ impl Store {
                         if let Some(record) = record {
                             records.push(record);
                         }
-                        let after = &delivery.value;
-                        queue
-                            .remove((*previous_due_ms, after.id.as_str()))
-                            .map_err(db)?;
-                        if after.state == DeliveryState::Queued {
-                            queue
-                                .insert((after.next_attempt_at_ms, after.id.as_str()), ())
-                                .map_err(db)?;
-                        }
-                        if after.state == DeliveryState::Dead {
-                            dead.insert(after.id.as_str(), now).map_err(db)?;
-                        }
-                        deliveries
-                            .insert(after.id.as_str(), delivery.bytes.as_slice())
-                            .map_err(db)?;
+                        // The dispatcher settles only queued deliveries.
+                        let before = (*previous_due_ms, DeliveryState::Queued);
+                        put_delivery(&mut tables, Some(before), delivery, now)?;
                         JournalAnswer::Written
                     }
                     JournalEntry::Delivery { id, change } => {
-                        let current = match deliveries.get(id.as_str()).map_err(db)? {
+                        let current = match tables.deliveries.get(id.as_str()).map_err(db)? {
                             Some(bytes) => Some(decode::<Delivery>(
                                 &format!("deliveries/{id}"),
                                 bytes.value(),
@@ -355,23 +339,13 @@ impl Store {
                             apply_change(d, change, None, now).map(|after| (before, after))
                         }) {
                             Some((before, after)) => {
-                                queue
-                                    .remove((before.next_attempt_at_ms, before.id.as_str()))
-                                    .map_err(db)?;
-                                if after.state == DeliveryState::Queued {
-                                    queue
-                                        .insert((after.next_attempt_at_ms, after.id.as_str()), ())
-                                        .map_err(db)?;
-                                }
-                                if after.state == DeliveryState::Dead {
-                                    dead.insert(after.id.as_str(), now).map_err(db)?;
-                                } else if before.state == DeliveryState::Dead {
-                                    dead.remove(after.id.as_str()).map_err(db)?;
-                                }
-                                let bytes = encode("deliveries", &after)?;
-                                deliveries
-                                    .insert(after.id.as_str(), bytes.as_slice())
-                                    .map_err(db)?;
+                                let before = (before.next_attempt_at_ms, before.state);
+                                put_delivery(
+                                    &mut tables,
+                                    Some(before),
+                                    &Encoded::new(after)?,
+                                    now,
+                                )?;
                                 JournalAnswer::Written
                             }
                             None => JournalAnswer::Skipped,
@@ -691,6 +665,45 @@ impl Store {
         txn.commit().map_err(db)?;
         Ok(())
     }
+}
+
+/// The tables one delivery's state lives in.
+struct DeliveryTables<'txn> {
+    deliveries: redb::Table<'txn, &'static str, &'static [u8]>,
+    queue: redb::Table<'txn, (u64, &'static str), ()>,
+    dead: redb::Table<'txn, &'static str, u64>,
+}
+
+/// Stores a delivery's new state: the row, its queue entry (moved to its new
+/// due time, or dropped once it is final) and its dead-letter entry.
+/// `before` is its previous due time and state, absent for a new one.
+fn put_delivery(
+    tables: &mut DeliveryTables<'_>,
+    before: Option<(u64, DeliveryState)>,
+    delivery: &Encoded<Delivery>,
+    now: u64,
+) -> Result<(), StoreError> {
+    let after = &delivery.value;
+    let id = after.id.as_str();
+    if let Some((due, _)) = before {
+        tables.queue.remove((due, id)).map_err(db)?;
+    }
+    if after.state == DeliveryState::Queued {
+        tables
+            .queue
+            .insert((after.next_attempt_at_ms, id), ())
+            .map_err(db)?;
+    }
+    if after.state == DeliveryState::Dead {
+        tables.dead.insert(id, now).map_err(db)?;
+    } else if before.is_some_and(|(_, state)| state == DeliveryState::Dead) {
+        tables.dead.remove(id).map_err(db)?;
+    }
+    tables
+        .deliveries
+        .insert(id, delivery.bytes.as_slice())
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Removes every row whose key starts with `prefix`.

@@ -32,7 +32,7 @@ type Pending = (JournalEntry, oneshot::Sender<Result<JournalAnswer, String>>);
 
 /// Why an entry was not stored.
 #[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
+pub enum JournalError {
     #[error("the journal is closed")]
     Closed,
     #[error("cannot store it: {0}")]
@@ -61,23 +61,23 @@ impl Default for Retention {
 
 /// The journal writer. Dropping it stops the thread after it has written
 /// what was queued.
-pub struct History {
+pub struct Journal {
     sender: mpsc::Sender<Pending>,
     writer: Option<JoinHandle<()>>,
     live: broadcast::Sender<Arc<ExecutionRecord>>,
 }
 
-impl History {
+impl Journal {
     /// Starts the writer thread.
-    pub fn start(store: Arc<Store>, retention: Retention) -> Result<Self, HistoryError> {
+    pub fn start(store: Arc<Store>, retention: Retention) -> Result<Self, JournalError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let writer_live = live.clone();
         let writer = std::thread::Builder::new()
             .name("junction-journal".into())
             .spawn(move || write_batches(store, receiver, retention, writer_live))
-            .map_err(HistoryError::Start)?;
-        Ok(History {
+            .map_err(JournalError::Start)?;
+        Ok(Journal {
             sender,
             writer: Some(writer),
             live,
@@ -85,24 +85,24 @@ impl History {
     }
 
     /// Stores an execution record; returns once it is committed.
-    pub async fn record(&self, record: ExecutionRecord) -> Result<(), HistoryError> {
-        let encoded = Encoded::new(record).map_err(|e| HistoryError::Store(e.to_string()))?;
+    pub async fn record(&self, record: ExecutionRecord) -> Result<(), JournalError> {
+        let encoded = Encoded::new(record).map_err(|e| JournalError::Store(e.to_string()))?;
         self.write(JournalEntry::Execution(Box::new(encoded)))
             .await
             .map(|_| ())
     }
 
     /// Commits one entry (in a batch with whatever else is waiting).
-    pub async fn write(&self, entry: JournalEntry) -> Result<JournalAnswer, HistoryError> {
+    pub async fn write(&self, entry: JournalEntry) -> Result<JournalAnswer, JournalError> {
         let (done, committed) = oneshot::channel();
         self.sender
             .send((entry, done))
             .await
-            .map_err(|_| HistoryError::Closed)?;
+            .map_err(|_| JournalError::Closed)?;
         committed
             .await
-            .map_err(|_| HistoryError::Closed)?
-            .map_err(HistoryError::Store)
+            .map_err(|_| JournalError::Closed)?
+            .map_err(JournalError::Store)
     }
 
     /// Execution records as they are committed.
@@ -127,7 +127,7 @@ impl History {
     }
 }
 
-impl Drop for History {
+impl Drop for Journal {
     fn drop(&mut self) {
         self.shutdown();
     }
