@@ -64,7 +64,14 @@ impl Manifest {
             path: shown.clone(),
             source,
         })?;
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| ManifestError::Toml {
+        Self::from_cargo_toml_text(&text, &shown)
+    }
+
+    /// Reads `[package.metadata.junction]` from a `Cargo.toml`'s text;
+    /// `shown` names it in errors.
+    pub fn from_cargo_toml_text(text: &str, shown: &str) -> Result<Self, ManifestError> {
+        let shown = shown.to_owned();
+        let doc: toml::Table = toml::from_str(text).map_err(|e| ManifestError::Toml {
             path: shown.clone(),
             message: e.to_string(),
         })?;

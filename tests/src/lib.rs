@@ -3,6 +3,7 @@
 //! axum servers on 127.0.0.1 that speak MailChimp's and Zoho CRM's wire
 //! formats and record what they received.
 
+pub mod browser;
 pub mod echo;
 pub mod harness;
 pub mod host;

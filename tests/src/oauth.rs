@@ -32,6 +32,9 @@ pub struct ProviderState {
     pub token_requests: Vec<HashMap<String, String>>,
     /// When set, the authorize endpoint denies with this error.
     pub deny_with: Option<String>,
+    /// When set, the authorize endpoint shows a consent page with Approve
+    /// and Deny buttons (for browser tests) instead of approving at once.
+    pub consent_page: bool,
     /// When set, the token endpoint answers this instead of a token.
     pub token_override: Option<(StatusCode, String, String)>,
     /// `expires_in` of the next tokens it issues (as sent: a string).
@@ -113,17 +116,57 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, ProviderState> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// "Junction Test wants to access your account": the request's own
+/// parameters go round again with `consent=approve` or `consent=deny`.
+fn consent_page(query: &HashMap<String, String>) -> Response {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let hidden: String = query
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(key),
+                escape(value)
+            )
+        })
+        .collect();
+    let scope = query.get("scope").map(|s| escape(s)).unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html><head><title>Fake Provider: approve access</title></head><body>\
+         <h1>Fake Provider</h1><p>An application wants to access your account with the scopes <code id=\"scopes\">{scope}</code>.</p>\
+         <form method=\"get\" action=\"/authorize\">{hidden}\
+         <button type=\"submit\" name=\"consent\" value=\"approve\" id=\"approve\">Approve</button> \
+         <button type=\"submit\" name=\"consent\" value=\"deny\" id=\"deny\">Deny</button></form></body></html>"
+    );
+    axum::response::Html(html).into_response()
+}
+
 async fn authorize(
     State(state): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut s = lock(&state);
-    s.authorize_requests.push(query.clone());
     let Some(redirect) = query.get("redirect_uri").cloned() else {
         return (StatusCode::BAD_REQUEST, "missing redirect_uri").into_response();
     };
+    let answer = query.get("consent").cloned();
+    if s.consent_page && answer.is_none() {
+        return consent_page(&query);
+    }
+    let mut query = query;
+    query.remove("consent");
+    s.authorize_requests.push(query.clone());
     let oauth_state = query.get("state").cloned().unwrap_or_default();
-    if let Some(error) = s.deny_with.clone() {
+    let denied = match answer.as_deref() {
+        Some("deny") => Some("access_denied".to_owned()),
+        _ => s.deny_with.clone(),
+    };
+    if let Some(error) = denied {
         let location = format!(
             "{redirect}?error={error}&error_description=The+user+said+no&state={oauth_state}"
         );

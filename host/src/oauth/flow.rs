@@ -79,6 +79,27 @@ pub enum Started {
     Connected,
 }
 
+/// How a provider's redirect back ended.
+#[derive(Debug)]
+pub struct Callback {
+    /// The connection it was for, when the state was known.
+    pub link: Option<String>,
+    /// Whether the web console started the flow.
+    pub from_console: bool,
+    /// Connected, or why not.
+    pub result: Result<(), FlowError>,
+}
+
+impl Callback {
+    fn unknown(err: FlowError) -> Self {
+        Callback {
+            link: None,
+            from_console: false,
+            result: Err(err),
+        }
+    }
+}
+
 /// The OAuth side of the host: the HTTP client token endpoints are called with.
 #[derive(Clone)]
 pub struct OAuth {
@@ -117,13 +138,15 @@ impl OAuth {
     }
 
     /// Starts connecting `link`: for the authorization-code grant, records a
-    /// single-use state (with the PKCE verifier) and returns the provider's
+    /// single-use state (with the PKCE verifier, and whether the web console
+    /// asked, so the browser can go back there) and returns the provider's
     /// URL; for client credentials, fetches the token now.
     pub async fn authorize(
         &self,
         store: &Store,
         link: &str,
         redirect_uri: &str,
+        from_console: bool,
     ) -> Result<Started, FlowError> {
         let (connection, service, settings) = load(store, link)?;
         if settings.grant == Grant::ClientCredentials {
@@ -195,6 +218,7 @@ impl OAuth {
                 verifier,
                 scopes,
                 created_at_ms,
+                from_console,
             },
         )?;
         tracing::info!(link, service = %service.name, "authorization started");
@@ -205,21 +229,41 @@ impl OAuth {
     }
 
     /// Handles the provider's redirect back: `code` and `state`, or `error`.
-    /// Returns the connected connection's link name.
+    /// Says which connection it was for (when the state was known), whether
+    /// the console started it, and how it ended.
     pub async fn callback(
         &self,
         store: &Store,
         state: Option<&str>,
         code: Option<&str>,
         error: Option<(&str, Option<&str>)>,
-    ) -> Result<String, FlowError> {
-        let state = state.ok_or(FlowError::BadState)?;
-        let pending = store
-            .take_pending_authorization(&state_key(state))?
-            .ok_or(FlowError::BadState)?;
-        if now_ms().saturating_sub(pending.created_at_ms) > STATE_TTL_MS {
-            return Err(FlowError::BadState);
+    ) -> Callback {
+        let pending = match state.map(|s| store.take_pending_authorization(&state_key(s))) {
+            Some(Ok(Some(pending))) => pending,
+            Some(Err(err)) => return Callback::unknown(err.into()),
+            Some(Ok(None)) | None => return Callback::unknown(FlowError::BadState),
+        };
+        let link = pending.link_name.clone();
+        let from_console = pending.from_console;
+        let result = if now_ms().saturating_sub(pending.created_at_ms) > STATE_TTL_MS {
+            Err(FlowError::BadState)
+        } else {
+            self.finish(store, pending, code, error).await
+        };
+        Callback {
+            link: Some(link),
+            from_console,
+            result,
         }
+    }
+
+    async fn finish(
+        &self,
+        store: &Store,
+        pending: PendingAuthorization,
+        code: Option<&str>,
+        error: Option<(&str, Option<&str>)>,
+    ) -> Result<(), FlowError> {
         let link = pending.link_name.clone();
         if let Some((code, description)) = error {
             let reason = match description {
@@ -259,7 +303,7 @@ impl OAuth {
         )
         .await?;
         tracing::info!(link = %link, service = %service.name, "connection authorised");
-        Ok(link)
+        Ok(())
     }
 
     /// Redeems the connection's refresh token and stores what comes back: a
@@ -769,6 +813,7 @@ mod tests {
             verifier: Some(Secret::new("verifier".into())),
             scopes: vec![],
             created_at_ms,
+            from_console: false,
         }
     }
 
@@ -862,7 +907,8 @@ mod tests {
             .unwrap();
         let expired = oauth
             .callback(&store, Some("old-state"), Some("code"), None)
-            .await;
+            .await
+            .result;
         assert!(matches!(expired, Err(FlowError::BadState)), "{expired:?}");
 
         store
@@ -872,19 +918,22 @@ mod tests {
         // state was taken; a second use of the state is refused outright.
         let first = oauth
             .callback(&store, Some("fresh-state"), Some("code"), None)
-            .await;
+            .await
+            .result;
         assert!(
             matches!(first, Err(FlowError::UnknownConnection(_))),
             "{first:?}"
         );
         let second = oauth
             .callback(&store, Some("fresh-state"), Some("code"), None)
-            .await;
+            .await
+            .result;
         assert!(matches!(second, Err(FlowError::BadState)), "{second:?}");
         assert_eq!(store.pending_authorization_count().unwrap(), 0);
         let wrong = oauth
             .callback(&store, Some("never-issued"), Some("c"), None)
-            .await;
+            .await
+            .result;
         assert!(matches!(wrong, Err(FlowError::BadState)));
     }
 }

@@ -9,6 +9,6 @@ pub mod refresh;
 pub mod settings;
 pub mod token;
 
-pub use flow::{FlowError, OAuth, Started};
+pub use flow::{Callback, FlowError, OAuth, Started};
 pub use refresh::{Freshness, SweepReport, TokenKeeper};
 pub use settings::{ClientAuth, Grant, OAuthSettings};

@@ -15,6 +15,9 @@ use crate::registry::DEFAULT_MAX_COMPONENT_BYTES;
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
+/// How long a console session lasts without a request.
+pub const DEFAULT_CONSOLE_SESSION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
 /// Flags (and their environment variables) of `junction serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -58,6 +61,9 @@ pub struct ServeArgs {
     /// each later retry doubles it, with jitter, up to 10 minutes [default: 1000].
     #[arg(long, env = "JUNCTION_RETRY_BASE_MS")]
     pub retry_base_ms: Option<u64>,
+    /// Seconds a web console session lasts without a request [default: 43200, 12 hours].
+    #[arg(long, env = "JUNCTION_CONSOLE_SESSION_SECS")]
+    pub console_session_secs: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -75,6 +81,7 @@ struct FileConfig {
     dispatch_concurrency: Option<usize>,
     plugin_concurrency: Option<usize>,
     retry_base_ms: Option<u64>,
+    console_session_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -102,6 +109,8 @@ pub struct ServerConfig {
     pub dispatch: crate::events::DispatchConfig,
     /// The clock schedules follow (a manual one in tests).
     pub clock: crate::events::Clock,
+    /// How long a console session lasts without a request.
+    pub console_session: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -119,6 +128,7 @@ impl ServerConfig {
             event_retention: crate::events::journal::DEFAULT_EVENT_RETENTION,
             dispatch: crate::events::DispatchConfig::default(),
             clock: crate::events::Clock::system(),
+            console_session: DEFAULT_CONSOLE_SESSION,
         }
     }
 
@@ -211,6 +221,12 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("retry-base-ms"));
             }
             config.dispatch.retry_base = std::time::Duration::from_millis(ms);
+        }
+        if let Some(secs) = self.console_session_secs.or(file.console_session_secs) {
+            if secs == 0 {
+                return Err(ConfigError::Zero("console-session-secs"));
+            }
+            config.console_session = std::time::Duration::from_secs(secs);
         }
         config.allow_private_network =
             self.allow_private_network || file.allow_private_network.unwrap_or(false);

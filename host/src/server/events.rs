@@ -300,7 +300,10 @@ pub struct TriggerView {
     pub next_fire_at_ms: Option<u64>,
 }
 
-fn trigger_view(state: &AppState, registered: &crate::events::index::Registered) -> TriggerView {
+pub(crate) fn trigger_view(
+    state: &AppState,
+    registered: &crate::events::index::Registered,
+) -> TriggerView {
     let (kind, webhook_path, next) = match &registered.trigger.kind {
         TriggerKind::Event { .. } => ("event", None, None),
         TriggerKind::Schedule {

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorBody};
@@ -135,7 +136,7 @@ pub(crate) async fn get_execution(
         .ok_or_else(|| ApiError::not_found(format!("no execution with id `{id}`")))
 }
 
-fn parse_status(status: Option<&str>) -> Result<Option<bool>, ApiError> {
+pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<bool>, ApiError> {
     match status {
         None => Ok(None),
         Some("ok") => Ok(Some(true)),
@@ -180,48 +181,68 @@ pub(crate) async fn stream_executions(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive};
-    use tokio::sync::broadcast::error::RecvError;
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let ok = parse_status(query.status.as_deref())?;
+    let stream = follow(&state, query.plugin, ok).map(|followed| {
+        Ok(match followed {
+            Followed::Record(record) => {
+                let summary = ExecutionSummary::from(record.as_ref());
+                let data = serde_json::to_string(&summary).unwrap_or_default();
+                Event::default()
+                    .event("execution")
+                    .id(summary.id.clone())
+                    .data(data)
+            }
+            Followed::Lagged(missed) => Event::default()
+                .event("lagged")
+                .data(format!("{{\"missed\": {missed}}}")),
+        })
+    });
+    Ok(axum::response::Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// What a follower of the execution history sees.
+pub(crate) enum Followed {
+    /// An execution, just recorded.
+    Record(std::sync::Arc<ExecutionRecord>),
+    /// It fell behind and missed this many.
+    Lagged(u64),
+}
+
+/// Executions as they are recorded, filtered by plugin and outcome. The
+/// stream ends when the server stops, so a follower does not hold up a
+/// graceful shutdown.
+pub(crate) fn follow(
+    state: &AppState,
+    plugin: Option<String>,
+    ok: Option<bool>,
+) -> impl futures::Stream<Item = Followed> + Send + use<> {
+    use tokio::sync::broadcast::error::RecvError;
     let receiver = state.events.journal().subscribe();
-    let plugin = query.plugin;
     let stopping = state.stopping.clone();
-    // The stream ends when the server stops, so a follower does not hold
-    // up a graceful shutdown.
-    let stream =
-        futures::stream::unfold((receiver, stopping), move |(mut receiver, mut stopping)| {
-            let plugin = plugin.clone();
-            async move {
-                loop {
-                    let received = tokio::select! {
-                        received = receiver.recv() => received,
-                        _ = stopping.wait_for(|stop| *stop) => return None,
-                    };
-                    match received {
-                        Ok(record) => {
-                            if plugin.as_ref().is_some_and(|p| *p != record.plugin)
-                                || ok.is_some_and(|want| want != record.is_ok())
-                            {
-                                continue;
-                            }
-                            let summary = ExecutionSummary::from(record.as_ref());
-                            let data = serde_json::to_string(&summary).unwrap_or_default();
-                            let event = Event::default()
-                                .event("execution")
-                                .id(summary.id.clone())
-                                .data(data);
-                            return Some((Ok(event), (receiver, stopping)));
+    futures::stream::unfold((receiver, stopping), move |(mut receiver, mut stopping)| {
+        let plugin = plugin.clone();
+        async move {
+            loop {
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    _ = stopping.wait_for(|stop| *stop) => return None,
+                };
+                match received {
+                    Ok(record) => {
+                        if plugin.as_ref().is_some_and(|p| *p != record.plugin)
+                            || ok.is_some_and(|want| want != record.is_ok())
+                        {
+                            continue;
                         }
-                        Err(RecvError::Lagged(missed)) => {
-                            let event = Event::default()
-                                .event("lagged")
-                                .data(format!("{{\"missed\": {missed}}}"));
-                            return Some((Ok(event), (receiver, stopping)));
-                        }
-                        Err(RecvError::Closed) => return None,
+                        return Some((Followed::Record(record), (receiver, stopping)));
                     }
+                    Err(RecvError::Lagged(missed)) => {
+                        return Some((Followed::Lagged(missed), (receiver, stopping)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
             }
-        });
-    Ok(axum::response::Sse::new(stream).keep_alive(KeepAlive::default()))
+        }
+    })
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub(crate) mod console;
 pub mod error;
 pub mod events;
 pub mod executions;
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     public_url: String,
     /// Turns true when the server stops, ending live streams.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The web console's signed-in sessions.
+    console: console::Sessions,
 }
 
 /// The handlers' state.
@@ -182,12 +185,14 @@ fn router(state: AppState) -> Router {
             get(hooks::check_secret_hook).post(hooks::secret_path_hook),
         )
         .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY));
+    let console = console::router(state.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/oauth/callback", get(oauth::callback))
         .merge(hooks)
         .merge(v1)
+        .merge(console)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
@@ -248,8 +253,12 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route; the API is described at /v1/openapi.json")
+/// A browser gets the console's page; a client the API's error.
+async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+    if console::wants_html(&headers) {
+        return console::not_found_page();
+    }
+    ApiError::not_found("no such route; the API is described at /v1/openapi.json").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -300,6 +309,8 @@ async fn rotate_token(State(state): State<AppState>) -> Result<axum::Json<Rotate
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    // Sessions were opened with the old token.
+    state.console.end_all();
     tracing::info!("admin token rotated");
     Ok(axum::Json(RotatedToken {
         token_file: auth::token_path(state.store.data_dir())
@@ -390,7 +401,10 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"));
         let oauth = crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
+        let console =
+            console::Sessions::new(config.console_session, public_url.starts_with("https://"));
         let state = Arc::new(Shared {
+            console,
             store,
             registry,
             events: events.clone(),

@@ -25,7 +25,7 @@ pub struct AuthorizeResponse {
     pub connected: bool,
 }
 
-fn flow_error(err: FlowError) -> ApiError {
+pub(crate) fn flow_error(err: FlowError) -> ApiError {
     match err {
         FlowError::UnknownConnection(_) => ApiError::not_found(err.to_string()),
         FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
@@ -66,7 +66,7 @@ pub(crate) async fn authorize_connection(
     let store = state.store.clone();
     let started = state
         .oauth
-        .authorize(&store, &link, &redirect_uri)
+        .authorize(&store, &link, &redirect_uri, false)
         .await
         .map_err(flow_error)?;
     Ok(Json(match started {
@@ -155,7 +155,7 @@ pub(crate) async fn callback(
         .error
         .as_deref()
         .map(|code| (code, query.error_description.as_deref()));
-    let result = state
+    let finished = state
         .oauth
         .callback(
             &state.store,
@@ -164,37 +164,83 @@ pub(crate) async fn callback(
             error,
         )
         .await;
-    match result {
-        Ok(link) => page(
-            StatusCode::OK,
-            "Connected",
-            &format!(
-                "The connection `{link}` is connected. Plugins granted it can now call the API with .connection(\"{link}\"). You can close this window."
-            ),
-        ),
+    // The console's pages are behind a SameSite=Strict cookie, which a
+    // redirect chain started at the provider does not carry; a page of this
+    // site that moves on by itself does.
+    let back = match (&finished.link, finished.from_console) {
+        (Some(link), true) => Some(format!(
+            "/connections/{}",
+            url::form_urlencoded::byte_serialize(link.as_bytes()).collect::<String>()
+        )),
+        _ => None,
+    };
+    match finished.result {
+        Ok(()) => {
+            let link = finished.link.unwrap_or_default();
+            match back {
+                Some(back) => page(
+                    StatusCode::OK,
+                    "Connected",
+                    &format!("The connection `{link}` is connected. Going back to the console…"),
+                    Some((&back, true)),
+                ),
+                None => page(
+                    StatusCode::OK,
+                    "Connected",
+                    &format!(
+                        "The connection `{link}` is connected. Plugins granted it can now call the API with .connection(\"{link}\"). You can close this window."
+                    ),
+                    None,
+                ),
+            }
+        }
         Err(err) => {
             let status = match &err {
                 FlowError::Token(_) | FlowError::Metadata(_) => StatusCode::BAD_GATEWAY,
                 FlowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
-            page(status, "Not connected", &err.to_string())
+            page(
+                status,
+                "Not connected",
+                &err.to_string(),
+                back.as_deref().map(|b| (b, false)),
+            )
         }
     }
 }
 
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
+/// The page the browser lands on; `back` links to the console's connection
+/// page, and with `true` goes there by itself.
+fn page(status: StatusCode, title: &str, message: &str, back: Option<(&str, bool)>) -> Response {
+    let (refresh, link) = match back {
+        Some((path, go)) => (
+            if go {
+                format!(
+                    "<meta http-equiv=\"refresh\" content=\"0;url={}\">",
+                    escape(path)
+                )
+            } else {
+                String::new()
+            },
+            format!(
+                "<p><a href=\"{}\">Back to the connection</a></p>",
+                escape(path)
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Junction — {title}</title>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Junction — {title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}</style>\
-         </head><body><h1>{title}</h1><p>{}</p></body></html>",
+         </head><body><h1>{title}</h1><p>{}</p>{link}</body></html>",
         escape(message)
     );
     (status, Html(body)).into_response()
 }
 
 /// HTML-escapes text from providers and users.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -154,7 +154,7 @@ fn summary(state: &AppState, record: &PluginRecord) -> PluginSummary {
 
 /// The new active version's triggers take effect at once. The deploy is
 /// done when this fails; the index is rebuilt on the next start anyway.
-async fn reload_triggers(state: &AppState) {
+pub(crate) async fn reload_triggers(state: &AppState) {
     if let Err(err) = state.events.reload_triggers().await {
         tracing::error!(error = %err, "cannot reload the triggers after a deploy");
     }

@@ -28,6 +28,8 @@ pub struct PendingAuthorization {
     pub scopes: Vec<String>,
     /// When the authorize URL was made.
     pub created_at_ms: u64,
+    /// Whether the web console started it (the browser goes back there).
+    pub from_console: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -37,6 +39,8 @@ struct Row {
     verifier: Option<String>,
     scopes: Vec<String>,
     created_at_ms: u64,
+    #[serde(default)]
+    from_console: bool,
 }
 
 fn aad(state_hash: &str) -> String {
@@ -62,6 +66,7 @@ impl Store {
             verifier,
             scopes: pending.scopes.clone(),
             created_at_ms: pending.created_at_ms,
+            from_console: pending.from_console,
         };
         let bytes = serde_json::to_vec(&row)
             .map_err(|e| StoreError::Corrupt("oauth_authorizations".into(), e.to_string()))?;
@@ -113,6 +118,7 @@ impl Store {
             verifier,
             scopes: row.scopes,
             created_at_ms: row.created_at_ms,
+            from_console: row.from_console,
         }))
     }
 

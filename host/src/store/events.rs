@@ -84,6 +84,17 @@ impl DeliveryState {
         )
     }
 
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Running => "running",
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Cancelled => "cancelled",
+        }
+    }
+
     /// Parses the API's spelling.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {

@@ -8,7 +8,14 @@
 //! run is incremental — then lets MailChimp's own webhook (a campaign was
 //! sent) fire the plugin through the event queue, and lists the executions,
 //! printing what the CLI prints.
+//!
+//! Run from a terminal, it then keeps the server up with the web console
+//! and a demo OAuth provider (with a consent page) defined as the service
+//! `demo-oauth`, so a person can sign in, connect a service and run a
+//! plugin in the browser; Ctrl-C stops it. `JUNCTION_DEMO_CONSOLE=0` (or
+//! `1`) skips (or forces) that part.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -17,6 +24,7 @@ use junction_host::cli::client::{Client, ClientError, ServerArgs};
 use junction_host::cli::remote::{self, DeployArgs};
 use junction_host::server::{Server, ServerConfig};
 use junction_tests::mailchimp::{Member, MockMailchimp};
+use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
 use junction_tests::plugins::{plugin_target_dir, workspace_root};
 use junction_tests::zoho::MockCrm;
 use reqwest::Method;
@@ -59,7 +67,16 @@ async fn main() -> anyhow::Result<()> {
         mailchimp.addr, crm.addr
     );
 
-    let mut config = ServerConfig::new(&data_dir, "127.0.0.1:0".parse()?);
+    // The usual address when it is free, so the console is where the
+    // README says; any free port otherwise.
+    let listen = match std::net::TcpListener::bind("127.0.0.1:7070") {
+        Ok(probe) => {
+            drop(probe);
+            "127.0.0.1:7070"
+        }
+        Err(_) => "127.0.0.1:0",
+    };
+    let mut config = ServerConfig::new(&data_dir, listen.parse()?);
     // The mock providers listen on 127.0.0.1.
     config.allow_private_network = true;
     let server = Server::start(config).await.with_context(|| {
@@ -87,13 +104,87 @@ async fn main() -> anyhow::Result<()> {
         json: false,
     };
     let result = run(&args, &mailchimp, &crm).await;
+    if result.is_ok() {
+        println!("\nZoho CRM now holds {} leads.", crm.lead_count());
+    }
+    let console = match std::env::var("JUNCTION_DEMO_CONSOLE").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => std::io::stdin().is_terminal(),
+    };
+    let result = match result {
+        Ok(()) if console => open_console(&args, &data_dir).await,
+        other => other,
+    };
     server.shutdown().await?;
     result?;
-    println!("\nZoho CRM now holds {} leads.", crm.lead_count());
     println!(
-        "\nNext: `./target/debug/junction serve`, then in another terminal `./target/debug/junction deploy plugins/hello`, `./target/debug/junction events tail` and, in a third, `./target/debug/junction event send hello`."
+        "\nNext: `./target/debug/junction serve` (the console is at http://127.0.0.1:7070/), then in another terminal `./target/debug/junction deploy plugins/hello`, `./target/debug/junction events tail` and, in a third, `./target/debug/junction event send hello`."
     );
     Ok(())
+}
+
+/// Keeps the server up for the web console until Ctrl-C, with a demo OAuth
+/// provider to connect to and the hello component built to upload.
+async fn open_console(args: &ServerArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let provider = FakeProvider::start().await;
+    provider.lock().consent_page = true;
+    let client = Client::new(args)?;
+    match client
+        .get::<serde_json::Value>(&["v1", "services", "demo-oauth"])
+        .await
+    {
+        Ok(_) => {
+            let _: serde_json::Value = client
+                .send_json(
+                    Method::PUT,
+                    &["v1", "services", "demo-oauth"],
+                    &demo_oauth(&provider),
+                )
+                .await?;
+        }
+        Err(ClientError::Api { status: 404, .. }) => {
+            let _: serde_json::Value = client
+                .send_json(Method::POST, &["v1", "services"], &demo_oauth(&provider))
+                .await?;
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let hello = junction_tests::plugins::component("hello");
+    let token_file = data_dir.join("admin-token");
+    println!(
+        "\n=== The web console: {}/ ===\n\
+         Sign in with the admin token: `cat {}`.\n\
+         * Connections › New connection › service `demo-oauth` (a local OAuth provider): give a link name, press Create and Connect, approve.\n\
+         * Plugins › mailchimp-sync › Run now with kind `campaign.sync` and payload {{\"campaign_id\": \"demo-campaign\"}}: see its calls to MailChimp and Zoho CRM.\n\
+         * Plugins › Upload a plugin: name `hello`, component {}, manifest {}.\n\
+         Press Ctrl-C to stop.",
+        args.url,
+        token_file.display(),
+        hello.display(),
+        workspace_root().join("plugins/hello/Cargo.toml").display(),
+    );
+    tokio::signal::ctrl_c().await?;
+    println!("\nstopping");
+    Ok(())
+}
+
+/// The demo provider as a custom OAuth 2.0 service.
+fn demo_oauth(provider: &FakeProvider) -> serde_json::Value {
+    let origin = provider.origin();
+    json!({
+        "name": "demo-oauth",
+        "auth_type": "oauth2",
+        "base_url": format!("{origin}/api"),
+        "oauth": {
+            "client_id": CLIENT_ID,
+            "authorize_url": format!("{origin}/authorize"),
+            "token_url": format!("{origin}/token"),
+            "revoke_url": format!("{origin}/revoke"),
+            "scopes": ["profile"],
+        },
+        "client_secret": CLIENT_SECRET,
+    })
 }
 
 async fn run(args: &ServerArgs, mailchimp: &MockMailchimp, crm: &MockCrm) -> anyhow::Result<()> {

@@ -1,0 +1,960 @@
+//! Console pages for services and connections — Zoho's flow: "Pick Your
+//! Service" (the catalog, searchable, by category) or "Custom Service",
+//! then a connection with a link name, "Create and Connect" through the
+//! provider, and the connection's page with its status, tokens' times, the
+//! plugins that use it and the snippet to call it. Secrets are write-only:
+//! no form is ever filled with one.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::session::{Flash, Session};
+use super::{
+    Chrome, PageError, done, format, key_values, render, see_other, segment, sentence, words,
+};
+use crate::oauth::{Started, catalog};
+use crate::server::error::{ApiError, ApiJson};
+use crate::server::oauth::flow_error;
+use crate::server::services::{ServiceInput, ServiceListing};
+use crate::server::{AppState, blocking, connections as api, services as service_api};
+use crate::store::{AuthType, Placement, validate_link_name};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services", get(catalog_page).post(create_custom))
+        .route("/services/new", get(custom_form))
+        .route(
+            "/services/catalog/{id}",
+            get(catalog_form).post(configure_catalog),
+        )
+        .route("/services/{name}", get(service_page))
+        .route("/services/{name}/delete", post(delete_service))
+        .route("/connections", get(list).post(create))
+        .route("/connections/new", get(new_form))
+        .route("/connections/check", get(check_link))
+        .route("/connections/{link}", get(show))
+        .route("/connections/{link}/{action}", post(act))
+}
+
+/// API field names as the forms label them, so an API message reads as
+/// a sentence about the form.
+const FIELD_LABELS: &[(&str, &str)] = &[
+    ("oauth.authorize_url", "Authorize URL"),
+    ("oauth.token_url", "Access token URL"),
+    ("oauth.refresh_url", "Refresh token URL"),
+    ("oauth.revoke_url", "Revoke URL"),
+    ("oauth.client_id", "Client ID"),
+    ("oauth.scope_separator", "Scope separator"),
+    ("oauth.issuer", "Issuer"),
+    ("`client_secret`", "the client secret"),
+    ("`client_id`", "the client ID"),
+    ("`auth_type`", "the auth type"),
+    ("base_url", "Base URL"),
+    ("placement.template", "Header value"),
+    ("placement.name", "Header or parameter name"),
+    ("allowed_hosts", "Allowed hosts"),
+    ("credentials.key", "The API key"),
+    ("credentials.token", "The token"),
+    ("credentials.password", "The password"),
+];
+
+fn in_words(err: ApiError) -> String {
+    let mut text = err.message;
+    for (field, label) in FIELD_LABELS {
+        text = text.replace(field, label);
+    }
+    sentence(&text)
+}
+
+fn redirect_uri(state: &AppState) -> String {
+    format!("{}/oauth/callback", state.public_url.trim_end_matches('/'))
+}
+
+/// One service on the catalog page.
+struct Card {
+    name: String,
+    title: String,
+    auth: &'static str,
+    configured: bool,
+    href: String,
+    search: String,
+}
+
+struct Group {
+    name: String,
+    cards: Vec<Card>,
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+struct CatalogPage {
+    page: Chrome,
+    q: String,
+    groups: Vec<Group>,
+    shown: usize,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn catalog_page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let axum::Json(listing) = service_api::list_services(State(state.clone())).await?;
+    let needle = query.q.trim().to_lowercase();
+    let mut groups: BTreeMap<(u8, String), Vec<Card>> = BTreeMap::new();
+    for service in listing {
+        let card = card(&service);
+        if !needle.is_empty() && !card.search.contains(&needle) {
+            continue;
+        }
+        // Your own services first, then the catalog's categories A–Z.
+        let key = match (service.source.as_str(), &service.category) {
+            ("custom", _) => (0, "Your services".to_owned()),
+            (_, Some(category)) => (1, category.clone()),
+            (_, None) => (1, "Other".to_owned()),
+        };
+        groups.entry(key).or_default().push(card);
+    }
+    let groups: Vec<Group> = groups
+        .into_iter()
+        .map(|((_, name), cards)| Group { name, cards })
+        .collect();
+    let shown = groups.iter().map(|g| g.cards.len()).sum();
+    let page = CatalogPage {
+        page: Chrome::new(&state, &session, "connections", "Pick your service"),
+        q: query.q,
+        groups,
+        shown,
+    };
+    Ok(render(&page))
+}
+
+fn card(listing: &ServiceListing) -> Card {
+    let service = &listing.service;
+    let title = listing
+        .display_name
+        .clone()
+        .unwrap_or_else(|| service.name.clone());
+    let href = if listing.configured {
+        format!("/services/{}", segment(&service.name))
+    } else {
+        format!("/services/catalog/{}", segment(&service.name))
+    };
+    Card {
+        search: format!(
+            "{} {} {}",
+            service.name,
+            title,
+            listing.category.as_deref().unwrap_or("")
+        )
+        .to_lowercase(),
+        name: service.name.clone(),
+        title,
+        auth: format::auth_type(service.auth_type),
+        configured: listing.configured,
+        href,
+    }
+}
+
+/// The values of the custom-service form (kept when it comes back with an
+/// error; the client secret never is).
+#[derive(Deserialize, Default)]
+struct CustomFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    auth_type: String,
+    #[serde(default)]
+    base_url: String,
+    #[serde(default)]
+    allowed_hosts: String,
+    #[serde(default)]
+    placement: String,
+    #[serde(default)]
+    placement_name: String,
+    #[serde(default)]
+    placement_template: String,
+    #[serde(default)]
+    grant: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    authorize_url: String,
+    #[serde(default)]
+    token_url: String,
+    #[serde(default)]
+    refresh_url: String,
+    #[serde(default)]
+    revoke_url: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    scope_separator: String,
+    #[serde(default)]
+    pkce: Option<String>,
+    #[serde(default)]
+    client_auth: String,
+    #[serde(default)]
+    authorize_params: String,
+    #[serde(default)]
+    token_params: String,
+}
+
+#[derive(Template)]
+#[template(path = "service_form.html")]
+struct CustomPage {
+    page: Chrome,
+    f: CustomFields,
+    redirect_uri: String,
+}
+
+async fn custom_form(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    let page = CustomPage {
+        page: Chrome::new(&state, &session, "connections", "Custom service"),
+        f: CustomFields {
+            auth_type: "oauth2".into(),
+            grant: "authorization-code".into(),
+            placement: "header".into(),
+            placement_name: "Authorization".into(),
+            placement_template: "Bearer {token}".into(),
+            scope_separator: " ".into(),
+            pkce: Some("on".into()),
+            client_auth: "body".into(),
+            ..CustomFields::default()
+        },
+        redirect_uri: redirect_uri(&state),
+    };
+    render(&page)
+}
+
+fn opt(text: &str) -> serde_json::Value {
+    let text = text.trim();
+    if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(text)
+    }
+}
+
+/// The form as the API's service definition.
+fn custom_input(f: &CustomFields) -> Result<ServiceInput, String> {
+    if f.name.trim().is_empty() {
+        return Err("Give the service a name (for example `acme`).".into());
+    }
+    // Left empty, credentials go in `Authorization: Bearer {token}`.
+    let placement = match (f.placement.as_str(), f.placement_name.trim()) {
+        (_, "") => serde_json::Value::Null,
+        ("query", name) => json!({"in": "query", "name": name}),
+        (_, name) => {
+            json!({"in": "header", "name": name, "template": f.placement_template.trim()})
+        }
+    };
+    let oauth = if f.auth_type == "oauth2" {
+        let authorize_params = key_values(&f.authorize_params, "Extra authorize parameters")?;
+        let token_params = key_values(&f.token_params, "Extra token parameters")?;
+        json!({
+            "grant": if f.grant.is_empty() { "authorization-code" } else { f.grant.as_str() },
+            "client_id": f.client_id.trim(),
+            "issuer": opt(&f.issuer),
+            "authorize_url": opt(&f.authorize_url),
+            "token_url": f.token_url.trim(),
+            "refresh_url": opt(&f.refresh_url),
+            "revoke_url": opt(&f.revoke_url),
+            "scopes": words(&f.scopes),
+            "scope_separator": if f.scope_separator.is_empty() { " " } else { f.scope_separator.as_str() },
+            "pkce": f.pkce.is_some(),
+            "client_auth": if f.client_auth.is_empty() { "body" } else { f.client_auth.as_str() },
+            "authorize_params": authorize_params,
+            "token_params": token_params,
+        })
+    } else {
+        serde_json::Value::Null
+    };
+    let secret = if f.auth_type == "oauth2" {
+        opt(&f.client_secret)
+    } else {
+        serde_json::Value::Null
+    };
+    let definition = json!({
+        "name": f.name.trim(),
+        "auth_type": f.auth_type,
+        "base_url": opt(&f.base_url),
+        "allowed_hosts": words(&f.allowed_hosts),
+        "placement": if f.auth_type == "basic" { serde_json::Value::Null } else { placement },
+        "oauth": oauth,
+        "client_secret": secret,
+    });
+    serde_json::from_value(definition).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("auth_type") || text.contains("variant") {
+            "Choose how the service authenticates: OAuth 2.0, API key, bearer token or HTTP Basic."
+                .to_owned()
+        } else {
+            sentence(&text)
+        }
+    })
+}
+
+async fn create_custom(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(mut fields): Form<CustomFields>,
+) -> Response {
+    let outcome = match custom_input(&fields) {
+        Ok(input) => service_api::create_service(State(state.clone()), ApiJson(input))
+            .await
+            .map_err(in_words),
+        Err(message) => Err(message),
+    };
+    match outcome {
+        Ok((_, axum::Json(service))) => done(
+            &state,
+            &session,
+            Flash::ok(format!(
+                "Service `{}` is saved. Now create a connection to it.",
+                service.name
+            )),
+            &format!("/connections/new?service={}", segment(&service.name)),
+        ),
+        Err(message) => {
+            fields.client_secret.clear();
+            let page = CustomPage {
+                page: Chrome::new(&state, &session, "connections", "Custom service")
+                    .with_error(message),
+                f: fields,
+                redirect_uri: redirect_uri(&state),
+            };
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "catalog_form.html")]
+struct CatalogFormPage {
+    page: Chrome,
+    id: String,
+    title: String,
+    docs: String,
+    oauth: bool,
+    name: String,
+    client_id: String,
+    redirect_uri: String,
+}
+
+fn catalog_entry(id: &str) -> Result<&'static catalog::CatalogEntry, PageError> {
+    catalog::entry(id).map_err(|_| {
+        PageError::not_found(format!(
+            "The catalog has no service `{id}`. Pick one from the list, or define a custom service."
+        ))
+    })
+}
+
+async fn catalog_form(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let entry = catalog_entry(&id)?;
+    let page = CatalogFormPage {
+        page: Chrome::new(
+            &state,
+            &session,
+            "connections",
+            format!("Set up {}", entry.display_name),
+        ),
+        id: entry.id.clone(),
+        title: entry.display_name.clone(),
+        docs: entry.docs.clone(),
+        oauth: entry.auth_type == AuthType::Oauth2,
+        name: entry.id.clone(),
+        client_id: String::new(),
+        redirect_uri: redirect_uri(&state),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+struct CatalogFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+}
+
+async fn configure_catalog(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(fields): Form<CatalogFields>,
+) -> Result<Response, PageError> {
+    let entry = catalog_entry(&id)?;
+    let oauth = entry.auth_type == AuthType::Oauth2;
+    let input = ServiceInput {
+        name: Some(fields.name.trim().to_owned()).filter(|n| !n.is_empty()),
+        auth_type: None,
+        catalog: Some(entry.id.clone()),
+        client_id: Some(fields.client_id.trim().to_owned()).filter(|_| oauth),
+        base_url: None,
+        allowed_hosts: Vec::new(),
+        placement: None,
+        oauth: None,
+        client_secret: Some(fields.client_secret.clone()).filter(|s| oauth && !s.is_empty()),
+    };
+    match service_api::create_service(State(state.clone()), ApiJson(input)).await {
+        Ok((_, axum::Json(service))) => Ok(done(
+            &state,
+            &session,
+            Flash::ok(format!(
+                "{} is set up as `{}`. Now create a connection.",
+                entry.display_name, service.name
+            )),
+            &format!("/connections/new?service={}", segment(&service.name)),
+        )),
+        Err(err) => {
+            let page = CatalogFormPage {
+                page: Chrome::new(
+                    &state,
+                    &session,
+                    "connections",
+                    format!("Set up {}", entry.display_name),
+                )
+                .with_error(in_words(err)),
+                id: entry.id.clone(),
+                title: entry.display_name.clone(),
+                docs: entry.docs.clone(),
+                oauth,
+                name: fields.name,
+                client_id: fields.client_id,
+                redirect_uri: redirect_uri(&state),
+            };
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+    }
+}
+
+/// A connection in a list.
+struct ConnectionRow {
+    link: String,
+    service: String,
+    status: &'static str,
+    status_class: &'static str,
+    expires: String,
+    used_by: String,
+}
+
+impl From<&api::ConnectionView> for ConnectionRow {
+    fn from(view: &api::ConnectionView) -> Self {
+        let (status, status_class) = format::status(view.status);
+        ConnectionRow {
+            link: view.link_name.clone(),
+            service: view.service.clone(),
+            status,
+            status_class,
+            expires: view
+                .expires_at_ms
+                .map(format::relative)
+                .unwrap_or_else(|| "—".into()),
+            used_by: if view.used_by.is_empty() {
+                "—".into()
+            } else {
+                view.used_by.join(", ")
+            },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+struct ServicePage {
+    page: Chrome,
+    name: String,
+    auth: &'static str,
+    base_url: String,
+    allowed_hosts: String,
+    placement: String,
+    oauth: Vec<(&'static str, String)>,
+    has_client_secret: bool,
+    problem: Option<String>,
+    redirect_uri: String,
+    connections: Vec<ConnectionRow>,
+}
+
+async fn service_page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    let axum::Json(service) =
+        service_api::get_service(State(state.clone()), Path(name.clone())).await?;
+    let axum::Json(all) = api::list_connections(State(state.clone())).await?;
+    let placement = match &service.placement {
+        Placement::Header { name, template } => format!("header {name}: {template}"),
+        Placement::Query { name } => format!("query parameter {name}"),
+        Placement::Basic { .. } => "HTTP Basic (user name and password)".into(),
+    };
+    let oauth = service
+        .oauth
+        .as_ref()
+        .map(|o| {
+            let grant = match o.grant {
+                crate::oauth::Grant::AuthorizationCode => "authorization code (browser)",
+                crate::oauth::Grant::ClientCredentials => "client credentials (no browser)",
+            };
+            let mut rows = vec![
+                ("Grant", grant.to_owned()),
+                ("Client ID", o.client_id.clone()),
+                ("Authorize URL", o.authorize_url.clone().unwrap_or_default()),
+                ("Access token URL", o.token_url.clone()),
+                (
+                    "Refresh token URL",
+                    o.refresh_url
+                        .clone()
+                        .unwrap_or_else(|| "the access token URL".into()),
+                ),
+                ("Default scopes", o.scopes.join(" ")),
+                ("PKCE", if o.pkce { "on" } else { "off" }.to_owned()),
+            ];
+            if let Some(revoke) = &o.revoke_url {
+                rows.push(("Revoke URL", revoke.clone()));
+            }
+            for (key, value) in &o.authorize_params {
+                rows.push(("Extra authorize parameter", format!("{key}={value}")));
+            }
+            rows
+        })
+        .unwrap_or_default();
+    let page = ServicePage {
+        page: Chrome::new(&state, &session, "connections", format!("Service {name}")),
+        auth: format::auth_type(service.auth_type),
+        base_url: service.base_url.clone().unwrap_or_default(),
+        allowed_hosts: service.allowed_hosts.join(", "),
+        placement,
+        oauth,
+        has_client_secret: service.has_client_secret,
+        problem: service.problem.clone(),
+        redirect_uri: redirect_uri(&state),
+        connections: all
+            .iter()
+            .filter(|c| c.service == service.name)
+            .map(ConnectionRow::from)
+            .collect(),
+        name: service.name,
+    };
+    Ok(render(&page))
+}
+
+async fn delete_service(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Response {
+    match service_api::delete_service(State(state.clone()), Path(name.clone())).await {
+        Ok(_) => done(
+            &state,
+            &session,
+            Flash::ok(format!("Service `{name}` is deleted.")),
+            "/services",
+        ),
+        Err(err) => done(
+            &state,
+            &session,
+            Flash::error(in_words(err)),
+            &format!("/services/{}", segment(&name)),
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+struct ListPage {
+    page: Chrome,
+    connections: Vec<ConnectionRow>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Result<Response, PageError> {
+    let axum::Json(all) = api::list_connections(State(state.clone())).await?;
+    let page = ListPage {
+        page: Chrome::new(&state, &session, "connections", "Connections"),
+        connections: all.iter().map(ConnectionRow::from).collect(),
+    };
+    Ok(render(&page))
+}
+
+/// The values of the new-connection form (secrets are never sent back).
+#[derive(Deserialize, Default)]
+struct NewFields {
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    link_name: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    metadata: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection_form.html")]
+struct NewPage {
+    page: Chrome,
+    services: Vec<(String, String)>,
+    /// The chosen service: its name and auth type (`oauth2`, `api-key`, ...).
+    chosen: Option<(String, &'static str)>,
+    default_scopes: String,
+    f: NewFields,
+}
+
+async fn new_page(
+    state: &AppState,
+    session: &Session,
+    fields: NewFields,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let store = state.store.clone();
+    let services = blocking(move || store.services()).await?;
+    let chosen = services.iter().find(|s| s.name == fields.service);
+    let default_scopes = chosen
+        .and_then(|s| s.oauth.as_ref())
+        .map(|o| o.scopes.join(" "))
+        .unwrap_or_default();
+    let mut chrome = Chrome::new(state, session, "connections", "New connection");
+    if let Some(error) = error {
+        chrome = chrome.with_error(error);
+    }
+    let page = NewPage {
+        page: chrome,
+        chosen: chosen.map(|s| (s.name.clone(), s.auth_type.as_str())),
+        services: services
+            .iter()
+            .map(|s| (s.name.clone(), format::auth_type(s.auth_type).to_owned()))
+            .collect(),
+        default_scopes,
+        f: fields,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+struct NewQuery {
+    #[serde(default)]
+    service: String,
+}
+
+async fn new_form(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<NewQuery>,
+) -> Result<Response, PageError> {
+    let fields = NewFields {
+        service: query.service,
+        ..NewFields::default()
+    };
+    new_page(&state, &session, fields, None).await
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    #[serde(default)]
+    link_name: String,
+}
+
+/// `GET /connections/check`: the link-name hint shown as you type.
+async fn check_link(
+    State(state): State<AppState>,
+    Query(query): Query<CheckQuery>,
+) -> Result<Response, PageError> {
+    let name = query.link_name.trim().to_owned();
+    let (class, text) = if name.is_empty() {
+        (
+            "hint",
+            "Lower-case letters, digits and _; it starts with a letter and never changes."
+                .to_owned(),
+        )
+    } else if let Err(reason) = validate_link_name(&name) {
+        ("bad", sentence(&reason))
+    } else {
+        let store = state.store.clone();
+        let lookup = name.clone();
+        let taken = blocking(move || store.sealed_connection(&lookup))
+            .await?
+            .is_some();
+        if taken {
+            ("bad", format!("`{name}` is taken by another connection."))
+        } else {
+            (
+                "ok",
+                format!("`{name}` is free. Plugins will call .connection(\"{name}\")."),
+            )
+        }
+    };
+    let html = format!(
+        "<span class=\"check {class}\">{}</span>",
+        crate::server::oauth::escape(&text)
+    );
+    Ok(axum::response::Html(html).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(fields): Form<NewFields>,
+) -> Result<Response, PageError> {
+    let store = state.store.clone();
+    let wanted = fields.service.clone();
+    let service = blocking(move || store.service(&wanted)).await?;
+    let Some(service) = service else {
+        let message = "Choose the service this connection belongs to.".to_owned();
+        return error_form(&state, &session, fields, message).await;
+    };
+    let link = fields.link_name.trim().to_owned();
+    if let Err(reason) = validate_link_name(&link) {
+        return error_form(
+            &state,
+            &session,
+            fields,
+            format!("Link name: {}", sentence(&reason)),
+        )
+        .await;
+    }
+    let credentials = match service.auth_type {
+        AuthType::Oauth2 => None,
+        AuthType::ApiKey => Some(api::CredentialsInput::ApiKey {
+            key: fields.key.clone(),
+        }),
+        AuthType::Bearer => Some(api::CredentialsInput::Bearer {
+            token: fields.token.clone(),
+        }),
+        AuthType::Basic => Some(api::CredentialsInput::Basic {
+            username: fields.username.clone(),
+            password: fields.password.clone(),
+        }),
+    };
+    let metadata = match key_values(&fields.metadata, "Metadata") {
+        Ok(map) => map,
+        Err(message) => return error_form(&state, &session, fields, message).await,
+    };
+    let scopes = if service.auth_type == AuthType::Oauth2 {
+        words(&fields.scopes)
+    } else {
+        Vec::new()
+    };
+    let input = api::CreateConnection {
+        link_name: link.clone(),
+        service: service.name.clone(),
+        credentials,
+        metadata,
+        scopes,
+    };
+    if let Err(err) = api::create_connection(State(state.clone()), ApiJson(input)).await {
+        let message = in_words(err);
+        return error_form(&state, &session, fields, message).await;
+    }
+    let page = format!("/connections/{}", segment(&link));
+    if service.auth_type != AuthType::Oauth2 {
+        return Ok(done(
+            &state,
+            &session,
+            Flash::ok(format!("Connection `{link}` is created and connected.")),
+            &page,
+        ));
+    }
+    Ok(connect(&state, &session, &link).await)
+}
+
+async fn error_form(
+    state: &AppState,
+    session: &Session,
+    mut fields: NewFields,
+    message: String,
+) -> Result<Response, PageError> {
+    fields.key.clear();
+    fields.token.clear();
+    fields.password.clear();
+    let mut response = new_page(state, session, fields, Some(message)).await?;
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    Ok(response)
+}
+
+/// Starts the OAuth flow: off to the provider, or (client credentials)
+/// straight back to the connection's page.
+async fn connect(state: &AppState, session: &Session, link: &str) -> Response {
+    let page = format!("/connections/{}", segment(link));
+    match state
+        .oauth
+        .authorize(&state.store, link, &redirect_uri(state), true)
+        .await
+    {
+        Ok(Started::Redirect { url, .. }) => see_other(&url),
+        Ok(Started::Connected) => done(
+            state,
+            session,
+            Flash::ok(format!("`{link}` is connected (client credentials).")),
+            &page,
+        ),
+        Err(err) => done(
+            state,
+            session,
+            Flash::error(format!(
+                "Could not start connecting: {}",
+                in_words(flow_error(err))
+            )),
+            &page,
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connection.html")]
+struct ConnectionPage {
+    page: Chrome,
+    c: api::ConnectionView,
+    oauth: bool,
+    status: &'static str,
+    status_class: &'static str,
+    expires: String,
+    last_refresh: String,
+    created: String,
+    history: Vec<(String, &'static str, &'static str, String)>,
+    snippet: String,
+    manifest: String,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(link): Path<String>,
+) -> Result<Response, PageError> {
+    let axum::Json(view) = api::get_connection(State(state.clone()), Path(link.clone())).await?;
+    let (status, status_class) = format::status(view.status);
+    let when = |ms: Option<u64>| match ms {
+        Some(ms) => format!("{} ({})", format::time(ms), format::relative(ms)),
+        None => "—".to_owned(),
+    };
+    let page = ConnectionPage {
+        page: Chrome::new(
+            &state,
+            &session,
+            "connections",
+            format!("Connection {link}"),
+        ),
+        oauth: view.auth_type == Some(AuthType::Oauth2),
+        status,
+        status_class,
+        expires: when(view.expires_at_ms),
+        last_refresh: when(view.last_refresh_ms),
+        created: format::time(view.created_at_ms),
+        history: view
+            .history
+            .iter()
+            .rev()
+            .map(|change| {
+                let (label, class) = format::status(change.status);
+                (
+                    format::time(change.at_ms),
+                    label,
+                    class,
+                    change.reason.clone(),
+                )
+            })
+            .collect(),
+        snippet: format!(
+            "use junction_sdk::Request;\n\nlet campaigns: serde_json::Value = Request::get(\"/campaigns\")\n    .connection(\"{link}\")\n    .send()?\n    .error_for_status()?\n    .json()?;"
+        ),
+        manifest: format!("[package.metadata.junction]\nconnections = [\"{link}\"]"),
+        c: view,
+    };
+    Ok(render(&page))
+}
+
+async fn act(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path((link, action)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let page = format!("/connections/{}", segment(&link));
+    let outcome = match action.as_str() {
+        "connect" => return Ok(connect(&state, &session, &link).await),
+        "refresh" => {
+            crate::server::oauth::refresh_connection(State(state.clone()), Path(link.clone()))
+                .await
+                .map(|axum::Json(view)| {
+                    format!(
+                        "The token is refreshed; it expires {}.",
+                        view.expires_at_ms
+                            .map(format::relative)
+                            .unwrap_or_else(|| "when the provider decides".into())
+                    )
+                })
+        }
+        "revoke" => {
+            crate::server::oauth::revoke_connection(State(state.clone()), Path(link.clone()))
+                .await
+                .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it."))
+        }
+        "delete" => {
+            return Ok(
+                match api::delete_connection(State(state.clone()), Path(link.clone())).await {
+                    Ok(_) => done(
+                        &state,
+                        &session,
+                        Flash::ok(format!(
+                            "Connection `{link}` and its credentials are deleted."
+                        )),
+                        "/connections",
+                    ),
+                    Err(err) => done(&state, &session, Flash::error(in_words(err)), &page),
+                },
+            );
+        }
+        other => {
+            return Err(PageError::not_found(format!(
+                "A connection has no action `{other}`."
+            )));
+        }
+    };
+    let flash = match outcome {
+        Ok(message) => Flash::ok(message),
+        Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
+        Err(err) => Flash::error(in_words(err)),
+    };
+    Ok(done(&state, &session, flash, &page))
+}

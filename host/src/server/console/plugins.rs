@@ -1,0 +1,591 @@
+//! Console pages for plugins: the list (active version, size, triggers,
+//! last run, error rate), upload from the browser (component and manifest),
+//! and a plugin's page with its versions (activate an older one), granted
+//! connections, triggers, recent executions and "Run now" with a payload
+//! editor.
+
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Deserialize;
+
+use super::executions::{Detail, DetailFragment, Row};
+use super::session::{self, Flash, Session};
+use super::{Chrome, PageError, done, format, render, see_other, segment, sentence};
+use crate::manifest::Manifest;
+use crate::registry::Upload;
+use crate::server::error::{ApiError, ApiJson};
+use crate::server::plugins::{self as api, InvokeRequest, RollbackRequest};
+use crate::server::{AppState, blocking};
+use crate::store::{ExecutionQuery, validate_plugin_name};
+
+pub fn routes(upload_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(list))
+        .route(
+            "/plugins/new",
+            get(upload_form)
+                .post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/plugins/{name}", get(show))
+        .route("/plugins/{name}/run", post(run))
+        .route("/plugins/{name}/rollback", post(rollback))
+        .route("/plugins/{name}/delete", post(delete))
+}
+
+/// Executions the list's last run and error rate are taken from.
+const RECENT: usize = 50;
+
+struct PluginRow {
+    name: String,
+    version: u32,
+    size: String,
+    triggers: usize,
+    last_run: String,
+    last_ok: Option<bool>,
+    error_rate: String,
+    problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "plugins.html")]
+struct ListPage {
+    page: Chrome,
+    rows: Vec<PluginRow>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Result<Response, PageError> {
+    let axum::Json(plugins) = api::list_plugins(State(state.clone())).await?;
+    let names: Vec<String> = plugins.iter().map(|p| p.name.clone()).collect();
+    let store = state.store.clone();
+    let recent = blocking(move || {
+        names
+            .into_iter()
+            .map(|plugin| {
+                store.executions(&ExecutionQuery {
+                    plugin: Some(plugin),
+                    ok: None,
+                    limit: RECENT,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let rows = plugins
+        .iter()
+        .zip(recent)
+        .map(|(plugin, records)| {
+            let failed = records.iter().filter(|r| !r.is_ok()).count();
+            PluginRow {
+                name: plugin.name.clone(),
+                version: plugin.active_version,
+                size: format::bytes(plugin.size),
+                triggers: plugin.triggers.len(),
+                last_run: records
+                    .first()
+                    .map(|r| format::relative(r.started_at_ms))
+                    .unwrap_or_else(|| "never".into()),
+                last_ok: records.first().map(|r| r.is_ok()),
+                error_rate: if records.is_empty() {
+                    "—".into()
+                } else {
+                    format!(
+                        "{:.0}% of the last {}",
+                        100.0 * failed as f64 / records.len() as f64,
+                        records.len()
+                    )
+                },
+                problem: plugin.load_error.clone(),
+            }
+        })
+        .collect();
+    let page = ListPage {
+        page: Chrome::new(&state, &session, "plugins", "Plugins"),
+        rows,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "plugin_upload.html")]
+struct UploadPage {
+    page: Chrome,
+    name: String,
+    max: String,
+}
+
+fn upload_page(state: &AppState, chrome: Chrome, name: String) -> UploadPage {
+    UploadPage {
+        page: chrome,
+        name,
+        max: format::bytes(state.registry.max_component_bytes() as u64),
+    }
+}
+
+async fn upload_form(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    let chrome = Chrome::new(&state, &session, "plugins", "Upload a plugin");
+    render(&upload_page(&state, chrome, String::new()))
+}
+
+/// What the upload form sent.
+#[derive(Default)]
+struct UploadFields {
+    csrf: Option<String>,
+    name: String,
+    component: Vec<u8>,
+    manifest_file: Vec<u8>,
+    manifest_text: String,
+}
+
+async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, String> {
+    let mut fields = UploadFields::default();
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("The upload broke off: {}", e.body_text()))?
+    {
+        let part = field.name().unwrap_or("").to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| format!("The upload broke off: {}", e.body_text()))?
+        {
+            if bytes.len() + chunk.len() > max {
+                return Err(format!(
+                    "The {part} is larger than the server accepts ({}).",
+                    format::bytes(max as u64)
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
+        match part.as_str() {
+            session::CSRF_FIELD => fields.csrf = Some(text()),
+            _ if fields.csrf.is_none() => {
+                // The token comes first, so nothing is read for a forged form.
+                return Err(String::new());
+            }
+            "name" => fields.name = text().trim().to_owned(),
+            "component" => fields.component = bytes,
+            "manifest_file" => fields.manifest_file = bytes,
+            "manifest_text" => fields.manifest_text = text(),
+            _ => {}
+        }
+    }
+    Ok(fields)
+}
+
+/// The manifest: a plugin's `Cargo.toml` (its `[package.metadata.junction]`)
+/// or the JSON form; none is an empty manifest.
+fn parse_manifest(fields: &UploadFields) -> Result<Manifest, String> {
+    let text = if fields.manifest_text.trim().is_empty() {
+        String::from_utf8(fields.manifest_file.clone())
+            .map_err(|_| "The manifest file is not text; choose the plugin's Cargo.toml.")?
+    } else {
+        fields.manifest_text.clone()
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Manifest::default());
+    }
+    if text.starts_with('{') {
+        Manifest::from_json(text).map_err(|e| format!("The manifest: {}", sentence(&e.to_string())))
+    } else {
+        Manifest::from_cargo_toml_text(text, "the manifest").map_err(|e| sentence(&e.to_string()))
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, PageError> {
+    let max = state.registry.max_component_bytes();
+    let form = form.map_err(|_| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "Not an upload",
+            "Send the form from the upload page: it posts the component as a file.",
+        )
+    })?;
+    let fields = match read_upload(form, max).await {
+        Ok(fields) => fields,
+        Err(message) if message.is_empty() => return Err(session::refused()),
+        Err(message) => return Ok(upload_error(&state, &session, String::new(), message)),
+    };
+    session::csrf_matches(&session, fields.csrf.as_deref().unwrap_or(""))?;
+    let name = fields.name.clone();
+    if let Err(reason) = validate_plugin_name(&name) {
+        return Ok(upload_error(
+            &state,
+            &session,
+            name,
+            format!("Plugin name: {}", sentence(&reason)),
+        ));
+    }
+    if fields.component.is_empty() {
+        return Ok(upload_error(
+            &state,
+            &session,
+            name,
+            "Choose the component file (the .wasm built for wasm32-wasip2).".into(),
+        ));
+    }
+    let manifest = match parse_manifest(&fields) {
+        Ok(manifest) => manifest,
+        Err(message) => return Ok(upload_error(&state, &session, name, message)),
+    };
+    let deployed = state
+        .registry
+        .upload(Upload {
+            name: name.clone(),
+            component: fields.component,
+            manifest,
+            grants: None,
+        })
+        .await;
+    match deployed {
+        Ok(deployed) => {
+            api::reload_triggers(&state).await;
+            let version = deployed.version;
+            let mut text = format!(
+                "Version {} of {name} is active ({}, compiled in {:.0} ms).",
+                version.version,
+                format::bytes(version.size),
+                deployed.compile_ms
+            );
+            if !version.missing_connections.is_empty() {
+                text.push_str(&format!(
+                    " It asks for connections that do not exist yet: {}.",
+                    version.missing_connections.join(", ")
+                ));
+            }
+            Ok(done(
+                &state,
+                &session,
+                Flash::ok(text),
+                &format!("/plugins/{}", segment(&name)),
+            ))
+        }
+        Err(err) => {
+            let err: ApiError = err.into();
+            let message = if err.status == StatusCode::UNPROCESSABLE_ENTITY {
+                format!(
+                    "The file is not a component Junction can run. {}",
+                    sentence(&err.message)
+                )
+            } else {
+                sentence(&err.message)
+            };
+            Ok(upload_error(&state, &session, name, message))
+        }
+    }
+}
+
+fn upload_error(state: &AppState, session: &Session, name: String, message: String) -> Response {
+    let chrome = Chrome::new(state, session, "plugins", "Upload a plugin").with_error(message);
+    let mut response = render(&upload_page(state, chrome, name));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+struct VersionRow {
+    version: u32,
+    active: bool,
+    size: String,
+    sha: String,
+    uploaded: String,
+    granted: String,
+}
+
+struct TriggerRow {
+    id: String,
+    text: String,
+    next: String,
+}
+
+/// A trigger as written, in a line: `event: campaign.*, retries: 3`.
+fn describe_trigger(trigger: &serde_json::Value) -> String {
+    match trigger.as_object() {
+        Some(fields) => fields
+            .iter()
+            .map(|(key, value)| match value.as_str() {
+                Some(text) => format!("{key}: {text}"),
+                None => format!("{key}: {value}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => trigger.to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "plugin.html")]
+struct PluginPage {
+    page: Chrome,
+    name: String,
+    version: u32,
+    size: String,
+    problem: Option<String>,
+    granted: Vec<String>,
+    missing: Vec<String>,
+    allowed_hosts: Vec<String>,
+    versions: Vec<VersionRow>,
+    triggers: Vec<TriggerRow>,
+    rows: Vec<Row>,
+    /// The live list's filter.
+    stream: String,
+    payload: String,
+    kind: String,
+    result: Option<Detail>,
+}
+
+async fn plugin_page(
+    state: &AppState,
+    session: &Session,
+    name: &str,
+    kind: String,
+    payload: String,
+    result: Option<Detail>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let axum::Json(detail) = api::get_plugin(State(state.clone()), Path(name.to_owned())).await?;
+    let triggers: Vec<TriggerRow> = state
+        .events
+        .index()
+        .all()
+        .iter()
+        .filter(|t| t.plugin == name)
+        .map(|t| {
+            let view = crate::server::events::trigger_view(state, t);
+            TriggerRow {
+                id: view.id,
+                text: describe_trigger(&view.trigger),
+                next: view
+                    .next_fire_at_ms
+                    .map(|ms| format!("next {}", format::relative(ms)))
+                    .or(view.webhook_path)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let store = state.store.clone();
+    let plugin = name.to_owned();
+    let records = blocking(move || {
+        store.executions(&ExecutionQuery {
+            plugin: Some(plugin),
+            ok: None,
+            limit: 20,
+        })
+    })
+    .await?;
+    let summary = &detail.summary;
+    let mut chrome = Chrome::new(state, session, "plugins", format!("Plugin {name}"));
+    if let Some(error) = error {
+        chrome = chrome.with_error(error);
+    }
+    let page = PluginPage {
+        page: chrome,
+        name: summary.name.clone(),
+        version: summary.active_version,
+        size: format::bytes(summary.size),
+        problem: summary.load_error.clone(),
+        granted: summary.granted_connections.clone(),
+        missing: summary.missing_connections.clone(),
+        allowed_hosts: summary.allowed_hosts.clone(),
+        versions: detail
+            .versions
+            .iter()
+            .rev()
+            .map(|v| VersionRow {
+                version: v.version,
+                active: v.version == summary.active_version,
+                size: format::bytes(v.size),
+                sha: v.sha256.chars().take(12).collect(),
+                uploaded: format::time(v.created_at_ms),
+                granted: v.granted_connections.join(", "),
+            })
+            .collect(),
+        triggers,
+        rows: records.iter().map(Row::from).collect(),
+        stream: format!("plugin={}", segment(name)),
+        payload,
+        kind,
+        result,
+    };
+    Ok(render(&page))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    plugin_page(
+        &state,
+        &session,
+        &name,
+        "invoke".into(),
+        "{\n  \"name\": \"Ada\"\n}".into(),
+        None,
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct RunFields {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    payload: String,
+}
+
+/// Where in the payload JSON is broken, in words.
+fn payload_error(err: &serde_json::Error) -> String {
+    format!(
+        "The payload is not valid JSON: {} (line {}, column {}).",
+        sentence(&err.to_string())
+            .trim_end_matches('.')
+            .split(" at line")
+            .next()
+            .unwrap_or(""),
+        err.line(),
+        err.column()
+    )
+}
+
+/// `POST /plugins/{name}/run`: runs the active version now. An htmx request
+/// gets the execution record in place; a plain form post its page.
+async fn run(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<RunFields>,
+) -> Result<Response, PageError> {
+    let htmx = headers.contains_key("hx-request");
+    let kind = fields.kind.trim().to_owned();
+    let payload_text = if fields.payload.trim().is_empty() {
+        "{}"
+    } else {
+        fields.payload.as_str()
+    };
+    let fail = |message: String| async {
+        if htmx {
+            Ok((
+                StatusCode::OK,
+                axum::response::Html(format!(
+                    "<div class=\"flash error\" role=\"alert\" id=\"run-error\">{}</div>",
+                    crate::server::oauth::escape(&message)
+                )),
+            )
+                .into_response())
+        } else {
+            plugin_page(
+                &state,
+                &session,
+                &name,
+                kind.clone(),
+                fields.payload.clone(),
+                None,
+                Some(message),
+            )
+            .await
+            .map(|mut response| {
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                response
+            })
+        }
+    };
+    let payload: serde_json::Value = match serde_json::from_str(payload_text) {
+        Ok(payload) => payload,
+        Err(err) => return fail(payload_error(&err)).await,
+    };
+    let request = InvokeRequest {
+        kind: Some(kind.clone()).filter(|k| !k.is_empty()),
+        payload,
+        id: None,
+    };
+    let record = match api::invoke_plugin(
+        State(state.clone()),
+        Path(name.clone()),
+        ApiJson(request),
+    )
+    .await
+    {
+        Ok(axum::Json(record)) => record,
+        Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
+        Err(err) => return fail(sentence(&err.message)).await,
+    };
+    if htmx {
+        let detail = Detail::from(&record);
+        return Ok(render(&DetailFragment { detail: &detail }));
+    }
+    Ok(see_other(&format!("/executions/{}", segment(&record.id))))
+}
+
+#[derive(Deserialize)]
+struct RollbackFields {
+    version: u32,
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Form(fields): Form<RollbackFields>,
+) -> Response {
+    let request = RollbackRequest {
+        version: Some(fields.version),
+    };
+    let page = format!("/plugins/{}", segment(&name));
+    let flash = match api::rollback_plugin(
+        State(state.clone()),
+        Path(name.clone()),
+        ApiJson(request),
+    )
+    .await
+    {
+        Ok(_) => Flash::ok(format!(
+            "Version {} of {name} is active again.",
+            fields.version
+        )),
+        Err(err) => Flash::error(sentence(&err.message)),
+    };
+    done(&state, &session, flash, &page)
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Response {
+    match api::delete_plugin(State(state.clone()), Path(name.clone())).await {
+        Ok(_) => done(
+            &state,
+            &session,
+            Flash::ok(format!(
+                "{name} is deleted, with every version, its key-value data and its triggers."
+            )),
+            "/plugins",
+        ),
+        Err(err) => done(
+            &state,
+            &session,
+            Flash::error(sentence(&err.message)),
+            &format!("/plugins/{}", segment(&name)),
+        ),
+    }
+}
