@@ -45,3 +45,20 @@ document.addEventListener("htmx:afterSwap", (event) => {
     if (empty) empty.remove();
   }
 });
+
+// The "live" mark says whether new executions are streaming in.
+function liveMark(text, on) {
+  const mark = document.getElementById("live");
+  if (mark) {
+    mark.textContent = text;
+    mark.classList.toggle("on", on);
+  }
+}
+document.addEventListener("htmx:sseOpen", (event) => {
+  event.target.dataset.live = "open";
+  liveMark("live", true);
+});
+document.addEventListener("htmx:sseError", (event) => {
+  delete event.target.dataset.live;
+  liveMark("reconnecting…", false);
+});

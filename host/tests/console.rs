@@ -171,6 +171,16 @@ async fn console_connects_a_service_and_runs_plugins_in_a_real_browser() {
     browser.wait_for_text("#flash", "refreshed").await;
     assert_eq!(provider.lock().refresh_requests, 1);
 
+    // Denied at the provider: the browser is told why and finds its way back.
+    browser.click("#connect-again").await;
+    browser.wait_for_text("h1", "Fake Provider").await;
+    browser.click("#deny").await;
+    browser.wait_for_text("h1", "Not connected").await;
+    assert!(browser.text("body").await.contains("access_denied"));
+    browser.click("a[href='/connections/crm']").await;
+    browser.wait_for_path("/connections/crm").await;
+    browser.wait_for_text("#last-error", "access_denied").await;
+
     // Upload hello from the browser with its Cargo.toml as the manifest.
     browser.open("/plugins/new").await;
     browser.fill("#name", "hello").await;
@@ -190,6 +200,7 @@ async fn console_connects_a_service_and_runs_plugins_in_a_real_browser() {
     assert!(triggers.contains("event: hello"), "{triggers}");
 
     // Run now with a payload: the execution shows in place.
+    browser.find("#execution-rows[data-live=open]").await;
     browser.fill("#kind", "greet").await;
     browser.fill("#payload", "{\"name\": \"Ada\"}").await;
     browser.click("#run-button").await;
@@ -319,9 +330,9 @@ async fn console_connects_a_service_and_runs_plugins_in_a_real_browser() {
         "{failed}"
     );
     browser.open("/executions?plugin=hello").await;
-    browser.find("#execution-rows").await;
-    // Give the event source a moment to connect before the run it shows.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stream is open before the run it should show.
+    browser.find("#execution-rows[data-live=open]").await;
+    assert_eq!(browser.text("#live").await, "live");
     let api = http();
     let invoked = api
         .post(format!("{}/v1/plugins/hello/invoke", server.url))
