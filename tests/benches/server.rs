@@ -1,6 +1,7 @@
 //! Server benchmark: `POST /v1/plugins/hello/invoke` over loopback with N
-//! concurrent clients (requests/s, p50/p99 latency), and the time a restart
-//! takes until 100 deployed plugins are ready to serve.
+//! concurrent clients (requests/s, p50/p99 latency), the web console's
+//! busiest pages for a signed-in browser, and the time a restart takes until
+//! 100 deployed plugins are ready to serve.
 //!
 //! Run with `cargo bench -p junction-tests --bench server`. Each invoke is a
 //! real execution whose record is durably committed before the response;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use junction_host::server::Server;
 use junction_tests::host::TestHost;
-use junction_tests::load::post_load;
+use junction_tests::load::{load, post_load};
 use junction_tests::plugins::component_bytes;
 use serde_json::json;
 
@@ -54,6 +55,66 @@ async fn invoke_load(host: &Arc<TestHost>, clients: usize) {
     println!(
         "{}",
         report.line(&format!("invoke hello  clients {clients:>3}"), "req")
+    );
+}
+
+/// Signs in to the console the way the sign-in form does; returns the
+/// session cookie.
+async fn console_session(host: &TestHost) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = http
+        .get(format!("{}/login", host.url))
+        .send()
+        .await
+        .expect("sign-in page");
+    let cookie = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .expect("cookie")
+    };
+    let login = cookie(&form, "junction_login");
+    let csrf = login.trim_start_matches("junction_login=").to_owned();
+    let signed_in = http
+        .post(format!("{}/login", host.url))
+        .header("cookie", &login)
+        .form(&[
+            ("token", host.token.as_str()),
+            ("_csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
+    cookie(&signed_in, "junction_session")
+}
+
+async fn page_load(host: &Arc<TestHost>, clients: usize, path: &'static str, session: &str) {
+    let session = session.to_owned();
+    let report = load(
+        host,
+        clients,
+        RUN_FOR,
+        move |host| {
+            host.http
+                .get(format!("{}{path}", host.url))
+                .header("cookie", &session)
+        },
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    println!(
+        "{}",
+        report.line(&format!("console {path:<14} clients {clients:>3}"), "page")
     );
 }
 
@@ -144,6 +205,14 @@ fn main() {
         }
         for clients in [1, 4, 16, 64] {
             invoke_load(&host, clients).await;
+        }
+        // The execution list renders its newest 100 rows; the plugin page
+        // reads the plugin, its triggers and 20 executions.
+        let session = console_session(&host).await;
+        for path in ["/executions", "/plugins/hello", "/"] {
+            for clients in [1, 16] {
+                page_load(&host, clients, path, &session).await;
+            }
         }
         restart_with_plugins(100).await;
     });

@@ -51,21 +51,38 @@ pub async fn post_load(
     body: Value,
     expect: StatusCode,
 ) -> LoadReport {
+    load(
+        host,
+        clients,
+        run_for,
+        move |host| host.request(reqwest::Method::POST, path).json(&body),
+        expect,
+    )
+    .await
+}
+
+/// `clients` concurrent clients send the request `make` builds, for `run_for`.
+pub async fn load<F>(
+    host: &Arc<TestHost>,
+    clients: usize,
+    run_for: Duration,
+    make: F,
+    expect: StatusCode,
+) -> LoadReport
+where
+    F: Fn(&TestHost) -> reqwest::RequestBuilder + Clone + Send + 'static,
+{
     let deadline = Instant::now() + run_for;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (host, body) = (host.clone(), body.clone());
+        let (host, make) = (host.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0u64;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let response = host
-                    .request(reqwest::Method::POST, path)
-                    .json(&body)
-                    .send()
-                    .await;
+                let response = make(&host).send().await;
                 match response {
                     Ok(r) if r.status() == expect => {
                         let _ = r.bytes().await;

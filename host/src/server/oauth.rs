@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::connections::{ConnectionView, connection_view};
+use super::console::{escape, segment};
 use super::error::{ApiError, ErrorBody};
 use crate::oauth::{FlowError, Started};
 
@@ -168,10 +169,7 @@ pub(crate) async fn callback(
     // redirect chain started at the provider does not carry; a page of this
     // site that moves on by itself does.
     let back = match (&finished.link, finished.from_console) {
-        (Some(link), true) => Some(format!(
-            "/connections/{}",
-            url::form_urlencoded::byte_serialize(link.as_bytes()).collect::<String>()
-        )),
+        (Some(link), true) => Some(format!("/connections/{}", segment(link))),
         _ => None,
     };
     match finished.result {
@@ -237,20 +235,4 @@ fn page(status: StatusCode, title: &str, message: &str, back: Option<(&str, bool
         escape(message)
     );
     (status, Html(body)).into_response()
-}
-
-/// HTML-escapes text from providers and users.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }

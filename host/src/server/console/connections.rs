@@ -728,7 +728,7 @@ async fn check_link(
     };
     let html = format!(
         "<span class=\"check {class}\">{}</span>",
-        crate::server::oauth::escape(&text)
+        super::escape(&text)
     );
     Ok(axum::response::Html(html).into_response())
 }

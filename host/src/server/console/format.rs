@@ -72,10 +72,26 @@ pub fn auth_type(auth: AuthType) -> &'static str {
     }
 }
 
+/// HTML-escapes text from providers and users.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Text for a page, HTML-escaped, with `backticked` names set as code (the
 /// API's messages quote names that way).
 pub fn rich(text: &str) -> String {
-    let escaped = crate::server::oauth::escape(text);
+    let escaped = escape(text);
     let parts: Vec<&str> = escaped.split('`').collect();
     let mut out = String::with_capacity(escaped.len() + 16);
     for (i, part) in parts.iter().enumerate() {

@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+pub use format::escape;
 pub use session::Sessions;
 use session::{Flash, Session};
 
@@ -162,10 +163,13 @@ pub fn done(state: &AppState, session: &Session, flash: Flash, location: &str) -
     see_other(location)
 }
 
-/// Percent-encodes one path segment (link and plugin names are already
-/// safe; this guards everything else).
+/// Percent-encodes one path segment. Link, plugin and service names are
+/// URL-safe already; this keeps anything else from changing the path.
 pub fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    // Form encoding writes a space as `+` (and a `+` as `%2B`); a path wants `%20`.
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// Security headers on every console response: no framing, no scripts or
@@ -504,5 +508,6 @@ mod tests {
         assert!(err.contains("line 1") && err.contains("key=value"), "{err}");
         assert_eq!(words("a b,c\nd"), vec!["a", "b", "c", "d"]);
         assert_eq!(sentence("the name is taken"), "The name is taken.");
+        assert_eq!(segment("a b/c+d"), "a%20b%2Fc%2Bd");
     }
 }

@@ -488,7 +488,7 @@ async fn run(
                 StatusCode::OK,
                 axum::response::Html(format!(
                     "<div class=\"flash error\" role=\"alert\" id=\"run-error\">{}</div>",
-                    crate::server::oauth::escape(&message)
+                    super::escape(&message)
                 )),
             )
                 .into_response())
