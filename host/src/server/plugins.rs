@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
 use crate::manifest::Manifest;
-use crate::registry::{LoadedFrom, RegistryError, Upload};
+use crate::registry::{Deployed, LoadedFrom, RegistryError, Upload};
 use crate::runtime::{Event, ExecutionRecord, new_id};
 use crate::store::{PluginRecord, PluginVersion, now_ms, validate_plugin_name};
 
@@ -152,9 +152,17 @@ fn summary(state: &AppState, record: &PluginRecord) -> PluginSummary {
     }
 }
 
+/// Stores and activates an upload (API or console), and puts its triggers
+/// into effect.
+pub(crate) async fn deploy(state: &AppState, upload: Upload) -> Result<Deployed, RegistryError> {
+    let deployed = state.registry.upload(upload).await?;
+    reload_triggers(state).await;
+    Ok(deployed)
+}
+
 /// The new active version's triggers take effect at once. The deploy is
 /// done when this fails; the index is rebuilt on the next start anyway.
-pub(crate) async fn reload_triggers(state: &AppState) {
+async fn reload_triggers(state: &AppState) {
     if let Err(err) = state.events.reload_triggers().await {
         tracing::error!(error = %err, "cannot reload the triggers after a deploy");
     }
@@ -229,7 +237,7 @@ fn multipart_error(err: MultipartError) -> ApiError {
 }
 
 /// Reads one part, refusing it once it grows past `max` bytes.
-async fn read_part(
+pub(crate) async fn read_part(
     field: &mut axum::extract::multipart::Field<'_>,
     max: usize,
     what: &str,
@@ -322,16 +330,16 @@ pub(crate) async fn upload_plugin(
     let component = component.ok_or_else(|| {
         ApiError::invalid("the upload has no `component` part with the component's bytes")
     })?;
-    let deployed = state
-        .registry
-        .upload(Upload {
+    let deployed = deploy(
+        &state,
+        Upload {
             name: name.clone(),
             component,
             manifest: manifest.unwrap_or_default(),
             grants,
-        })
-        .await?;
-    reload_triggers(&state).await;
+        },
+    )
+    .await?;
     let version = deployed.version;
     Ok((
         StatusCode::CREATED,

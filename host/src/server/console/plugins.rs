@@ -147,35 +147,31 @@ struct UploadFields {
     manifest_text: String,
 }
 
-async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, String> {
+/// Why an upload form could not be read.
+enum UploadProblem {
+    /// It did not start with this session's CSRF token.
+    Forged,
+    /// It broke off or a part was too large, in words.
+    Unreadable(String),
+}
+
+async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, UploadProblem> {
+    let unreadable = |e: ApiError| UploadProblem::Unreadable(sentence(&e.message));
     let mut fields = UploadFields::default();
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| format!("The upload broke off: {}", e.body_text()))?
-    {
+    while let Some(mut field) = form.next_field().await.map_err(|e| {
+        UploadProblem::Unreadable(format!("The upload broke off: {}", e.body_text()))
+    })? {
         let part = field.name().unwrap_or("").to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| format!("The upload broke off: {}", e.body_text()))?
-        {
-            if bytes.len() + chunk.len() > max {
-                return Err(format!(
-                    "The {part} is larger than the server accepts ({}).",
-                    format::bytes(max as u64)
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
+        // The token comes first, so nothing more is read of a forged form.
+        if part != session::CSRF_FIELD && fields.csrf.is_none() {
+            return Err(UploadProblem::Forged);
         }
+        let bytes = api::read_part(&mut field, max, &part)
+            .await
+            .map_err(unreadable)?;
         let text = || String::from_utf8_lossy(&bytes).into_owned();
         match part.as_str() {
             session::CSRF_FIELD => fields.csrf = Some(text()),
-            _ if fields.csrf.is_none() => {
-                // The token comes first, so nothing is read for a forged form.
-                return Err(String::new());
-            }
             "name" => fields.name = text().trim().to_owned(),
             "component" => fields.component = bytes,
             "manifest_file" => fields.manifest_file = bytes,
@@ -221,8 +217,10 @@ async fn upload(
     })?;
     let fields = match read_upload(form, max).await {
         Ok(fields) => fields,
-        Err(message) if message.is_empty() => return Err(session::refused()),
-        Err(message) => return Ok(upload_error(&state, &session, String::new(), message)),
+        Err(UploadProblem::Forged) => return Err(session::refused()),
+        Err(UploadProblem::Unreadable(message)) => {
+            return Ok(upload_error(&state, &session, String::new(), message));
+        }
     };
     session::csrf_matches(&session, fields.csrf.as_deref().unwrap_or(""))?;
     let name = fields.name.clone();
@@ -246,18 +244,18 @@ async fn upload(
         Ok(manifest) => manifest,
         Err(message) => return Ok(upload_error(&state, &session, name, message)),
     };
-    let deployed = state
-        .registry
-        .upload(Upload {
+    let deployed = api::deploy(
+        &state,
+        Upload {
             name: name.clone(),
             component: fields.component,
             manifest,
             grants: None,
-        })
-        .await;
+        },
+    )
+    .await;
     match deployed {
         Ok(deployed) => {
-            api::reload_triggers(&state).await;
             let version = deployed.version;
             let mut text = format!(
                 "Version {} of {name} is active ({}, compiled in {:.0} ms).",
