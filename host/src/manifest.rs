@@ -37,6 +37,10 @@ pub struct ManifestLimits {
     pub http_calls: Option<u32>,
     /// Deliveries of this plugin run at once (the host's global limit still applies).
     pub concurrency: Option<u32>,
+    /// What the plugin may keep in kv, in MiB (keys plus values).
+    pub kv_mb: Option<u64>,
+    /// Keys the plugin may keep in kv.
+    pub kv_keys: Option<u64>,
 }
 
 /// What can be wrong with a manifest.
@@ -159,6 +163,25 @@ impl Manifest {
         }
         if let Some(calls) = self.limits.http_calls {
             limits.http_calls = calls;
+        }
+        if let Some(mb) = self.limits.kv_mb {
+            limits.kv_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(keys) = self.limits.kv_keys {
+            limits.kv_keys = keys;
+        }
+        if limits.kv_bytes > ceiling.kv_bytes {
+            return Err(format!(
+                "limits.kv-mb {} is above the host's ceiling of {} MiB",
+                limits.kv_bytes / (1024 * 1024),
+                ceiling.kv_bytes / (1024 * 1024)
+            ));
+        }
+        if limits.kv_keys > ceiling.kv_keys {
+            return Err(format!(
+                "limits.kv-keys {} is above the host's ceiling of {}",
+                limits.kv_keys, ceiling.kv_keys
+            ));
         }
         if limits.timeout > ceiling.timeout {
             return Err(format!(

@@ -29,8 +29,10 @@ pub struct Refused {
 impl NetworkPolicy {
     /// Whether the host may connect to `addr`.
     pub fn check(&self, addr: IpAddr) -> Result<(), Refused> {
+        // An IPv6 address that carries an IPv4 one (mapped, compatible,
+        // NAT64, 6to4) reaches that IPv4 address: judge it as such.
         let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
+            IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4).unwrap_or(addr),
             v4 => v4,
         };
         let refuse = |what, private: bool| Refused {
@@ -48,8 +50,11 @@ impl NetworkPolicy {
         if is_link_local(addr) {
             return Err(refuse("link-local", false));
         }
-        if addr.is_unspecified() || addr.is_multicast() || is_broadcast(addr) {
+        if addr.is_unspecified() || addr.is_multicast() || is_broadcast(addr) || is_reserved(addr) {
             return Err(refuse("not a unicast address", false));
+        }
+        if is_teredo(addr) {
+            return Err(refuse("a Teredo tunnel address", false));
         }
         if !self.allow_private {
             if addr.is_loopback() {
@@ -68,10 +73,49 @@ impl NetworkPolicy {
     }
 }
 
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`)
+/// or 6to4 (`2002::/16`) address.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    // `::` and `::1` are the unspecified and loopback addresses, not IPv4.
+    if s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1) {
+        return Some(low);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) {
+        return Some(low);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    None
+}
+
+fn is_teredo(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(v6) if v6.segments()[0] == 0x2001 && v6.segments()[1] == 0)
+}
+
+/// 240.0.0.0/4, reserved for future use: nothing legitimate answers there.
+fn is_reserved(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V4(v4) if v4.octets()[0] >= 240)
+}
+
 fn is_metadata(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => {
-            v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200)
+            v4 == Ipv4Addr::new(169, 254, 169, 254)
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+                // Azure's wire server (DHCP, health, extension metadata).
+                || v4 == Ipv4Addr::new(168, 63, 129, 16)
         }
         IpAddr::V6(v6) => v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
     }
@@ -92,7 +136,11 @@ fn is_private(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
-            v4.is_private() || (a == 100 && (64..128).contains(&b)) || a == 0
+            v4.is_private()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+                // 198.18.0.0/15, for benchmarking networks: internal by intent.
+                || (a == 198 && (b == 18 || b == 19))
         }
         IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
@@ -161,6 +209,13 @@ mod tests {
             "0.0.0.0",
             "224.0.0.1",
             "::ffff:169.254.169.254",
+            "168.63.129.16",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "::169.254.169.254",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "240.0.0.1",
         ] {
             let ip: IpAddr = addr.parse().unwrap();
             assert!(open.check(ip).is_err(), "{addr}");
@@ -174,13 +229,25 @@ mod tests {
             "100.64.0.1",
             "::1",
             "fd12::1",
+            "198.18.0.1",
+            "198.19.255.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+            "::10.0.0.1",
+            "::ffff:127.0.0.1",
         ] {
             let ip: IpAddr = addr.parse().unwrap();
             assert!(open.check(ip).is_ok(), "{addr}");
             let err = strict.check(ip).unwrap_err().to_string();
             assert!(err.contains("operator can allow"), "{addr}: {err}");
         }
-        for addr in ["93.184.216.34", "2606:2800:220:1::1"] {
+        for addr in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "64:ff9b::5db8:d822",
+            "198.20.0.1",
+        ] {
             assert!(strict.check(addr.parse().unwrap()).is_ok(), "{addr}");
         }
         let url = url::Url::parse("http://169.254.169.254/latest/meta-data").unwrap();

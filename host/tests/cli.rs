@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -217,8 +216,8 @@ fn serve_deploy_invoke_and_rotate_the_token() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn events tail");
-    let mut tail_err = BufReader::new(tail.stderr.take().expect("stderr")).lines();
-    let following = tail_err.next().expect("tail starts").expect("line");
+    let tail_err = common::Lines::of(tail.stderr.take().expect("stderr"));
+    let following = tail_err.next("events tail to start following");
     assert!(following.contains("following executions"), "{following}");
     let out = server.client(
         &["event", "send", "hello", "--payload", "-"],
@@ -233,8 +232,8 @@ fn serve_deploy_invoke_and_rotate_the_token() {
         .expect("event id")
         .trim_end_matches(';')
         .to_owned();
-    let mut tail_out = BufReader::new(tail.stdout.take().expect("stdout")).lines();
-    let line = tail_out.next().expect("an execution line").expect("line");
+    let tail_out = common::Lines::of(tail.stdout.take().expect("stdout"));
+    let line = tail_out.next("an execution line from events tail");
     assert!(line.contains("hello") && line.contains(" ok "), "{line}");
     let _ = tail.kill();
     let _ = tail.wait();

@@ -56,6 +56,39 @@ async fn handle(
             "late".into_response()
         }
         "/huge" => vec![b'z'; 11 * 1024 * 1024].into_response(),
+        // Everything the request carried, in the body and in headers, plus
+        // a session cookie: what a careless or hostile API hands back.
+        "/mirror" => {
+            let all: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            let body =
+                serde_json::json!({ "uri": uri.to_string(), "query": query, "headers": all });
+            (
+                [
+                    (
+                        header::SET_COOKIE,
+                        "session=s3ss10n-c00kie; HttpOnly".to_owned(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-seen-authorization"),
+                        auth,
+                    ),
+                ],
+                axum::Json(body),
+            )
+                .into_response()
+        }
         _ => {
             let auth = headers
                 .get(header::AUTHORIZATION)

@@ -88,7 +88,10 @@ impl TestHost {
     /// Stops the server gracefully (the store is closed when this returns).
     pub async fn stop(&mut self) {
         if let Some(server) = self.server.take() {
-            server.shutdown().await.expect("graceful shutdown");
+            tokio::time::timeout(std::time::Duration::from_secs(60), server.shutdown())
+                .await
+                .expect("the server shuts down within a minute")
+                .expect("graceful shutdown");
         }
     }
 

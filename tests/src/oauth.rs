@@ -55,6 +55,10 @@ pub struct ProviderState {
     pub issuer_override: Option<String>,
     /// The status `/api/me` refuses unknown tokens with (401 by default).
     pub reject_with: u16,
+    /// Whether tokens come with a refresh token (MailChimp and GitHub give none).
+    pub issue_refresh_tokens: bool,
+    /// `/api/me` refuses every token, even one just issued.
+    pub refuse_every_token: bool,
     issued: u32,
 }
 
@@ -80,6 +84,7 @@ impl FakeProvider {
             expires_in: "3600".into(),
             api_domain: "https://api.example.test".into(),
             reject_with: 401,
+            issue_refresh_tokens: true,
             ..ProviderState::default()
         }));
         let app = Router::new()
@@ -264,19 +269,18 @@ async fn token(
     let access = format!("access-token-{}", s.issued);
     let refresh = format!("refresh-token-{}", s.issued);
     s.access_tokens.push(access.clone());
-    s.live_refresh_tokens.insert(refresh.clone());
-    (
-        StatusCode::OK,
-        axum::Json(json!({
-            "access_token": access,
-            "refresh_token": refresh,
-            "token_type": "bearer",
-            "expires_in": s.expires_in,
-            "scope": "read,write",
-            "api_domain": s.api_domain,
-        })),
-    )
-        .into_response()
+    let mut answer = json!({
+        "access_token": access,
+        "token_type": "bearer",
+        "expires_in": s.expires_in,
+        "scope": "read,write",
+        "api_domain": s.api_domain,
+    });
+    if s.issue_refresh_tokens {
+        s.live_refresh_tokens.insert(refresh.clone());
+        answer["refresh_token"] = json!(refresh);
+    }
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 async fn discovery(State(state): State<Shared>, headers: HeaderMap) -> Response {
@@ -330,7 +334,7 @@ async fn metadata(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !bearer_ok(&state, &headers, "Bearer ") {
+    if lock(&state).refuse_every_token || !bearer_ok(&state, &headers, "Bearer ") {
         let status =
             StatusCode::from_u16(lock(&state).reject_with).unwrap_or(StatusCode::UNAUTHORIZED);
         return (status, axum::Json(json!({"error": "invalid_token"}))).into_response();

@@ -46,11 +46,12 @@ async fn world(member_count: usize) -> World {
     mailchimp.add_campaign("c100", "list1", members(member_count));
     harness.add_connection(
         "mailchimp",
-        "http://{mock_host}/3.0",
+        // MailChimp's `https://{dc}.api.mailchimp.com/3.0`, with the mock's port.
+        &format!("http://{{dc}}:{}/3.0", mailchimp.addr.port()),
         AuthType::Bearer,
         Placement::bearer(),
         bearer(MC_TOKEN),
-        &[("mock_host", &mailchimp.addr.to_string())],
+        &[("dc", &mailchimp.addr.ip().to_string())],
     );
     harness.add_connection(
         "zohocrm",

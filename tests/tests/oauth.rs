@@ -821,7 +821,8 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
     mailchimp.add_campaign("c1", "list1", members);
 
     let mut mc_service = service_json("mc", &mc_auth, json!({}));
-    mc_service["base_url"] = json!("http://{mock_host}/3.0");
+    // The provider's metadata call captures `dc`; the mock is reached by address.
+    mc_service["base_url"] = json!(format!("http://{{mock_ip}}:{}/3.0", mailchimp.addr.port()));
     host.create("/v1/services", &mc_service).await;
     let mut crm_service = service_json("zoho", &crm_auth, json!({"metadata_url": null}));
     crm_service["base_url"] = json!("{api_domain}");
@@ -829,7 +830,7 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
         json!({"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"});
     host.create("/v1/services", &crm_service).await;
     let mc_connection = json!({"link_name": "mailchimp", "service": "mc",
-        "metadata": {"mock_host": mailchimp.addr.to_string()}});
+        "metadata": {"mock_ip": mailchimp.addr.ip().to_string()}});
     host.create("/v1/connections", &mc_connection).await;
     let crm_connection = json!({"link_name": "zohocrm", "service": "zoho"});
     host.create("/v1/connections", &crm_connection).await;
@@ -1014,4 +1015,161 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one_and_403_can_mea
     let output = call_api(&host).await;
     assert_eq!(output["status"], 200, "{output}");
     assert_eq!(provider.lock().refresh_requests, before + 1);
+}
+
+#[tokio::test]
+async fn a_storm_of_401s_costs_one_refresh_and_the_401_goes_back_to_the_plugin() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    connect(&host).await;
+    deploy_probe(&host).await;
+    // The API refuses every token, even a fresh one.
+    provider.lock().refuse_every_token = true;
+    let calls: Vec<Value> = (0..40)
+        .map(|_| json!({"url": "/api/me", "connection": "fake"}))
+        .collect();
+    let run = host.invoke("probe", "calls", json!(calls)).await;
+    assert_eq!(run.json["status"], "ok", "{}", run.text);
+    let outputs = run.json["output"].as_array().expect("one answer per call");
+    assert_eq!(outputs.len(), 40);
+    for output in outputs {
+        assert_eq!(
+            output["status"], 401,
+            "the 401 reaches the plugin: {output}"
+        );
+    }
+    assert_eq!(
+        provider.lock().refresh_requests,
+        1,
+        "one refresh per connection per interval, however many 401s"
+    );
+    // A second execution within the interval refreshes nothing either.
+    let again = host.invoke("probe", "calls", json!(calls)).await;
+    assert_eq!(again.json["status"], "ok", "{}", again.text);
+    assert_eq!(provider.lock().refresh_requests, 1);
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "connected",
+        "{}",
+        connection.text
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_expiry_or_refresh_token_is_never_broken_by_a_refresh_or_a_401() {
+    let host = TestHost::start().await;
+    let provider = FakeProvider::start().await;
+    setup(&host, &provider, json!({})).await;
+    // MailChimp and GitHub: no refresh token, `expires_in: 0`.
+    {
+        let mut p = provider.lock();
+        p.issue_refresh_tokens = false;
+        p.expires_in = "0".into();
+    }
+    connect(&host).await;
+    deploy_probe(&host).await;
+    assert_eq!(call_api(&host).await["status"], 200);
+
+    let refreshed = host.post("/v1/connections/fake/refresh", &json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::CONFLICT, "{}", refreshed.text);
+    assert!(
+        refreshed.text.contains("nothing to refresh"),
+        "{}",
+        refreshed.text
+    );
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "connected",
+        "{}",
+        connection.text
+    );
+
+    // One 401 is recorded, returned, and breaks nothing.
+    provider.lock().refuse_every_token = true;
+    let output = call_api(&host).await;
+    assert_eq!(output["status"], 401, "{output}");
+    let connection = host.get("/v1/connections/fake").await;
+    assert_eq!(
+        connection.json["status"], "connected",
+        "{}",
+        connection.text
+    );
+    assert!(
+        connection.json["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("401"),
+        "{}",
+        connection.text
+    );
+    provider.lock().refuse_every_token = false;
+    assert_eq!(call_api(&host).await["status"], 200);
+    assert_eq!(provider.lock().refresh_requests, 0);
+}
+
+#[tokio::test]
+async fn callbacks_with_unknown_states_write_nothing() {
+    let host = TestHost::start_with(|config| config.public_rate_per_minute = 100_000).await;
+    let db = host.config.data_dir.join("junction.redb");
+    let before = std::fs::metadata(&db).expect("db").len();
+    let modified = std::fs::metadata(&db)
+        .expect("db")
+        .modified()
+        .expect("mtime");
+    for i in 0..200 {
+        let page = browser()
+            .get(format!(
+                "{}/oauth/callback?state=made-up-{i}&code=x",
+                host.url
+            ))
+            .send()
+            .await
+            .expect("callback answers");
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    }
+    let after = std::fs::metadata(&db).expect("db");
+    assert_eq!(after.len(), before, "the database did not grow");
+    assert_eq!(
+        after.modified().expect("mtime"),
+        modified,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn the_public_routes_are_rate_limited_per_client_address() {
+    let host = TestHost::start_with(|config| config.public_rate_per_minute = 30).await;
+    let mut limited = None;
+    for i in 0..40 {
+        let page = browser()
+            .get(format!("{}/oauth/callback?state=flood-{i}", host.url))
+            .send()
+            .await
+            .expect("callback answers");
+        if page.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, page));
+            break;
+        }
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    }
+    let (after, page) = limited.expect("the flood is limited");
+    assert!(after >= 30, "the first {after} requests were allowed");
+    let retry_after: u64 = page
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = page.text().await.expect("body");
+    assert!(body.contains("rate-limited"), "{body}");
+    // Webhooks share the allowance; the admin API does not.
+    let hook = browser()
+        .post(format!("{}/hooks/nobody/nothing", host.url))
+        .send()
+        .await
+        .expect("hook answers");
+    assert_eq!(hook.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(host.get("/v1/plugins").await.status, StatusCode::OK);
 }

@@ -290,7 +290,9 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
     let manifest = plugins::example_manifest_json("mailchimp-sync");
     let bytes = component_bytes("mailchimp-sync");
     let service = json!({
-        "name": "mailchimp-mock", "auth_type": "bearer", "base_url": "http://{mock_host}/3.0",
+        // MailChimp's `https://{dc}.api.mailchimp.com/3.0`, with the mock's port.
+        "name": "mailchimp-mock", "auth_type": "bearer",
+        "base_url": format!("http://{{dc}}:{}/3.0", mailchimp.addr.port()),
     });
     host.create("/v1/services", &service).await;
     host.create(
@@ -298,7 +300,7 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
         &json!({
             "link_name": "mailchimp", "service": "mailchimp-mock",
             "credentials": {"type": "bearer", "token": "mc-token-http"},
-            "metadata": {"mock_host": mailchimp.addr.to_string()},
+            "metadata": {"dc": mailchimp.addr.ip().to_string()},
         }),
     )
     .await;

@@ -324,7 +324,7 @@ pub struct RunOptions {
     #[arg(long)]
     pub target_dir: Option<PathBuf>,
     /// Let the plugin reach loopback and private addresses (local mocks).
-    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
+    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_network: bool,
 }
 

@@ -5,7 +5,8 @@
 //! as soon as its invoke returns, and an event is acknowledged only once it
 //! is committed. Entries arrive encoded, so this thread — the one point
 //! every write passes — only copies bytes into redb. Committed execution
-//! records are also broadcast, for `junction events tail`.
+//! records are also broadcast, for `junction events tail`. Plugins' kv
+//! writes join the same batches ([`JournalKv`]).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +14,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::runtime::ExecutionRecord;
-use crate::store::{Encoded, JournalAnswer, JournalEntry, Store};
+use crate::store::{Encoded, JournalAnswer, JournalEntry, KvOutcome, KvWrite, Store};
 
 /// Records kept per plugin by default.
 pub const DEFAULT_RETENTION: u64 = 10_000;
@@ -105,6 +106,16 @@ impl Journal {
             .map_err(JournalError::Store)
     }
 
+    /// Applies a plugin's kv write in the next group commit.
+    pub async fn kv(&self, write: KvWrite) -> Result<KvOutcome, JournalError> {
+        match self.write(JournalEntry::Kv(Box::new(write))).await? {
+            JournalAnswer::Kv(outcome) => Ok(outcome),
+            other => Err(JournalError::Store(format!(
+                "the journal answered a kv write with {other:?}"
+            ))),
+        }
+    }
+
     /// Execution records as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ExecutionRecord>> {
         self.live.subscribe()
@@ -167,7 +178,8 @@ fn write_batches(
                             continue;
                         }
                         JournalEntry::Settled { record: None, .. }
-                        | JournalEntry::Delivery { .. } => continue,
+                        | JournalEntry::Delivery { .. }
+                        | JournalEntry::Kv(_) => continue,
                     };
                     // Nobody following is not an error.
                     let _ = live.send(Arc::new(record.value));
@@ -189,5 +201,16 @@ fn write_batches(
                 Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
             }
         }
+    }
+}
+
+/// Plugins' kv writes through the journal: each `set` waits for the group
+/// commit it joined instead of paying an fsync of its own.
+pub struct JournalKv(pub Arc<Journal>);
+
+impl crate::runtime::kv::KvCommitter for JournalKv {
+    fn commit(&self, write: KvWrite) -> crate::runtime::kv::KvCommit {
+        let journal = self.0.clone();
+        Box::pin(async move { journal.kv(write).await.map_err(|e| e.to_string()) })
     }
 }

@@ -61,6 +61,12 @@ pub enum FlowError {
     Token(#[from] TokenError),
     #[error("the metadata call failed: {0}")]
     Metadata(String),
+    #[error(
+        "connection `{0}` has nothing to refresh: its provider issued no refresh token and no expiry, so its token stays valid until it is revoked"
+    )]
+    NothingToRefresh(String),
+    #[error("the refresh another caller was waiting on failed: {0}")]
+    SharedFailure(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,6 +83,15 @@ pub enum Started {
     },
     /// Client credentials: connected without a browser.
     Connected,
+}
+
+/// The connection a pending authorization's `state` is for, read without a
+/// write (an unknown state must cost nothing).
+pub(crate) fn pending_link(store: &Store, state: &str) -> Option<String> {
+    store
+        .pending_authorization_link(&state_key(state))
+        .ok()
+        .flatten()
 }
 
 /// How a provider's redirect back ended.
@@ -130,6 +145,9 @@ impl OAuth {
     pub fn with_timeout(network: NetworkPolicy, timeout: Duration) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Proxy variables from the environment would send traffic around
+            // the address guard (the proxy, not the guard, picks the address).
+            .no_proxy()
             .dns_resolver(network.resolver())
             .timeout(timeout)
             .build()
@@ -334,7 +352,18 @@ impl OAuth {
                 form
             }
             (Grant::AuthorizationCode, None) => {
-                let reason = "the provider gave no refresh token; connect again (some providers need access_type=offline)";
+                // MailChimp, GitHub: tokens that never expire and come without
+                // a refresh token. Nothing is wrong with such a connection.
+                let expired = match &connection.credentials {
+                    Credentials::Oauth2 { expires_at_ms, .. } => {
+                        expires_at_ms.is_some_and(|at| at <= now_ms())
+                    }
+                    _ => true,
+                };
+                if !expired {
+                    return Err(FlowError::NothingToRefresh(link.to_owned()));
+                }
+                let reason = "the token expired and the provider gave no refresh token; connect again (some providers need access_type=offline)";
                 mark(store, link, Some(ConnectionStatus::NeedsReauth), reason)?;
                 return Err(FlowError::Denied(reason.into()));
             }
@@ -642,7 +671,9 @@ impl OAuth {
             access_token: tokens.access_token,
             refresh_token,
             token_type: tokens.token_type,
-            expires_at_ms: tokens.expires_in.map(|s| now + s * 1000),
+            expires_at_ms: tokens
+                .expires_in
+                .map(|s| now.saturating_add(s.saturating_mul(1000))),
         };
         connection.scopes = tokens.scopes.unwrap_or(requested_scopes);
         connection.metadata = metadata;
@@ -735,7 +766,7 @@ fn scopes_for(connection: &Connection, settings: &OAuthSettings) -> Vec<String> 
 }
 
 /// Keeps the reason on the connection; its tokens and status stay as they were.
-fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreError> {
+pub(crate) fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreError> {
     mark(store, link, None, reason)
 }
 

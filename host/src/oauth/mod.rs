@@ -10,5 +10,5 @@ pub mod settings;
 pub mod token;
 
 pub use flow::{Callback, FlowError, OAuth, Started};
-pub use refresh::{Freshness, SweepReport, TokenKeeper};
+pub use refresh::{Freshness, SweepReport, TokenKeeper, UNAUTHORIZED_INTERVAL};
 pub use settings::{ClientAuth, Grant, OAuthSettings};

@@ -1,9 +1,14 @@
 //! Keeping OAuth tokens usable: refresh ahead of expiry when a plugin uses a
 //! connection, and once after the API answers 401 — unless the token was
-//! already replaced meanwhile. Refresh is single-flight per connection: one
-//! async lock per link name, and the stored token is re-read after taking
-//! it, so concurrent executions share one refresh (providers that rotate
-//! refresh tokens revoke the whole grant when one is used twice).
+//! already replaced meanwhile, or a 401 already caused a refresh of this
+//! connection within the last [`UNAUTHORIZED_INTERVAL`]. Refresh is
+//! single-flight per connection: one async lock per link name, and the
+//! stored token is re-read after taking it; whoever waited on a refresh in
+//! flight gets its outcome, success or failure, instead of starting another
+//! (providers that rotate refresh tokens revoke the whole grant when one is
+//! used twice; Zoho allows ten refreshes in ten minutes). Revoking and the
+//! OAuth callback take the same lock, so a refresh in flight cannot undo
+//! them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +24,46 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub const IDLE_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often the background sweep looks at every connection.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// At most one refresh per connection caused by 401s in this interval.
+pub const UNAUTHORIZED_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One connection's refresh lock and what its last refresh did.
+#[derive(Default)]
+struct Flight {
+    /// Bumped (under the lock) each time a refresh ends.
+    finished: std::sync::atomic::AtomicU64,
+    state: Arc<tokio::sync::Mutex<FlightState>>,
+}
+
+#[derive(Default)]
+struct FlightState {
+    /// How the last refresh ended: `Err` holds its message.
+    last: Option<Result<(), String>>,
+    /// When a 401 last caused a refresh.
+    last_unauthorized: Option<std::time::Instant>,
+}
+
+/// The lock of one connection, held.
+struct Held {
+    flight: Arc<Flight>,
+    guard: tokio::sync::OwnedMutexGuard<FlightState>,
+    /// `finished` when this caller started waiting.
+    seen: u64,
+}
+
+impl Held {
+    /// The outcome of a refresh that ended while this caller waited.
+    fn shared_outcome(&self) -> Option<Result<(), FlowError>> {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.flight.finished.load(Acquire) == self.seen {
+            return None;
+        }
+        self.guard
+            .last
+            .clone()
+            .map(|r| r.map_err(FlowError::SharedFailure))
+    }
+}
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +78,9 @@ pub struct SweepReport {
 pub struct TokenKeeper {
     store: Arc<Store>,
     oauth: OAuth,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, Arc<Flight>>>,
     margin: Duration,
+    unauthorized_interval: Duration,
     refreshed: std::sync::atomic::AtomicU64,
     refresh_failed: std::sync::atomic::AtomicU64,
 }
@@ -74,36 +120,54 @@ impl TokenKeeper {
             oauth,
             locks: Mutex::new(HashMap::new()),
             margin: REFRESH_MARGIN,
+            unauthorized_interval: UNAUTHORIZED_INTERVAL,
             refreshed: Default::default(),
             refresh_failed: Default::default(),
         }
     }
 
-    fn lock_for(&self, link: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The same keeper with another interval between 401-caused refreshes.
+    pub fn with_unauthorized_interval(mut self, interval: Duration) -> Self {
+        self.unauthorized_interval = interval;
+        self
+    }
+
+    fn flight(&self, link: &str) -> Arc<Flight> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(link.to_owned()).or_default().clone()
     }
 
     /// Takes `link`'s refresh lock, owned, so it can outlive the caller.
-    async fn hold(&self, link: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        self.lock_for(link).lock_owned().await
+    async fn hold(&self, link: &str) -> Held {
+        let flight = self.flight(link);
+        let seen = flight.finished.load(std::sync::atomic::Ordering::Acquire);
+        let guard = flight.state.clone().lock_owned().await;
+        Held {
+            flight,
+            guard,
+            seen,
+        }
     }
 
     /// Refreshes in a task of its own that keeps the lock until the new
-    /// tokens are stored. A caller cut off meanwhile (an execution reaching
-    /// its deadline) cannot leave a rotated refresh token half-stored, nor
-    /// let a second refresh start with the old one.
-    async fn refresh_holding(
-        &self,
-        guard: tokio::sync::OwnedMutexGuard<()>,
-        link: &str,
-    ) -> Result<Connection, FlowError> {
+    /// tokens are stored and the outcome is noted for those waiting. A
+    /// caller cut off meanwhile (an execution reaching its deadline) cannot
+    /// leave a rotated refresh token half-stored, nor let a second refresh
+    /// start with the old one.
+    async fn refresh_holding(&self, held: Held, link: &str) -> Result<Connection, FlowError> {
         let store = self.store.clone();
         let oauth = self.oauth.clone();
         let link = link.to_owned();
         let task = tokio::spawn(async move {
-            let _guard = guard;
-            oauth.refresh(&store, &link).await
+            let Held {
+                flight, mut guard, ..
+            } = held;
+            let result = oauth.refresh(&store, &link).await;
+            guard.last = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            flight
+                .finished
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            result
         });
         let result = task
             .await
@@ -145,15 +209,18 @@ impl TokenKeeper {
         if !expires_soon(&connection, self.margin) || !self.is_oauth(&connection) {
             return Ok(Freshness::Unchanged);
         }
-        let guard = self.hold(link).await;
-        // Someone may have refreshed while this caller waited.
+        let held = self.hold(link).await;
+        // A refresh that ended while this caller waited answers for it.
+        if let Some(outcome) = held.shared_outcome() {
+            return outcome.map(|()| Freshness::Refreshed);
+        }
         let Some(connection) = self.store.connection(link)? else {
             return Ok(Freshness::Unchanged);
         };
         if !expires_soon(&connection, self.margin) {
             return Ok(Freshness::Refreshed);
         }
-        self.refresh_holding(guard, link).await?;
+        self.refresh_holding(held, link).await?;
         Ok(Freshness::Refreshed)
     }
 
@@ -164,7 +231,7 @@ impl TokenKeeper {
         link: &str,
         used_token: &str,
     ) -> Result<Freshness, FlowError> {
-        let guard = self.hold(link).await;
+        let mut held = self.hold(link).await;
         let Some(connection) = self.store.connection(link)? else {
             return Ok(Freshness::Unchanged);
         };
@@ -174,7 +241,35 @@ impl TokenKeeper {
         if access_token(&connection).is_some_and(|current| current != used_token) {
             return Ok(Freshness::Refreshed);
         }
-        self.refresh_holding(guard, link).await?;
+        if let Some(outcome) = held.shared_outcome() {
+            return outcome.map(|()| Freshness::Refreshed);
+        }
+        if let Credentials::Oauth2 {
+            refresh_token: None,
+            expires_at_ms: None,
+            ..
+        } = &connection.credentials
+        {
+            // Nothing to refresh: one 401 is the API's word on this call,
+            // not proof the grant is gone. The plugin gets the 401.
+            super::flow::record_failure(
+                &self.store,
+                link,
+                "the API answered 401 to a token without expiry or refresh token; connect again if it keeps happening",
+            )?;
+            return Ok(Freshness::Unchanged);
+        }
+        if held
+            .guard
+            .last_unauthorized
+            .is_some_and(|at| at.elapsed() < self.unauthorized_interval)
+        {
+            // A 401 already caused a refresh just now: do not hammer the
+            // provider; the plugin gets the 401.
+            return Ok(Freshness::Unchanged);
+        }
+        held.guard.last_unauthorized = Some(std::time::Instant::now());
+        self.refresh_holding(held, link).await?;
         Ok(Freshness::Refreshed)
     }
 
@@ -213,13 +308,13 @@ impl TokenKeeper {
                 continue;
             }
             let link = sealed.link_name.clone();
-            let guard = self.hold(&link).await;
+            let held = self.hold(&link).await;
             // Re-check under the lock: a plugin may have refreshed it.
             let current = self.store.sealed_connection(&link).ok().flatten();
             if current.is_some_and(|c| c.last_refresh_ms != sealed.last_refresh_ms) {
                 continue;
             }
-            match self.refresh_holding(guard, &link).await {
+            match self.refresh_holding(held, &link).await {
                 Ok(_) => report.refreshed += 1,
                 Err(err) => {
                     report.failed += 1;
@@ -232,7 +327,38 @@ impl TokenKeeper {
 
     /// Refreshes now, whatever the expiry (`POST /v1/connections/{link}/refresh`).
     pub async fn refresh_now(&self, link: &str) -> Result<Connection, FlowError> {
-        let guard = self.hold(link).await;
-        self.refresh_holding(guard, link).await
+        let held = self.hold(link).await;
+        if let Some(outcome) = held.shared_outcome() {
+            outcome?;
+            return self
+                .store
+                .connection(link)?
+                .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()));
+        }
+        self.refresh_holding(held, link).await
+    }
+
+    /// Revokes `link`'s tokens (RFC 7009) under its refresh lock, so a
+    /// refresh in flight cannot store new tokens after the revoke.
+    pub async fn revoke(&self, link: &str) -> Result<(), FlowError> {
+        let _held = self.hold(link).await;
+        self.oauth.revoke(&self.store, link).await
+    }
+
+    /// Completes the provider's redirect back under the connection's
+    /// refresh lock. An unknown or missing state is answered without a
+    /// write.
+    pub async fn callback(
+        &self,
+        state: Option<&str>,
+        code: Option<&str>,
+        error: Option<(&str, Option<&str>)>,
+    ) -> super::flow::Callback {
+        let link = state.and_then(|s| super::flow::pending_link(&self.store, s));
+        let _held = match &link {
+            Some(link) => Some(self.hold(link).await),
+            None => None,
+        };
+        self.oauth.callback(&self.store, state, code, error).await
     }
 }

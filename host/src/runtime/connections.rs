@@ -53,6 +53,13 @@ impl HostState {
 }
 
 /// The service's base URL with `{key}` replaced by the connection's metadata.
+///
+/// Metadata comes from a provider's answer, so it is checked before it can
+/// move where credentials go: a value standing for the whole origin
+/// (`{api_domain}` first in the template) must be `scheme://host[:port]` and
+/// nothing else; any other value must be a host name or label (no
+/// `/ @ : ? # \`, no whitespace). When the service lists allowed hosts, the
+/// expanded origin must match one of them.
 pub(crate) fn expand_base_url(
     service: &Service,
     connection: &Connection,
@@ -62,6 +69,7 @@ pub(crate) fn expand_base_url(
     };
     let mut out = String::with_capacity(template.len());
     let mut rest = template.as_str();
+    let mut substituted = false;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find('}') else {
@@ -77,11 +85,94 @@ pub(crate) fn expand_base_url(
                 service.name, connection.link_name
             )
         })?;
+        let whole_origin = out.is_empty();
+        check_metadata_value(value, whole_origin).map_err(|why| {
+            format!(
+                "metadata `{key}` of connection `{}` cannot go into the base URL of service `{}`: {why}; connect it again",
+                connection.link_name, service.name
+            )
+        })?;
         out.push_str(value);
+        substituted = true;
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);
+    if substituted && !service.allowed_hosts.is_empty() {
+        let url = url::Url::parse(&out).map_err(|e| {
+            format!(
+                "the base URL of service `{}` expands to an invalid URL: {e}",
+                service.name
+            )
+        })?;
+        let allowed = service
+            .allowed_hosts
+            .iter()
+            .filter_map(|h| super::HostPattern::parse(h).ok())
+            .any(|pattern| pattern.matches(&url));
+        if !allowed {
+            let origin = super::HostPattern::from_url(&url)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            return Err(format!(
+                "the base URL of connection `{}` expands to `{origin}`, which is not among the allowed hosts of service `{}` ({})",
+                connection.link_name,
+                service.name,
+                service.allowed_hosts.join(", ")
+            ));
+        }
+    }
     Ok(Some(out))
+}
+
+/// Whether a metadata value may be put into a base URL (see [`expand_base_url`]).
+pub(crate) fn check_metadata_value(value: &str, whole_origin: bool) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it holds whitespace".into());
+    }
+    if whole_origin {
+        let (scheme, host) = value
+            .split_once("://")
+            .ok_or_else(|| "it is not an origin like https://api.example.com".to_owned())?;
+        if scheme != "https" && scheme != "http" {
+            return Err(format!("its scheme `{scheme}` is not http or https"));
+        }
+        let host = host.strip_suffix('/').unwrap_or(host);
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
+                (name, Some(port))
+            }
+            _ => (host, None),
+        };
+        if let Some(port) = port
+            && port.parse::<u16>().is_err()
+        {
+            return Err("its port is not a number".into());
+        }
+        if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+            return literal
+                .parse::<std::net::Ipv6Addr>()
+                .map(|_| ())
+                .map_err(|_| format!("`{name}` is not an IPv6 address"));
+        }
+        return check_host_chars(name);
+    }
+    check_host_chars(value)
+}
+
+fn check_host_chars(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("the host is empty".into());
+    }
+    match text
+        .chars()
+        .find(|c| matches!(c, '/' | '@' | ':' | '?' | '#' | '\\' | '%' | '{' | '}'))
+    {
+        Some(c) => Err(format!("it holds `{c}`, which a host name cannot")),
+        None => Ok(()),
+    }
 }
 
 fn to_wit(connection: Connection, service: &Service) -> wit::Connection {

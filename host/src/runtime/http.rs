@@ -4,8 +4,12 @@
 //! credentials — only to the hosts the service allows, never when the guest
 //! set its own `Authorization`, `Proxy-Authorization` or `Cookie`. Without a
 //! connection, only the plugin's `allowed-hosts` can be reached. Redirects are
-//! followed by hand so each hop is checked again. Every call is recorded,
-//! secrets redacted.
+//! followed by hand so each hop is checked again. Guest arguments are bounded
+//! ([`MAX_URL`], [`MAX_HEADER_BYTES`], [`MAX_REQUEST_BODY`]) before the host
+//! keeps them. A response reaches the guest without `set-cookie` and with
+//! every form of the credential the host attached replaced by
+//! [`REDACTED`]. Calls past the budget fail fast, and past a small grace end
+//! the execution. Every call is recorded, secrets redacted, texts cut.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ use url::Url;
 use super::HostState;
 use super::bindings::junction::plugin::http::{Error, Host, Method, Request, Response};
 use super::connections::{LookupError, expand_base_url};
-use super::record::CallRecord;
+use super::record::{CallRecord, MAX_CALL_RECORDS, MAX_CALL_TEXT, plain_text};
+use super::stdio::truncate_with_marker;
 use crate::netguard::{self, NetworkPolicy};
 use crate::oauth::Freshness;
 use crate::store::{ConnectionStatus, Credentials, Placement, Secret};
@@ -32,12 +37,31 @@ const MAX_REDIRECTS: usize = 5;
 const HOST_SET_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
 /// Headers a guest may not set on a request that carries a connection.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+/// Longest request URL, query parameters included.
+pub const MAX_URL: usize = 8 * 1024;
+/// Most bytes of request header names and values together.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request body.
+pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
+/// Calls refused for the spent budget before the execution is ended: a
+/// plugin that does not look at its errors must not spin on them.
+pub const CALLS_PAST_BUDGET: u32 = 10;
+/// Response headers a plugin never sees: they carry the session the host holds.
+const HIDDEN_RESPONSE_HEADERS: [&str; 2] = ["set-cookie", "set-cookie2"];
+/// What replaces the attached credential wherever a response repeats it.
+pub const REDACTED: &str = "[REDACTED]";
+/// Credentials shorter than this are not searched for in responses: every
+/// short string occurs in some body, and no real credential is this short.
+const MIN_SCRUBBED: usize = 6;
 
 /// The one HTTP client: connection pooling, no automatic redirects (they are
 /// followed and checked in [`HostState::invoke_url`]).
 pub(crate) fn build_client(network: NetworkPolicy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // Proxy variables from the environment would send traffic around
+        // the address guard (the proxy, not the guard, picks the address).
+        .no_proxy()
         .dns_resolver(network.resolver())
         .user_agent(concat!("junction/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(90))
@@ -69,15 +93,7 @@ impl HostPattern {
         if rest.contains('/') || rest.contains('?') || rest.contains('@') {
             return Err(bad("give only the origin, without path, query or user"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| bad("the port is not a number"))?;
-                (host, Some(port))
-            }
-            _ => (rest, None),
-        };
+        let (host, port) = split_host_port(rest).map_err(|why| bad(&why))?;
         if host.is_empty() {
             return Err(bad("the host is empty"));
         }
@@ -124,6 +140,38 @@ impl HostPattern {
     }
 }
 
+/// `host[:port]` or `[v6]:port` into its host (brackets kept, as
+/// `Url::host_str` gives it) and port.
+fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if text.starts_with('[') {
+        let close = text
+            .find(']')
+            .ok_or_else(|| "an IPv6 address must be closed with `]`".to_owned())?;
+        let literal = &text[1..close];
+        literal
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("`{literal}` is not an IPv6 address"))?;
+        let after = &text[close + 1..];
+        match after.strip_prefix(':') {
+            Some(port) => (&text[..=close], Some(port)),
+            None if after.is_empty() => (&text[..=close], None),
+            None => return Err("only a port may follow an IPv6 address".into()),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| "the port is not a number".to_owned())
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -161,12 +209,15 @@ struct Prepared {
     oauth_token: Option<Secret>,
     /// Which addresses may be reached.
     network: NetworkPolicy,
+    /// Every form of the attached credential as it may come back.
+    scrub: Vec<Vec<u8>>,
     /// API statuses after which an OAuth token is refreshed and the call retried.
     refresh_on_status: Vec<u16>,
 }
 
 impl HostState {
     fn prepare(&mut self, request: Request) -> Result<Prepared, Error> {
+        check_request_size(&request)?;
         let method = match request.method {
             Method::Get => ReqMethod::GET,
             Method::Head => ReqMethod::HEAD,
@@ -302,11 +353,13 @@ impl HostState {
             .timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms)))
             .unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let scrub = attach.as_ref().map(credential_forms).unwrap_or_default();
         let prepared = Prepared {
             method,
             url,
             headers,
             body: request.body,
+            scrub,
             attach,
             connection: request.connection,
             allowed,
@@ -318,6 +371,127 @@ impl HostState {
         check_destination(&self.plugin, &prepared, &prepared.url)?;
         Ok(prepared)
     }
+}
+
+/// The method as it goes on the wire.
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    }
+}
+
+/// Refuses a request whose URL, headers or body are past the host's bounds.
+fn check_request_size(request: &Request) -> Result<(), Error> {
+    let url_len = request.url.len()
+        + request
+            .query
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    if url_len > MAX_URL {
+        return Err(Error::InvalidRequest(format!(
+            "the URL with its query is {url_len} bytes, above the limit of {MAX_URL} bytes"
+        )));
+    }
+    let header_len: usize = request.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if header_len > MAX_HEADER_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "the request headers are {header_len} bytes, above the limit of {MAX_HEADER_BYTES} bytes"
+        )));
+    }
+    if let Some(body) = &request.body
+        && body.len() > MAX_REQUEST_BODY
+    {
+        return Err(Error::InvalidRequest(format!(
+            "the request body is {} bytes, above the limit of {MAX_REQUEST_BODY} bytes",
+            body.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The forms in which the credential `attach` puts on the wire can come
+/// back in a response: the secret itself, the whole header value, the Basic
+/// base64 form, and their URL- and JSON-escaped spellings.
+fn credential_forms(attach: &Attach) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let mut forms: Vec<String> = Vec::new();
+    match attach {
+        Attach::Header(_, value) => {
+            let whole = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            // `Bearer {token}`, `Zoho-oauthtoken {token}`: the token is the last word.
+            if let Some(token) = whole.rsplit(' ').next() {
+                forms.push(token.to_owned());
+            }
+            forms.push(whole);
+        }
+        Attach::Query(_, secret) => forms.push(secret.expose().to_owned()),
+        Attach::Basic(user, password) => {
+            forms.push(password.expose().to_owned());
+            forms.push(
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose())),
+            );
+        }
+    }
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    for form in forms {
+        let encoded: String = url::form_urlencoded::byte_serialize(form.as_bytes()).collect();
+        let json = serde_json::to_string(&form).unwrap_or_default();
+        let json = json.trim_matches('"').to_owned();
+        for variant in [form, encoded, json] {
+            if variant.len() >= MIN_SCRUBBED && !all.iter().any(|f| f == variant.as_bytes()) {
+                all.push(variant.into_bytes());
+            }
+        }
+    }
+    all
+}
+
+/// Replaces every form of the credential in `response` with [`REDACTED`]
+/// and removes the headers a plugin never sees; returns how many
+/// replacements were made.
+fn scrub_response(response: &mut Response, forms: &[Vec<u8>]) -> u32 {
+    response
+        .headers
+        .retain(|(name, _)| !HIDDEN_RESPONSE_HEADERS.contains(&name.as_str()));
+    if forms.is_empty() {
+        return 0;
+    }
+    let Ok(matcher) = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(forms)
+    else {
+        // The forms are a handful of short strings; building cannot fail
+        // in practice, and if it did the plugin must not get the body.
+        response.body.clear();
+        response.headers.clear();
+        return 1;
+    };
+    let mut count = 0u32;
+    let mut replace = |bytes: &[u8]| -> Option<Vec<u8>> {
+        let found = matcher.find_iter(bytes).count();
+        if found == 0 {
+            return None;
+        }
+        count = count.saturating_add(found as u32);
+        let replacements = vec![REDACTED.as_bytes(); forms.len()];
+        Some(matcher.replace_all_bytes(bytes, &replacements))
+    };
+    for (_, value) in response.headers.iter_mut() {
+        if let Some(clean) = replace(value.as_bytes()) {
+            *value = String::from_utf8_lossy(&clean).into_owned();
+        }
+    }
+    if let Some(clean) = replace(&response.body) {
+        response.body = clean;
+    }
+    count
 }
 
 fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(), Error> {
@@ -464,12 +638,29 @@ async fn send(
 impl Host for HostState {
     async fn invoke_url(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
         let started = Instant::now();
-        let method = format!("{:?}", request.method).to_ascii_uppercase();
+        let method = method_name(request.method).to_owned();
         let connection = request.connection.clone();
-        let given_url = request.url.clone();
 
-        // An OAuth token about to expire is refreshed before it is used; a
-        // failure is recorded on the connection, which `prepare` then reports.
+        let _permit = match self.admit() {
+            Ok(permit) => permit,
+            Err(error) => {
+                let url = redact(&request.url, None);
+                self.record_call(method, url, None, started, connection, Some(&error), 0);
+                if self.calls_over_budget > CALLS_PAST_BUDGET {
+                    let message = format!(
+                        "the plugin went on calling invoke-url after its limit of {} calls ({} calls refused); raise limits.http-calls in the manifest or stop on the error",
+                        self.limits.http_calls, self.calls_over_budget
+                    );
+                    self.limit_exceeded = Some(message.clone());
+                    return Err(wasmtime::Error::msg(message));
+                }
+                return Ok(Err(error));
+            }
+        };
+
+        // Only an admitted call may refresh: an OAuth token about to expire
+        // is refreshed before it is used; a failure is recorded on the
+        // connection, which `prepare` then reports.
         let granted = connection
             .as_ref()
             .filter(|link| self.grants.connections.contains(link))
@@ -480,11 +671,12 @@ impl Host for HostState {
             tracing::warn!(plugin = %self.plugin, link = %link, error = %err, "refresh before the call failed");
         }
         let retry = granted.as_ref().map(|_| request.clone());
-        let (mut prepared, _permit) = match self.admit(request) {
-            Ok(admitted) => admitted,
+        let given_url = request.url.clone();
+        let mut prepared = match self.prepare(request) {
+            Ok(prepared) => prepared,
             Err(error) => {
                 let url = redact(&given_url, None);
-                self.record_call(method, url, None, started, connection, Some(&error));
+                self.record_call(method, url, None, started, connection, Some(&error), 0);
                 return Ok(Err(error));
             }
         };
@@ -507,11 +699,17 @@ impl Host for HostState {
             match self.prepare(again) {
                 Ok(mut retried) => {
                     result = send(&client, &plugin, self.limits.response_bytes, &mut retried).await;
+                    // The first token may be echoed too; scrub both.
+                    retried.scrub.append(&mut prepared.scrub);
                     prepared = retried;
                 }
                 Err(error) => result = Err(error),
             }
         }
+        let redactions = match &mut result {
+            Ok(response) => scrub_response(response, &prepared.scrub),
+            Err(_) => 0,
+        };
         let url = match &prepared.attach {
             Some(Attach::Query(name, _)) => {
                 // Show that the credential parameter went along, not its value.
@@ -529,23 +727,24 @@ impl Host for HostState {
             started,
             connection,
             result.as_ref().err(),
+            redactions,
         );
         Ok(result)
     }
 }
 
 impl HostState {
-    /// Counts the call against the execution's budgets and checks it.
-    fn admit(&mut self, request: Request) -> Result<(Prepared, OwnedSemaphorePermit), Error> {
+    /// Counts the call against the execution's budgets.
+    fn admit(&mut self) -> Result<OwnedSemaphorePermit, Error> {
         if self.calls_started >= self.limits.http_calls {
+            self.calls_over_budget += 1;
             return Err(Error::LimitExceeded(format!(
                 "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
                 self.limits.http_calls
             )));
         }
         self.calls_started += 1;
-        let permit = self
-            .http_in_flight
+        self.http_in_flight
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
@@ -553,10 +752,10 @@ impl HostState {
                     "more than {} invoke-url calls in flight at once",
                     self.limits.http_concurrency
                 ))
-            })?;
-        Ok((self.prepare(request)?, permit))
+            })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record_call(
         &mut self,
         method: String,
@@ -565,14 +764,16 @@ impl HostState {
         started: Instant,
         connection: Option<String>,
         error: Option<&Error>,
+        redactions: u32,
     ) {
         let record = CallRecord {
             method,
-            url,
+            url: truncate_with_marker(plain_text(url), MAX_CALL_TEXT),
             status,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             connection,
-            error: error.map(describe),
+            error: error.map(|e| truncate_with_marker(plain_text(describe(e)), MAX_CALL_TEXT)),
+            redactions,
         };
         // The URL is the redacted one; credentials never reach this line.
         tracing::debug!(
@@ -583,9 +784,14 @@ impl HostState {
             duration_ms = record.duration_ms,
             connection = ?record.connection,
             error = ?record.error,
+            redactions,
             "invoke-url"
         );
-        self.calls.push(record);
+        if self.calls.len() < MAX_CALL_RECORDS {
+            self.calls.push(record);
+        } else {
+            self.calls_dropped += 1;
+        }
     }
 }
 
@@ -752,6 +958,14 @@ mod tests {
         assert!(HostPattern::parse("ftp://x").is_err());
         assert!(HostPattern::parse("https://a.*.com").is_err());
         assert!(HostPattern::parse("https://a.com/path").is_err());
+        let v6 = HostPattern::parse("http://[::1]:8080").unwrap();
+        assert!(v6.matches(&Url::parse("http://[::1]:8080/x").unwrap()));
+        assert!(!v6.matches(&Url::parse("http://[::2]:8080/x").unwrap()));
+        let v6_default = HostPattern::parse("https://[2001:db8::1]").unwrap();
+        assert!(v6_default.matches(&Url::parse("https://[2001:db8::1]/").unwrap()));
+        assert_eq!(v6.to_string(), "http://[::1]:8080");
+        assert!(HostPattern::parse("http://[::1").is_err());
+        assert!(HostPattern::parse("http://[zz]:80").is_err());
     }
 
     #[test]

@@ -31,7 +31,10 @@ use crate::manifest::Manifest;
 use crate::store::{Store, now_ms};
 
 pub use http::HostPattern;
-pub use record::{CallRecord, ExecutionRecord, Failure, LogLine, Outcome};
+pub use record::{
+    CallRecord, ExecutionRecord, Failure, LogLine, MAX_CALL_RECORDS, MAX_CALL_TEXT,
+    MAX_FAILURE_MESSAGE, Outcome, max_stored_bytes,
+};
 pub use world::LoadError;
 
 use bindings::{Plugin, PluginPre};
@@ -56,8 +59,15 @@ pub struct Limits {
     pub response_bytes: usize,
     /// Largest event payload and plugin output.
     pub payload_bytes: usize,
-    /// Log lines plus captured stdout/stderr.
+    /// Log lines plus captured stdout/stderr, in bytes (each line costs its
+    /// text plus a fixed overhead).
     pub log_bytes: usize,
+    /// Log lines plus captured stdout/stderr lines.
+    pub log_lines: usize,
+    /// Bytes (keys plus values) the plugin may keep in its kv namespace.
+    pub kv_bytes: u64,
+    /// Keys the plugin may keep in its kv namespace.
+    pub kv_keys: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +80,9 @@ impl Default for Limits {
             response_bytes: 10 * 1024 * 1024,
             payload_bytes: 1024 * 1024,
             log_bytes: 64 * 1024,
+            log_lines: 1000,
+            kv_bytes: 16 * 1024 * 1024,
+            kv_keys: 10_000,
         }
     }
 }
@@ -87,6 +100,8 @@ pub struct RuntimeConfig {
     pub ceiling: Limits,
     /// Which addresses outbound calls may reach.
     pub network: crate::netguard::NetworkPolicy,
+    /// At most one refresh per connection caused by 401s in this interval.
+    pub unauthorized_refresh_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -96,6 +111,8 @@ impl Default for RuntimeConfig {
             timeout: Duration::from_secs(15 * 60),
             memory_bytes: 1024 * 1024 * 1024,
             http_calls: 1000,
+            kv_bytes: 1024 * 1024 * 1024,
+            kv_keys: 1_000_000,
             ..defaults.clone()
         };
         RuntimeConfig {
@@ -104,6 +121,7 @@ impl Default for RuntimeConfig {
             defaults,
             ceiling,
             network: crate::netguard::NetworkPolicy::default(),
+            unauthorized_refresh_interval: crate::oauth::UNAUTHORIZED_INTERVAL,
         }
     }
 }
@@ -193,6 +211,8 @@ pub(crate) struct Shared {
     http: reqwest::Client,
     tokens: Arc<crate::oauth::TokenKeeper>,
     network: crate::netguard::NetworkPolicy,
+    /// Where kv writes are committed; one transaction each when unset.
+    kv_committer: std::sync::OnceLock<Arc<dyn kv::KvCommitter>>,
 }
 
 /// Errors setting the runtime up.
@@ -247,15 +267,27 @@ impl Runtime {
             linker,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             shared: Arc::new(Shared {
-                tokens: Arc::new(crate::oauth::TokenKeeper::new(store.clone(), oauth)),
+                tokens: Arc::new(
+                    crate::oauth::TokenKeeper::new(store.clone(), oauth)
+                        .with_unauthorized_interval(config.unauthorized_refresh_interval),
+                ),
                 store,
                 http,
                 network: config.network,
+                kv_committer: std::sync::OnceLock::new(),
             }),
             config,
             pooling,
             ticker_stop,
         })
+    }
+
+    /// Sends plugins' kv writes to `committer` (the journal's group commit)
+    /// from now on; only the first call takes effect.
+    pub fn set_kv_committer(&self, committer: Arc<dyn kv::KvCommitter>) {
+        if self.shared.kv_committer.set(committer).is_err() {
+            tracing::warn!("the kv committer was already set; keeping the first");
+        }
     }
 
     /// The engine (to precompile components with).
@@ -374,13 +406,14 @@ impl Runtime {
             return record.finish(started.elapsed());
         };
         let deadline = started + limits.timeout;
-        let logbook = LogBook::new(limits.log_bytes, started);
+        let logbook = LogBook::new(limits.log_bytes, limits.log_lines, started);
         let state = HostState::new(self.shared.clone(), plugin, deadline, logbook.clone());
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |mut ctx| {
             if Instant::now() >= deadline {
+                ctx.data_mut().deadline_hit = true;
                 Err(wasmtime::Error::msg(DEADLINE_REACHED))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -402,6 +435,7 @@ impl Runtime {
         let state = store.into_data();
         record.peak_memory_bytes = state.limiter.peak();
         record.calls = state.calls;
+        record.calls_dropped = state.calls_dropped;
         record.outcome = match result {
             Err(_elapsed) => timeout_failure(limits),
             Ok(Ok(Ok(output))) => record::output_outcome(output, limits.payload_bytes),
@@ -417,16 +451,17 @@ impl Runtime {
                     )
                 } else if let Some(message) = state.limit_exceeded {
                     Outcome::failed(Failure::LimitExceeded, message)
-                } else if format!("{error:?}").contains(DEADLINE_REACHED) {
+                } else if state.deadline_hit {
                     timeout_failure(limits)
                 } else {
                     Outcome::failed(Failure::Trap, trap_message(&error))
                 }
             }
         };
-        let (logs, truncated) = logbook.take();
-        record.logs = logs;
-        record.logs_truncated = truncated;
+        let log = logbook.take();
+        record.logs = log.lines;
+        record.logs_truncated = log.truncated;
+        record.logs_dropped = log.dropped;
         record.finish(started.elapsed())
     }
 }
@@ -552,8 +587,15 @@ pub struct HostState {
     limits: Limits,
     deadline: Instant,
     logbook: LogBook,
+    /// The first [`record::MAX_CALL_RECORDS`] calls.
     calls: Vec<CallRecord>,
+    /// Calls past those, only counted.
+    calls_dropped: u64,
     calls_started: u32,
+    /// Calls refused because the call budget was spent.
+    calls_over_budget: u32,
+    /// Set by the epoch callback when it stops the guest at the deadline.
+    deadline_hit: bool,
     http_in_flight: Arc<Semaphore>,
     /// Set by a host function that stops the guest for exceeding a budget.
     limit_exceeded: Option<String>,
@@ -585,7 +627,10 @@ impl HostState {
             deadline,
             logbook,
             calls: Vec::new(),
+            calls_dropped: 0,
             calls_started: 0,
+            calls_over_budget: 0,
+            deadline_hit: false,
             http_in_flight: Arc::new(Semaphore::new(plugin.limits.http_concurrency)),
             limit_exceeded: None,
         }

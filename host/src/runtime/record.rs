@@ -1,11 +1,65 @@
 //! The record of one execution: its outcome (output or a classified
-//! failure), timing, peak memory, log lines and every `invoke-url` call.
+//! failure), timing, peak memory, log lines and every `invoke-url` call —
+//! and the bounds that keep it small whatever the plugin does: the log's
+//! budgets (in `stdio`), at most [`MAX_CALL_RECORDS`] call entries with
+//! their texts cut at [`MAX_CALL_TEXT`], and a failure message cut at
+//! [`MAX_FAILURE_MESSAGE`].
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::Event;
+use super::stdio::truncate_with_marker;
+
+/// Call entries kept in one record; later calls are only counted.
+pub const MAX_CALL_RECORDS: usize = 100;
+/// Longest URL or error text kept in a call entry.
+pub const MAX_CALL_TEXT: usize = 2 * 1024;
+/// Longest failure message kept (a plugin's `Err`, a trap's text).
+pub const MAX_FAILURE_MESSAGE: usize = 64 * 1024;
+/// A record's fields besides its texts and lists: ids, names, timing, counters.
+const FIXED_BYTES: usize = 4 * 1024;
+/// One log line's JSON framing besides its text (level, time, punctuation).
+const LINE_FRAMING: usize = 96;
+/// One call entry's JSON besides its URL and error: method, status, timing,
+/// a connection's link name (at most 50 characters), punctuation.
+const CALL_FRAMING: usize = 400;
+
+/// The most bytes one execution record can take as stored JSON under
+/// `limits`, whatever the plugin does. Output and failure message exclude
+/// each other; the log is budgeted in JSON bytes already; call texts hold no
+/// control characters, so JSON at most doubles them; a failure message may
+/// be all control characters, six bytes each once escaped.
+pub fn max_stored_bytes(limits: &super::Limits) -> usize {
+    let outcome = limits.payload_bytes.max(6 * MAX_FAILURE_MESSAGE);
+    let logs = limits.log_bytes + limits.log_lines * LINE_FRAMING;
+    let calls = MAX_CALL_RECORDS * (2 * MAX_CALL_TEXT + 2 * MAX_CALL_TEXT + CALL_FRAMING);
+    FIXED_BYTES + outcome + logs + calls
+}
+
+/// How long `text` is as a JSON string's contents: control characters take
+/// six bytes (`\u0000`), quotes and backslashes two.
+pub(crate) fn json_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// A text for a call entry: control characters become spaces.
+pub(crate) fn plain_text(text: String) -> String {
+    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    } else {
+        text
+    }
+}
 
 /// How an execution failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,8 +91,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A failure; the message is cut at [`MAX_FAILURE_MESSAGE`] with a marker.
     pub(crate) fn failed(failure: Failure, message: String) -> Self {
-        Outcome::Failed { failure, message }
+        Outcome::Failed {
+            failure,
+            message: truncate_with_marker(message, MAX_FAILURE_MESSAGE),
+        }
     }
 }
 
@@ -68,6 +126,14 @@ pub struct CallRecord {
     pub connection: Option<String>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// How many times the attached credential was found in the response and
+    /// replaced by `[REDACTED]` before the plugin saw it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redactions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Everything about one execution.
@@ -100,8 +166,14 @@ pub struct ExecutionRecord {
     pub logs: Vec<LogLine>,
     /// Whether log lines were dropped for the log budget.
     pub logs_truncated: bool,
-    /// Every `invoke-url` call.
+    /// How many log lines were dropped for the log budget.
+    #[serde(default)]
+    pub logs_dropped: u64,
+    /// The `invoke-url` calls, up to the first 100.
     pub calls: Vec<CallRecord>,
+    /// Calls made past the first 100, counted but not listed.
+    #[serde(default)]
+    pub calls_dropped: u64,
 }
 
 impl ExecutionRecord {
@@ -119,7 +191,9 @@ impl ExecutionRecord {
             peak_memory_bytes: 0,
             logs: Vec::new(),
             logs_truncated: false,
+            logs_dropped: 0,
             calls: Vec::new(),
+            calls_dropped: 0,
         }
     }
 
@@ -161,7 +235,17 @@ pub(crate) fn output_outcome(output: String, max: usize) -> Outcome {
             ),
         );
     }
-    match serde_json::from_str(&output) {
+    match serde_json::from_str::<serde_json::Value>(&output) {
+        // Stored re-serialised, which can be longer than the text (`1e15`
+        // becomes `1000000000000000.0`): the limit holds for what is stored.
+        Ok(value) if serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len()) > max => {
+            Outcome::failed(
+                Failure::LimitExceeded,
+                format!(
+                    "the plugin's output is above the limit of {max} bytes once stored as JSON"
+                ),
+            )
+        }
         Ok(output) => Outcome::Ok { output },
         Err(err) => Outcome::failed(
             Failure::PluginError,

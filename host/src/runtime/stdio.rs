@@ -1,6 +1,10 @@
 //! The execution's log: lines from the `log` interface and the guest's
-//! stdout/stderr, under one byte budget. Past the budget lines are dropped
-//! (and the log marked truncated) instead of trapping the guest.
+//! stdout/stderr, under one budget in bytes and one in lines. Every line
+//! costs at least [`LINE_OVERHEAD`] bytes, so a flood of empty lines spends
+//! the budget as surely as long ones; one line is cut at [`MAX_LINE`] bytes
+//! with a marker. Past either budget lines are dropped and counted (the log
+//! marked truncated) instead of trapping the guest, and a dropped line costs
+//! the host nothing but the count.
 
 use std::io;
 use std::pin::Pin;
@@ -13,14 +17,20 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::record::LogLine;
 
-/// Longest partial stdout line kept before it is cut into a line of its own.
-const MAX_LINE: usize = 8 * 1024;
+/// Longest line kept: a longer `log` message is cut here (with a marker),
+/// and a partial stdout line this long becomes a line of its own.
+pub(crate) const MAX_LINE: usize = 8 * 1024;
+/// What one line costs against the byte budget besides its text (counted as
+/// it is stored, JSON-escaped): its level, its time and the record's
+/// framing, so an empty line is not free.
+pub(crate) const LINE_OVERHEAD: usize = 64;
 
 #[derive(Default)]
 struct Book {
     lines: Vec<LogLine>,
     used: usize,
     truncated: bool,
+    dropped: u64,
     stdout_partial: Vec<u8>,
     stderr_partial: Vec<u8>,
 }
@@ -30,14 +40,23 @@ struct Book {
 pub(crate) struct LogBook {
     inner: Arc<Mutex<Book>>,
     budget: usize,
+    max_lines: usize,
     started: Instant,
 }
 
+/// What the log kept, and how much it dropped.
+pub(crate) struct TakenLog {
+    pub(crate) lines: Vec<LogLine>,
+    pub(crate) truncated: bool,
+    pub(crate) dropped: u64,
+}
+
 impl LogBook {
-    pub(crate) fn new(budget: usize, started: Instant) -> Self {
+    pub(crate) fn new(budget: usize, max_lines: usize, started: Instant) -> Self {
         LogBook {
             inner: Arc::new(Mutex::new(Book::default())),
             budget,
+            max_lines,
             started,
         }
     }
@@ -56,11 +75,14 @@ impl LogBook {
     }
 
     fn push_locked(&self, book: &mut Book, level: &str, message: String) {
-        if book.used + message.len() > self.budget {
+        let message = cut_line(message);
+        let cost = super::record::json_len(&message) + LINE_OVERHEAD;
+        if book.lines.len() >= self.max_lines || book.used + cost > self.budget {
             book.truncated = true;
+            book.dropped += 1;
             return;
         }
-        book.used += message.len();
+        book.used += cost;
         book.lines.push(LogLine {
             level: level.to_owned(),
             message,
@@ -70,6 +92,12 @@ impl LogBook {
 
     fn write_stream(&self, stream: &'static str, bytes: &[u8]) {
         let mut book = self.lock();
+        if book.lines.len() >= self.max_lines || book.used + LINE_OVERHEAD > self.budget {
+            // Full: count the lines without keeping any bytes of them.
+            book.truncated = true;
+            book.dropped += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            return;
+        }
         let mut partial = std::mem::take(if stream == "stdout" {
             &mut book.stdout_partial
         } else {
@@ -95,7 +123,7 @@ impl LogBook {
 
     /// The lines so far (with any unterminated stdout/stderr line), and
     /// whether some were dropped.
-    pub(crate) fn take(&self) -> (Vec<LogLine>, bool) {
+    pub(crate) fn take(&self) -> TakenLog {
         let mut book = self.lock();
         for stream in ["stdout", "stderr"] {
             let partial = std::mem::take(if stream == "stdout" {
@@ -108,7 +136,11 @@ impl LogBook {
                 self.push_locked(&mut book, stream, text);
             }
         }
-        (std::mem::take(&mut book.lines), book.truncated)
+        TakenLog {
+            lines: std::mem::take(&mut book.lines),
+            truncated: book.truncated,
+            dropped: book.dropped,
+        }
     }
 
     /// A WASI stdout/stderr that writes into this log.
@@ -118,6 +150,32 @@ impl LogBook {
             name,
         }
     }
+}
+
+/// `text` cut to at most [`MAX_LINE`] bytes on a character boundary, with a
+/// marker saying how much was cut.
+fn cut_line(text: String) -> String {
+    truncate_with_marker(text, MAX_LINE)
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), ending in a
+/// marker that says how many bytes were cut; unchanged when it fits.
+pub(crate) fn truncate_with_marker(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let marker_room = 48.min(max);
+    let mut end = max - marker_room;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    let marker = format!("… [{} of {total} bytes cut]", total - end);
+    if text.len() + marker.len() <= max {
+        text.push_str(&marker);
+    }
+    text
 }
 
 /// The guest's stdout or stderr.
@@ -165,13 +223,47 @@ mod tests {
 
     #[test]
     fn stdout_is_split_into_lines_and_capped() {
-        let book = LogBook::new(10, Instant::now());
+        let book = LogBook::new(3 * LINE_OVERHEAD + 7, 100, Instant::now());
         book.write_stream("stdout", b"abc\nde");
         book.write_stream("stdout", b"f\n0123456789\n");
         book.push("info", "x".into());
-        let (lines, truncated) = book.take();
-        let texts: Vec<_> = lines.iter().map(|l| l.message.as_str()).collect();
+        let taken = book.take();
+        let texts: Vec<_> = taken.lines.iter().map(|l| l.message.as_str()).collect();
         assert_eq!(texts, ["abc", "def", "x"]);
-        assert!(truncated);
+        assert!(taken.truncated);
+        assert_eq!(taken.dropped, 1);
+    }
+
+    #[test]
+    fn empty_lines_spend_the_budget_and_the_line_cap_holds() {
+        let book = LogBook::new(64 * 1024, 1000, Instant::now());
+        for _ in 0..100_000 {
+            book.push("info", String::new());
+        }
+        book.write_stream("stdout", &b"\n".repeat(5000));
+        let taken = book.take();
+        assert_eq!(taken.lines.len(), 1000);
+        assert_eq!(taken.dropped, 100_000 + 5000 - 1000);
+
+        let by_bytes = LogBook::new(10 * LINE_OVERHEAD, 1000, Instant::now());
+        for _ in 0..50 {
+            by_bytes.push("info", String::new());
+        }
+        assert_eq!(by_bytes.take().lines.len(), 10);
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_marker() {
+        let book = LogBook::new(1024 * 1024, 1000, Instant::now());
+        book.push("info", "é".repeat(MAX_LINE));
+        let taken = book.take();
+        let line = &taken.lines[0].message;
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert!(
+            line.ends_with(&format!("of {} bytes cut]", 2 * MAX_LINE)),
+            "{line}"
+        );
+        assert_eq!(truncate_with_marker("short".into(), 10), "short");
+        assert!(truncate_with_marker("x".repeat(100), 60).len() <= 60);
     }
 }

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
     /// Let plugins and token endpoints reach loopback and private addresses
     /// (local mocks, on-premises APIs). Link-local and metadata addresses stay refused.
-    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK")]
+    #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_network: bool,
     /// Events kept (beyond it the oldest finished ones go) [default: 100000].
     #[arg(long, env = "JUNCTION_EVENT_RETENTION")]
@@ -64,6 +64,19 @@ pub struct ServeArgs {
     /// Seconds a web console session lasts without a request [default: 43200, 12 hours].
     #[arg(long, env = "JUNCTION_CONSOLE_SESSION_SECS")]
     pub console_session_secs: Option<u64>,
+    /// Connections open at once; more wait to be accepted [default: 1024].
+    #[arg(long, env = "JUNCTION_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers [default: 10].
+    #[arg(long, env = "JUNCTION_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Requests per minute one client address may make to the OAuth
+    /// callback and to webhooks [default: 120].
+    #[arg(long, env = "JUNCTION_PUBLIC_RATE_PER_MINUTE")]
+    pub public_rate_per_minute: Option<u32>,
+    /// Seconds between two refreshes of one connection caused by 401s [default: 30].
+    #[arg(long, env = "JUNCTION_UNAUTHORIZED_REFRESH_SECS")]
+    pub unauthorized_refresh_secs: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -82,6 +95,10 @@ struct FileConfig {
     plugin_concurrency: Option<usize>,
     retry_base_ms: Option<u64>,
     console_session_secs: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    public_rate_per_minute: Option<u32>,
+    unauthorized_refresh_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -111,7 +128,17 @@ pub struct ServerConfig {
     pub clock: crate::events::Clock,
     /// How long a console session lasts without a request.
     pub console_session: std::time::Duration,
+    /// Connection limits.
+    pub connections: super::listen::ConnectionLimits,
+    /// Requests per minute one client may make to the public routes
+    /// (OAuth callback, webhooks).
+    pub public_rate_per_minute: u32,
+    /// At most one 401-caused refresh per connection in this interval.
+    pub unauthorized_refresh: std::time::Duration,
 }
+
+/// Requests per minute one client may make to the public routes by default.
+pub const DEFAULT_PUBLIC_RATE_PER_MINUTE: u32 = 120;
 
 impl ServerConfig {
     /// The embedded default for `data_dir`, listening on `listen`.
@@ -129,6 +156,9 @@ impl ServerConfig {
             dispatch: crate::events::DispatchConfig::default(),
             clock: crate::events::Clock::system(),
             console_session: DEFAULT_CONSOLE_SESSION,
+            connections: super::listen::ConnectionLimits::default(),
+            public_rate_per_minute: DEFAULT_PUBLIC_RATE_PER_MINUTE,
+            unauthorized_refresh: crate::oauth::UNAUTHORIZED_INTERVAL,
         }
     }
 
@@ -227,6 +257,33 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("console-session-secs"));
             }
             config.console_session = std::time::Duration::from_secs(secs);
+        }
+        if let Some(n) = self.max_connections.or(file.max_connections) {
+            if n == 0 {
+                return Err(ConfigError::Zero("max-connections"));
+            }
+            config.connections.max_connections = n;
+        }
+        if let Some(secs) = self
+            .header_read_timeout_secs
+            .or(file.header_read_timeout_secs)
+        {
+            if secs == 0 {
+                return Err(ConfigError::Zero("header-read-timeout-secs"));
+            }
+            config.connections.header_read_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(n) = self.public_rate_per_minute.or(file.public_rate_per_minute) {
+            if n == 0 {
+                return Err(ConfigError::Zero("public-rate-per-minute"));
+            }
+            config.public_rate_per_minute = n;
+        }
+        if let Some(secs) = self
+            .unauthorized_refresh_secs
+            .or(file.unauthorized_refresh_secs)
+        {
+            config.unauthorized_refresh = std::time::Duration::from_secs(secs);
         }
         config.allow_private_network =
             self.allow_private_network || file.allow_private_network.unwrap_or(false);

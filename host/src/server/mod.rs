@@ -13,8 +13,10 @@ pub mod error;
 pub mod events;
 pub mod executions;
 pub mod hooks;
+pub mod listen;
 pub mod oauth;
 pub mod plugins;
+mod ratelimit;
 pub mod services;
 
 use std::net::SocketAddr;
@@ -185,12 +187,19 @@ fn router(state: AppState) -> Router {
             get(hooks::check_secret_hook).post(hooks::secret_path_hook),
         )
         .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY));
+    let limiter = ratelimit::PublicLimiter::new(state.config.public_rate_per_minute);
+    let public = Router::new()
+        .route("/oauth/callback", get(oauth::callback))
+        .merge(hooks)
+        .route_layer(axum::middleware::from_fn_with_state(
+            limiter,
+            ratelimit::limit_public,
+        ));
     let console = console::router(state.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/oauth/callback", get(oauth::callback))
-        .merge(hooks)
+        .merge(public)
         .merge(v1)
         .merge(console)
         .fallback(not_found)
@@ -354,6 +363,7 @@ impl Server {
                 pooling: config.pooling,
                 max_instances: config.max_instances,
                 network: config.network(),
+                unauthorized_refresh_interval: config.unauthorized_refresh,
                 ..RuntimeConfig::default()
             },
         )?);
@@ -376,6 +386,9 @@ impl Server {
                 events: config.event_retention,
             },
         )?);
+        registry
+            .runtime()
+            .set_kv_committer(Arc::new(crate::events::journal::JournalKv(journal.clone())));
         let (events, event_tasks) = Events::start(
             registry.clone(),
             journal,
@@ -417,6 +430,7 @@ impl Server {
         });
         let tokens = state.registry.runtime().tokens().clone();
         let keeper = tokens.clone();
+        let connection_limits = state.config.connections;
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // Tokens of idle and expiring connections are refreshed in the
@@ -442,11 +456,11 @@ impl Server {
             }
         });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
+            listen::serve(listener, app, connection_limits, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            Ok::<(), std::io::Error>(())
         });
         tracing::info!(%addr, "listening");
         Ok(Server {

@@ -36,6 +36,12 @@ pub(crate) fn flow_error(err: FlowError) -> ApiError {
             ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
         }
         FlowError::BadState | FlowError::Denied(_) => ApiError::invalid(err.to_string()),
+        FlowError::NothingToRefresh(_) => {
+            ApiError::new(StatusCode::CONFLICT, "nothing-to-refresh", err.to_string())
+        }
+        FlowError::SharedFailure(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
+        }
         FlowError::Store(store) => store.into(),
     }
 }
@@ -95,6 +101,7 @@ pub(crate) async fn authorize_connection(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "The connection has no refresh token and no expiry: there is nothing to refresh, and it stays connected", body = ErrorBody),
         (status = 502, description = "The provider refused or failed; the connection records why", body = ErrorBody)
     )
 )]
@@ -131,8 +138,10 @@ pub(crate) async fn revoke_connection(
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     state
-        .oauth
-        .revoke(&state.store, &link)
+        .registry
+        .runtime()
+        .tokens()
+        .revoke(&link)
         .await
         .map_err(flow_error)?;
     connection_view(&state, &link).await
@@ -157,13 +166,10 @@ pub(crate) async fn callback(
         .as_deref()
         .map(|code| (code, query.error_description.as_deref()));
     let finished = state
-        .oauth
-        .callback(
-            &state.store,
-            query.state.as_deref(),
-            query.code.as_deref(),
-            error,
-        )
+        .registry
+        .runtime()
+        .tokens()
+        .callback(query.state.as_deref(), query.code.as_deref(), error)
         .await;
     // The console's pages are behind a SameSite=Strict cookie, which a
     // redirect chain started at the provider does not carry; a page of this

@@ -87,12 +87,37 @@ impl Store {
         Ok(())
     }
 
+    /// The connection a pending authorization is for, read only.
+    pub fn pending_authorization_link(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
+        let Some(bytes) = table.get(state_hash).map_err(db)? else {
+            return Ok(None);
+        };
+        let row: Row = serde_json::from_slice(bytes.value())
+            .map_err(|e| StoreError::Corrupt("oauth_authorizations".into(), e.to_string()))?;
+        Ok(Some(row.link_name))
+    }
+
     /// Takes the pending authorization for this state hash: it is removed,
-    /// so a second callback with the same state finds nothing.
+    /// so a second callback with the same state finds nothing. A state that
+    /// was never issued (or was already taken) costs a read, not a write: the
+    /// callback is public, and a flood of made-up states must not occupy the
+    /// single writer.
     pub fn take_pending_authorization(
         &self,
         state_hash: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
+        {
+            let txn = self.db.begin_read().map_err(db)?;
+            let table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
+            if table.get(state_hash).map_err(db)?.is_none() {
+                return Ok(None);
+            }
+        }
         let txn = self.db.begin_write().map_err(db)?;
         let row = {
             let mut table = txn.open_table(AUTHORIZATIONS).map_err(db)?;

@@ -65,7 +65,13 @@ impl Cipher {
     /// The key from `JUNCTION_MASTER_KEY`, else from the data directory's key
     /// file, created (0600) on first use.
     pub fn load(data_dir: &Path) -> Result<Self, CryptoError> {
-        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+        Self::load_with(data_dir, std::env::var(MASTER_KEY_ENV).ok())
+    }
+
+    /// The key given as text (what `JUNCTION_MASTER_KEY` holds), else the
+    /// data directory's key file, created (0600) on first use.
+    pub fn load_with(data_dir: &Path, configured: Option<String>) -> Result<Self, CryptoError> {
+        if let Some(text) = configured {
             return Ok(Self::from_key(&parse_key(&text)?));
         }
         let path = data_dir.join(KEY_FILE);
@@ -196,18 +202,16 @@ mod tests {
     #[test]
     fn key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        // SAFETY-free: the env var is not set in tests of this module.
-        let first = Cipher::load(dir.path());
-        if std::env::var(MASTER_KEY_ENV).is_ok() {
-            return;
-        }
-        let first = first.unwrap();
+        // The key file is used whatever the environment says.
+        let first = Cipher::load_with(dir.path(), None).unwrap();
         let mode = fs::metadata(dir.path().join(KEY_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let second = Cipher::load(dir.path()).unwrap();
+        let second = Cipher::load_with(dir.path(), None).unwrap();
         assert_eq!(first.key_id(), second.key_id());
+        let configured = Cipher::load_with(dir.path(), Some("11".repeat(32))).unwrap();
+        assert_ne!(configured.key_id(), first.key_id(), "a configured key wins");
     }
 }

@@ -201,6 +201,8 @@ pub enum JournalEntry {
     /// A delivery changes as the store has it (cancelled, retried by hand);
     /// not applied when it no longer fits the stored state.
     Delivery { id: String, change: DeliveryChange },
+    /// A plugin's kv write.
+    Kv(Box<super::KvWrite>),
 }
 
 /// What one journal entry did.
@@ -216,6 +218,8 @@ pub enum JournalAnswer {
     },
     /// The delivery was already final (or gone), so the change was not applied.
     Skipped,
+    /// What a kv write did.
+    Kv(super::KvOutcome),
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -362,6 +366,7 @@ impl Store {
                             None => JournalAnswer::Skipped,
                         }
                     }
+                    JournalEntry::Kv(write) => JournalAnswer::Kv(super::kv::apply_in(&txn, write)?),
                 };
                 answers.push(answer);
             }

@@ -11,6 +11,7 @@ pub mod authorizations;
 pub mod crypto;
 pub mod events;
 pub mod executions;
+pub mod kv;
 mod model;
 pub mod plugins;
 mod secret;
@@ -27,6 +28,7 @@ pub use events::{
     JournalEntry, NewEvent,
 };
 pub use executions::ExecutionQuery;
+pub use kv::{KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv};
 pub use model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange, now_ms,
     validate_link_name, validate_service_name,
@@ -38,10 +40,6 @@ pub use secret::Secret;
 pub const SCHEMA_VERSION: u32 = 3;
 /// The redb file inside the data directory.
 pub const DB_FILE: &str = "junction.redb";
-/// Largest kv key, in bytes.
-pub const MAX_KV_KEY: usize = 512;
-/// Largest kv value, in bytes.
-pub const MAX_KV_VALUE: usize = 1024 * 1024;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
@@ -49,7 +47,6 @@ const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const SERVICE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("service_secrets");
 const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
-const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +174,8 @@ impl Store {
             txn.open_table(CONNECTIONS).map_err(db)?;
             txn.open_table(SERVICE_SECRETS).map_err(db)?;
             txn.open_table(authorizations::AUTHORIZATIONS).map_err(db)?;
-            txn.open_table(KV).map_err(db)?;
+            txn.open_table(kv::KV).map_err(db)?;
+            txn.open_table(kv::KV_USAGE).map_err(db)?;
             txn.open_table(plugins::PLUGINS).map_err(db)?;
             txn.open_table(plugins::COMPONENTS).map_err(db)?;
             txn.open_table(plugins::ARTIFACTS).map_err(db)?;
@@ -571,68 +569,6 @@ impl Store {
             });
         }
         Ok(())
-    }
-
-    // ----- per-plugin key-value -----
-
-    /// The value under `key` in `plugin`'s namespace.
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(KV).map_err(db)?;
-        Ok(table
-            .get((plugin, key))
-            .map_err(db)?
-            .map(|v| v.value().to_vec()))
-    }
-
-    /// Stores `value` under `key` in `plugin`'s namespace.
-    pub fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if key.is_empty() || key.len() > MAX_KV_KEY {
-            return Err(StoreError::Invalid(format!(
-                "kv keys must be 1 to {MAX_KV_KEY} bytes, this one is {}",
-                key.len()
-            )));
-        }
-        if value.len() > MAX_KV_VALUE {
-            return Err(StoreError::Invalid(format!(
-                "kv values must be at most {MAX_KV_VALUE} bytes, this one is {}",
-                value.len()
-            )));
-        }
-        let txn = self.db.begin_write().map_err(db)?;
-        {
-            let mut table = txn.open_table(KV).map_err(db)?;
-            table.insert((plugin, key), value).map_err(db)?;
-        }
-        txn.commit().map_err(db)?;
-        Ok(())
-    }
-
-    /// Removes `key` from `plugin`'s namespace.
-    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db)?;
-        {
-            let mut table = txn.open_table(KV).map_err(db)?;
-            table.remove((plugin, key)).map_err(db)?;
-        }
-        txn.commit().map_err(db)?;
-        Ok(())
-    }
-
-    /// The keys in `plugin`'s namespace that start with `prefix`, in order.
-    pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(KV).map_err(db)?;
-        let mut keys = Vec::new();
-        for row in table.range((plugin, prefix)..).map_err(db)? {
-            let (key, _) = row.map_err(db)?;
-            let (owner, key) = key.value();
-            if owner != plugin || !key.starts_with(prefix) {
-                break;
-            }
-            keys.push(key.to_owned());
-        }
-        Ok(keys)
     }
 }
 

@@ -270,9 +270,7 @@ impl Store {
                     .retain_in((sha, "")..=(sha, "\u{10FFFF}"), |_, _| false)
                     .map_err(db)?;
             }
-            let mut kv = txn.open_table(super::KV).map_err(db)?;
-            kv.retain_in((name, "")..=(name, "\u{10FFFF}"), |_, _| false)
-                .map_err(db)?;
+            super::kv::forget_in(&txn, name)?;
             record
         };
         txn.commit().map_err(db)?;

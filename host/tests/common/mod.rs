@@ -52,6 +52,41 @@ pub struct ServeChild {
     pub data_dir: String,
 }
 
+/// How long a test waits for one line from a child process.
+pub const LINE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A child's output read line by line on a thread, so a test waits for a
+/// line with a deadline instead of blocking for ever on a silent child.
+pub struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn of(reader: impl std::io::Read + Send + 'static) -> Self {
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(receive)
+    }
+
+    /// The next line; panics, naming `what`, after [`LINE_WAIT`] or at the end.
+    pub fn next(&self, what: &str) -> String {
+        match self.0.recv_timeout(LINE_WAIT) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("waited {LINE_WAIT:?} for {what}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the output ended before {what}")
+            }
+        }
+    }
+}
+
 impl ServeChild {
     pub fn start(data_dir: &Path) -> Self {
         Self::start_with(data_dir, &[])
@@ -70,18 +105,15 @@ impl ServeChild {
             .spawn()
             .expect("spawn junction serve");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        // Read on a thread of its own, which keeps draining stdout so the
+        // server never blocks on a full pipe.
+        let lines = Lines::of(stdout);
         let url = loop {
-            let line = lines
-                .next()
-                .expect("junction serve exited before listening")
-                .expect("read stdout");
+            let line = lines.next("junction serve to say where it listens");
             if let Some(rest) = line.strip_prefix("junction listening on ") {
                 break rest.split_whitespace().next().expect("url").to_owned();
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         ServeChild {
             child,
             url,

@@ -240,10 +240,28 @@ struct LoginQuery {
     expired: Option<String>,
 }
 
-/// Only paths of this site are followed after sign-in.
+/// Only paths of this site are followed after sign-in: one leading `/`, no
+/// `//` or `/\\` (which browsers read as another host), no control
+/// characters or whitespace (which browsers strip, turning `/\t/evil` into
+/// `//evil`), judged before and after percent-decoding.
 fn local_path(next: Option<&str>) -> String {
+    fn same_origin(path: &str) -> bool {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.starts_with("/\\")
+            && !path.contains('\\')
+            && !path.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if same_origin(path)
+                && same_origin(
+                    &url::form_urlencoded::parse(format!("p={path}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default(),
+                ) =>
+        {
             path.to_owned()
         }
         _ => "/".to_owned(),
@@ -497,6 +515,16 @@ mod tests {
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");
         assert_eq!(local_path(None), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(local_path(Some("/%09/evil.example")), "/");
+        assert_eq!(local_path(Some("/%2F/evil.example")), "/");
+        assert_eq!(local_path(Some("/%5Cevil.example")), "/");
+        assert_eq!(local_path(Some("/ /evil.example")), "/");
+        assert_eq!(local_path(Some("/\n/evil.example")), "/");
+        assert_eq!(
+            local_path(Some("/deliveries?state=dead")),
+            "/deliveries?state=dead"
+        );
     }
 
     #[test]

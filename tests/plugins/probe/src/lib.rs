@@ -44,9 +44,24 @@ fn call(call: Call) -> serde_json::Value {
         request = request.timeout(std::time::Duration::from_millis(ms));
     }
     match request.send() {
-        Ok(response) => json!({ "status": response.status(), "body": response.text() }),
+        Ok(response) => {
+            // Printed, so a test can check that what the plugin saw (and
+            // what it put in its log) holds no credential.
+            println!("got {} {}", response.status(), response.text());
+            json!({
+                "status": response.status(),
+                "body": response.text(),
+                "headers": response.headers(),
+            })
+        }
         Err(err) => json!({ "error": err.to_string() }),
     }
+}
+
+fn u64_field(event: &Event, name: &str) -> Result<u64> {
+    event.payload::<serde_json::Value>()?[name]
+        .as_u64()
+        .ok_or_else(|| Error::msg(format!("the payload needs a number `{name}`")))
 }
 
 fn handle(event: Event) -> Result<serde_json::Value> {
@@ -131,6 +146,60 @@ fn handle(event: Event) -> Result<serde_json::Value> {
             )
         }
         "big-output" => Ok(json!("y".repeat(2 * 1024 * 1024))),
+        // Floods for the record's bounds: `n` empty log lines, `n` empty
+        // printed lines, `n` calls with a `url_bytes` long URL, an error of
+        // `mib` MiB, `n` distinct kv values of `kib` KiB.
+        "log-flood" => {
+            let n = u64_field(&event, "n")?;
+            let long = "z".repeat(u64_field(&event, "line_bytes").unwrap_or(0) as usize);
+            for _ in 0..n {
+                junction_sdk::log::log(junction_sdk::log::Level::Info, &long);
+            }
+            Ok(json!({ "logged": n }))
+        }
+        "print-flood" => {
+            let n = u64_field(&event, "n")?;
+            for _ in 0..n {
+                println!();
+            }
+            Ok(json!({ "printed": n }))
+        }
+        "call-flood" => {
+            let n = u64_field(&event, "n")?;
+            let url = format!(
+                "{}/{}",
+                event.payload::<serde_json::Value>()?["base"]
+                    .as_str()
+                    .unwrap_or("http://127.0.0.1:9"),
+                "u".repeat(u64_field(&event, "url_bytes").unwrap_or(10) as usize)
+            );
+            let mut refused = 0u64;
+            for _ in 0..n {
+                if Request::get(url.as_str()).send().is_err() {
+                    refused += 1;
+                }
+            }
+            Ok(json!({ "refused": refused }))
+        }
+        "big-error" => {
+            let mib = u64_field(&event, "mib")? as usize;
+            Err(Error::msg("e".repeat(mib * 1024 * 1024)))
+        }
+        "kv-flood" => {
+            let n = u64_field(&event, "n")?;
+            let value = vec![3u8; u64_field(&event, "kib")? as usize * 1024];
+            let mut stored = 0u64;
+            let mut first_error = None;
+            for i in 0..n {
+                match junction_sdk::kv::set(&format!("flood/{i}"), &value) {
+                    Ok(()) => stored += 1,
+                    Err(err) => {
+                        first_error.get_or_insert(err.to_string());
+                    }
+                }
+            }
+            Ok(json!({ "stored": stored, "error": first_error }))
+        }
         // Fails the first `fail_times` attempts of each event, counted in kv
         // by event id: a delivery retried by the host succeeds after them.
         "flaky" => {

@@ -1,0 +1,336 @@
+//! Each plugin's private key-value namespace, and what it uses of its quota.
+//! Usage (bytes of keys plus values, and keys) is kept per plugin beside the
+//! data and changed in the same transaction as every write, so a quota is
+//! checked without scanning; a namespace written before usage was kept is
+//! counted once, on its first write. Writes go through [`apply_in`], which
+//! the journal calls inside its group commit and [`Store::kv_write`] inside a
+//! transaction of its own.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Store, StoreError, db};
+
+/// (plugin, key) → value.
+pub(super) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
+/// Plugin → (bytes, keys) held in its namespace.
+pub(super) const KV_USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("kv_usage");
+
+/// The longest kv key.
+pub const MAX_KV_KEY: usize = 512;
+/// The largest kv value.
+pub const MAX_KV_VALUE: usize = 1024 * 1024;
+
+/// How much a plugin may keep in its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuota {
+    /// Bytes of keys plus values.
+    pub bytes: u64,
+    /// Keys.
+    pub keys: u64,
+}
+
+impl KvQuota {
+    /// No limit (tools and tests that write outside any plugin's budget).
+    pub const UNLIMITED: KvQuota = KvQuota {
+        bytes: u64::MAX,
+        keys: u64::MAX,
+    };
+}
+
+/// What a namespace holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Bytes of keys plus values.
+    pub bytes: u64,
+    /// Keys.
+    pub keys: u64,
+}
+
+/// One change to a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    /// Store `value` under `key`, within `quota`.
+    Set {
+        plugin: String,
+        key: String,
+        value: Vec<u8>,
+        quota: KvQuota,
+    },
+    /// Remove `key`.
+    Delete { plugin: String, key: String },
+}
+
+/// Whether a write was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOutcome {
+    /// Applied.
+    Written,
+    /// Not applied: the key or value is too large, or the write would pass
+    /// the quota (the message names which).
+    Refused(String),
+}
+
+/// Checks a key and value against the fixed bounds.
+pub fn validate_kv(key: &str, value: &[u8]) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY {
+        return Err(StoreError::Invalid(format!(
+            "kv keys must be 1 to {MAX_KV_KEY} bytes, this one is {}",
+            key.len()
+        )));
+    }
+    if value.len() > MAX_KV_VALUE {
+        return Err(StoreError::Invalid(format!(
+            "kv values must be at most {MAX_KV_VALUE} bytes, this one is {}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn usage_in(
+    usage: &redb::Table<&str, (u64, u64)>,
+    data: &redb::Table<(&str, &str), &[u8]>,
+    plugin: &str,
+) -> Result<KvUsage, StoreError> {
+    if let Some(row) = usage.get(plugin).map_err(db)? {
+        let (bytes, keys) = row.value();
+        return Ok(KvUsage { bytes, keys });
+    }
+    let mut counted = KvUsage::default();
+    for row in data
+        .range((plugin, "")..=(plugin, "\u{10FFFF}"))
+        .map_err(db)?
+    {
+        let (key, value) = row.map_err(db)?;
+        counted.bytes += (key.value().1.len() + value.value().len()) as u64;
+        counted.keys += 1;
+    }
+    Ok(counted)
+}
+
+/// Applies `write` inside `txn`.
+pub(super) fn apply_in(
+    txn: &redb::WriteTransaction,
+    write: &KvWrite,
+) -> Result<KvOutcome, StoreError> {
+    let mut data = txn.open_table(KV).map_err(db)?;
+    let mut usage = txn.open_table(KV_USAGE).map_err(db)?;
+    let (plugin, key) = match write {
+        KvWrite::Set { plugin, key, .. } | KvWrite::Delete { plugin, key } => (plugin, key),
+    };
+    let mut used = usage_in(&usage, &data, plugin)?;
+    let old = data
+        .get((plugin.as_str(), key.as_str()))
+        .map_err(db)?
+        .map(|v| (key.len() + v.value().len()) as u64);
+    match write {
+        KvWrite::Set { value, quota, .. } => {
+            // Refused, not failed: the journal commits other writers'
+            // entries in the same transaction.
+            if let Err(invalid) = validate_kv(key, value) {
+                return Ok(KvOutcome::Refused(invalid.to_string()));
+            }
+            let new = (key.len() + value.len()) as u64;
+            let bytes = used.bytes - old.unwrap_or(0) + new;
+            let keys = used.keys + u64::from(old.is_none());
+            if keys > quota.keys {
+                return Ok(KvOutcome::Refused(format!(
+                    "kv quota: plugin `{plugin}` may keep {} keys and has {}; delete some or raise limits.kv-keys in the manifest",
+                    quota.keys, used.keys
+                )));
+            }
+            if bytes > quota.bytes {
+                return Ok(KvOutcome::Refused(format!(
+                    "kv quota: plugin `{plugin}` may keep {} bytes and this write would make {bytes}; delete some or raise limits.kv-mb in the manifest",
+                    quota.bytes
+                )));
+            }
+            data.insert((plugin.as_str(), key.as_str()), value.as_slice())
+                .map_err(db)?;
+            used = KvUsage { bytes, keys };
+        }
+        KvWrite::Delete { .. } => {
+            let Some(old) = old else {
+                return Ok(KvOutcome::Written);
+            };
+            data.remove((plugin.as_str(), key.as_str())).map_err(db)?;
+            used.bytes -= old;
+            used.keys -= 1;
+        }
+    }
+    usage
+        .insert(plugin.as_str(), (used.bytes, used.keys))
+        .map_err(db)?;
+    Ok(KvOutcome::Written)
+}
+
+/// Removes a plugin's whole namespace inside `txn`.
+pub(super) fn forget_in(txn: &redb::WriteTransaction, plugin: &str) -> Result<(), StoreError> {
+    let mut data = txn.open_table(KV).map_err(db)?;
+    data.retain_in((plugin, "")..=(plugin, "\u{10FFFF}"), |_, _| false)
+        .map_err(db)?;
+    let mut usage = txn.open_table(KV_USAGE).map_err(db)?;
+    usage.remove(plugin).map_err(db)?;
+    Ok(())
+}
+
+impl Store {
+    /// The value under `key` in `plugin`'s namespace.
+    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(KV).map_err(db)?;
+        Ok(table
+            .get((plugin, key))
+            .map_err(db)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Applies one write in a transaction of its own (one fsync); the
+    /// server's plugins write through the journal's group commit instead.
+    pub fn kv_write(&self, write: &KvWrite) -> Result<KvOutcome, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let outcome = apply_in(&txn, write)?;
+        if outcome == KvOutcome::Written {
+            txn.commit().map_err(db)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Stores `value` under `key` in `plugin`'s namespace, without a quota.
+    pub fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        match self.kv_write(&KvWrite::Set {
+            plugin: plugin.to_owned(),
+            key: key.to_owned(),
+            value: value.to_vec(),
+            quota: KvQuota::UNLIMITED,
+        })? {
+            KvOutcome::Written => Ok(()),
+            KvOutcome::Refused(why) => Err(StoreError::Invalid(why)),
+        }
+    }
+
+    /// Removes `key` from `plugin`'s namespace.
+    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+        self.kv_write(&KvWrite::Delete {
+            plugin: plugin.to_owned(),
+            key: key.to_owned(),
+        })
+        .map(|_| ())
+    }
+
+    /// What `plugin`'s namespace holds.
+    pub fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let usage = txn.open_table(KV_USAGE).map_err(db)?;
+        if let Some(row) = usage.get(plugin).map_err(db)? {
+            let (bytes, keys) = row.value();
+            return Ok(KvUsage { bytes, keys });
+        }
+        let data = txn.open_table(KV).map_err(db)?;
+        let mut counted = KvUsage::default();
+        for row in data
+            .range((plugin, "")..=(plugin, "\u{10FFFF}"))
+            .map_err(db)?
+        {
+            let (key, value) = row.map_err(db)?;
+            counted.bytes += (key.value().1.len() + value.value().len()) as u64;
+            counted.keys += 1;
+        }
+        Ok(counted)
+    }
+
+    /// The keys in `plugin`'s namespace that start with `prefix`, in order.
+    pub fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(KV).map_err(db)?;
+        let mut keys = Vec::new();
+        for row in table.range((plugin, prefix)..).map_err(db)? {
+            let (key, _) = row.map_err(db)?;
+            let (owner, key) = key.value();
+            if owner != plugin || !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(plugin: &str, key: &str, len: usize, quota: KvQuota) -> KvWrite {
+        KvWrite::Set {
+            plugin: plugin.into(),
+            key: key.into(),
+            value: vec![7; len],
+            quota,
+        }
+    }
+
+    #[test]
+    fn quota_counts_bytes_and_keys_and_frees_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let quota = KvQuota {
+            bytes: 1000,
+            keys: 3,
+        };
+        assert_eq!(
+            store.kv_write(&set("p", "a", 400, quota)).unwrap(),
+            KvOutcome::Written
+        );
+        assert_eq!(
+            store.kv_write(&set("p", "b", 500, quota)).unwrap(),
+            KvOutcome::Written
+        );
+        let over = store.kv_write(&set("p", "c", 200, quota)).unwrap();
+        assert!(
+            matches!(&over, KvOutcome::Refused(m) if m.contains("1000 bytes")),
+            "{over:?}"
+        );
+        assert_eq!(
+            store.kv_get("p", "c").unwrap(),
+            None,
+            "a refused write leaves nothing"
+        );
+        // Replacing a value counts only the difference.
+        assert_eq!(
+            store.kv_write(&set("p", "b", 590, quota)).unwrap(),
+            KvOutcome::Written
+        );
+        assert_eq!(
+            store.kv_usage("p").unwrap(),
+            KvUsage {
+                bytes: 992,
+                keys: 2
+            }
+        );
+        store.kv_delete("p", "b").unwrap();
+        store.kv_delete("p", "missing").unwrap();
+        assert_eq!(
+            store.kv_usage("p").unwrap(),
+            KvUsage {
+                bytes: 401,
+                keys: 1
+            }
+        );
+        for key in ["x", "y"] {
+            assert_eq!(
+                store.kv_write(&set("p", key, 1, quota)).unwrap(),
+                KvOutcome::Written
+            );
+        }
+        let over = store.kv_write(&set("p", "z", 1, quota)).unwrap();
+        assert!(
+            matches!(&over, KvOutcome::Refused(m) if m.contains("3 keys")),
+            "{over:?}"
+        );
+        // Another plugin has its own quota.
+        assert_eq!(
+            store.kv_write(&set("q", "z", 900, quota)).unwrap(),
+            KvOutcome::Written
+        );
+    }
+}
