@@ -308,3 +308,97 @@ fn serve_deploy_invoke_and_rotate_the_token() {
         second_token
     );
 }
+
+#[test]
+fn serve_refuses_a_missing_or_wrong_master_key_and_key_rotate_works_online_and_offline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("path");
+    // A secret sealed under the key file.
+    {
+        let server = ServeChild::start(&data);
+        let out = server.client(
+            &[
+                "connection",
+                "add",
+                "stripe",
+                "--service",
+                "stripe",
+                "--auth",
+                "api-key",
+                "--base-url",
+                "https://api.stripe.com/v1",
+            ],
+            Some("sk_live_rotated_key_4242\n"),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // Online: the running server re-seals under a new key.
+        let before = std::fs::read_to_string(data.join("master.key")).expect("key file");
+        let out = server.client(&["key", "rotate"], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("re-sealed"),
+            "{}",
+            text(&out.stdout)
+        );
+        let after = std::fs::read_to_string(data.join("master.key")).expect("key file");
+        assert_ne!(before, after, "the key file holds the new key");
+    }
+    // Offline, with the server stopped.
+    let out = junction(&["key", "rotate", "--data-dir", data_arg], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 secrets re-sealed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A wrong key from the environment: refused, naming both key ids.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg])
+        .env("JUNCTION_MASTER_KEY", "22".repeat(32))
+        .output()
+        .expect("serve");
+    assert_fails_with(&wrong, "is not the one that sealed this data directory");
+
+    // The key file gone: refused, and no new key is made.
+    let saved = std::fs::read(data.join("master.key")).expect("key file");
+    std::fs::remove_file(data.join("master.key")).expect("remove");
+    let missing = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg])
+        .env_remove("JUNCTION_MASTER_KEY")
+        .output()
+        .expect("serve");
+    assert_fails_with(&missing, "the master key is missing");
+    assert!(!data.join("master.key").exists());
+    std::fs::write(data.join("master.key"), saved).expect("restore");
+    let server = ServeChild::start(&data);
+    let out = server.client(&["connection", "show", "stripe"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn boolean_environment_variables_take_the_usual_spellings() {
+    for value in ["1", "true", "yes", "on"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(env!("CARGO_BIN_EXE_junction"))
+            .args(["run", "/nonexistent-plugin.wasm", "--event", "-"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("JUNCTION_ALLOW_PRIVATE_NETWORK", value)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains("invalid value"),
+            "JUNCTION_ALLOW_PRIVATE_NETWORK={value}: {stderr}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["serve", "--listen", "not-an-address"])
+        .env("JUNCTION_ALLOW_PRIVATE_NETWORK", "1")
+        .output()
+        .expect("serve");
+    assert_fails_with(&out, "not-an-address");
+}

@@ -189,6 +189,24 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the master key that seals secrets at rest.
+    Key {
+        /// What to do with the key.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+/// Master key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Re-seal every secret under a new master key (crash-safe; the old key
+    /// opens secrets until the rotation completes).
+    Rotate {
+        /// The data directory (and, if the server runs, how to reach it).
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 /// Admin token commands.
@@ -290,6 +308,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Token {
             command: TokenCommand::Rotate { server },
         } => token::rotate(&server).await,
+        Command::Key {
+            command: KeyCommand::Rotate { server },
+        } => token::rotate_key(&server).await,
         Command::Event { command } => events::event(command).await,
         Command::Events { command } => events::events(command).await,
         Command::Deliveries {

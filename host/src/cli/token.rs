@@ -1,7 +1,8 @@
-//! `junction token rotate`: issues a new admin token. With the server
-//! stopped it rewrites the store directly; with the server running (which
-//! holds the redb file) it asks the server, which writes the new token to the
-//! same 0600 file. Either way the token never crosses the network.
+//! `junction token rotate`: issues a new admin token; `junction key
+//! rotate`: re-seals every secret under a new master key. With the server
+//! stopped each rewrites the store directly; with the server running (which
+//! holds the redb file) it asks the server, which does the same. Neither the
+//! token nor a key ever crosses the network.
 
 use reqwest::Method;
 
@@ -46,5 +47,44 @@ pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
         path.display()
     );
     println!("{token}");
+    Ok(())
+}
+
+/// `junction key rotate`.
+pub async fn rotate_key(server: &ServerArgs) -> Result<(), CliError> {
+    let data_dir = &server.data_dir;
+    if !data_dir.join(DB_FILE).is_file() {
+        return Err(CliError::Usage(format!(
+            "no Junction data in {}; start `junction serve` there first, or give --data-dir",
+            data_dir.display()
+        )));
+    }
+    let (key_id, previous, resealed) = match Store::open(data_dir) {
+        Ok(store) => {
+            let rotation = store.rotate_key()?;
+            (
+                rotation.key_id,
+                rotation.previous_key_id,
+                rotation.resealed as u64,
+            )
+        }
+        Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen)) => {
+            let client = Client::new(server)?;
+            let answer: serde_json::Value = client
+                .send(client.request(Method::POST, &["v1", "key", "rotate"])?)
+                .await?;
+            let text = |field: &str| answer[field].as_str().unwrap_or("?").to_owned();
+            (
+                text("key_id"),
+                text("previous_key_id"),
+                answer["resealed"].as_u64().unwrap_or(0),
+            )
+        }
+        Err(other) => return Err(other.into()),
+    };
+    println!(
+        "master key rotated: {resealed} secrets re-sealed under key {key_id} (was {previous}); {} holds the new key",
+        data_dir.join(crate::store::crypto::KEY_FILE).display()
+    );
     Ok(())
 }

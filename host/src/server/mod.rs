@@ -158,6 +158,7 @@ fn router(state: AppState) -> Router {
             services::delete_service
         ))
         .routes(routes!(rotate_token))
+        .routes(routes!(rotate_key))
         .routes(routes!(openapi_json))
         .merge(uploads)
         .merge(
@@ -291,6 +292,50 @@ async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         text,
     )
+}
+
+/// What a master key rotation did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RotatedKey {
+    /// The id of the key that seals every secret now (a digest, not the key).
+    key_id: String,
+    /// The id of the key it replaced.
+    previous_key_id: String,
+    /// Sealed values re-sealed.
+    resealed: usize,
+}
+
+/// Rotates the master key: every secret is re-sealed under a new key,
+/// written to the data directory's `master.key` (crash-safe: the old key
+/// opens secrets until the rotation completes). With a key from
+/// `JUNCTION_MASTER_KEY`, the answer (409) says how to rotate it instead.
+#[utoipa::path(
+    post,
+    path = "/v1/key/rotate",
+    tag = "admin",
+    responses(
+        (status = 200, body = RotatedKey),
+        (status = 401, body = error::ErrorBody),
+        (status = 409, description = "The key comes from the environment", body = error::ErrorBody)
+    )
+)]
+async fn rotate_key(State(state): State<AppState>) -> Result<axum::Json<RotatedKey>, ApiError> {
+    if *state.store.key_source() == crate::store::keys::KeySource::Environment {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "key-from-environment",
+            "the master key comes from JUNCTION_MASTER_KEY: move it to JUNCTION_PREVIOUS_MASTER_KEY, set JUNCTION_MASTER_KEY to a new key and restart",
+        ));
+    }
+    let store = state.store.clone();
+    let rotation = tokio::task::spawn_blocking(move || store.rotate_key())
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(axum::Json(RotatedKey {
+        key_id: rotation.key_id,
+        previous_key_id: rotation.previous_key_id,
+        resealed: rotation.resealed,
+    }))
 }
 
 /// Where the new admin token went.

@@ -47,6 +47,37 @@ fn aad(state_hash: &str) -> String {
     format!("oauth_authorizations/{state_hash}/verifier")
 }
 
+/// Re-seals the PKCE verifiers not sealed with `cipher`'s primary key.
+pub(super) fn reseal_in(
+    txn: &redb::WriteTransaction,
+    cipher: &super::Cipher,
+) -> Result<usize, StoreError> {
+    use redb::ReadableTable;
+    let mut table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
+    let mut updates = Vec::new();
+    for row in table.iter().map_err(db)? {
+        let (key, bytes) = row.map_err(db)?;
+        let state_hash = key.value().to_owned();
+        let mut parsed: Row = serde_json::from_slice(bytes.value())
+            .map_err(|e| StoreError::Corrupt("oauth_authorizations".into(), e.to_string()))?;
+        let Some(sealed) = &parsed.verifier else {
+            continue;
+        };
+        if super::crypto::sealed_key_id(sealed) == Some(cipher.key_id()) {
+            continue;
+        }
+        let opened = cipher.open(sealed, &aad(&state_hash))?;
+        parsed.verifier = Some(cipher.seal(&opened, &aad(&state_hash))?);
+        let bytes = serde_json::to_vec(&parsed)
+            .map_err(|e| StoreError::Corrupt("oauth_authorizations".into(), e.to_string()))?;
+        updates.push((state_hash, bytes));
+    }
+    for (key, bytes) in &updates {
+        table.insert(key.as_str(), bytes.as_slice()).map_err(db)?;
+    }
+    Ok(updates.len())
+}
+
 impl Store {
     /// Records a pending authorization under the state's hash, and drops
     /// expired ones.
@@ -58,7 +89,7 @@ impl Store {
         let verifier = pending
             .verifier
             .as_ref()
-            .map(|v| self.cipher.seal(v, &aad(state_hash)))
+            .map(|v| self.cipher().seal(v, &aad(state_hash)))
             .transpose()?;
         let row = Row {
             link_name: pending.link_name.clone(),
@@ -135,7 +166,7 @@ impl Store {
         };
         let verifier = row
             .verifier
-            .map(|sealed| self.cipher.open(&sealed, &aad(state_hash)))
+            .map(|sealed| self.cipher().open(&sealed, &aad(state_hash)))
             .transpose()?;
         Ok(Some(PendingAuthorization {
             link_name: row.link_name,

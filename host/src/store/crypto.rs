@@ -1,11 +1,9 @@
 //! Encryption of secret fields at rest: XChaCha20-Poly1305 with a key id
 //! prefix (for rotation) and AAD that binds each ciphertext to its table, row
-//! and field, so a sealed value copied to another row does not open.
-
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+//! and field, so a sealed value copied to another row does not open. A
+//! [`Cipher`] seals with its primary key and opens with any key it holds, so
+//! values sealed before a rotation stay readable until they are re-sealed
+//! (the lifecycle of keys is in `keys`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -23,6 +21,11 @@ const NONCE_LEN: usize = 24;
 pub const MASTER_KEY_ENV: &str = "JUNCTION_MASTER_KEY";
 /// Key file created in the data directory when no key is configured.
 pub const KEY_FILE: &str = "master.key";
+/// The key a rotation moves to, until it completes.
+pub const NEXT_KEY_FILE: &str = "master.key.next";
+/// Environment variable holding the key a rotation moves away from, when
+/// the key comes from the environment.
+pub const PREVIOUS_KEY_ENV: &str = "JUNCTION_PREVIOUS_MASTER_KEY";
 
 /// What can go wrong with keys and sealed values.
 #[derive(Debug, thiserror::Error)]
@@ -44,69 +47,73 @@ pub enum CryptoError {
     Encrypt,
 }
 
+/// One key and its id.
+struct Key {
+    id: String,
+    aead: XChaCha20Poly1305,
+}
+
+impl Key {
+    fn new(key: &[u8; 32]) -> Self {
+        Key {
+            id: key_id(key),
+            aead: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+}
+
+/// The id written in front of every value a key seals: a digest of the
+/// key, never the key.
+pub fn key_id(key: &[u8; 32]) -> String {
+    let digest = Sha256::new_with_prefix(b"junction key id")
+        .chain_update(key)
+        .finalize();
+    hex::encode(&digest[..4])
+}
+
 /// The keys that seal and open secret fields.
 pub struct Cipher {
-    key_id: String,
-    aead: XChaCha20Poly1305,
+    primary: Key,
+    /// Keys that only open: the one being rotated away from.
+    others: Vec<Key>,
 }
 
 impl Cipher {
     /// Makes a cipher from raw key bytes.
     pub fn from_key(key: &[u8; 32]) -> Self {
-        let digest = Sha256::new_with_prefix(b"junction key id")
-            .chain_update(key)
-            .finalize();
         Cipher {
-            key_id: hex::encode(&digest[..4]),
-            aead: XChaCha20Poly1305::new(key.into()),
+            primary: Key::new(key),
+            others: Vec::new(),
         }
     }
 
-    /// The key from `JUNCTION_MASTER_KEY`, else from the data directory's key
-    /// file, created (0600) on first use.
-    pub fn load(data_dir: &Path) -> Result<Self, CryptoError> {
-        Self::load_with(data_dir, std::env::var(MASTER_KEY_ENV).ok())
+    /// Seals with `primary`, opens with it and with `others`.
+    pub fn with_keys(primary: &[u8; 32], others: &[[u8; 32]]) -> Self {
+        let primary = Key::new(primary);
+        let others = others
+            .iter()
+            .map(Key::new)
+            .filter(|k| k.id != primary.id)
+            .collect();
+        Cipher { primary, others }
     }
 
-    /// The key given as text (what `JUNCTION_MASTER_KEY` holds), else the
-    /// data directory's key file, created (0600) on first use.
-    pub fn load_with(data_dir: &Path, configured: Option<String>) -> Result<Self, CryptoError> {
-        if let Some(text) = configured {
-            return Ok(Self::from_key(&parse_key(&text)?));
-        }
-        let path = data_dir.join(KEY_FILE);
-        let io_err = |source| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            source,
-        };
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                let mode = fs::metadata(&path).map_err(io_err)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!(path = %path.display(), "the key file is readable by others; chmod 600 it");
-                }
-                Ok(Self::from_key(&parse_key(&text)?))
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io_err)?;
-                file.write_all(B64.encode(key).as_bytes()).map_err(io_err)?;
-                file.sync_all().map_err(io_err)?;
-                Ok(Self::from_key(&key))
-            }
-            Err(err) => Err(io_err(err)),
-        }
+    /// Whether a value sealed with key `id` can be opened.
+    pub fn knows(&self, id: &str) -> bool {
+        self.primary.id == id || self.others.iter().any(|k| k.id == id)
+    }
+
+    /// The ids of every key held, primary first.
+    pub fn key_ids(&self) -> Vec<String> {
+        std::iter::once(&self.primary)
+            .chain(&self.others)
+            .map(|k| k.id.clone())
+            .collect()
     }
 
     /// The id written in front of every value this cipher seals.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.primary.id
     }
 
     /// Seals `secret` for the place named by `aad` (`table/row/field`).
@@ -118,12 +125,13 @@ impl Cipher {
             aad: aad.as_bytes(),
         };
         let ciphertext = self
+            .primary
             .aead
             .encrypt(XNonce::from_slice(&nonce), payload)
             .map_err(|_| CryptoError::Encrypt)?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
-        Ok(format!("{FORMAT}:{}:{}", self.key_id, B64.encode(blob)))
+        Ok(format!("{FORMAT}:{}:{}", self.primary.id, B64.encode(blob)))
     }
 
     /// Opens a value sealed for the place named by `aad`.
@@ -133,15 +141,16 @@ impl Cipher {
         else {
             return Err(CryptoError::Malformed);
         };
-        if key_id != self.key_id {
-            return Err(CryptoError::UnknownKey(key_id.to_owned()));
-        }
+        let key = std::iter::once(&self.primary)
+            .chain(&self.others)
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
         let blob = B64.decode(blob).map_err(|_| CryptoError::Malformed)?;
         if blob.len() < NONCE_LEN {
             return Err(CryptoError::Malformed);
         }
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
-        let plain = self
+        let plain = key
             .aead
             .decrypt(
                 XNonce::from_slice(nonce),
@@ -157,7 +166,16 @@ impl Cipher {
     }
 }
 
-fn parse_key(text: &str) -> Result<[u8; 32], CryptoError> {
+/// The key id of a sealed value, without opening it.
+pub fn sealed_key_id(sealed: &str) -> Option<&str> {
+    let mut parts = sealed.splitn(3, ':');
+    match (parts.next(), parts.next()) {
+        (Some(FORMAT), Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+pub(super) fn parse_key(text: &str) -> Result<[u8; 32], CryptoError> {
     let text = text.trim();
     let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(text).map_err(|_| CryptoError::BadKeyFormat)?
@@ -197,21 +215,5 @@ mod tests {
         assert_eq!(parse_key(&hex_key).unwrap(), [0u8; 32]);
         assert_eq!(parse_key(&B64.encode([1u8; 32])).unwrap(), [1u8; 32]);
         assert!(parse_key("short").is_err());
-    }
-
-    #[test]
-    fn key_file_is_created_private_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        // The key file is used whatever the environment says.
-        let first = Cipher::load_with(dir.path(), None).unwrap();
-        let mode = fs::metadata(dir.path().join(KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let second = Cipher::load_with(dir.path(), None).unwrap();
-        assert_eq!(first.key_id(), second.key_id());
-        let configured = Cipher::load_with(dir.path(), Some("11".repeat(32))).unwrap();
-        assert_ne!(configured.key_id(), first.key_id(), "a configured key wins");
     }
 }

@@ -636,7 +636,9 @@ impl Store {
         let Some(sealed) = table.get(key.as_str()).map_err(db)? else {
             return Ok(None);
         };
-        let secret = self.cipher.open(sealed.value(), &format!("hooks/{key}"))?;
+        let secret = self
+            .cipher()
+            .open(sealed.value(), &format!("hooks/{key}"))?;
         Ok(Some(secret))
     }
 
@@ -648,7 +650,7 @@ impl Store {
         secret: &super::Secret,
     ) -> Result<(), StoreError> {
         let key = format!("{plugin}/{hook}");
-        let sealed = self.cipher.seal(secret, &format!("hooks/{key}"))?;
+        let sealed = self.cipher().seal(secret, &format!("hooks/{key}"))?;
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(HOOK_SECRETS)
             .map_err(db)?

@@ -11,6 +11,7 @@ pub mod authorizations;
 pub mod crypto;
 pub mod events;
 pub mod executions;
+pub mod keys;
 pub mod kv;
 mod model;
 pub mod plugins;
@@ -68,6 +69,17 @@ pub enum StoreError {
     NewerSchema(u32),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "the master key is missing: {path} does not exist, but this data directory holds secrets sealed with key {key_id}; restore the key file or set JUNCTION_MASTER_KEY to that key. Starting with a new key would leave every secret unreadable"
+    )]
+    MissingKey { path: String, key_id: String },
+    #[error(
+        "the master key is not the one that sealed this data directory: its secrets were sealed with key {sealed_with}, the configured key is {configured}; give the right key (JUNCTION_MASTER_KEY or master.key), or set JUNCTION_PREVIOUS_MASTER_KEY to the old one to rotate"
+    )]
+    WrongKey {
+        sealed_with: String,
+        configured: String,
+    },
     #[error("{kind} `{name}` already exists")]
     Exists { kind: &'static str, name: String },
     #[error("no {kind} named `{name}`")]
@@ -96,14 +108,24 @@ pub struct ConnectionChange {
 /// The open store.
 pub struct Store {
     db: Database,
-    cipher: Cipher,
+    /// Swapped by a key rotation; sealing takes the current one.
+    cipher: std::sync::RwLock<std::sync::Arc<Cipher>>,
+    key_source: keys::KeySource,
+    /// One key rotation at a time.
+    rotation: std::sync::Mutex<()>,
     data_dir: PathBuf,
     changes: tokio::sync::broadcast::Sender<ConnectionChange>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the store in `data_dir`, with the master
+    /// key from the environment or the key file.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_keys(data_dir, keys::KeyConfig::from_env())
+    }
+
+    /// Opens the store with these keys (see [`keys`]).
+    pub fn open_with_keys(data_dir: &Path, config: keys::KeyConfig) -> Result<Self, StoreError> {
         // Private to the owner: it holds the key file and the admin token.
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -113,16 +135,34 @@ impl Store {
                 path: data_dir.display().to_string(),
                 source,
             })?;
-        let cipher = Cipher::load(data_dir)?;
         let db = Database::create(data_dir.join(DB_FILE)).map_err(db)?;
+        let (cipher, key_source) = keys::load(data_dir, &db, config)?;
         let store = Store {
             db,
-            cipher,
+            cipher: std::sync::RwLock::new(std::sync::Arc::new(cipher)),
+            key_source,
+            rotation: std::sync::Mutex::new(()),
             data_dir: data_dir.to_owned(),
             changes: tokio::sync::broadcast::Sender::new(256),
         };
         store.migrate()?;
+        store.settle_keys()?;
         Ok(store)
+    }
+
+    /// The keys sealing and opening secrets now.
+    fn cipher(&self) -> std::sync::Arc<Cipher> {
+        self.cipher
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    fn set_cipher(&self, cipher: Cipher) {
+        *self
+            .cipher
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = std::sync::Arc::new(cipher);
     }
 
     /// The data directory.
@@ -251,7 +291,7 @@ impl Store {
         let name = service.name.clone();
         let sealed = client_secret
             .map(|secret| {
-                self.cipher
+                self.cipher()
                     .seal(secret, &format!("services/{name}/client_secret"))
             })
             .transpose()?;
@@ -295,7 +335,7 @@ impl Store {
         let Some(sealed) = table.get(service).map_err(db)? else {
             return Ok(None);
         };
-        Ok(Some(self.cipher.open(
+        Ok(Some(self.cipher().open(
             sealed.value(),
             &format!("services/{service}/client_secret"),
         )?))
@@ -378,7 +418,7 @@ impl Store {
             .credentials
             .clone()
             .try_map(|field, secret: Secret| {
-                self.cipher
+                self.cipher()
                     .seal(&secret, &format!("connections/{link}/{field}"))
             })?;
         let row = Connection::<String> {
@@ -402,7 +442,7 @@ impl Store {
         let row: Connection<String> = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::Corrupt(format!("connections/{link}"), e.to_string()))?;
         let credentials = row.credentials.try_map(|field, sealed| {
-            self.cipher
+            self.cipher()
                 .open(&sealed, &format!("connections/{link}/{field}"))
         })?;
         Ok(Connection {

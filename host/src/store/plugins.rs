@@ -100,6 +100,43 @@ fn artifact_aad(sha256: &str, compatibility: &str) -> String {
     format!("artifacts/{sha256}/{compatibility}")
 }
 
+/// Re-seals the artifact tags not sealed with `cipher`'s primary key.
+pub(super) fn reseal_artifacts_in(
+    txn: &redb::WriteTransaction,
+    cipher: &super::Cipher,
+) -> Result<usize, StoreError> {
+    let mut table = txn.open_table(ARTIFACTS).map_err(db)?;
+    let mut stale = Vec::new();
+    for row in table.iter().map_err(db)? {
+        let (key, value) = row.map_err(db)?;
+        let (sha, compatibility) = key.value();
+        let (tag, _) = value.value();
+        if super::crypto::sealed_key_id(tag) != Some(cipher.key_id()) {
+            let aad = artifact_aad(sha, compatibility);
+            let tag = cipher.seal(&cipher.open(tag, &aad)?, &aad)?;
+            stale.push((sha.to_owned(), compatibility.to_owned(), tag));
+        }
+    }
+    for (sha, compatibility, tag) in &stale {
+        // Read again for the bytes: holding every artifact at once would
+        // cost their total size in memory.
+        let bytes = match table
+            .get((sha.as_str(), compatibility.as_str()))
+            .map_err(db)?
+        {
+            Some(row) => row.value().1.to_vec(),
+            None => continue,
+        };
+        table
+            .insert(
+                (sha.as_str(), compatibility.as_str()),
+                (tag.as_str(), bytes.as_slice()),
+            )
+            .map_err(db)?;
+    }
+    Ok(stale.len())
+}
+
 fn decode_record(name: &str, bytes: &[u8]) -> Result<PluginRecord, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt(format!("plugins/{name}"), e.to_string()))
@@ -119,7 +156,7 @@ impl Store {
     ) -> Result<String, StoreError> {
         let digest = hex::encode(Sha256::digest(artifact));
         Ok(self
-            .cipher
+            .cipher()
             .seal(&Secret::new(digest), &artifact_aad(sha256, compatibility))?)
     }
 
@@ -302,7 +339,7 @@ impl Store {
         };
         let (tag, bytes) = row.value();
         let expected = self
-            .cipher
+            .cipher()
             .open(tag, &artifact_aad(sha256, compatibility))?;
         let actual = hex::encode(Sha256::digest(bytes));
         if expected.expose() != actual {
