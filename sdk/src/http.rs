@@ -81,7 +81,7 @@ impl Method {
 /// use junction_sdk::Request;
 /// # fn main() -> junction_sdk::Result<()> {
 /// let body = serde_json::json!({ "data": [{ "Last_Name": "Doe", "Email": "jo@example.com" }] });
-/// let response = Request::post("/crm/v2/Leads/upsert")
+/// let response = Request::post("/Leads/upsert")
 ///     .connection("zohocrm")
 ///     .json(&body)?
 ///     .send()?;
@@ -140,7 +140,7 @@ impl Request {
     /// A `POST` request.
     ///
     /// ```
-    /// let request = junction_sdk::Request::post("/crm/v2/Leads");
+    /// let request = junction_sdk::Request::post("/Leads");
     /// assert_eq!(request.method(), junction_sdk::Method::Post);
     /// ```
     pub fn post(url: impl Into<String>) -> Self {

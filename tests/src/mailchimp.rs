@@ -257,10 +257,25 @@ async fn handle(
                 .get("offset")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
-            let since = query.get("since_last_changed");
+            // Compared as instants, as MailChimp does: `2026-11-01T10:00:00+01:00`
+            // and `2026-11-01T09:00:00Z` are the same time.
+            let instant = |text: &str| chrono::DateTime::parse_from_rfc3339(text).ok();
+            let since = match query.get("since_last_changed").map(|s| (s, instant(s))) {
+                Some((text, None)) => {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "Invalid Resource",
+                        &format!("since_last_changed `{text}` is not an ISO 8601 time"),
+                    );
+                }
+                Some((_, Some(at))) => Some(at),
+                None => None,
+            };
             let matching: Vec<&Member> = members
                 .iter()
-                .filter(|m| since.is_none_or(|s| m.last_changed.as_str() > s.as_str()))
+                .filter(|m| {
+                    since.is_none_or(|since| instant(&m.last_changed).is_some_and(|at| at > since))
+                })
                 .collect();
             let page: Vec<Value> = matching
                 .iter()

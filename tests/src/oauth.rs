@@ -23,7 +23,8 @@ use crate::server::serve;
 #[derive(Default)]
 pub struct ProviderState {
     /// code → (redirect_uri, code_challenge, scope)
-    codes: HashMap<String, (String, Option<String>, Option<String>)>,
+    /// Code → (redirect URI, PKCE challenge, scope, when it was issued).
+    codes: HashMap<String, (String, Option<String>, Option<String>, std::time::Instant)>,
     /// Access tokens it accepts.
     pub access_tokens: Vec<String>,
     /// Every authorize request's query.
@@ -59,6 +60,13 @@ pub struct ProviderState {
     pub issue_refresh_tokens: bool,
     /// `/api/me` refuses every token, even one just issued.
     pub refuse_every_token: bool,
+    /// Whether a refresh hands out a new refresh token (and retires the
+    /// old); Zoho keeps the old one and sends none.
+    pub rotate_refresh_tokens: bool,
+    /// What the metadata call says the data centre is (MailChimp's `dc`).
+    pub dc: String,
+    /// `scope` in token answers; MailChimp sends `null`.
+    pub scope: Value,
     issued: u32,
 }
 
@@ -85,6 +93,9 @@ impl FakeProvider {
             api_domain: "https://api.example.test".into(),
             reject_with: 401,
             issue_refresh_tokens: true,
+            rotate_refresh_tokens: true,
+            dc: "us6".into(),
+            scope: json!("read,write"),
             ..ProviderState::default()
         }));
         let app = Router::new()
@@ -185,6 +196,7 @@ async fn authorize(
             redirect.clone(),
             query.get("code_challenge").cloned(),
             query.get("scope").cloned(),
+            std::time::Instant::now(),
         ),
     );
     Redirect::to(&format!("{redirect}?code={code}&state={oauth_state}")).into_response()
@@ -221,10 +233,10 @@ async fn token(
     let client_ok = match basic {
         Some(pair) => pair == format!("{CLIENT_ID}:{CLIENT_SECRET}"),
         None => {
+            // A confidential client: the secret is required, as at every
+            // provider Junction talks to.
             form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
-                && form
-                    .get("client_secret")
-                    .is_none_or(|secret| secret == CLIENT_SECRET)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
         }
     };
     if !client_ok {
@@ -233,9 +245,13 @@ async fn token(
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
-            let Some((redirect, challenge, _scope)) = s.codes.remove(&code) else {
+            // Single use (removed now) and valid for ten minutes (RFC 6749).
+            let Some((redirect, challenge, _scope, issued)) = s.codes.remove(&code) else {
                 return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
+            if issued.elapsed() > std::time::Duration::from_secs(600) {
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
             if form.get("redirect_uri") != Some(&redirect) {
                 return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
@@ -249,6 +265,25 @@ async fn token(
             }
         }
         Some("client_credentials") => {}
+        Some("refresh_token") if !s.rotate_refresh_tokens => {
+            s.refresh_requests += 1;
+            let presented = form.get("refresh_token").cloned().unwrap_or_default();
+            if !s.live_refresh_tokens.contains(&presented) {
+                return token_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            // Zoho: a new access token, no new refresh token; the old one stays.
+            s.issued += 1;
+            let access = format!("access-token-{}", s.issued);
+            s.access_tokens.push(access.clone());
+            let answer = json!({
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": s.expires_in,
+                "scope": s.scope,
+                "api_domain": s.api_domain,
+            });
+            return (StatusCode::OK, axum::Json(answer)).into_response();
+        }
         Some("refresh_token") => {
             s.refresh_requests += 1;
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
@@ -273,7 +308,7 @@ async fn token(
         "access_token": access,
         "token_type": "bearer",
         "expires_in": s.expires_in,
-        "scope": "read,write",
+        "scope": s.scope,
         "api_domain": s.api_domain,
     });
     if s.issue_refresh_tokens {
@@ -329,7 +364,8 @@ async fn metadata(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !bearer_ok(&state, &headers, "OAuth ") {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    axum::Json(json!({"dc": "us6", "api_endpoint": "https://us6.api.mailchimp.com", "accountname": "Demo"}))
+    let dc = lock(&state).dc.clone();
+    axum::Json(json!({"dc": dc, "api_endpoint": format!("https://{dc}.api.mailchimp.com"), "accountname": "Demo"}))
         .into_response()
 }
 

@@ -1,4 +1,5 @@
-//! A mock Zoho CRM v2: lead upserts with per-record results (`insert` /
+//! A mock Zoho CRM v7 (paths under `/crm/v7`, as the catalog's base URL
+//! `{api_domain}/crm/v7` has them): lead inserts and upserts with per-record results (`insert` /
 //! `update` / errors such as `MANDATORY_NOT_FOUND`), `Zoho-oauthtoken`
 //! authentication and Zoho's error shape.
 
@@ -96,7 +97,9 @@ async fn handle(
         );
     }
     match (method.as_str(), uri.path()) {
-        ("POST", "/crm/v2/Leads/upsert") | ("POST", "/crm/v2/Leads") => {
+        ("POST", path @ ("/crm/v7/Leads/upsert" | "/crm/v7/Leads")) => {
+            // An insert refuses an email already there; an upsert updates it.
+            let upsert = path.ends_with("/upsert");
             let Ok(request) = serde_json::from_slice::<Value>(&body) else {
                 return error(StatusCode::BAD_REQUEST, "INVALID_DATA", "body is not JSON");
             };
@@ -135,6 +138,11 @@ async fn handle(
                     continue;
                 }
                 let existed = leads.contains_key(&email);
+                if existed && !upsert {
+                    any_error = true;
+                    results.push(json!({ "code": "DUPLICATE_DATA", "details": { "api_name": "Email" }, "message": "duplicate data", "status": "error" }));
+                    continue;
+                }
                 let id = format!("{}", 4_000_000 + leads.len() as u64);
                 let id = leads
                     .get(&email)
@@ -159,8 +167,8 @@ async fn handle(
             };
             (status, axum::Json(json!({ "data": results }))).into_response()
         }
-        ("GET", path) if path.starts_with("/crm/v2/Campaigns/") => {
-            let id = path.trim_start_matches("/crm/v2/Campaigns/");
+        ("GET", path) if path.starts_with("/crm/v7/Campaigns/") => {
+            let id = path.trim_start_matches("/crm/v7/Campaigns/");
             axum::Json(
                 json!({ "data": [{ "id": id, "Campaign_Name": "November", "Status": "Active" }] }),
             )

@@ -946,7 +946,7 @@ async fn mailchimp_sync_runs_on_an_event_and_on_mailchimps_webhook() {
     .await;
     host.create(
         "/v1/services",
-        &json!({ "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}",
+        &json!({ "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}/crm/v7",
                  "placement": { "in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}" } }),
     )
     .await;

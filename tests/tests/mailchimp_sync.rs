@@ -55,7 +55,7 @@ async fn world(member_count: usize) -> World {
     );
     harness.add_connection(
         "zohocrm",
-        "{api_domain}",
+        "{api_domain}/crm/v7",
         AuthType::Bearer,
         Placement::Header {
             name: "Authorization".into(),
@@ -141,7 +141,7 @@ async fn full_then_incremental_sync() {
             .all(|r| r.query_value("since_last_changed").is_none())
     );
     // Upserts: Zoho-oauthtoken, batches of at most 100, duplicate check on Email.
-    let upserts = w.crm.journal.matching("POST", "/crm/v2/Leads/upsert");
+    let upserts = w.crm.journal.matching("POST", "/crm/v7/Leads/upsert");
     let sizes: Vec<usize> = upserts
         .iter()
         .map(|r| r.json()["data"].as_array().map_or(0, Vec::len))

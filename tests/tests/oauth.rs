@@ -825,7 +825,7 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
     mc_service["base_url"] = json!(format!("http://{{mock_ip}}:{}/3.0", mailchimp.addr.port()));
     host.create("/v1/services", &mc_service).await;
     let mut crm_service = service_json("zoho", &crm_auth, json!({"metadata_url": null}));
-    crm_service["base_url"] = json!("{api_domain}");
+    crm_service["base_url"] = json!("{api_domain}/crm/v7");
     crm_service["placement"] =
         json!({"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"});
     host.create("/v1/services", &crm_service).await;

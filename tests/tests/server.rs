@@ -327,7 +327,7 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
     );
 
     let crm_service = json!({
-        "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}",
+        "name": "zoho-mock", "auth_type": "bearer", "base_url": "{api_domain}/crm/v7",
         "placement": {"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"},
     });
     host.create("/v1/services", &crm_service).await;

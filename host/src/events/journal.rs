@@ -28,6 +28,13 @@ const QUEUE: usize = 16_384;
 const LIVE_BUFFER: usize = 1024;
 /// Events written between two prunes of old events.
 const PRUNE_EVERY: u64 = 4096;
+/// Bytes of execution records kept per plugin by default.
+pub const DEFAULT_EXECUTION_BYTES: u64 = 64 * 1024 * 1024;
+/// How long finished events (dead letters included) are kept by default.
+pub const DEFAULT_EVENT_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+/// The longest time between two prunes, however few events arrive.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 type Pending = (JournalEntry, oneshot::Sender<Result<JournalAnswer, String>>);
 
@@ -47,15 +54,21 @@ pub enum JournalError {
 pub struct Retention {
     /// Execution records per plugin.
     pub executions: u64,
+    /// Bytes of execution records per plugin.
+    pub execution_bytes: u64,
     /// Events.
     pub events: u64,
+    /// How long an event whose deliveries are all finished is kept.
+    pub event_max_age: std::time::Duration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
         Retention {
             executions: DEFAULT_RETENTION,
+            execution_bytes: DEFAULT_EXECUTION_BYTES,
             events: DEFAULT_EVENT_RETENTION,
+            event_max_age: DEFAULT_EVENT_MAX_AGE,
         }
     }
 }
@@ -150,7 +163,9 @@ fn write_batches(
     retention: Retention,
     live: broadcast::Sender<Arc<ExecutionRecord>>,
 ) {
-    let mut events_since_prune = 0u64;
+    // The first batch prunes, so a restart after a long pause catches up.
+    let mut events_since_prune = PRUNE_EVERY;
+    let mut last_prune = std::time::Instant::now();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -160,7 +175,11 @@ fn write_batches(
             }
         }
         let (entries, waiters): (Vec<JournalEntry>, Vec<_>) = batch.into_iter().unzip();
-        match store.commit_journal(&entries, retention.executions) {
+        let budget = crate::store::HistoryBudget {
+            records: retention.executions,
+            bytes: retention.execution_bytes,
+        };
+        match store.commit_journal(&entries, budget) {
             Ok(answers) => {
                 for (answer, waiter) in answers.into_iter().zip(waiters) {
                     // A caller that gave up waiting does not need the answer.
@@ -193,9 +212,11 @@ fn write_batches(
                 }
             }
         }
-        if events_since_prune >= PRUNE_EVERY {
+        if events_since_prune >= PRUNE_EVERY || last_prune.elapsed() >= PRUNE_INTERVAL {
             events_since_prune = 0;
-            match store.prune_events(retention.events) {
+            last_prune = std::time::Instant::now();
+            let max_age = u64::try_from(retention.event_max_age.as_millis()).unwrap_or(u64::MAX);
+            match store.prune_events(retention.events, max_age) {
                 Ok(0) => {}
                 Ok(removed) => tracing::debug!(removed, "old events pruned"),
                 Err(err) => tracing::warn!(error = %err, "cannot prune old events"),

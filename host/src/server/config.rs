@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// Seconds between two refreshes of one connection caused by 401s [default: 30].
     #[arg(long, env = "JUNCTION_UNAUTHORIZED_REFRESH_SECS")]
     pub unauthorized_refresh_secs: Option<u64>,
+    /// MiB of execution records kept per plugin (beyond it the oldest go) [default: 64].
+    #[arg(long, env = "JUNCTION_EXECUTION_RETENTION_MB")]
+    pub execution_retention_mb: Option<u64>,
+    /// Days finished events (dead letters included) are kept [default: 7].
+    #[arg(long, env = "JUNCTION_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -99,6 +105,8 @@ struct FileConfig {
     header_read_timeout_secs: Option<u64>,
     public_rate_per_minute: Option<u32>,
     unauthorized_refresh_secs: Option<u64>,
+    execution_retention_mb: Option<u64>,
+    event_retention_days: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -135,6 +143,10 @@ pub struct ServerConfig {
     pub public_rate_per_minute: u32,
     /// At most one 401-caused refresh per connection in this interval.
     pub unauthorized_refresh: std::time::Duration,
+    /// Bytes of execution records kept per plugin.
+    pub execution_bytes: u64,
+    /// How long finished events are kept.
+    pub event_max_age: std::time::Duration,
 }
 
 /// Requests per minute one client may make to the public routes by default.
@@ -159,6 +171,8 @@ impl ServerConfig {
             connections: super::listen::ConnectionLimits::default(),
             public_rate_per_minute: DEFAULT_PUBLIC_RATE_PER_MINUTE,
             unauthorized_refresh: crate::oauth::UNAUTHORIZED_INTERVAL,
+            execution_bytes: crate::events::journal::DEFAULT_EXECUTION_BYTES,
+            event_max_age: crate::events::journal::DEFAULT_EVENT_MAX_AGE,
         }
     }
 
@@ -278,6 +292,18 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("public-rate-per-minute"));
             }
             config.public_rate_per_minute = n;
+        }
+        if let Some(mb) = self.execution_retention_mb.or(file.execution_retention_mb) {
+            if mb == 0 {
+                return Err(ConfigError::Zero("execution-retention-mb"));
+            }
+            config.execution_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(days) = self.event_retention_days.or(file.event_retention_days) {
+            if days == 0 {
+                return Err(ConfigError::Zero("event-retention-days"));
+            }
+            config.event_max_age = std::time::Duration::from_secs(days.saturating_mul(86_400));
         }
         if let Some(secs) = self
             .unauthorized_refresh_secs

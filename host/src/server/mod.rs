@@ -428,7 +428,9 @@ impl Server {
             store.clone(),
             Retention {
                 executions: config.execution_retention,
+                execution_bytes: config.execution_bytes,
                 events: config.event_retention,
+                event_max_age: config.event_max_age,
             },
         )?);
         registry

@@ -247,7 +247,7 @@ impl Store {
     pub fn commit_journal(
         &self,
         entries: &[JournalEntry],
-        retention: u64,
+        retention: super::HistoryBudget,
     ) -> Result<Vec<JournalAnswer>, StoreError> {
         let now = super::now_ms();
         let txn = self.db.begin_write().map_err(db)?;
@@ -501,61 +501,71 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes the oldest events beyond `keep`, with their deliveries; events
-    /// with a delivery still queued or dead are kept. Returns how many went.
-    pub fn prune_events(&self, keep: u64) -> Result<u64, StoreError> {
+    /// Prunes events: beyond the newest `keep`, the oldest whose deliveries
+    /// all succeeded or were cancelled; and, whatever their number, those
+    /// accepted more than `max_age_ms` ago whose deliveries are all finished,
+    /// dead ones included (their dead letters go with them). Idempotency
+    /// keys outlive their events for their full window and are dropped after
+    /// it. Returns how many events were removed.
+    pub fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {
+        let now = super::now_ms();
+        let cutoff = now.saturating_sub(max_age_ms);
         let txn = self.db.begin_write().map_err(db)?;
         let mut removed = 0;
         {
             let mut events = txn.open_table(EVENTS).map_err(db)?;
             let mut ids = txn.open_table(EVENT_IDS).map_err(db)?;
             let mut deliveries = txn.open_table(DELIVERIES).map_err(db)?;
+            let mut dead = txn.open_table(DEAD).map_err(db)?;
             let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
             let first = events.first().map_err(db)?.map(|(k, _)| k.value());
             let last = events.last().map_err(db)?.map(|(k, _)| k.value());
-            let (Some(first), Some(last)) = (first, last) else {
-                return Ok(0);
-            };
-            let excess = (last - first + 1).saturating_sub(keep);
-            if excess == 0 {
-                return Ok(0);
-            }
-            let oldest: Vec<(u64, Vec<u8>)> = events
-                .range(first..first + excess)
-                .map_err(db)?
-                .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            let now = super::now_ms();
-            'events: for (seq, bytes) in oldest {
-                let event: EventRecord = decode(&format!("events/{seq}"), &bytes)?;
-                for id in &event.deliveries {
-                    if let Some(bytes) = deliveries.get(id.as_str()).map_err(db)? {
-                        let delivery: Delivery = decode("deliveries", bytes.value())?;
-                        if !matches!(
-                            delivery.state,
-                            DeliveryState::Succeeded | DeliveryState::Cancelled
-                        ) {
-                            continue 'events;
+            if let (Some(first), Some(last)) = (first, last) {
+                let excess = (last - first + 1).saturating_sub(keep);
+                let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
+                for row in events.range(first..).map_err(db)? {
+                    let (seq, bytes) = row.map_err(db)?;
+                    let seq = seq.value();
+                    let over_count = seq < first + excess;
+                    if !over_count {
+                        // Past the excess only old events are candidates;
+                        // events are in acceptance order, so stop at the first young one.
+                        let event: EventRecord = decode(&format!("events/{seq}"), bytes.value())?;
+                        if event.accepted_at_ms >= cutoff {
+                            break;
                         }
                     }
+                    candidates.push((seq, bytes.value().to_vec()));
                 }
-                for id in &event.deliveries {
-                    deliveries.remove(id.as_str()).map_err(db)?;
-                }
-                events.remove(seq).map_err(db)?;
-                ids.remove(event.id.as_str()).map_err(db)?;
-                if let Some(key) = &event.idempotency_key {
-                    let expired = keys
-                        .get(key.as_str())
-                        .map_err(db)?
-                        .is_some_and(|v| now.saturating_sub(v.value().1) >= IDEMPOTENCY_WINDOW_MS);
-                    if expired {
-                        keys.remove(key.as_str()).map_err(db)?;
+                'events: for (seq, bytes) in candidates {
+                    let event: EventRecord = decode(&format!("events/{seq}"), &bytes)?;
+                    let old = event.accepted_at_ms < cutoff;
+                    for id in &event.deliveries {
+                        if let Some(bytes) = deliveries.get(id.as_str()).map_err(db)? {
+                            let delivery: Delivery = decode("deliveries", bytes.value())?;
+                            let finished = match delivery.state {
+                                DeliveryState::Succeeded | DeliveryState::Cancelled => true,
+                                // A dead letter waits for a retry by hand, but not for ever.
+                                DeliveryState::Dead => old,
+                                _ => false,
+                            };
+                            if !finished {
+                                continue 'events;
+                            }
+                        }
                     }
+                    for id in &event.deliveries {
+                        deliveries.remove(id.as_str()).map_err(db)?;
+                        dead.remove(id.as_str()).map_err(db)?;
+                    }
+                    events.remove(seq).map_err(db)?;
+                    ids.remove(event.id.as_str()).map_err(db)?;
+                    removed += 1;
                 }
-                removed += 1;
             }
+            // Keys past their window go, whether or not their event is still kept.
+            keys.retain(|_, (_, at)| now.saturating_sub(at) < IDEMPOTENCY_WINDOW_MS)
+                .map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(removed)
@@ -852,7 +862,12 @@ mod tests {
             }))
         };
         // Two events with one key in one batch: the second is the first.
-        let answers = store.commit_journal(&[new("e1"), new("e2")], 10).unwrap();
+        let answers = store
+            .commit_journal(
+                &[new("e1"), new("e2")],
+                crate::store::HistoryBudget::records(10),
+            )
+            .unwrap();
         assert_eq!(
             answers[1],
             JournalAnswer::Event {
@@ -874,14 +889,18 @@ mod tests {
             change: requeue.clone(),
         };
         assert_eq!(
-            store.commit_journal(&[queued], 10).unwrap(),
+            store
+                .commit_journal(&[queued], crate::store::HistoryBudget::records(10))
+                .unwrap(),
             [JournalAnswer::Skipped]
         );
         let died = JournalEntry::Delivery {
             id: "d-e1".into(),
             change: dead,
         };
-        store.commit_journal(&[died], 10).unwrap();
+        store
+            .commit_journal(&[died], crate::store::HistoryBudget::records(10))
+            .unwrap();
         let listed = store
             .deliveries(&DeliveryQuery {
                 state: Some(DeliveryState::Dead),
@@ -895,7 +914,9 @@ mod tests {
             id: "d-e1".into(),
             change: requeue,
         };
-        store.commit_journal(&[again], 10).unwrap();
+        store
+            .commit_journal(&[again], crate::store::HistoryBudget::records(10))
+            .unwrap();
         let back = store.delivery("d-e1").unwrap().unwrap();
         assert_eq!(back.state, DeliveryState::Queued);
         assert_eq!(back.max_retries, back.attempts);
@@ -909,6 +930,84 @@ mod tests {
                 })
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn old_finished_events_go_with_their_dead_letters_and_keys_outlive_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = crate::store::now_ms();
+        let day = 24 * 3600 * 1000;
+        let event = |id: &str, accepted_at_ms: u64, key: Option<&str>| {
+            JournalEntry::Event(Box::new(NewEvent {
+                event: Encoded::new(EventRecord {
+                    id: id.into(),
+                    kind: "k".into(),
+                    payload: "{}".into(),
+                    source: "api".into(),
+                    occurred_at_ms: accepted_at_ms,
+                    accepted_at_ms,
+                    idempotency_key: key.map(str::to_owned),
+                    deliveries: vec![format!("d-{id}")],
+                })
+                .unwrap(),
+                deliveries: vec![Encoded::new(delivery(&format!("d-{id}"), 0)).unwrap()],
+                schedule_mark: None,
+            }))
+        };
+        let budget = crate::store::HistoryBudget::records(10);
+        store
+            .commit_journal(
+                &[
+                    // In the order they were accepted.
+                    event("old", now - 10 * day, None),
+                    event("keyed", now - 9 * day, Some("k-1")),
+                    event("recent", now - day, None),
+                ],
+                budget,
+            )
+            .unwrap();
+        for id in ["old", "recent", "keyed"] {
+            let dead = JournalEntry::Delivery {
+                id: format!("d-{id}"),
+                change: DeliveryChange::Dead {
+                    error: "boom".into(),
+                },
+            };
+            store.commit_journal(&[dead], budget).unwrap();
+        }
+        // Count is not the reason here: 3 events, 100 kept.
+        let removed = store.prune_events(100, 7 * day).unwrap();
+        assert_eq!(removed, 2, "the two old events, dead letters and all");
+        assert!(store.event("old").unwrap().is_none());
+        assert!(store.delivery("d-old").unwrap().is_none());
+        assert!(
+            store.event("recent").unwrap().is_some(),
+            "a recent dead letter stays"
+        );
+        let dead = store
+            .deliveries(&DeliveryQuery {
+                state: Some(DeliveryState::Dead),
+                plugin: None,
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        // The key was accepted just now (its window runs from then): still
+        // honoured although its event is gone.
+        let again = store
+            .commit_journal(&[event("keyed-again", now, Some("k-1"))], budget)
+            .unwrap();
+        assert!(
+            matches!(
+                &again[0],
+                JournalAnswer::Event {
+                    duplicate: true,
+                    ..
+                }
+            ),
+            "{again:?}"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Execution records, newest first, with a per-plugin retention cap. Records
+//! Execution records, newest first, with a per-plugin history budget in
+//! records and in bytes: past either, the plugin's oldest records go. Records
 //! are written in batches (one transaction, one fsync for many executions)
 //! by the history writer in `events`.
 
@@ -16,6 +17,27 @@ pub(super) const BY_PLUGIN: TableDefinition<(&str, u64), bool> =
     TableDefinition::new("executions_by_plugin");
 /// Plugin → how many of its records are kept.
 pub(super) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("execution_counts");
+/// Plugin → the bytes its kept records take.
+pub(super) const BYTES: TableDefinition<&str, u64> = TableDefinition::new("execution_bytes");
+
+/// How much history each plugin keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryBudget {
+    /// Records.
+    pub records: u64,
+    /// Bytes of stored records.
+    pub bytes: u64,
+}
+
+impl HistoryBudget {
+    /// A budget in records only.
+    pub fn records(records: u64) -> Self {
+        HistoryBudget {
+            records,
+            bytes: u64::MAX,
+        }
+    }
+}
 
 const NEXT_SEQ: &str = "next_execution_seq";
 
@@ -36,13 +58,13 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
 }
 
 /// Appends `records` inside `txn`, then trims each plugin's history to its
-/// newest `retention` records.
+/// budget, oldest first; the newest record is always kept.
 pub(super) fn insert_in(
     txn: &redb::WriteTransaction,
     records: &[&super::events::Encoded<ExecutionRecord>],
-    retention: u64,
+    budget: HistoryBudget,
 ) -> Result<(), StoreError> {
-    let retention = retention.max(1);
+    let retention = budget.records.max(1);
     let mut meta = txn.open_table(super::META).map_err(db)?;
     let mut seq: u64 = match meta.get(NEXT_SEQ).map_err(db)? {
         Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
@@ -54,8 +76,9 @@ pub(super) fn insert_in(
     let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
     let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
     let mut counts = txn.open_table(COUNTS).map_err(db)?;
-    // Each plugin's count is read once and written once per batch.
-    let mut kept: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut sizes = txn.open_table(BYTES).map_err(db)?;
+    // Each plugin's count and bytes are read once and written once per batch.
+    let mut kept: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
     for encoded in records {
         let record = &encoded.value;
         executions
@@ -65,47 +88,69 @@ pub(super) fn insert_in(
         by_plugin
             .insert((record.plugin.as_str(), seq), record.is_ok())
             .map_err(db)?;
-        let count = match kept.get(record.plugin.as_str()) {
-            Some(n) => *n,
-            None => counts
-                .get(record.plugin.as_str())
-                .map_err(db)?
-                .map(|v| v.value())
-                .unwrap_or(0),
-        } + 1;
-        kept.insert(record.plugin.as_str(), count);
+        let plugin = record.plugin.as_str();
+        let (count, bytes) = match kept.get(plugin) {
+            Some(k) => *k,
+            None => {
+                let count = counts
+                    .get(plugin)
+                    .map_err(db)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                let bytes = match sizes.get(plugin).map_err(db)? {
+                    Some(v) => v.value(),
+                    // Kept before sizes were: count them once.
+                    None => {
+                        let mut total = 0u64;
+                        for row in by_plugin.range((plugin, 0)..(plugin, seq)).map_err(db)? {
+                            let (key, _) = row.map_err(db)?;
+                            if let Some(bytes) = executions.get(key.value().1).map_err(db)? {
+                                total += bytes.value().len() as u64;
+                            }
+                        }
+                        total
+                    }
+                };
+                (count, bytes)
+            }
+        };
+        kept.insert(plugin, (count + 1, bytes + encoded.bytes.len() as u64));
         seq += 1;
     }
     // Trimmed once per plugin per batch: one range walk for all its excess.
-    for (plugin, count) in kept.iter_mut() {
-        let excess = count.saturating_sub(retention);
-        if excess == 0 {
+    for (plugin, (count, bytes)) in kept.iter_mut() {
+        if *count <= retention && *bytes <= budget.bytes {
             continue;
         }
         let oldest: Vec<u64> = by_plugin
             .range((*plugin, 0)..=(*plugin, u64::MAX))
             .map_err(db)?
-            .take(excess as usize)
+            .take(count.saturating_sub(1) as usize)
             .map(|row| row.map(|(key, _)| key.value().1))
             .collect::<Result<_, _>>()
             .map_err(db)?;
         for old in oldest {
+            if *count <= retention && *bytes <= budget.bytes {
+                break;
+            }
             by_plugin.remove((*plugin, old)).map_err(db)?;
-            if let Some(bytes) = executions.remove(old).map_err(db)? {
+            if let Some(stored) = executions.remove(old).map_err(db)? {
+                *bytes = bytes.saturating_sub(stored.value().len() as u64);
                 // Only the id is needed; the rest is skipped unparsed.
                 #[derive(serde::Deserialize)]
                 struct IdOnly {
                     id: String,
                 }
-                let old_record: IdOnly = serde_json::from_slice(bytes.value())
+                let old_record: IdOnly = serde_json::from_slice(stored.value())
                     .map_err(|e| StoreError::Corrupt(format!("executions/{old}"), e.to_string()))?;
                 ids.remove(old_record.id.as_str()).map_err(db)?;
             }
+            *count -= 1;
         }
-        *count -= excess;
     }
-    for (plugin, count) in kept {
+    for (plugin, (count, bytes)) in kept {
         counts.insert(plugin, count).map_err(db)?;
+        sizes.insert(plugin, bytes).map_err(db)?;
     }
     meta.insert(NEXT_SEQ, seq.to_string().as_str())
         .map_err(db)?;
@@ -114,11 +159,11 @@ pub(super) fn insert_in(
 
 impl Store {
     /// Appends `records` in one transaction, then trims each plugin's history
-    /// to its newest `retention` records.
+    /// to its budget.
     pub fn insert_executions(
         &self,
         records: &[ExecutionRecord],
-        retention: u64,
+        budget: HistoryBudget,
     ) -> Result<(), StoreError> {
         let encoded = records
             .iter()
@@ -126,7 +171,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&super::events::Encoded<ExecutionRecord>> = encoded.iter().collect();
         let txn = self.db.begin_write().map_err(db)?;
-        insert_in(&txn, &refs, retention)?;
+        insert_in(&txn, &refs, budget)?;
         txn.commit().map_err(db)?;
         Ok(())
     }
@@ -190,5 +235,68 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Event, ExecutionRecord};
+
+    fn record(plugin: &str, n: usize) -> ExecutionRecord {
+        let event = Event::new("k", "{}");
+        let mut record: ExecutionRecord = serde_json::from_value(serde_json::json!({
+            "id": format!("{plugin}-{n}"), "plugin": plugin, "event_id": event.id,
+            "event_kind": "k", "started_at_ms": n, "wall_time_ms": 1.0,
+            "status": "ok", "output": "x".repeat(1000), "peak_memory_bytes": 0,
+            "logs": [], "logs_truncated": false, "calls": [],
+        }))
+        .unwrap();
+        record.started_at_ms = n as u64;
+        record
+    }
+
+    #[test]
+    fn history_is_trimmed_by_bytes_as_well_as_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let budget = HistoryBudget {
+            records: 100,
+            bytes: 5 * 1024,
+        };
+        for n in 0..20 {
+            store
+                .insert_executions(&[record("big", n)], budget)
+                .unwrap();
+        }
+        let kept = store
+            .executions(&ExecutionQuery {
+                plugin: Some("big".into()),
+                ok: None,
+                limit: 100,
+            })
+            .unwrap();
+        let bytes: usize = kept
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap().len())
+            .sum();
+        assert!(kept.len() < 20 && kept.len() >= 3, "{} kept", kept.len());
+        assert!(bytes <= 5 * 1024, "{bytes} bytes kept");
+        assert_eq!(kept[0].id, "big-19", "the newest stays");
+        // One record over the whole budget is still kept: the newest always is.
+        let tiny = HistoryBudget {
+            records: 100,
+            bytes: 10,
+        };
+        store.insert_executions(&[record("big", 20)], tiny).unwrap();
+        let kept = store
+            .executions(&ExecutionQuery {
+                plugin: Some("big".into()),
+                ok: None,
+                limit: 100,
+            })
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].id, "big-20");
     }
 }

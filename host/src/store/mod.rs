@@ -28,7 +28,7 @@ pub use events::{
     Delivery, DeliveryChange, DeliveryQuery, DeliveryState, Encoded, EventRecord, JournalAnswer,
     JournalEntry, NewEvent,
 };
-pub use executions::ExecutionQuery;
+pub use executions::{ExecutionQuery, HistoryBudget};
 pub use kv::{KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv};
 pub use model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange, now_ms,
@@ -223,6 +223,7 @@ impl Store {
             txn.open_table(executions::EXECUTION_IDS).map_err(db)?;
             txn.open_table(executions::BY_PLUGIN).map_err(db)?;
             txn.open_table(executions::COUNTS).map_err(db)?;
+            txn.open_table(executions::BYTES).map_err(db)?;
             txn.open_table(events::EVENTS).map_err(db)?;
             txn.open_table(events::EVENT_IDS).map_err(db)?;
             txn.open_table(events::IDEMPOTENCY).map_err(db)?;

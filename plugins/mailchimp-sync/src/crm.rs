@@ -76,7 +76,7 @@ pub fn upsert_leads(leads: &[Lead], totals: &mut UpsertTotals) -> Result<()> {
             "duplicate_check_fields": ["Email"],
             "trigger": [],
         });
-        let response = Request::post("/crm/v2/Leads/upsert")
+        let response = Request::post("/Leads/upsert")
             .connection(CONNECTION)
             .json(&body)?
             .send()?;

@@ -201,7 +201,7 @@ async fn run(args: &ServerArgs, mailchimp: &MockMailchimp, crm: &MockCrm) -> any
         &client,
         "zohocrm",
         json!({
-            "name": "zohocrm-demo", "auth_type": "bearer", "base_url": "{api_domain}",
+            "name": "zohocrm-demo", "auth_type": "bearer", "base_url": "{api_domain}/crm/v7",
             "placement": {"in": "header", "name": "Authorization", "template": "Zoho-oauthtoken {token}"},
         }),
         DEMO_TOKEN_CRM,
