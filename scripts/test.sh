@@ -3,9 +3,13 @@
 # Chromium for the console's browser tests, then runs the whole test suite
 # (unit, SDK doctests, CLI, end-to-end tests against mock providers on
 # 127.0.0.1, and the console in headless Chromium; plugins are built to
-# wasm32-wasip2 by the tests).
+# wasm32-wasip2 by the tests), and checks the API against its OpenAPI
+# description with schemathesis (scripts/api-check.sh, installed from PyPI
+# into a cache on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 ./scripts/install-chromium.sh
+# The API check first: the run ends with cargo's own summary.
+./scripts/api-check.sh
 cargo test "$@"

@@ -253,4 +253,38 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
         let err = manifest.resolve_limits(&defaults, &defaults).unwrap_err();
         assert!(err.contains("timeout-ms"), "{err}");
     }
+
+    proptest::proptest! {
+        /// Any text is a manifest or an error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".{0,200}") {
+            let _ = Manifest::from_json(&text);
+            let _ = Manifest::from_cargo_toml_text(&text, "Cargo.toml");
+        }
+
+        /// Limits inside the ceiling resolve to themselves; past it, the error names the field.
+        #[test]
+        fn limits_resolve_within_the_ceiling(timeout_ms in 1u64..2_000_000, memory_mb in 1u64..2048, calls in 0u32..2000) {
+            let manifest = Manifest::from_json(&format!(
+                r#"{{"limits": {{"timeout-ms": {timeout_ms}, "memory-mb": {memory_mb}, "http-calls": {calls}}}}}"#
+            )).unwrap();
+            let defaults = crate::runtime::Limits::default();
+            let ceiling = crate::runtime::RuntimeConfig::default().ceiling;
+            match manifest.resolve_limits(&defaults, &ceiling) {
+                Ok(limits) => {
+                    proptest::prop_assert_eq!(limits.timeout.as_millis() as u64, timeout_ms);
+                    proptest::prop_assert_eq!(limits.memory_bytes as u64, memory_mb * 1024 * 1024);
+                    proptest::prop_assert_eq!(limits.http_calls, calls);
+                }
+                Err(err) => {
+                    proptest::prop_assert!(
+                        (timeout_ms > 900_000 && err.contains("timeout-ms"))
+                            || (memory_mb > 1024 && err.contains("memory-mb"))
+                            || (calls > 1000 && err.contains("http-calls")),
+                        "{}", err
+                    );
+                }
+            }
+        }
+    }
 }

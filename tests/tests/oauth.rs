@@ -637,7 +637,12 @@ async fn catalog_entries_are_listed_and_configured_with_a_client_id() {
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert!(missing.message().contains("client_id"), "{}", missing.text);
     let unknown = host.post("/v1/services", &json!({"catalog": "nope"})).await;
-    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    assert!(
+        unknown.message().contains("no catalog entry `nope`"),
+        "{}",
+        unknown.text
+    );
     let created = host.create(
             "/v1/services",
             &json!({"catalog": "google", "client_id": "1234.apps.example", "client_secret": "google-secret"}),

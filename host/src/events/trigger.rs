@@ -348,4 +348,26 @@ mod tests {
         assert!(!glob_match("exact", "exactly"));
         assert!(!glob_match("lead.*", "leads.created"));
     }
+
+    proptest::proptest! {
+        /// `glob_match` agrees with the same glob written as a regex.
+        #[test]
+        fn globs_match_as_their_regex_does(pattern in "[a.*]{0,8}", text in "[a.]{0,12}") {
+            let regex = format!(
+                "^{}$",
+                pattern.split('*').map(regex::escape).collect::<Vec<_>>().join(".*")
+            );
+            let expected = regex::Regex::new(&regex).unwrap().is_match(&text);
+            proptest::prop_assert_eq!(glob_match(&pattern, &text), expected, "{} on {}", pattern, text);
+        }
+
+        /// A filter's `equals` holds exactly for payloads with that value at that path.
+        #[test]
+        fn equality_filters_hold_exactly(key in "[a-z]{1,6}", wanted in 0i64..5, given in 0i64..5) {
+            let trigger = Trigger::parse(&json!({"event": "k", "filter": {key.clone(): wanted}})).unwrap();
+            let payload = json!({key: given});
+            proptest::prop_assert_eq!(trigger.matches_event("k", &payload), wanted == given);
+            proptest::prop_assert!(!trigger.matches_event("other", &payload));
+        }
+    }
 }

@@ -400,4 +400,27 @@ mod tests {
         );
         assert!(described.message.contains("invalid_grant: expired"));
     }
+
+    proptest::proptest! {
+        /// No answer, however malformed, makes the parser panic.
+        #[test]
+        fn any_answer_is_parsed_or_classified(status in 100u16..600, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), json in proptest::prelude::any::<bool>()) {
+            let content_type = if json { "application/json" } else { "application/x-www-form-urlencoded" };
+            let _ = parse(status, Some(content_type), &body, &TokenMapping::default());
+        }
+
+        /// Whatever form `expires_in` takes, the token and its lifetime come through.
+        #[test]
+        fn tokens_and_lifetimes_survive_every_spelling(token in "[A-Za-z0-9._~-]{1,40}", seconds in 0u64..10_000_000, form in 0u8..3) {
+            let expires = match form {
+                0 => serde_json::json!(seconds),
+                1 => serde_json::json!(seconds.to_string()),
+                _ => serde_json::json!(seconds as f64),
+            };
+            let body = serde_json::json!({"access_token": token, "token_type": "BEARER", "expires_in": expires}).to_string();
+            let parsed = ok(&body);
+            proptest::prop_assert_eq!(parsed.access_token.expose(), token.as_str());
+            proptest::prop_assert_eq!(parsed.expires_in, (seconds > 0).then_some(seconds));
+        }
+    }
 }

@@ -977,4 +977,54 @@ mod tests {
         assert!(!shown.contains("s3cr3t") && !shown.contains("zz") && !shown.contains("u:p"));
         assert!(shown.contains("count=10"));
     }
+
+    proptest::proptest! {
+        /// An origin pattern matches its own URLs, survives printing, and no
+        /// look-alike host.
+        #[test]
+        fn patterns_match_their_origin_and_no_lookalike(host in "[a-z]{1,8}(\\.[a-z]{1,8}){0,3}", port in 1u16.., path in "[a-z/]{0,10}") {
+            let pattern = HostPattern::parse(&format!("https://{host}:{port}")).unwrap();
+            let url = Url::parse(&format!("https://{host}:{port}/{path}")).unwrap();
+            proptest::prop_assert!(pattern.matches(&url));
+            proptest::prop_assert_eq!(HostPattern::parse(&pattern.to_string()).unwrap(), pattern.clone());
+            let lookalike = Url::parse(&format!("https://x{host}:{port}/")).unwrap();
+            proptest::prop_assert!(!pattern.matches(&lookalike));
+            let suffixed = Url::parse(&format!("https://{host}.evil.example:{port}/")).unwrap();
+            proptest::prop_assert!(!pattern.matches(&suffixed));
+            let wild = HostPattern::parse(&format!("https://*.{host}:{port}")).unwrap();
+            let sub = Url::parse(&format!("https://api.{host}:{port}/")).unwrap();
+            proptest::prop_assert!(wild.matches(&sub));
+            proptest::prop_assert!(!wild.matches(&url), "a wildcard needs a subdomain");
+        }
+
+        /// Redaction never shows a secret-named query value.
+        #[test]
+        fn redaction_hides_secret_query_values(value in "[A-Za-z0-9]{8,24}", name in "(api_key|token|access_token|client_secret|password|sig)") {
+            let shown = redact(&format!("https://api.example.com/a?{name}={value}&count=10"), None);
+            proptest::prop_assert!(!shown.contains(&value), "{}", shown);
+            proptest::prop_assert!(shown.contains("count=10"));
+        }
+
+        /// Every form of an attached credential is gone from what the plugin gets.
+        #[test]
+        fn scrubbing_removes_every_form_of_the_credential(token in "[A-Za-z0-9+/=_.-]{8,40}", noise in "[a-z ]{0,30}") {
+            let attach = Attach::Header(
+                HeaderName::from_static("authorization"),
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+            let forms = credential_forms(&attach);
+            let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+            let mut response = Response {
+                status: 200,
+                headers: vec![("x-echo".into(), format!("Bearer {token}")), ("set-cookie".into(), "s=1".into())],
+                body: format!("{noise}{token}{noise}{encoded}{{\"t\":\"{token}\"}}").into_bytes(),
+            };
+            let count = scrub_response(&mut response, &forms);
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            proptest::prop_assert!(!body.contains(&token), "{}", body);
+            proptest::prop_assert!(!response.headers.iter().any(|(_, v)| v.contains(&token)));
+            proptest::prop_assert!(!response.headers.iter().any(|(n, _)| n == "set-cookie"));
+            proptest::prop_assert!(count >= 3, "{}", count);
+        }
+    }
 }

@@ -129,10 +129,61 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let mut value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // Every body is an object: serde would also build a struct from an array.
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-json",
+                "the body must be a JSON object",
+            ));
         }
+        // The API's own fields only: a payload is the sender's JSON, kept as sent.
+        match &mut value {
+            serde_json::Value::Object(map) => map
+                .iter_mut()
+                .filter(|(key, _)| key.as_str() != "payload")
+                .for_each(|(_, v)| integral_floats_as_integers(v)),
+            other => integral_floats_as_integers(other),
+        }
+        // A body that is JSON but not of the expected shape is a 400 naming
+        // the field, like every other invalid request.
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = if path == "." {
+                    format!("the body is not valid: {}", err.inner())
+                } else {
+                    format!("`{path}` is not valid: {}", err.inner())
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", message)
+            })
+    }
+}
+
+/// `1068.0` is an integer in JSON Schema (and JavaScript): accept it where
+/// an integer is expected, as the API description promises.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = if f < 0.0 {
+                    serde_json::Value::from(f as i64)
+                } else {
+                    serde_json::Value::from(f as u64)
+                };
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 

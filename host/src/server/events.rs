@@ -89,7 +89,7 @@ impl From<crate::events::Accepted> for AcceptedEvent {
 }
 
 fn check_key(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+    if key.is_empty() || key.chars().count() > 256 || key.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "`idempotency_key` must be 1 to 256 characters without control characters",
         ));

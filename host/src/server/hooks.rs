@@ -240,3 +240,35 @@ pub(crate) async fn check_secret_hook(
     }
     Ok(Json(json!({ "ok": true })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A signature made with the secret over the timestamp and body is
+        /// accepted; any other body, or another secret, is refused.
+        #[test]
+        fn signatures_hold_for_exactly_their_body(secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64), body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), flip in proptest::prelude::any::<proptest::sample::Index>()) {
+            let timestamp = (crate::store::now_ms() / 1000).to_string();
+            let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
+            mac.update(timestamp.as_bytes());
+            mac.update(b".");
+            mac.update(&body);
+            let signature = hex::encode(mac.finalize().into_bytes());
+            let mut headers = HeaderMap::new();
+            headers.insert(TIMESTAMP_HEADER, timestamp.parse().unwrap());
+            headers.insert(SIGNATURE_HEADER, format!("sha256={signature}").parse().unwrap());
+            proptest::prop_assert!(verify_signature(&secret, &headers, &body).is_ok());
+            let mut other_secret = secret.clone();
+            other_secret.push(1);
+            proptest::prop_assert!(verify_signature(&other_secret, &headers, &body).is_err());
+            if !body.is_empty() {
+                let mut tampered = body.clone();
+                let at = flip.index(tampered.len());
+                tampered[at] ^= 0x01;
+                proptest::prop_assert!(verify_signature(&secret, &headers, &tampered).is_err());
+            }
+        }
+    }
+}

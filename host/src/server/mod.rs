@@ -15,6 +15,7 @@ pub mod executions;
 pub mod hooks;
 pub mod listen;
 pub mod oauth;
+mod openapi;
 pub mod plugins;
 mod ratelimit;
 pub mod services;
@@ -170,7 +171,9 @@ fn router(state: AppState) -> Router {
                 )),
         )
         .split_for_parts();
-    let text = serde_json::to_string_pretty(&openapi).unwrap_or_else(|_| "{}".to_owned());
+    let mut doc = serde_json::to_value(&openapi).unwrap_or_default();
+    openapi::tighten(&mut doc);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_owned());
     // Set once, here, before the router serves anything.
     let _ = state.openapi.set(text);
 

@@ -308,11 +308,19 @@ pub(crate) async fn upload_plugin(
                 let bytes = read_part(&mut field, MAX_FORM_PART, "manifest").await?;
                 let text = String::from_utf8(bytes)
                     .map_err(|_| ApiError::invalid("the manifest part is not UTF-8"))?;
+                // Empty, or JSON `null`: no manifest, as when the part is left out.
+                if matches!(text.trim(), "" | "null") {
+                    continue;
+                }
                 manifest =
                     Some(Manifest::from_json(&text).map_err(|e| ApiError::invalid(e.to_string()))?);
             }
             "grants" => {
                 let bytes = read_part(&mut field, MAX_FORM_PART, "grants part").await?;
+                // An empty part is no list: the default grants apply.
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
                 let list: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| {
                     ApiError::invalid(format!(
                         "the grants part must be a JSON array of link names: {e}"
@@ -366,7 +374,8 @@ pub(crate) async fn upload_plugin(
         (status = 200, body = PluginDetail),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "No earlier version to go back to", body = ErrorBody)
     )
 )]
 pub(crate) async fn rollback_plugin(
@@ -385,10 +394,14 @@ pub(crate) async fn rollback_plugin(
                 .filter(|v| *v < record.active_version)
                 .max()
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "plugin `{name}` has no version before {}",
-                        record.active_version
-                    ))
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        format!(
+                            "plugin `{name}` has no version before {}",
+                            record.active_version
+                        ),
+                    )
                 })?
         }
     };

@@ -160,7 +160,10 @@ fn require_secret(
 /// A catalog entry turned into a full definition, with the client id and
 /// secret (and optionally the name and base URL) from `input`.
 fn from_catalog(id: &str, input: ServiceInput) -> Result<ServiceInput, ApiError> {
-    let entry = catalog::entry(id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let entry = catalog::entry(id).map_err(|e| match e {
+        catalog::CatalogError::Unknown(_) => ApiError::not_found(e.to_string()),
+        catalog::CatalogError::Invalid(_) => ApiError::internal(e),
+    })?;
     if input.oauth.is_some() || input.placement.is_some() || input.auth_type.is_some() {
         return Err(ApiError::invalid(format!(
             "catalog entry `{id}` brings its own auth type, placement and OAuth settings; give only name, base_url, client_id and client_secret"
@@ -277,6 +280,7 @@ pub(crate) async fn list_services(
         (status = 201, body = Service),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 404, description = "No catalog entry by that id", body = ErrorBody),
         (status = 409, body = ErrorBody)
     )
 )]
@@ -348,7 +352,8 @@ pub(crate) async fn get_service(
         (status = 200, body = Service),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The body names another service: services are never renamed", body = ErrorBody)
     )
 )]
 pub(crate) async fn update_service(
@@ -359,9 +364,13 @@ pub(crate) async fn update_service(
     if let Some(body_name) = &input.name
         && *body_name != name
     {
-        return Err(ApiError::invalid(format!(
-            "a service cannot be renamed (`{name}` in the path, `{body_name}` in the body)"
-        )));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "a service cannot be renamed (`{name}` in the path, `{body_name}` in the body)"
+            ),
+        ));
     }
     let store = state.store.clone();
     let lookup = name.clone();
