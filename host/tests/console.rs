@@ -71,16 +71,21 @@ async fn console_connects_a_service_and_runs_plugins_in_a_real_browser() {
         "catalog entries are listed"
     );
     browser.fill("#q", "hubspot").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !browser
-            .find("#service-google")
-            .await
-            .is_displayed()
-            .await
-            .expect("displayed"),
-        "the search hides what does not match"
-    );
+    // The filter runs on input: wait for it to hide what does not match.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while browser
+        .find("#service-google")
+        .await
+        .is_displayed()
+        .await
+        .expect("displayed")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search hides what does not match"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     browser.open("/services").await;
     browser.screenshot("03-pick-your-service").await;
     browser.click("a[href='/services/new']").await;

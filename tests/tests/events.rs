@@ -711,6 +711,8 @@ async fn schedules_fire_on_the_clock_and_catch_up_once_after_downtime() {
 
     // Nothing before the time.
     clock.advance(Duration::from_secs(200));
+    // That nothing fires has no event to wait for: give the scheduler time
+    // to (wrongly) act, then look.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(scheduled(&host).await.is_empty());
     // At 00:05 it fires once.
@@ -743,6 +745,7 @@ async fn schedules_fire_on_the_clock_and_catch_up_once_after_downtime() {
         assert!(Instant::now() < deadline, "no catch-up run");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Only one catch-up run: give a second (wrong) one time to appear.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let runs = scheduled(&host).await;
     assert_eq!(runs.len(), 2, "one catch-up run");
@@ -814,7 +817,29 @@ async fn connection_changes_and_deletes_reach_plugins() {
                 .to_owned(),
         );
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the first is running, so the delete finds one running and four queued.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = host
+            .http
+            .get(format!("{}/metrics", host.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let running = metrics
+            .lines()
+            .filter(|l| l.starts_with("junction_deliveries_running"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .any(|v| v >= 1.0);
+        if running {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         host.delete("/v1/plugins/sleepy").await.status,
         StatusCode::NO_CONTENT

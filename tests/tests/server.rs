@@ -626,12 +626,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let answer = host
         .post("/v1/services", &json!({"name": "x", "auth_type": "magic"}))
         .await;
-    assert_eq!(
-        answer.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        answer.text
-    );
+    assert_error(&answer, StatusCode::BAD_REQUEST, "`auth_type` is not valid");
     let answer = host
         .post(
             "/v1/services",
@@ -763,7 +758,15 @@ async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
             response.json::<Value>().await.expect("json"),
         )
     });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Wait until the loop holds an instance.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !metric_at_least(&host, "junction_plugin_instances_in_use", 1.0).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Meanwhile the server serves, and a plugin that allocates without end
     // is stopped at its cap.
@@ -785,4 +788,21 @@ async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
         stored.failure().map(|f| f.0),
         Some(junction_host::runtime::Failure::Timeout)
     );
+}
+
+/// Whether the Prometheus metric `name` (any labels) reads at least `value`.
+async fn metric_at_least(host: &TestHost, name: &str, value: f64) -> bool {
+    let text = host
+        .http
+        .get(format!("{}/metrics", host.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .any(|v| v >= value)
 }
