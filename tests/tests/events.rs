@@ -819,24 +819,10 @@ async fn connection_changes_and_deletes_reach_plugins() {
     }
     // Wait until the first is running, so the delete finds one running and four queued.
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = host
-            .http
-            .get(format!("{}/metrics", host.url))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let running = metrics
-            .lines()
-            .filter(|l| l.starts_with("junction_deliveries_running"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .any(|v| v >= 1.0);
-        if running {
-            break;
-        }
+    while !host
+        .metric_at_least("junction_deliveries_running", 1.0)
+        .await
+    {
         assert!(Instant::now() < deadline, "no delivery started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -760,7 +760,10 @@ async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
     });
     // Wait until the loop holds an instance.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !metric_at_least(&host, "junction_plugin_instances_in_use", 1.0).await {
+    while !host
+        .metric_at_least("junction_plugin_instances_in_use", 1.0)
+        .await
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the loop never started"
@@ -788,21 +791,4 @@ async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
         stored.failure().map(|f| f.0),
         Some(junction_host::runtime::Failure::Timeout)
     );
-}
-
-/// Whether the Prometheus metric `name` (any labels) reads at least `value`.
-async fn metric_at_least(host: &TestHost, name: &str, value: f64) -> bool {
-    let text = host
-        .http
-        .get(format!("{}/metrics", host.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|line| line.starts_with(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .any(|v| v >= value)
 }

@@ -255,30 +255,31 @@ pub(super) fn load(
     Ok((cipher, source))
 }
 
+/// A table of sealed strings keyed by name, and the AAD of a row's value.
+type SealedTable = (
+    redb::TableDefinition<'static, &'static str, &'static str>,
+    fn(&str) -> String,
+);
+
 /// The key id of the first sealed value `cipher` cannot open, if any.
 fn first_unopenable(
     database: &redb::Database,
     cipher: &Cipher,
 ) -> Result<Option<String>, StoreError> {
     let txn = database.begin_read().map_err(db)?;
-    if let Ok(table) = txn.open_table(super::SERVICE_SECRETS) {
-        for row in table.iter().map_err(db)? {
-            let (name, sealed) = row.map_err(db)?;
-            let aad = format!("services/{}/client_secret", name.value());
-            if cipher.open(sealed.value(), &aad).is_err() {
-                return Ok(Some(
-                    sealed_key_id(sealed.value())
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                ));
-            }
-        }
-    }
-    if let Ok(table) = txn.open_table(super::events::HOOK_SECRETS) {
+    let tables: [SealedTable; 2] = [
+        (super::SERVICE_SECRETS, |name| {
+            format!("services/{name}/client_secret")
+        }),
+        (super::events::HOOK_SECRETS, |key| format!("hooks/{key}")),
+    ];
+    for (definition, aad) in tables {
+        let Ok(table) = txn.open_table(definition) else {
+            continue;
+        };
         for row in table.iter().map_err(db)? {
             let (key, sealed) = row.map_err(db)?;
-            let aad = format!("hooks/{}", key.value());
-            if cipher.open(sealed.value(), &aad).is_err() {
+            if cipher.open(sealed.value(), &aad(key.value())).is_err() {
                 return Ok(Some(
                     sealed_key_id(sealed.value())
                         .unwrap_or("unknown")

@@ -88,14 +88,15 @@ pub fn validate_kv(key: &str, value: &[u8]) -> Result<(), StoreError> {
 }
 
 fn usage_in(
-    usage: &redb::Table<&str, (u64, u64)>,
-    data: &redb::Table<(&str, &str), &[u8]>,
+    usage: &impl ReadableTable<&'static str, (u64, u64)>,
+    data: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     plugin: &str,
 ) -> Result<KvUsage, StoreError> {
     if let Some(row) = usage.get(plugin).map_err(db)? {
         let (bytes, keys) = row.value();
         return Ok(KvUsage { bytes, keys });
     }
+    // A namespace written before usage was kept: count it.
     let mut counted = KvUsage::default();
     for row in data
         .range((plugin, "")..=(plugin, "\u{10FFFF}"))
@@ -222,21 +223,8 @@ impl Store {
     pub fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let usage = txn.open_table(KV_USAGE).map_err(db)?;
-        if let Some(row) = usage.get(plugin).map_err(db)? {
-            let (bytes, keys) = row.value();
-            return Ok(KvUsage { bytes, keys });
-        }
         let data = txn.open_table(KV).map_err(db)?;
-        let mut counted = KvUsage::default();
-        for row in data
-            .range((plugin, "")..=(plugin, "\u{10FFFF}"))
-            .map_err(db)?
-        {
-            let (key, value) = row.map_err(db)?;
-            counted.bytes += (key.value().1.len() + value.value().len()) as u64;
-            counted.keys += 1;
-        }
-        Ok(counted)
+        usage_in(&usage, &data, plugin)
     }
 
     /// The keys in `plugin`'s namespace that start with `prefix`, in order.
