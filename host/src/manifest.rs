@@ -170,37 +170,47 @@ impl Manifest {
         if let Some(keys) = self.limits.kv_keys {
             limits.kv_keys = keys;
         }
-        if limits.kv_bytes > ceiling.kv_bytes {
+        let mib = |bytes: u64| bytes / (1024 * 1024);
+        let over = [
+            (
+                "kv-mb",
+                mib(limits.kv_bytes),
+                mib(ceiling.kv_bytes),
+                limits.kv_bytes > ceiling.kv_bytes,
+                " MiB",
+            ),
+            (
+                "kv-keys",
+                limits.kv_keys,
+                ceiling.kv_keys,
+                limits.kv_keys > ceiling.kv_keys,
+                "",
+            ),
+            (
+                "timeout-ms",
+                limits.timeout.as_millis() as u64,
+                ceiling.timeout.as_millis() as u64,
+                limits.timeout > ceiling.timeout,
+                " ms",
+            ),
+            (
+                "memory-mb",
+                mib(limits.memory_bytes as u64),
+                mib(ceiling.memory_bytes as u64),
+                limits.memory_bytes > ceiling.memory_bytes,
+                " MiB",
+            ),
+            (
+                "http-calls",
+                u64::from(limits.http_calls),
+                u64::from(ceiling.http_calls),
+                limits.http_calls > ceiling.http_calls,
+                "",
+            ),
+        ];
+        if let Some((field, asked, most, _, unit)) = over.into_iter().find(|o| o.3) {
             return Err(format!(
-                "limits.kv-mb {} is above the host's ceiling of {} MiB",
-                limits.kv_bytes / (1024 * 1024),
-                ceiling.kv_bytes / (1024 * 1024)
-            ));
-        }
-        if limits.kv_keys > ceiling.kv_keys {
-            return Err(format!(
-                "limits.kv-keys {} is above the host's ceiling of {}",
-                limits.kv_keys, ceiling.kv_keys
-            ));
-        }
-        if limits.timeout > ceiling.timeout {
-            return Err(format!(
-                "limits.timeout-ms {} is above the host's ceiling of {} ms",
-                limits.timeout.as_millis(),
-                ceiling.timeout.as_millis()
-            ));
-        }
-        if limits.memory_bytes > ceiling.memory_bytes {
-            return Err(format!(
-                "limits.memory-mb {} is above the host's ceiling of {} MiB",
-                limits.memory_bytes / (1024 * 1024),
-                ceiling.memory_bytes / (1024 * 1024)
-            ));
-        }
-        if limits.http_calls > ceiling.http_calls {
-            return Err(format!(
-                "limits.http-calls {} is above the host's ceiling of {}",
-                limits.http_calls, ceiling.http_calls
+                "limits.{field} {asked} is above the host's ceiling of {most}{unit}"
             ));
         }
         Ok(limits)

@@ -116,15 +116,7 @@ fn main() {
         for clients in [16, 64] {
             end_to_end(&host, clients).await;
         }
-        let metrics = host
-            .http
-            .get(format!("{}/metrics", host.url))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = host.metrics().await;
         for line in metrics.lines() {
             if line.starts_with("junction_delivery_start_latency_seconds_count")
                 || line.starts_with("junction_delivery_start_latency_seconds_sum")

@@ -95,18 +95,23 @@ impl TestHost {
         }
     }
 
-    /// Whether the Prometheus metric `name` (any labels) reads at least `value`.
-    pub async fn metric_at_least(&self, name: &str, value: f64) -> bool {
-        let text = self
-            .http
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.http
             .get(format!("{}/metrics", self.url))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("text");
-        text.lines()
+            .expect("text")
+    }
+
+    /// Whether the Prometheus metric `name` (any labels) reads at least `value`.
+    pub async fn metric_at_least(&self, name: &str, value: f64) -> bool {
+        self.metrics()
+            .await
+            .lines()
             .filter(|line| line.starts_with(name))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .any(|v| v >= value)

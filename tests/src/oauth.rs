@@ -2,7 +2,9 @@
 //! approves (or denies) at once by redirecting back with a code, a token
 //! endpoint that checks the code, redirect URI, PKCE verifier and client
 //! authentication the way a real one does, a MailChimp-style metadata
-//! endpoint, and an API endpoint that accepts only the tokens it issued.
+//! endpoint, and an API endpoint that accepts only the tokens it issued;
+//! and the browser side of the flow ([`browser`], [`follow`], [`connect`]),
+//! driven by hand.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -405,4 +407,37 @@ pub fn service_json(name: &str, provider: &FakeProvider, extra: Value) -> Value 
         "oauth": oauth,
         "client_secret": CLIENT_SECRET,
     })
+}
+
+/// A client that does not follow redirects, like a browser we drive by hand.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Opens `url`, expects a redirect, returns where it points.
+pub async fn follow(url: &str) -> String {
+    let response = browser().get(url).send().await.expect("provider answers");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned()
+}
+
+/// Connects `link` on `host` through the browser flow: the authorize URL,
+/// the provider's redirect back, the callback page.
+pub async fn connect(host: &crate::host::TestHost, link: &str) {
+    let started = host
+        .post(&format!("/v1/connections/{link}/authorize"), &json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let url = started.json["authorize_url"].as_str().expect("url");
+    let callback = follow(url).await;
+    let page = browser().get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::OK, "{link}");
 }

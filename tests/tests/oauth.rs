@@ -5,31 +5,13 @@
 
 use junction_tests::host::TestHost;
 use junction_tests::mailchimp::{Member, MockMailchimp};
-use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, service_json};
+use junction_tests::oauth::{
+    self, CLIENT_ID, CLIENT_SECRET, FakeProvider, browser, follow, service_json,
+};
 use junction_tests::plugins::{self, component_bytes};
 use junction_tests::zoho::MockCrm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A client that does not follow redirects, like a browser we drive by hand.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// Opens `url`, expects a redirect, returns where it points.
-async fn follow(url: &str) -> String {
-    let response = browser().get(url).send().await.expect("provider answers");
-    assert!(response.status().is_redirection(), "{}", response.status());
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("location")
-        .to_owned()
-}
 
 async fn setup(host: &TestHost, provider: &FakeProvider, extra: Value) {
     let created = host
@@ -338,10 +320,7 @@ async fn bad_oauth_services_and_connections_are_refused() {
 
 /// Connects `fake` through the browser flow.
 async fn connect(host: &TestHost) {
-    let url = authorize_url(host).await;
-    let callback = follow(url.as_str()).await;
-    let page = browser().get(&callback).send().await.expect("callback");
-    assert_eq!(page.status(), StatusCode::OK);
+    oauth::connect(host, "fake").await;
 }
 
 async fn deploy_probe(host: &TestHost) {
@@ -840,10 +819,7 @@ async fn mailchimp_sync_runs_on_oauth_connections_with_the_crm_token_expiring_mi
     let crm_connection = json!({"link_name": "zohocrm", "service": "zoho"});
     host.create("/v1/connections", &crm_connection).await;
     for link in ["mailchimp", "zohocrm"] {
-        let url = authorize_url_for(&host, link).await;
-        let callback = follow(url.as_str()).await;
-        let page = browser().get(&callback).send().await.expect("callback");
-        assert_eq!(page.status(), StatusCode::OK, "{link}");
+        oauth::connect(&host, link).await;
     }
     let mc = host.get("/v1/connections/mailchimp").await;
     assert_eq!(mc.json["metadata"]["dc"], "us6", "{}", mc.text);

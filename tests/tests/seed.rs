@@ -9,18 +9,11 @@
 
 use junction_tests::host::TestHost;
 use junction_tests::mailchimp::{Member, MockMailchimp};
-use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use junction_tests::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, connect};
 use junction_tests::plugins::{self, component_bytes};
 use junction_tests::zoho::MockCrm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
 
 /// The catalog entry `id` as the API lists it.
 async fn catalog_entry(host: &TestHost, id: &str) -> Value {
@@ -60,24 +53,6 @@ fn retargeted(entry: &Value, name: &str, origins: &[(&str, String)]) -> Value {
     object.insert("client_secret".into(), json!(CLIENT_SECRET));
     service["oauth"]["client_id"] = json!(CLIENT_ID);
     service
-}
-
-async fn connect(host: &TestHost, link: &str) {
-    let started = host
-        .post(&format!("/v1/connections/{link}/authorize"), &json!({}))
-        .await;
-    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
-    let url = started.json["authorize_url"].as_str().expect("url");
-    let at_provider = browser().get(url).send().await.expect("provider");
-    assert!(at_provider.status().is_redirection(), "{link}");
-    let callback = at_provider
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("location")
-        .to_owned();
-    let page = browser().get(&callback).send().await.expect("callback");
-    assert_eq!(page.status(), StatusCode::OK, "{link}");
 }
 
 #[tokio::test]
