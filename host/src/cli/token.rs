@@ -11,15 +11,21 @@ use super::client::{Client, ServerArgs};
 use crate::server::auth::{AdminAuth, token_path};
 use crate::store::{DB_FILE, Store, StoreError};
 
-/// `junction token rotate`.
-pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
-    let data_dir = &server.data_dir;
+/// The data directory, when it holds Junction data.
+fn existing_data_dir(server: &ServerArgs) -> Result<&std::path::Path, CliError> {
+    let data_dir = server.data_dir.as_path();
     if !data_dir.join(DB_FILE).is_file() {
         return Err(CliError::Usage(format!(
             "no Junction data in {}; start `junction serve` there first, or give --data-dir",
             data_dir.display()
         )));
     }
+    Ok(data_dir)
+}
+
+/// `junction token rotate`.
+pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
+    let data_dir = existing_data_dir(server)?;
     let path = token_path(data_dir);
     let token = match Store::open(data_dir) {
         Ok(store) => {
@@ -52,13 +58,7 @@ pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
 
 /// `junction key rotate`.
 pub async fn rotate_key(server: &ServerArgs) -> Result<(), CliError> {
-    let data_dir = &server.data_dir;
-    if !data_dir.join(DB_FILE).is_file() {
-        return Err(CliError::Usage(format!(
-            "no Junction data in {}; start `junction serve` there first, or give --data-dir",
-            data_dir.display()
-        )));
-    }
+    let data_dir = existing_data_dir(server)?;
     let (key_id, previous, resealed) = match Store::open(data_dir) {
         Ok(store) => {
             let rotation = store.rotate_key()?;

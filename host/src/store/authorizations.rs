@@ -142,12 +142,8 @@ impl Store {
         &self,
         state_hash: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
-        {
-            let txn = self.db.begin_read().map_err(db)?;
-            let table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
-            if table.get(state_hash).map_err(db)?.is_none() {
-                return Ok(None);
-            }
+        if self.pending_authorization_link(state_hash)?.is_none() {
+            return Ok(None);
         }
         let txn = self.db.begin_write().map_err(db)?;
         let row = {

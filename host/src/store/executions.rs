@@ -256,6 +256,16 @@ mod tests {
         record
     }
 
+    fn kept_records(store: &Store) -> Vec<ExecutionRecord> {
+        store
+            .executions(&ExecutionQuery {
+                plugin: Some("big".into()),
+                ok: None,
+                limit: 100,
+            })
+            .unwrap()
+    }
+
     #[test]
     fn history_is_trimmed_by_bytes_as_well_as_records() {
         let dir = tempfile::tempdir().unwrap();
@@ -269,13 +279,7 @@ mod tests {
                 .insert_executions(&[record("big", n)], budget)
                 .unwrap();
         }
-        let kept = store
-            .executions(&ExecutionQuery {
-                plugin: Some("big".into()),
-                ok: None,
-                limit: 100,
-            })
-            .unwrap();
+        let kept = kept_records(&store);
         let bytes: usize = kept
             .iter()
             .map(|r| serde_json::to_vec(r).unwrap().len())
@@ -289,13 +293,7 @@ mod tests {
             bytes: 10,
         };
         store.insert_executions(&[record("big", 20)], tiny).unwrap();
-        let kept = store
-            .executions(&ExecutionQuery {
-                plugin: Some("big".into()),
-                ok: None,
-                limit: 100,
-            })
-            .unwrap();
+        let kept = kept_records(&store);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].id, "big-20");
     }
