@@ -5,7 +5,7 @@
 pub mod cli;
 pub mod errors;
 pub mod events;
-pub mod manifest;
+pub use junction_core::manifest;
 pub mod metrics;
 pub mod netguard;
 pub mod oauth;

@@ -10,7 +10,6 @@ pub mod dispatch;
 pub mod index;
 pub mod journal;
 pub mod scheduler;
-pub mod trigger;
 
 use std::sync::Arc;
 
@@ -28,6 +27,7 @@ pub use clock::Clock;
 pub use dispatch::{DispatchConfig, Dispatcher, Job};
 pub use index::{Target, TriggerIndex};
 pub use journal::{Journal, JournalError, Retention};
+pub use junction_core::trigger;
 
 /// Largest event payload, as JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;

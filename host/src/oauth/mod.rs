@@ -6,9 +6,8 @@
 pub mod catalog;
 pub mod flow;
 pub mod refresh;
-pub mod settings;
 pub mod token;
 
 pub use flow::{Callback, FlowError, OAuth, Started};
+pub use junction_core::oauth_settings::{self as settings, ClientAuth, Grant, OAuthSettings};
 pub use refresh::{Freshness, SweepReport, TokenKeeper, UNAUTHORIZED_INTERVAL};
-pub use settings::{ClientAuth, Grant, OAuthSettings};

@@ -11,7 +11,6 @@ pub mod http;
 pub mod kv;
 mod limiter;
 pub mod log;
-mod record;
 mod stdio;
 mod world;
 
@@ -27,14 +26,14 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::manifest::Manifest;
 use crate::store::{Store, now_ms};
+use junction_core::Manifest;
 
-pub use http::HostPattern;
-pub use record::{
+pub use junction_core::record::{
     CallRecord, ExecutionRecord, Failure, LogLine, MAX_CALL_RECORDS, MAX_CALL_TEXT,
     MAX_FAILURE_MESSAGE, Outcome, max_stored_bytes,
 };
+pub use junction_core::{Event, HostPattern, Limits, new_id};
 pub use world::LoadError;
 
 use bindings::{Plugin, PluginPre};
@@ -43,49 +42,6 @@ use stdio::LogBook;
 
 /// How often the epoch ticks: the granularity of deadlines and of yielding.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Per-execution limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall time for one execution.
-    pub timeout: Duration,
-    /// Linear memory, summed over the instance's memories.
-    pub memory_bytes: usize,
-    /// `invoke-url` calls per execution.
-    pub http_calls: u32,
-    /// `invoke-url` calls in flight at once.
-    pub http_concurrency: usize,
-    /// Largest `invoke-url` response body.
-    pub response_bytes: usize,
-    /// Largest event payload and plugin output.
-    pub payload_bytes: usize,
-    /// Log lines plus captured stdout/stderr, in bytes (each line costs its
-    /// text plus a fixed overhead).
-    pub log_bytes: usize,
-    /// Log lines plus captured stdout/stderr lines.
-    pub log_lines: usize,
-    /// Bytes (keys plus values) the plugin may keep in its kv namespace.
-    pub kv_bytes: u64,
-    /// Keys the plugin may keep in its kv namespace.
-    pub kv_keys: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(30),
-            memory_bytes: 128 * 1024 * 1024,
-            http_calls: 50,
-            http_concurrency: 6,
-            response_bytes: 10 * 1024 * 1024,
-            payload_bytes: 1024 * 1024,
-            log_bytes: 64 * 1024,
-            log_lines: 1000,
-            kv_bytes: 16 * 1024 * 1024,
-            kv_keys: 10_000,
-        }
-    }
-}
 
 /// How the runtime is set up.
 #[derive(Debug, Clone)]
@@ -107,14 +63,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         let defaults = Limits::default();
-        let ceiling = Limits {
-            timeout: Duration::from_secs(15 * 60),
-            memory_bytes: 1024 * 1024 * 1024,
-            http_calls: 1000,
-            kv_bytes: 1024 * 1024 * 1024,
-            kv_keys: 1_000_000,
-            ..defaults.clone()
-        };
+        let ceiling = Limits::default_ceiling();
         RuntimeConfig {
             pooling: true,
             max_instances: 64,
@@ -124,44 +73,6 @@ impl Default for RuntimeConfig {
             unauthorized_refresh_interval: crate::oauth::UNAUTHORIZED_INTERVAL,
         }
     }
-}
-
-/// The event handed to a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Unique id.
-    pub id: String,
-    /// Kind, e.g. `campaign.sync`.
-    pub kind: String,
-    /// JSON text.
-    pub payload: String,
-    /// When it happened.
-    pub occurred_at_ms: u64,
-}
-
-impl Event {
-    /// A new event with a fresh id, happening now.
-    pub fn new(kind: impl Into<String>, payload: impl Into<String>) -> Self {
-        Event {
-            id: new_id(),
-            kind: kind.into(),
-            payload: payload.into(),
-            occurred_at_ms: now_ms(),
-        }
-    }
-}
-
-/// A 128-bit id in hex that sorts by time: 48 bits of milliseconds since
-/// the epoch, then 80 random bits (the layout of UUIDv7 and ULID). Ids made
-/// close together sort close together, so the redb tables keyed by id are
-/// written at their end rather than on a random page each: many fewer pages
-/// change per commit.
-pub fn new_id() -> String {
-    let ms = crate::store::now_ms() & 0xffff_ffff_ffff;
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    bytes[6..].copy_from_slice(&rand::random::<[u8; 10]>());
-    hex::encode(bytes)
 }
 
 /// What a plugin was granted: the connections it may use and the origins it
@@ -438,7 +349,9 @@ impl Runtime {
         record.calls_dropped = state.calls_dropped;
         record.outcome = match result {
             Err(_elapsed) => timeout_failure(limits),
-            Ok(Ok(Ok(output))) => record::output_outcome(output, limits.payload_bytes),
+            Ok(Ok(Ok(output))) => {
+                junction_core::record::output_outcome(output, limits.payload_bytes)
+            }
             Ok(Ok(Err(message))) => Outcome::failed(Failure::PluginError, message),
             Ok(Err(error)) => {
                 if state.limiter.hit() {
@@ -587,7 +500,7 @@ pub struct HostState {
     limits: Limits,
     deadline: Instant,
     logbook: LogBook,
-    /// The first [`record::MAX_CALL_RECORDS`] calls.
+    /// The first [`MAX_CALL_RECORDS`] calls.
     calls: Vec<CallRecord>,
     /// Calls past those, only counted.
     calls_dropped: u64,

@@ -15,7 +15,8 @@ use std::time::Instant;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use super::record::LogLine;
+use junction_core::record::{LogLine, json_len};
+use junction_core::text::truncate_with_marker;
 
 /// Longest line kept: a longer `log` message is cut here (with a marker),
 /// and a partial stdout line this long becomes a line of its own.
@@ -76,7 +77,7 @@ impl LogBook {
 
     fn push_locked(&self, book: &mut Book, level: &str, message: String) {
         let message = cut_line(message);
-        let cost = super::record::json_len(&message) + LINE_OVERHEAD;
+        let cost = json_len(&message) + LINE_OVERHEAD;
         if book.lines.len() >= self.max_lines || book.used + cost > self.budget {
             book.truncated = true;
             book.dropped += 1;
@@ -156,26 +157,6 @@ impl LogBook {
 /// marker saying how much was cut.
 fn cut_line(text: String) -> String {
     truncate_with_marker(text, MAX_LINE)
-}
-
-/// `text` cut to at most `max` bytes (on a character boundary), ending in a
-/// marker that says how many bytes were cut; unchanged when it fits.
-pub(crate) fn truncate_with_marker(mut text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let total = text.len();
-    let marker_room = 48.min(max);
-    let mut end = max - marker_room;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    let marker = format!("… [{} of {total} bytes cut]", total - end);
-    if text.len() + marker.len() <= max {
-        text.push_str(&marker);
-    }
-    text
 }
 
 /// The guest's stdout or stderr.

@@ -12,7 +12,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::secret::Secret;
+use junction_core::Secret;
 
 /// Prefix of every sealed value; the version of the format.
 const FORMAT: &str = "jx1";

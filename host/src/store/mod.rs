@@ -13,9 +13,7 @@ pub mod events;
 pub mod executions;
 pub mod keys;
 pub mod kv;
-mod model;
 pub mod plugins;
-mod secret;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -29,13 +27,15 @@ pub use events::{
     JournalEntry, NewEvent,
 };
 pub use executions::{ExecutionQuery, HistoryBudget};
-pub use kv::{KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv};
-pub use model::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange, now_ms,
+pub use junction_core::Secret;
+pub use junction_core::model::{
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange,
     validate_link_name, validate_service_name,
 };
-pub use plugins::{NewVersion, PluginRecord, PluginVersion, validate_plugin_name};
-pub use secret::Secret;
+pub use junction_core::now_ms;
+pub use junction_core::validate_plugin_name;
+pub use kv::{KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv};
+pub use plugins::{NewVersion, PluginRecord, PluginVersion};
 
 /// The schema this build writes; older files are migrated on open.
 pub const SCHEMA_VERSION: u32 = 3;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Secret, Store, StoreError, db};
-use crate::manifest::Manifest;
+use junction_core::{Manifest, validate_plugin_name};
 
 pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 pub(super) const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
@@ -79,21 +79,6 @@ pub struct NewVersion<'a> {
     pub granted_connections: Vec<String>,
     /// What it asked for and did not get.
     pub missing_connections: Vec<String>,
-}
-
-/// Checks a plugin name: lower-case letters, digits and `-`, a letter first,
-/// no `-` at the end, at most 63 characters.
-pub fn validate_plugin_name(name: &str) -> Result<(), String> {
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-    let chars_ok = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !first_ok || !chars_ok || name.ends_with('-') || name.len() > 63 {
-        return Err(format!(
-            "plugin name `{name}` is invalid: start with a lower-case letter, then use a-z, 0-9 and -, not ending in -, at most 63 characters"
-        ));
-    }
-    Ok(())
 }
 
 fn artifact_aad(sha256: &str, compatibility: &str) -> String {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Event;
-use super::stdio::truncate_with_marker;
+use crate::event::Event;
+use crate::text::truncate_with_marker;
 
 /// Call entries kept in one record; later calls are only counted.
 pub const MAX_CALL_RECORDS: usize = 100;
@@ -31,7 +31,7 @@ const CALL_FRAMING: usize = 400;
 /// each other; the log is budgeted in JSON bytes already; call texts hold no
 /// control characters, so JSON at most doubles them; a failure message may
 /// be all control characters, six bytes each once escaped.
-pub fn max_stored_bytes(limits: &super::Limits) -> usize {
+pub fn max_stored_bytes(limits: &crate::limits::Limits) -> usize {
     let outcome = limits.payload_bytes.max(6 * MAX_FAILURE_MESSAGE);
     let logs = limits.log_bytes + limits.log_lines * LINE_FRAMING;
     let calls = MAX_CALL_RECORDS * (2 * MAX_CALL_TEXT + 2 * MAX_CALL_TEXT + CALL_FRAMING);
@@ -40,7 +40,7 @@ pub fn max_stored_bytes(limits: &super::Limits) -> usize {
 
 /// How long `text` is as a JSON string's contents: control characters take
 /// six bytes (`\u0000`), quotes and backslashes two.
-pub(crate) fn json_len(text: &str) -> usize {
+pub fn json_len(text: &str) -> usize {
     text.bytes()
         .map(|b| match b {
             b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
@@ -51,7 +51,7 @@ pub(crate) fn json_len(text: &str) -> usize {
 }
 
 /// A text for a call entry: control characters become spaces.
-pub(crate) fn plain_text(text: String) -> String {
+pub fn plain_text(text: String) -> String {
     if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -92,7 +92,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// A failure; the message is cut at [`MAX_FAILURE_MESSAGE`] with a marker.
-    pub(crate) fn failed(failure: Failure, message: String) -> Self {
+    pub fn failed(failure: Failure, message: String) -> Self {
         Outcome::Failed {
             failure,
             message: truncate_with_marker(message, MAX_FAILURE_MESSAGE),
@@ -177,7 +177,7 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
-    pub(crate) fn start(id: String, plugin: &str, event: &Event, started_at_ms: u64) -> Self {
+    pub fn start(id: String, plugin: &str, event: &Event, started_at_ms: u64) -> Self {
         ExecutionRecord {
             id,
             plugin: plugin.to_owned(),
@@ -197,7 +197,7 @@ impl ExecutionRecord {
         }
     }
 
-    pub(crate) fn finish(mut self, elapsed: Duration) -> Self {
+    pub fn finish(mut self, elapsed: Duration) -> Self {
         self.wall_time_ms = elapsed.as_secs_f64() * 1000.0;
         self
     }
@@ -225,7 +225,7 @@ impl ExecutionRecord {
 }
 
 /// The outcome for a handler's `ok` string: JSON under the size limit.
-pub(crate) fn output_outcome(output: String, max: usize) -> Outcome {
+pub fn output_outcome(output: String, max: usize) -> Outcome {
     if output.len() > max {
         return Outcome::failed(
             Failure::LimitExceeded,

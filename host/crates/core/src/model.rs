@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::secret::Secret;
+use crate::ids::now_ms;
+use crate::secret::Secret;
 
 /// How a connection proves who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -88,7 +89,7 @@ pub struct Service {
     pub placement: Placement,
     /// OAuth 2.0 settings, for `oauth2` services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<crate::oauth::OAuthSettings>,
+    pub oauth: Option<crate::oauth_settings::OAuthSettings>,
     /// Whether a client secret is stored (it is kept sealed, apart from this record).
     #[serde(default)]
     pub has_client_secret: bool,
@@ -266,10 +267,17 @@ pub fn validate_service_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Checks a plugin name: lower-case letters, digits and `-`, a letter first,
+/// no `-` at the end, at most 63 characters.
+pub fn validate_plugin_name(name: &str) -> Result<(), String> {
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !first_ok || !chars_ok || name.ends_with('-') || name.len() > 63 {
+        return Err(format!(
+            "plugin name `{name}` is invalid: start with a lower-case letter, then use a-z, 0-9 and -, not ending in -, at most 63 characters"
+        ));
+    }
+    Ok(())
 }

@@ -123,14 +123,13 @@ impl Manifest {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), String> {
         for link in &self.connections {
-            crate::store::validate_link_name(link).map_err(|e| format!("connections: {e}"))?;
+            crate::model::validate_link_name(link).map_err(|e| format!("connections: {e}"))?;
         }
         for host in &self.allowed_hosts {
-            crate::runtime::HostPattern::parse(host).map_err(|e| format!("allowed-hosts: {e}"))?;
+            crate::origin::HostPattern::parse(host).map_err(|e| format!("allowed-hosts: {e}"))?;
         }
         for (i, trigger) in self.triggers.iter().enumerate() {
-            crate::events::trigger::Trigger::parse(trigger)
-                .map_err(|e| format!("triggers[{i}]: {e}"))?;
+            crate::trigger::Trigger::parse(trigger).map_err(|e| format!("triggers[{i}]: {e}"))?;
         }
         if self.limits.timeout_ms == Some(0) {
             return Err("limits.timeout-ms must be above 0".into());
@@ -150,9 +149,9 @@ impl Manifest {
     /// checked against `ceiling`.
     pub fn resolve_limits(
         &self,
-        defaults: &crate::runtime::Limits,
-        ceiling: &crate::runtime::Limits,
-    ) -> Result<crate::runtime::Limits, String> {
+        defaults: &crate::limits::Limits,
+        ceiling: &crate::limits::Limits,
+    ) -> Result<crate::limits::Limits, String> {
         let mut limits = defaults.clone();
         if let Some(ms) = self.limits.timeout_ms {
             limits.timeout = Duration::from_millis(ms);
@@ -258,7 +257,7 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
 
     #[test]
     fn limits_stay_under_the_ceiling() {
-        let defaults = crate::runtime::Limits::default();
+        let defaults = crate::limits::Limits::default();
         let manifest = Manifest::from_json(r#"{"limits": {"timeout-ms": 999999999}}"#).unwrap();
         let err = manifest.resolve_limits(&defaults, &defaults).unwrap_err();
         assert!(err.contains("timeout-ms"), "{err}");
@@ -278,8 +277,8 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
             let manifest = Manifest::from_json(&format!(
                 r#"{{"limits": {{"timeout-ms": {timeout_ms}, "memory-mb": {memory_mb}, "http-calls": {calls}}}}}"#
             )).unwrap();
-            let defaults = crate::runtime::Limits::default();
-            let ceiling = crate::runtime::RuntimeConfig::default().ceiling;
+            let defaults = crate::limits::Limits::default();
+            let ceiling = crate::limits::Limits::default_ceiling();
             match manifest.resolve_limits(&defaults, &ceiling) {
                 Ok(limits) => {
                     proptest::prop_assert_eq!(limits.timeout.as_millis() as u64, timeout_ms);

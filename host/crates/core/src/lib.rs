@@ -1,0 +1,32 @@
+//! The vocabulary every Junction crate shares, and nothing else: ids and
+//! the clock ([`ids`]), the event a plugin runs for ([`event`]), the record
+//! of an execution ([`record`]), services and connections ([`model`],
+//! [`oauth_settings`], [`secret`]), per-execution limits ([`limits`]),
+//! origins ([`origin`]), triggers ([`trigger`]) and the plugin manifest
+//! ([`manifest`]). It sits at the bottom of the crate graph: no tokio,
+//! wasmtime, redb or axum, so a type here can be used by any layer.
+
+pub mod event;
+pub mod ids;
+pub mod limits;
+pub mod manifest;
+pub mod model;
+pub mod oauth_settings;
+pub mod origin;
+pub mod record;
+pub mod secret;
+pub mod text;
+pub mod trigger;
+
+pub use event::Event;
+pub use ids::{new_id, now_ms};
+pub use limits::Limits;
+pub use manifest::Manifest;
+pub use model::{
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange,
+    validate_link_name, validate_plugin_name, validate_service_name,
+};
+pub use oauth_settings::OAuthSettings;
+pub use origin::HostPattern;
+pub use record::{CallRecord, ExecutionRecord, Failure, LogLine, Outcome};
+pub use secret::Secret;
