@@ -12,4 +12,4 @@ pub mod oauth;
 pub mod registry;
 pub mod runtime;
 pub mod server;
-pub mod store;
+pub use junction_store as store;

@@ -10,7 +10,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, db};
-use crate::runtime::ExecutionRecord;
+use junction_core::ExecutionRecord;
 
 /// Sequence number → event as JSON.
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -802,7 +802,7 @@ pub fn apply_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Secret;
+    use crate::Secret;
 
     fn delivery(id: &str, due: u64) -> Delivery {
         Delivery {
@@ -863,10 +863,7 @@ mod tests {
         };
         // Two events with one key in one batch: the second is the first.
         let answers = store
-            .commit_journal(
-                &[new("e1"), new("e2")],
-                crate::store::HistoryBudget::records(10),
-            )
+            .commit_journal(&[new("e1"), new("e2")], crate::HistoryBudget::records(10))
             .unwrap();
         assert_eq!(
             answers[1],
@@ -890,7 +887,7 @@ mod tests {
         };
         assert_eq!(
             store
-                .commit_journal(&[queued], crate::store::HistoryBudget::records(10))
+                .commit_journal(&[queued], crate::HistoryBudget::records(10))
                 .unwrap(),
             [JournalAnswer::Skipped]
         );
@@ -899,7 +896,7 @@ mod tests {
             change: dead,
         };
         store
-            .commit_journal(&[died], crate::store::HistoryBudget::records(10))
+            .commit_journal(&[died], crate::HistoryBudget::records(10))
             .unwrap();
         let listed = store
             .deliveries(&DeliveryQuery {
@@ -915,7 +912,7 @@ mod tests {
             change: requeue,
         };
         store
-            .commit_journal(&[again], crate::store::HistoryBudget::records(10))
+            .commit_journal(&[again], crate::HistoryBudget::records(10))
             .unwrap();
         let back = store.delivery("d-e1").unwrap().unwrap();
         assert_eq!(back.state, DeliveryState::Queued);
@@ -937,7 +934,7 @@ mod tests {
     fn old_finished_events_go_with_their_dead_letters_and_keys_outlive_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let now = crate::store::now_ms();
+        let now = crate::now_ms();
         let day = 24 * 3600 * 1000;
         let event = |id: &str, accepted_at_ms: u64, key: Option<&str>| {
             JournalEntry::Event(Box::new(NewEvent {
@@ -956,7 +953,7 @@ mod tests {
                 schedule_mark: None,
             }))
         };
-        let budget = crate::store::HistoryBudget::records(10);
+        let budget = crate::HistoryBudget::records(10);
         store
             .commit_journal(
                 &[

@@ -508,7 +508,7 @@ pub(super) fn reseal_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuthType, Connection, ConnectionStatus, Credentials, Placement, Service};
+    use crate::{AuthType, Connection, ConnectionStatus, Credentials, Placement, Service};
 
     const TOKEN: &str = "tok-sealed-at-rest-1234";
 
@@ -635,7 +635,7 @@ mod tests {
         {
             let txn = store.db.begin_write().unwrap();
             {
-                let mut table = txn.open_table(crate::store::CONNECTIONS).unwrap();
+                let mut table = txn.open_table(crate::CONNECTIONS).unwrap();
                 let bytes = serde_json::to_vec(&row).unwrap();
                 table.insert("main", bytes.as_slice()).unwrap();
             }

@@ -6,7 +6,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, db};
-use crate::runtime::ExecutionRecord;
+use junction_core::ExecutionRecord;
 
 /// Sequence number → the record as JSON.
 pub(super) const EXECUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("executions");
@@ -241,7 +241,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Event, ExecutionRecord};
+    use junction_core::{Event, ExecutionRecord};
 
     fn record(plugin: &str, n: usize) -> ExecutionRecord {
         let event = Event::new("k", "{}");
