@@ -44,14 +44,16 @@ struct Setup {
 fn setup(package_dir: &str, name: &str, pooling: bool, allowed: &[String]) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
+    // The echo server listens on 127.0.0.1.
+    let network = junction_host::netguard::NetworkPolicy {
+        allow_private: true,
+    };
+    let tokens = junction_host::ports::token_keeper(store.clone(), network).expect("tokens");
     let runtime = Runtime::new(
-        store,
+        junction_host::ports::over_store(store, tokens),
         RuntimeConfig {
             pooling,
-            // The echo server listens on 127.0.0.1.
-            network: junction_host::netguard::NetworkPolicy {
-                allow_private: true,
-            },
+            network,
             ..RuntimeConfig::default()
         },
     )

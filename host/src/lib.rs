@@ -3,13 +3,13 @@
 //! in these modules.
 
 pub mod cli;
-pub mod errors;
 pub mod events;
 pub use junction_core::manifest;
 pub mod metrics;
-pub mod netguard;
-pub mod oauth;
+pub use junction_net as netguard;
+pub use junction_oauth as oauth;
+pub mod ports;
 pub mod registry;
-pub mod runtime;
+pub use junction_runtime as runtime;
 pub mod server;
 pub use junction_store as store;

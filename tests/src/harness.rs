@@ -17,6 +17,7 @@ use crate::plugins;
 pub struct Harness {
     pub dir: TempDir,
     pub runtime: Runtime,
+    store: Arc<Store>,
 }
 
 impl Harness {
@@ -34,12 +35,22 @@ impl Harness {
     pub fn with_config(config: RuntimeConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(Store::open(dir.path()).expect("open store"));
-        let runtime = Runtime::new(store, config).expect("runtime");
-        Harness { dir, runtime }
+        let tokens = junction_host::ports::token_keeper(store.clone(), config.network)
+            .expect("token keeper");
+        let runtime = Runtime::new(
+            junction_host::ports::over_store(store.clone(), tokens),
+            config,
+        )
+        .expect("runtime");
+        Harness {
+            dir,
+            runtime,
+            store,
+        }
     }
 
     pub fn store(&self) -> &Store {
-        self.runtime.store()
+        &self.store
     }
 
     /// Loads a built test plugin under `name` with these grants and manifest.

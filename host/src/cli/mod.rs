@@ -368,13 +368,16 @@ pub async fn run_once(
         built
     };
     let store = Arc::new(Store::open(&options.data_dir)?);
+    let network = crate::netguard::NetworkPolicy {
+        allow_private: options.allow_private_network,
+    };
+    let tokens = crate::ports::token_keeper(store.clone(), network)
+        .map_err(|e| CliError::Runtime(crate::runtime::RuntimeError::Http(e)))?;
     let runtime = Runtime::new(
-        store,
+        crate::ports::over_store(store, tokens),
         RuntimeConfig {
             pooling: false,
-            network: crate::netguard::NetworkPolicy {
-                allow_private: options.allow_private_network,
-            },
+            network,
             ..RuntimeConfig::default()
         },
     )?;

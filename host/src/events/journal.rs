@@ -6,7 +6,7 @@
 //! is committed. Entries arrive encoded, so this thread — the one point
 //! every write passes — only copies bytes into redb. Committed execution
 //! records are also broadcast, for `junction events tail`. Plugins' kv
-//! writes join the same batches ([`JournalKv`]).
+//! writes join the same batches ([`Journal::kv`]).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -222,16 +222,5 @@ fn write_batches(
                 Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
             }
         }
-    }
-}
-
-/// Plugins' kv writes through the journal: each `set` waits for the group
-/// commit it joined instead of paying an fsync of its own.
-pub struct JournalKv(pub Arc<Journal>);
-
-impl crate::runtime::kv::KvCommitter for JournalKv {
-    fn commit(&self, write: KvWrite) -> crate::runtime::kv::KvCommit {
-        let journal = self.0.clone();
-        Box::pin(async move { journal.kv(write).await.map_err(|e| e.to_string()) })
     }
 }

@@ -123,7 +123,7 @@ impl Events {
         config: DispatchConfig,
         clock: Clock,
     ) -> Result<(Arc<Events>, EventTasks), EventsError> {
-        let store = registry.runtime().store().clone();
+        let store = registry.store().clone();
         let index = Arc::new(TriggerIndex::default());
         let reload = store.clone();
         let (pending, index) = tokio::task::spawn_blocking(move || {

@@ -119,10 +119,10 @@ pub struct LoadReport {
 
 impl Registry {
     /// An empty registry; call [`Registry::load_all`] to serve what is stored.
-    pub fn new(runtime: Arc<Runtime>, max_component_bytes: usize) -> Self {
+    pub fn new(runtime: Arc<Runtime>, store: Arc<Store>, max_component_bytes: usize) -> Self {
         let compatibility = runtime.compatibility_hash();
         Registry {
-            store: runtime.store().clone(),
+            store,
             runtime,
             compatibility,
             max_component_bytes,
@@ -130,6 +130,11 @@ impl Registry {
             broken: RwLock::new(BTreeMap::new()),
             commit: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The store plugins and their artifacts are kept in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The runtime plugins run in.

@@ -36,6 +36,7 @@ use utoipa_axum::routes;
 
 use crate::events::{EventTasks, Events, EventsError, Journal, JournalError, Retention};
 use crate::metrics::Metrics;
+use crate::oauth::TokenKeeper;
 use crate::registry::{LoadReport, Registry, RegistryError};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::store::{Store, StoreError};
@@ -72,6 +73,8 @@ pub enum ServerError {
 pub(crate) struct Shared {
     store: Arc<Store>,
     registry: Arc<Registry>,
+    /// The refresh engine of OAuth connections.
+    tokens: Arc<TokenKeeper>,
     events: Arc<Events>,
     auth: AdminAuth,
     config: ServerConfig,
@@ -244,10 +247,10 @@ fn loggable_path(path: &str) -> String {
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let runtime = state.registry.runtime();
-    let text = state.events.metrics().render(
-        runtime.tokens().refresh_counts(),
-        runtime.instances_in_use(),
-    );
+    let text = state
+        .events
+        .metrics()
+        .render(state.tokens.refresh_counts(), runtime.instances_in_use());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -405,18 +408,28 @@ impl Server {
                 .map_err(|e| ServerError::Serve(e.to_string()))??,
         );
         let (auth, issued_token) = AdminAuth::load_or_issue(&store)?;
+        let tokens = Arc::new(
+            TokenKeeper::new(
+                store.clone(),
+                crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?,
+            )
+            .with_unauthorized_interval(config.unauthorized_refresh),
+        );
         let runtime = Arc::new(Runtime::new(
-            store.clone(),
+            crate::ports::over_store(store.clone(), tokens.clone()),
             RuntimeConfig {
                 pooling: config.pooling,
                 max_instances: config.max_instances,
                 network: config.network(),
-                unauthorized_refresh_interval: config.unauthorized_refresh,
                 ..RuntimeConfig::default()
             },
         )?);
         let grace = runtime.config().ceiling.timeout + Duration::from_secs(5);
-        let registry = Arc::new(Registry::new(runtime, config.max_component_bytes));
+        let registry = Arc::new(Registry::new(
+            runtime,
+            store.clone(),
+            config.max_component_bytes,
+        ));
         let started = Instant::now();
         let load_report = registry.load_all().await?;
         tracing::info!(
@@ -438,7 +451,7 @@ impl Server {
         )?);
         registry
             .runtime()
-            .set_kv_committer(Arc::new(crate::events::journal::JournalKv(journal.clone())));
+            .set_kv_committer(Arc::new(crate::ports::JournalKv(journal.clone())));
         let (events, event_tasks) = Events::start(
             registry.clone(),
             journal,
@@ -470,6 +483,7 @@ impl Server {
             console,
             store,
             registry,
+            tokens: tokens.clone(),
             events: events.clone(),
             auth,
             config,
@@ -478,7 +492,6 @@ impl Server {
             public_url,
             stopping: stopping_seen,
         });
-        let tokens = state.registry.runtime().tokens().clone();
         let keeper = tokens.clone();
         let connection_limits = state.config.connections;
         let app = router(state);

@@ -109,13 +109,7 @@ pub(crate) async fn refresh_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    state
-        .registry
-        .runtime()
-        .tokens()
-        .refresh_now(&link)
-        .await
-        .map_err(flow_error)?;
+    state.tokens.refresh_now(&link).await.map_err(flow_error)?;
     connection_view(&state, &link).await
 }
 
@@ -137,13 +131,7 @@ pub(crate) async fn revoke_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    state
-        .registry
-        .runtime()
-        .tokens()
-        .revoke(&link)
-        .await
-        .map_err(flow_error)?;
+    state.tokens.revoke(&link).await.map_err(flow_error)?;
     connection_view(&state, &link).await
 }
 
@@ -166,9 +154,7 @@ pub(crate) async fn callback(
         .as_deref()
         .map(|code| (code, query.error_description.as_deref()));
     let finished = state
-        .registry
-        .runtime()
-        .tokens()
+        .tokens
         .callback(query.state.as_deref(), query.code.as_deref(), error)
         .await;
     // The console's pages are behind a SameSite=Strict cookie, which a

@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod kv;
 pub mod limits;
 pub mod manifest;
 pub mod model;

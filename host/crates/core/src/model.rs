@@ -281,3 +281,12 @@ pub fn validate_plugin_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a token keeper did before a request: whether the token changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Not an OAuth connection, or its token is good for longer than the margin.
+    Unchanged,
+    /// The token was refreshed (here, or by a concurrent caller).
+    Refreshed,
+}

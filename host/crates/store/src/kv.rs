@@ -8,84 +8,14 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use junction_core::kv::{KvOutcome, KvQuota, KvUsage, KvWrite, validate_kv};
+
 use super::{Store, StoreError, db};
 
 /// (plugin, key) → value.
 pub(super) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
 /// Plugin → (bytes, keys) held in its namespace.
 pub(super) const KV_USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("kv_usage");
-
-/// The longest kv key.
-pub const MAX_KV_KEY: usize = 512;
-/// The largest kv value.
-pub const MAX_KV_VALUE: usize = 1024 * 1024;
-
-/// How much a plugin may keep in its namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KvQuota {
-    /// Bytes of keys plus values.
-    pub bytes: u64,
-    /// Keys.
-    pub keys: u64,
-}
-
-impl KvQuota {
-    /// No limit (tools and tests that write outside any plugin's budget).
-    pub const UNLIMITED: KvQuota = KvQuota {
-        bytes: u64::MAX,
-        keys: u64::MAX,
-    };
-}
-
-/// What a namespace holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KvUsage {
-    /// Bytes of keys plus values.
-    pub bytes: u64,
-    /// Keys.
-    pub keys: u64,
-}
-
-/// One change to a namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvWrite {
-    /// Store `value` under `key`, within `quota`.
-    Set {
-        plugin: String,
-        key: String,
-        value: Vec<u8>,
-        quota: KvQuota,
-    },
-    /// Remove `key`.
-    Delete { plugin: String, key: String },
-}
-
-/// Whether a write was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvOutcome {
-    /// Applied.
-    Written,
-    /// Not applied: the key or value is too large, or the write would pass
-    /// the quota (the message names which).
-    Refused(String),
-}
-
-/// Checks a key and value against the fixed bounds.
-pub fn validate_kv(key: &str, value: &[u8]) -> Result<(), StoreError> {
-    if key.is_empty() || key.len() > MAX_KV_KEY {
-        return Err(StoreError::Invalid(format!(
-            "kv keys must be 1 to {MAX_KV_KEY} bytes, this one is {}",
-            key.len()
-        )));
-    }
-    if value.len() > MAX_KV_VALUE {
-        return Err(StoreError::Invalid(format!(
-            "kv values must be at most {MAX_KV_VALUE} bytes, this one is {}",
-            value.len()
-        )));
-    }
-    Ok(())
-}
 
 fn usage_in(
     usage: &impl ReadableTable<&'static str, (u64, u64)>,

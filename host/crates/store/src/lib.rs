@@ -28,13 +28,15 @@ pub use events::{
 };
 pub use executions::{ExecutionQuery, HistoryBudget};
 pub use junction_core::Secret;
+pub use junction_core::kv::{
+    KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv,
+};
 pub use junction_core::model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange,
     validate_link_name, validate_service_name,
 };
 pub use junction_core::now_ms;
 pub use junction_core::validate_plugin_name;
-pub use kv::{KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv};
 pub use plugins::{NewVersion, PluginRecord, PluginVersion};
 
 /// The schema this build writes; older files are migrated on open.

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::flow::{FlowError, OAuth};
-use crate::store::{AuthType, Connection, Credentials, Store, now_ms};
+use junction_core::model::Freshness;
+use junction_store::{AuthType, Connection, Credentials, Store, now_ms};
 
 /// Refresh when the token expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -83,15 +84,6 @@ pub struct TokenKeeper {
     unauthorized_interval: Duration,
     refreshed: std::sync::atomic::AtomicU64,
     refresh_failed: std::sync::atomic::AtomicU64,
-}
-
-/// What the keeper did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// Not an OAuth connection, or its token is good for longer than the margin.
-    Unchanged,
-    /// The token was refreshed (here, or by a concurrent caller).
-    Refreshed,
 }
 
 fn access_token(connection: &Connection) -> Option<&str> {
@@ -295,7 +287,7 @@ impl TokenKeeper {
             else {
                 continue;
             };
-            if sealed.status != crate::store::ConnectionStatus::Connected {
+            if sealed.status != junction_store::ConnectionStatus::Connected {
                 continue;
             }
             let expiring =

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::settings::{ClientAuth, Grant, OAuthSettings};
 use super::token::{self, FailureClass, TokenError, TokenMapping, TokenResponse};
-use crate::errors::root_cause;
-use crate::netguard::{self, NetworkPolicy};
-use crate::store::{
+use junction_net::NetworkPolicy;
+use junction_net::root_cause;
+use junction_store::{
     AuthType, Connection, ConnectionStatus, Credentials, PendingAuthorization, STATE_TTL_MS,
     Secret, Service, Store, StoreError, now_ms,
 };
@@ -505,7 +505,7 @@ impl OAuth {
             code: None,
             message: format!("`{url}` is not a URL: {e}"),
         })?;
-        netguard::check_url(self.network, &parsed).map_err(|e| TokenError {
+        junction_net::check_url(self.network, &parsed).map_err(|e| TokenError {
             class: FailureClass::Rejected,
             code: None,
             message: e.to_string(),
@@ -850,7 +850,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_endpoint_that_hangs_is_a_transient_failure_and_tokens_stay() {
-        use crate::store::{AuthType, Placement, Service};
+        use junction_store::{AuthType, Placement, Service};
         // Accepts connections and never answers.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -22,12 +22,12 @@ use url::Url;
 use super::HostState;
 use super::bindings::junction::plugin::http::{Error, Host, Method, Request, Response};
 use super::connections::{LookupError, expand_base_url};
-use crate::netguard::{self, NetworkPolicy};
-use crate::oauth::Freshness;
-use crate::store::{ConnectionStatus, Credentials, Placement, Secret};
 use junction_core::HostPattern;
+use junction_core::model::Freshness;
 use junction_core::record::{CallRecord, MAX_CALL_RECORDS, MAX_CALL_TEXT, plain_text};
 use junction_core::text::truncate_with_marker;
+use junction_core::{ConnectionStatus, Credentials, Placement, Secret};
+use junction_net::NetworkPolicy;
 
 /// The longest one call may take when the plugin does not say (Zoho's `invokeurl`).
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(40);
@@ -97,7 +97,7 @@ struct Prepared {
 }
 
 impl HostState {
-    fn prepare(&mut self, request: Request) -> Result<Prepared, Error> {
+    async fn prepare(&mut self, request: Request) -> Result<Prepared, Error> {
         check_request_size(&request)?;
         let method = match request.method {
             Method::Get => ReqMethod::GET,
@@ -114,14 +114,16 @@ impl HostState {
         let (mut url, attach, allowed) = match &request.connection {
             Some(link) => {
                 let (connection, service) =
-                    self.granted_connection(link).map_err(|err| match err {
-                        LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
-                            Error::UnknownConnection(err.to_string())
-                        }
-                        LookupError::MissingService { .. } | LookupError::Store(_) => {
-                            Error::ConnectionUnavailable(err.to_string())
-                        }
-                    })?;
+                    self.granted_connection(link)
+                        .await
+                        .map_err(|err| match err {
+                            LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
+                                Error::UnknownConnection(err.to_string())
+                            }
+                            LookupError::MissingService { .. } | LookupError::Store(_) => {
+                                Error::ConnectionUnavailable(err.to_string())
+                            }
+                        })?;
                 if connection.status != ConnectionStatus::Connected {
                     let status = serde_json::to_value(connection.status)
                         .ok()
@@ -377,7 +379,7 @@ fn scrub_response(response: &mut Response, forms: &[Vec<u8>]) -> u32 {
 
 fn check_destination(plugin: &str, prepared: &Prepared, url: &Url) -> Result<(), Error> {
     // IP literals never reach the resolver, which guards names.
-    netguard::check_url(prepared.network, url).map_err(|e| Error::Forbidden(e.to_string()))?;
+    junction_net::check_url(prepared.network, url).map_err(|e| Error::Forbidden(e.to_string()))?;
     if prepared.allowed.iter().any(|pattern| pattern.matches(url)) {
         return Ok(());
     }
@@ -547,13 +549,13 @@ impl Host for HostState {
             .filter(|link| self.grants.connections.contains(link))
             .cloned();
         if let Some(link) = &granted
-            && let Err(err) = self.shared.tokens.ensure_fresh(link).await
+            && let Err(err) = self.shared.ports.connections.ensure_fresh(link).await
         {
             tracing::warn!(plugin = %self.plugin, link = %link, error = %err, "refresh before the call failed");
         }
         let retry = granted.as_ref().map(|_| request.clone());
         let given_url = request.url.clone();
-        let mut prepared = match self.prepare(request) {
+        let mut prepared = match self.prepare(request).await {
             Ok(prepared) => prepared,
             Err(error) => {
                 let url = redact(&given_url, None);
@@ -571,13 +573,14 @@ impl Host for HostState {
             && prepared.refresh_on_status.contains(&response.status)
             && matches!(
                 self.shared
-                    .tokens
+                    .ports
+                    .connections
                     .after_unauthorized(link, used.expose())
                     .await,
                 Ok(Freshness::Refreshed)
             )
         {
-            match self.prepare(again) {
+            match self.prepare(again).await {
                 Ok(mut retried) => {
                     result = send(&client, &plugin, self.limits.response_bytes, &mut retried).await;
                     // The first token may be echoed too; scrub both.

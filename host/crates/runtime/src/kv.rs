@@ -1,25 +1,16 @@
 //! The `kv` interface: a durable key-value namespace private to each plugin,
 //! kept in the store under the plugin's name, within the plugin's quota
 //! (`limits.kv-mb`, `limits.kv-keys`). Keys and values are checked before
-//! anything is kept. Writes go to a [`KvCommitter`]: in the server, the
-//! journal's group commit; otherwise one transaction each on a blocking
-//! thread. Either way a plugin's `set` never stalls other executions.
+//! anything is kept. Reads go to the [`KvStore`](crate::ports::KvStore);
+//! writes to the [`KvCommitter`](crate::ports::KvCommitter) when one is set
+//! (in the server, the journal's group commit), otherwise to the store, one
+//! transaction each. Either way a plugin's `set` never stalls other executions.
 
-use std::future::Future;
-use std::pin::Pin;
+use junction_core::kv::{KvOutcome, KvQuota, KvWrite, MAX_KV_KEY, validate_kv};
 
 use super::HostState;
 use super::bindings::junction::plugin::kv::Host;
-use crate::store::{KvOutcome, KvQuota, KvWrite, validate_kv};
-
-/// A write on its way to disk: the outcome, or why the store failed.
-pub type KvCommit = Pin<Box<dyn Future<Output = Result<KvOutcome, String>> + Send>>;
-
-/// Where plugins' kv writes are committed.
-pub trait KvCommitter: Send + Sync + 'static {
-    /// Commits `write`; resolves once it is durable (or refused).
-    fn commit(&self, write: KvWrite) -> KvCommit;
-}
+use crate::ports::PortError;
 
 impl HostState {
     fn kv_quota(&self) -> KvQuota {
@@ -38,27 +29,25 @@ async fn kv_commit(
 ) -> wasmtime::Result<KvOutcome> {
     let committed = match shared.kv_committer.get() {
         Some(committer) => committer.commit(write).await,
-        None => {
-            let store = shared.store.clone();
-            tokio::task::spawn_blocking(move || store.kv_write(&write))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        }
+        None => shared.ports.kv.write(write).await,
     };
     // A store failure is the host's, not the plugin's: fail the
     // execution loudly rather than pretend the write happened.
-    committed.map_err(|err| wasmtime::Error::msg(format!("kv store unavailable: {err}")))
+    committed.map_err(unavailable)
+}
+
+fn unavailable(err: PortError) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("kv store unavailable: {err}"))
 }
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        let store = self.shared.store.clone();
-        let plugin = self.plugin.clone();
-        tokio::task::spawn_blocking(move || store.kv_get(&plugin, &key))
+        self.shared
+            .ports
+            .kv
+            .get(&self.plugin, &key)
             .await
-            .map_err(|e| wasmtime::Error::msg(format!("kv store unavailable: {e}")))?
-            .map_err(|err| wasmtime::Error::msg(format!("kv store unavailable: {err}")))
+            .map_err(unavailable)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
@@ -78,7 +67,7 @@ impl Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        if key.len() > crate::store::MAX_KV_KEY {
+        if key.len() > MAX_KV_KEY {
             // No such key can exist.
             return Ok(());
         }
@@ -90,11 +79,11 @@ impl Host for HostState {
     }
 
     async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
-        let store = self.shared.store.clone();
-        let plugin = self.plugin.clone();
-        tokio::task::spawn_blocking(move || store.kv_keys(&plugin, &prefix))
+        self.shared
+            .ports
+            .kv
+            .keys(&self.plugin, &prefix)
             .await
-            .map_err(|e| wasmtime::Error::msg(format!("kv store unavailable: {e}")))?
-            .map_err(|err| wasmtime::Error::msg(format!("kv store unavailable: {err}")))
+            .map_err(unavailable)
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod kv;
 mod limiter;
 pub mod log;
+pub mod ports;
 mod stdio;
 mod world;
 
@@ -26,8 +27,8 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::store::{Store, now_ms};
 use junction_core::Manifest;
+use junction_core::now_ms;
 
 pub use junction_core::record::{
     CallRecord, ExecutionRecord, Failure, LogLine, MAX_CALL_RECORDS, MAX_CALL_TEXT,
@@ -55,9 +56,7 @@ pub struct RuntimeConfig {
     /// The most any plugin may ask for.
     pub ceiling: Limits,
     /// Which addresses outbound calls may reach.
-    pub network: crate::netguard::NetworkPolicy,
-    /// At most one refresh per connection caused by 401s in this interval.
-    pub unauthorized_refresh_interval: Duration,
+    pub network: junction_net::NetworkPolicy,
 }
 
 impl Default for RuntimeConfig {
@@ -69,8 +68,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             defaults,
             ceiling,
-            network: crate::netguard::NetworkPolicy::default(),
-            unauthorized_refresh_interval: crate::oauth::UNAUTHORIZED_INTERVAL,
+            network: junction_net::NetworkPolicy::default(),
         }
     }
 }
@@ -118,12 +116,11 @@ impl LoadedPlugin {
 
 /// What the runtime shares with every execution's host functions.
 pub(crate) struct Shared {
-    store: Arc<Store>,
+    ports: ports::Ports,
     http: reqwest::Client,
-    tokens: Arc<crate::oauth::TokenKeeper>,
-    network: crate::netguard::NetworkPolicy,
+    network: junction_net::NetworkPolicy,
     /// Where kv writes are committed; one transaction each when unset.
-    kv_committer: std::sync::OnceLock<Arc<dyn kv::KvCommitter>>,
+    kv_committer: std::sync::OnceLock<Arc<dyn ports::KvCommitter>>,
 }
 
 /// Errors setting the runtime up.
@@ -148,12 +145,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Sets up the engine, the linker and the epoch ticker.
-    pub fn new(store: Arc<Store>, config: RuntimeConfig) -> Result<Self, RuntimeError> {
+    pub fn new(ports: ports::Ports, config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let (engine, pooling) = build_engine(&config)?;
         let linker = build_linker(&engine).map_err(RuntimeError::Engine)?;
         let http =
             http::build_client(config.network).map_err(|e| RuntimeError::Http(e.to_string()))?;
-        let oauth = crate::oauth::OAuth::new(config.network).map_err(RuntimeError::Http)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak_engine = engine.weak();
@@ -178,11 +174,7 @@ impl Runtime {
             linker,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             shared: Arc::new(Shared {
-                tokens: Arc::new(
-                    crate::oauth::TokenKeeper::new(store.clone(), oauth)
-                        .with_unauthorized_interval(config.unauthorized_refresh_interval),
-                ),
-                store,
+                ports,
                 http,
                 network: config.network,
                 kv_committer: std::sync::OnceLock::new(),
@@ -195,7 +187,7 @@ impl Runtime {
 
     /// Sends plugins' kv writes to `committer` (the journal's group commit)
     /// from now on; only the first call takes effect.
-    pub fn set_kv_committer(&self, committer: Arc<dyn kv::KvCommitter>) {
+    pub fn set_kv_committer(&self, committer: Arc<dyn ports::KvCommitter>) {
         if self.shared.kv_committer.set(committer).is_err() {
             tracing::warn!("the kv committer was already set; keeping the first");
         }
@@ -219,16 +211,6 @@ impl Runtime {
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
-    }
-
-    /// The refresh engine that keeps OAuth connections' tokens usable.
-    pub fn tokens(&self) -> &Arc<crate::oauth::TokenKeeper> {
-        &self.shared.tokens
-    }
-
-    /// The store the runtime reads connections and kv from.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.shared.store
     }
 
     /// Compiles `bytes` and checks it is a component of the `plugin` world.

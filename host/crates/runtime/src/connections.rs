@@ -3,7 +3,8 @@
 
 use super::HostState;
 use super::bindings::junction::plugin::connections::{self as wit, Host};
-use crate::store::{Connection, ConnectionStatus, Service, StoreError};
+use crate::ports::PortError;
+use junction_core::{Connection, ConnectionStatus, Service};
 
 /// Why a plugin cannot use a connection.
 #[derive(Debug, thiserror::Error)]
@@ -17,38 +18,41 @@ pub enum LookupError {
     #[error("connection `{link}` refers to service `{service}`, which does not exist")]
     MissingService { link: String, service: String },
     #[error("the store failed: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] PortError),
 }
 
 impl HostState {
     /// The connection and its service, if `link` is granted to this plugin.
+    /// The grant is checked now; the lookup runs without borrowing `self`
+    /// (which is not `Sync`), so the future can cross threads.
     pub(crate) fn granted_connection(
         &self,
         link: &str,
-    ) -> Result<(Connection, Service), LookupError> {
-        if !self
+    ) -> impl Future<Output = Result<(Connection, Service), LookupError>> + Send + 'static {
+        let granted = self
             .grants
             .connections
             .iter()
-            .any(|granted| granted == link)
-        {
-            return Err(LookupError::NotGranted {
-                link: link.into(),
-                plugin: self.plugin.clone(),
-            });
-        }
-        let store = &self.shared.store;
-        let connection = store
-            .connection(link)?
-            .ok_or_else(|| LookupError::Unknown(link.into()))?;
-        let service =
-            store
-                .service(&connection.service)?
-                .ok_or_else(|| LookupError::MissingService {
-                    link: link.into(),
+            .any(|granted| granted == link);
+        let plugin = self.plugin.clone();
+        let source = self.shared.ports.connections.clone();
+        let link = link.to_owned();
+        async move {
+            if !granted {
+                return Err(LookupError::NotGranted { link, plugin });
+            }
+            let connection = source
+                .connection(&link)
+                .await?
+                .ok_or_else(|| LookupError::Unknown(link.clone()))?;
+            let service = source.service(&connection.service).await?.ok_or_else(|| {
+                LookupError::MissingService {
+                    link: link.clone(),
                     service: connection.service.clone(),
-                })?;
-        Ok((connection, service))
+                }
+            })?;
+            Ok((connection, service))
+        }
     }
 }
 
@@ -195,7 +199,7 @@ fn to_wit(connection: Connection, service: &Service) -> wit::Connection {
 
 impl Host for HostState {
     async fn get(&mut self, link_name: String) -> wasmtime::Result<Option<wit::Connection>> {
-        match self.granted_connection(&link_name) {
+        match self.granted_connection(&link_name).await {
             Ok((connection, service)) => Ok(Some(to_wit(connection, &service))),
             Err(LookupError::Store(err)) => Err(wasmtime::Error::msg(format!(
                 "connection store unavailable: {err}"
@@ -207,7 +211,7 @@ impl Host for HostState {
     async fn all(&mut self) -> wasmtime::Result<Vec<wit::Connection>> {
         let mut out = Vec::new();
         for link in self.grants.connections.clone() {
-            match self.granted_connection(&link) {
+            match self.granted_connection(&link).await {
                 Ok((connection, service)) => out.push(to_wit(connection, &service)),
                 Err(LookupError::Store(err)) => {
                     return Err(wasmtime::Error::msg(format!(

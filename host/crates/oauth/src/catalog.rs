@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::OAuthSettings;
-use crate::store::{AuthType, Placement, Service};
+use junction_store::{AuthType, Placement, Service};
 
 const CATALOG: &str = include_str!("catalog.toml");
 
@@ -158,7 +158,7 @@ mod tests {
             assert!(ids.contains(&required), "{required} is missing");
         }
         for entry in entries {
-            crate::store::validate_service_name(&entry.id).unwrap();
+            junction_store::validate_service_name(&entry.id).unwrap();
             let service = entry.to_service(&entry.id, "client-id").unwrap();
             assert_eq!(
                 service.oauth.is_some(),
@@ -173,7 +173,7 @@ mod tests {
                 assert!(oauth.token_url.starts_with("https://"), "{}", entry.id);
             }
             for host in &entry.allowed_hosts {
-                crate::runtime::HostPattern::parse(host)
+                junction_core::HostPattern::parse(host)
                     .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
             }
         }

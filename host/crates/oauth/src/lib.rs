@@ -9,5 +9,6 @@ pub mod refresh;
 pub mod token;
 
 pub use flow::{Callback, FlowError, OAuth, Started};
+pub use junction_core::model::Freshness;
 pub use junction_core::oauth_settings::{self as settings, ClientAuth, Grant, OAuthSettings};
-pub use refresh::{Freshness, SweepReport, TokenKeeper, UNAUTHORIZED_INTERVAL};
+pub use refresh::{SweepReport, TokenKeeper, UNAUTHORIZED_INTERVAL};

@@ -191,6 +191,16 @@ pub fn check_url(policy: NetworkPolicy, url: &url::Url) -> Result<(), Refused> {
     }
 }
 
+/// The innermost cause of `err`, which says what actually failed (connection
+/// refused, timed out, ...) where the outer layers only say "request failed".
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

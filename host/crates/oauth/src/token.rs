@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::store::Secret;
+use junction_store::Secret;
 
 /// How a failed token request should be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
