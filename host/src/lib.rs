@@ -3,9 +3,9 @@
 //! in these modules.
 
 pub mod cli;
-pub mod events;
 pub use junction_core::manifest;
-pub mod metrics;
+pub use junction_events as events;
+pub use junction_events::metrics;
 pub use junction_net as netguard;
 pub use junction_oauth as oauth;
 pub mod ports;

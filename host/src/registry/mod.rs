@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
+use crate::events::{Executor, NotRunnable};
 use crate::manifest::Manifest;
 use crate::runtime::{Grants, HostPattern, LoadError, LoadedPlugin, Runtime};
 use crate::store::{
@@ -473,4 +474,24 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| RegistryError::Internal(format!("a background task failed: {e}")))
+}
+
+#[async_trait::async_trait]
+impl Executor for Registry {
+    async fn execute(
+        &self,
+        plugin: &str,
+        event: junction_core::Event,
+    ) -> Result<junction_core::ExecutionRecord, NotRunnable> {
+        match self.get(plugin) {
+            Some(active) => Ok(self.runtime.execute(&active.loaded, event).await),
+            None => Err(match self.load_error(plugin) {
+                Some(reason) => NotRunnable::Broken {
+                    plugin: plugin.to_owned(),
+                    reason,
+                },
+                None => NotRunnable::Deleted(plugin.to_owned()),
+            }),
+        }
+    }
 }

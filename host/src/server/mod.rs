@@ -453,6 +453,7 @@ impl Server {
             .runtime()
             .set_kv_committer(Arc::new(crate::ports::JournalKv(journal.clone())));
         let (events, event_tasks) = Events::start(
+            store.clone(),
             registry.clone(),
             journal,
             metrics,

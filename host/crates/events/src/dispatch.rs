@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::journal::Journal;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
-use crate::runtime::Event;
-use crate::runtime::ExecutionRecord;
-use crate::store::{Delivery, DeliveryChange, Encoded, EventRecord, JournalEntry, now_ms};
+use junction_core::{Event, ExecutionRecord};
+
+use super::executor::{Executor, NotRunnable};
+use junction_store::{Delivery, DeliveryChange, Encoded, EventRecord, JournalEntry, now_ms};
 
 /// How deliveries are run and retried.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ enum Command {
 
 /// What a running delivery needs.
 struct Context {
-    registry: Arc<Registry>,
+    executor: Arc<dyn Executor>,
     journal: Arc<Journal>,
     metrics: Arc<Metrics>,
     index: Arc<super::index::TriggerIndex>,
@@ -80,7 +80,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts the loop with `pending` (from the store) already queued.
     pub fn start(
-        registry: Arc<Registry>,
+        executor: Arc<dyn Executor>,
         journal: Arc<Journal>,
         metrics: Arc<Metrics>,
         index: Arc<super::index::TriggerIndex>,
@@ -90,7 +90,7 @@ impl Dispatcher {
         let (commands, receiver) = mpsc::unbounded_channel();
         let running = Arc::new(std::sync::Mutex::new(Default::default()));
         let context = Arc::new(Context {
-            registry,
+            executor,
             journal,
             metrics,
             index,
@@ -346,50 +346,41 @@ pub fn backoff(config: &DispatchConfig, retry: u32) -> Duration {
 /// One attempt of one delivery.
 async fn attempt(context: Arc<Context>, job: Job) {
     let attempt_number = job.delivery.attempts + 1;
-    let (change, record, outcome) = match context.registry.get(&job.delivery.plugin) {
-        None => match context.registry.load_error(&job.delivery.plugin) {
-            Some(reason) => failure(
-                &context.config,
-                &job,
-                format!("plugin `{}` cannot run: {reason}", job.delivery.plugin),
-                None,
-            ),
-            None => (
+    let event = Event {
+        id: job.event.id.clone(),
+        kind: job.event.kind.clone(),
+        payload: job.event.payload.clone(),
+        occurred_at_ms: job.event.occurred_at_ms,
+    };
+    let (change, record, outcome) =
+        match context.executor.execute(&job.delivery.plugin, event).await {
+            Err(gone @ NotRunnable::Deleted(_)) => (
                 DeliveryChange::Cancelled {
-                    reason: format!("plugin `{}` was deleted", job.delivery.plugin),
+                    reason: gone.to_string(),
                 },
                 None,
                 "cancelled",
             ),
-        },
-        Some(plugin) => {
-            let event = Event {
-                id: job.event.id.clone(),
-                kind: job.event.kind.clone(),
-                payload: job.event.payload.clone(),
-                occurred_at_ms: job.event.occurred_at_ms,
-            };
-            let mut record = context
-                .registry
-                .runtime()
-                .execute(&plugin.loaded, event)
-                .await;
-            record.delivery_id = Some(job.delivery.id.clone());
-            record.attempt = Some(attempt_number);
-            context.metrics.execution(&record);
-            match record.failure() {
-                None => (DeliveryChange::Succeeded, Some(record), "succeeded"),
-                Some((kind, message)) => {
-                    let class = serde_json::to_value(kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    let error = format!("{class}: {message}");
-                    failure(&context.config, &job, error, Some(record))
+            Err(broken @ NotRunnable::Broken { .. }) => {
+                failure(&context.config, &job, broken.to_string(), None)
+            }
+            Ok(mut record) => {
+                record.delivery_id = Some(job.delivery.id.clone());
+                record.attempt = Some(attempt_number);
+                context.metrics.execution(&record);
+                match record.failure() {
+                    None => (DeliveryChange::Succeeded, Some(record), "succeeded"),
+                    Some((kind, message)) => {
+                        let class = serde_json::to_value(kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        let error = format!("{class}: {message}");
+                        failure(&context.config, &job, error, Some(record))
+                    }
                 }
             }
-        }
-    };
+        };
     // The plugin's slot is free once its instance is gone; the commit that
     // follows is shared with other writers and should not hold it.
     let _ = context.commands.send(Command::Finished {
@@ -399,7 +390,7 @@ async fn attempt(context: Arc<Context>, job: Job) {
     let next = settle(&context.journal, &job, change, record).await;
     context.metrics.delivery(outcome);
     if let Some(next) = next
-        && next.state == crate::store::DeliveryState::Queued
+        && next.state == junction_store::DeliveryState::Queued
     {
         let _ = context.commands.send(Command::Enqueue(vec![Job {
             delivery: next,
@@ -435,11 +426,11 @@ async fn settle(
 ) -> Option<Delivery> {
     let now = now_ms();
     let after =
-        crate::store::events::apply_change(job.delivery.clone(), &change, record.as_ref(), now)?;
+        junction_store::events::apply_change(job.delivery.clone(), &change, record.as_ref(), now)?;
     let encoded = (|| {
         let record = record.map(Encoded::new).transpose()?.map(Box::new);
         let delivery = Box::new(Encoded::new(after.clone())?);
-        Ok::<_, crate::store::StoreError>((delivery, record))
+        Ok::<_, junction_store::StoreError>((delivery, record))
     })();
     let result = match encoded {
         Ok((delivery, record)) => journal

@@ -49,7 +49,7 @@ impl Clock {
     pub fn now_ms(&self) -> u64 {
         match &self.manual {
             Some(m) => m.now_ms.load(Ordering::SeqCst),
-            None => crate::store::now_ms(),
+            None => junction_store::now_ms(),
         }
     }
 

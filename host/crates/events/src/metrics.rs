@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::runtime::ExecutionRecord;
+use junction_core::ExecutionRecord;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::runtime::ExecutionRecord;
-use crate::store::{Encoded, JournalAnswer, JournalEntry, KvOutcome, KvWrite, Store};
+use junction_core::ExecutionRecord;
+use junction_store::{Encoded, JournalAnswer, JournalEntry, KvOutcome, KvWrite, Store};
 
 /// Records kept per plugin by default.
 pub const DEFAULT_RETENTION: u64 = 10_000;
@@ -175,7 +175,7 @@ fn write_batches(
             }
         }
         let (entries, waiters): (Vec<JournalEntry>, Vec<_>) = batch.into_iter().unzip();
-        let budget = crate::store::HistoryBudget {
+        let budget = junction_store::HistoryBudget {
             records: retention.executions,
             bytes: retention.execution_bytes,
         };

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::trigger::{Trigger, TriggerKind};
-use crate::store::{Store, StoreError};
+use junction_store::{Store, StoreError};
 
 /// Where a trigger was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -3,12 +3,16 @@
 //! journal writer in [`journal`] with group commits and idempotency keys),
 //! the dispatcher that runs and retries deliveries ([`dispatch`]), the
 //! scheduler ([`scheduler`], on a [`clock`] tests can move), and the
-//! `connection.*` events emitted when a connection changes state.
+//! `connection.*` events emitted when a connection changes state, and the
+//! host's Prometheus [`metrics`]. Plugins run through an [`Executor`]; this
+//! crate knows neither wasmtime nor the registry.
 
 pub mod clock;
 pub mod dispatch;
+pub mod executor;
 pub mod index;
 pub mod journal;
+pub mod metrics;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -17,17 +21,17 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-use crate::registry::Registry;
-use crate::runtime::new_id;
-use crate::store::{
+pub use clock::Clock;
+pub use dispatch::{DispatchConfig, Dispatcher, Job};
+pub use executor::{Executor, NotRunnable};
+pub use index::{Target, TriggerIndex};
+pub use journal::{Journal, JournalError, Retention};
+use junction_core::new_id;
+pub use junction_core::trigger;
+use junction_store::{
     Delivery, DeliveryChange, DeliveryState, Encoded, EventRecord, JournalAnswer, JournalEntry,
     NewEvent, Store, StoreError,
 };
-pub use clock::Clock;
-pub use dispatch::{DispatchConfig, Dispatcher, Job};
-pub use index::{Target, TriggerIndex};
-pub use journal::{Journal, JournalError, Retention};
-pub use junction_core::trigger;
 
 /// Largest event payload, as JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -117,13 +121,13 @@ impl Events {
     /// Indexes the triggers, reloads the queue and starts the dispatcher,
     /// the scheduler and the connection watcher.
     pub async fn start(
-        registry: Arc<Registry>,
+        store: Arc<Store>,
+        executor: Arc<dyn Executor>,
         journal: Arc<Journal>,
         metrics: Arc<Metrics>,
         config: DispatchConfig,
         clock: Clock,
     ) -> Result<(Arc<Events>, EventTasks), EventsError> {
-        let store = registry.store().clone();
         let index = Arc::new(TriggerIndex::default());
         let reload = store.clone();
         let (pending, index) = tokio::task::spawn_blocking(move || {
@@ -154,7 +158,7 @@ impl Events {
             })
             .collect();
         let (dispatcher, dispatcher_task) = Dispatcher::start(
-            registry,
+            executor,
             journal.clone(),
             metrics.clone(),
             index.clone(),
@@ -231,7 +235,7 @@ impl Events {
                 self.index.targets(&incoming.kind, &payload)
             }
         };
-        let now = crate::store::now_ms();
+        let now = junction_store::now_ms();
         let id = new_id();
         let deliveries: Vec<Delivery> = targets
             .iter()
@@ -357,7 +361,7 @@ impl Events {
                 state_word(delivery.state)
             )));
         }
-        let now = crate::store::now_ms();
+        let now = junction_store::now_ms();
         let answer = self
             .journal
             .write(JournalEntry::Delivery {
@@ -370,7 +374,7 @@ impl Events {
                 "delivery `{delivery_id}` changed meanwhile; look at it again"
             )));
         }
-        let requeued = crate::store::events::apply_change(
+        let requeued = junction_store::events::apply_change(
             delivery,
             &DeliveryChange::Requeue { at_ms: now },
             None,
@@ -419,7 +423,7 @@ fn job(delivery: &Delivery, event: Arc<EventRecord>) -> Job {
 /// Turns connection status changes into `connection.<status>` events.
 async fn watch_connections(
     events: std::sync::Weak<Events>,
-    mut changes: tokio::sync::broadcast::Receiver<crate::store::ConnectionChange>,
+    mut changes: tokio::sync::broadcast::Receiver<junction_store::ConnectionChange>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
@@ -455,7 +459,7 @@ async fn watch_connections(
             payload: payload.to_string(),
             source: "connection",
             idempotency_key: None,
-            occurred_at_ms: crate::store::now_ms(),
+            occurred_at_ms: junction_store::now_ms(),
             targets: None,
             schedule_mark: None,
         };
