@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     // `JUNCTION_LOG` takes tracing's filter syntax; `JUNCTION_LOG_FORMAT=json`
     // gives one JSON object per line for log collectors.
     let filter = EnvFilter::try_from_env("JUNCTION_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,junction_host=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,junction=info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

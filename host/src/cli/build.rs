@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{Manifest, ManifestError};
-use crate::runtime::{self, LoadError};
+use junction_core::manifest::{Manifest, ManifestError};
+use junction_runtime::LoadError;
 
 /// The target plugins are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -137,7 +137,7 @@ pub fn check_file(path: &Path) -> Result<BuiltPlugin, BuildError> {
         path: shown.clone(),
         source,
     })?;
-    runtime::validate_component(&bytes).map_err(|source| BuildError::Invalid {
+    junction_runtime::validate_component(&bytes).map_err(|source| BuildError::Invalid {
         path: shown,
         source,
     })?;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DEFAULT_DATA_DIR;
-use crate::server::auth::token_path;
 use junction_net::root_cause;
+use junction_server::auth::token_path;
 
 /// Where the server listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";

@@ -13,8 +13,8 @@ use reqwest::Method;
 
 use super::CliError;
 use super::client::{Client, ClientError, ServerArgs, kebab, print_json};
-use crate::server::connections::ConnectionView;
-use crate::store::{AuthType, Placement, Service};
+use junction_server::connections::ConnectionView;
+use junction_store::{AuthType, Placement, Service};
 
 /// Connection commands.
 #[derive(Debug, Subcommand)]
@@ -209,7 +209,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
             metadata,
             server,
         } => {
-            crate::store::validate_link_name(&link_name).map_err(CliError::Usage)?;
+            junction_store::validate_link_name(&link_name).map_err(CliError::Usage)?;
             let client = Client::new(&server)?;
             let metadata: BTreeMap<String, String> = metadata.into_iter().collect();
             let body = serde_json::json!({
@@ -264,7 +264,7 @@ pub async fn dispatch(command: ConnectionCommand) -> Result<(), CliError> {
 }
 
 async fn add(args: AddArgs) -> Result<(), CliError> {
-    crate::store::validate_link_name(&args.link_name).map_err(CliError::Usage)?;
+    junction_store::validate_link_name(&args.link_name).map_err(CliError::Usage)?;
     let client = Client::new(&args.server)?;
     let service: Service = match client.get(&["v1", "services", &args.service]).await {
         Ok(service) => service,
@@ -359,7 +359,7 @@ async fn post_action(
 async fn connect(link: &str, wait: u64, server: &ServerArgs) -> Result<(), CliError> {
     let client = Client::new(server)?;
     let before: ConnectionView = client.get(&["v1", "connections", link]).await?;
-    let started: crate::server::oauth::AuthorizeResponse = client
+    let started: junction_server::oauth::AuthorizeResponse = client
         .send_json(
             Method::POST,
             &["v1", "connections", link, "authorize"],
@@ -380,7 +380,7 @@ async fn connect(link: &str, wait: u64, server: &ServerArgs) -> Result<(), CliEr
         let view: ConnectionView = client.get(&["v1", "connections", link]).await?;
         if view.updated_at_ms == before.updated_at_ms {
             // Nothing has happened yet: the browser is still on its way.
-        } else if view.status == crate::store::ConnectionStatus::Connected && view.has_secret {
+        } else if view.status == junction_store::ConnectionStatus::Connected && view.has_secret {
             println!("connection `{link}` is connected");
             return Ok(());
         } else if let Some(error) = view.last_error {

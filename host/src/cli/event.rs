@@ -3,8 +3,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::runtime::Event;
-use crate::store::now_ms;
+use junction_runtime::Event;
+use junction_store::now_ms;
 
 /// What can be wrong with an event file.
 #[derive(Debug, thiserror::Error)]

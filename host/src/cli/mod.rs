@@ -11,6 +11,7 @@ pub mod connection;
 pub mod event;
 pub mod events;
 pub mod remote;
+pub mod serve;
 pub mod service;
 pub mod token;
 
@@ -19,12 +20,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::manifest::Manifest;
-use crate::runtime::{Grants, HostPattern, Runtime, RuntimeConfig};
-use crate::store::Store;
+use junction_core::manifest::Manifest;
+use junction_runtime::{Grants, HostPattern, Runtime, RuntimeConfig};
+use junction_store::Store;
 
 /// The default data directory, relative to where `junction` runs.
-pub const DEFAULT_DATA_DIR: &str = "junction-data";
+pub use junction_server::config::DEFAULT_DATA_DIR;
 
 /// Junction: run WebAssembly plugins that call third-party APIs through named connections.
 #[derive(Debug, Parser)]
@@ -58,7 +59,7 @@ pub enum Command {
         options: RunOptions,
     },
     /// Run the host: the API, plugin registry and runtime (Ctrl-C stops it gracefully).
-    Serve(crate::server::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Build a plugin (or take a .wasm) and upload it to the server as a new version.
     Deploy(Box<remote::DeployArgs>),
     /// Run a deployed plugin now and print the execution.
@@ -228,21 +229,21 @@ pub enum CliError {
     #[error(transparent)]
     Event(#[from] event::EventFileError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] junction_store::StoreError),
     #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
+    Runtime(#[from] junction_runtime::RuntimeError),
     #[error(transparent)]
-    Load(#[from] crate::runtime::LoadError),
+    Load(#[from] junction_runtime::LoadError),
     #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] junction_core::manifest::ManifestError),
     #[error(transparent)]
     Client(#[from] client::ClientError),
     #[error(transparent)]
-    Server(#[from] crate::server::ServerError),
+    Server(#[from] junction_server::ServerError),
     #[error(transparent)]
-    Config(#[from] crate::server::config::ConfigError),
+    Config(#[from] serve::ConfigError),
     #[error(transparent)]
-    Auth(#[from] crate::server::auth::AuthError),
+    Auth(#[from] junction_server::auth::AuthError),
     #[error("{0}")]
     Usage(String),
     #[error("the execution failed")]
@@ -280,7 +281,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Serve(args) => {
             let config = args.resolve()?;
-            crate::server::serve(config).await?;
+            junction_server::serve(config).await?;
             Ok(())
         }
         Command::Deploy(args) => remote::deploy(*args).await,
@@ -355,7 +356,7 @@ pub async fn run_once(
     plugin: &Path,
     event_source: &str,
     options: &RunOptions,
-) -> Result<crate::runtime::ExecutionRecord, CliError> {
+) -> Result<junction_runtime::ExecutionRecord, CliError> {
     // Read the event first: a bad event file should not cost a build.
     let event = event::read_event(event_source)?;
     let built = if plugin.is_dir() {
@@ -368,13 +369,13 @@ pub async fn run_once(
         built
     };
     let store = Arc::new(Store::open(&options.data_dir)?);
-    let network = crate::netguard::NetworkPolicy {
+    let network = junction_net::NetworkPolicy {
         allow_private: options.allow_private_network,
     };
-    let tokens = crate::ports::token_keeper(store.clone(), network)
-        .map_err(|e| CliError::Runtime(crate::runtime::RuntimeError::Http(e)))?;
+    let tokens = junction_app::ports::token_keeper(store.clone(), network)
+        .map_err(|e| CliError::Runtime(junction_runtime::RuntimeError::Http(e)))?;
     let runtime = Runtime::new(
-        crate::ports::over_store(store, tokens),
+        junction_app::ports::over_store(store, tokens),
         RuntimeConfig {
             pooling: false,
             network,

@@ -12,10 +12,10 @@ use reqwest::multipart::{Form, Part};
 
 use super::client::{Client, ServerArgs, kebab, print_json};
 use super::{CliError, build, event};
-use crate::manifest::Manifest;
-use crate::runtime::{ExecutionRecord, Outcome};
-use crate::server::executions::ExecutionSummary;
-use crate::server::plugins::{PluginDetail, PluginSummary, UploadResponse};
+use junction_core::manifest::Manifest;
+use junction_runtime::{ExecutionRecord, Outcome};
+use junction_server::executions::ExecutionSummary;
+use junction_server::plugins::{PluginDetail, PluginSummary, UploadResponse};
 
 /// Upload chunk size: small enough for a smooth bar.
 const CHUNK: usize = 64 * 1024;

@@ -5,8 +5,8 @@ use clap::Subcommand;
 
 use super::CliError;
 use super::client::{Client, ServerArgs, print_json};
-use crate::server::services::ServiceListing;
-use crate::store::{Placement, Service};
+use junction_server::services::ServiceListing;
+use junction_store::{Placement, Service};
 
 /// Service commands.
 #[derive(Debug, Subcommand)]

@@ -8,8 +8,8 @@ use reqwest::Method;
 
 use super::CliError;
 use super::client::{Client, ServerArgs};
-use crate::server::auth::{AdminAuth, token_path};
-use crate::store::{DB_FILE, Store, StoreError};
+use junction_server::auth::{AdminAuth, token_path};
+use junction_store::{DB_FILE, Store, StoreError};
 
 /// The data directory, when it holds Junction data.
 fn existing_data_dir(server: &ServerArgs) -> Result<&std::path::Path, CliError> {
@@ -84,7 +84,7 @@ pub async fn rotate_key(server: &ServerArgs) -> Result<(), CliError> {
     };
     println!(
         "master key rotated: {resealed} secrets re-sealed under key {key_id} (was {previous}); {} holds the new key",
-        data_dir.join(crate::store::crypto::KEY_FILE).display()
+        data_dir.join(junction_store::crypto::KEY_FILE).display()
     );
     Ok(())
 }

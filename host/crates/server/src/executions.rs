@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, blocking};
-use crate::runtime::{ExecutionRecord, Failure, Outcome};
-use crate::store::ExecutionQuery;
+use junction_runtime::{ExecutionRecord, Failure, Outcome};
+use junction_store::ExecutionQuery;
 
 /// Filters for the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

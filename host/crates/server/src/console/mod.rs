@@ -409,13 +409,13 @@ async fn overview(
     let (connections, plugins, recent, dead) = super::blocking(move || {
         let connections = store.sealed_connections()?;
         let plugins = store.plugins()?;
-        let recent = store.executions(&crate::store::ExecutionQuery {
+        let recent = store.executions(&junction_store::ExecutionQuery {
             plugin: None,
             ok: None,
             limit: 10,
         })?;
-        let dead = store.deliveries(&crate::store::DeliveryQuery {
-            state: Some(crate::store::DeliveryState::Dead),
+        let dead = store.deliveries(&junction_store::DeliveryQuery {
+            state: Some(junction_store::DeliveryState::Dead),
             plugin: None,
             limit: 1000,
         })?;
@@ -424,7 +424,7 @@ async fn overview(
     .await?;
     let connected = connections
         .iter()
-        .filter(|c| c.status == crate::store::ConnectionStatus::Connected)
+        .filter(|c| c.status == junction_store::ConnectionStatus::Connected)
         .count();
     let first_plugin = plugins.first().map(|p| p.name.clone());
     let steps = vec![

@@ -11,10 +11,10 @@ use junction_core::model::Freshness;
 use junction_core::{Connection, Service};
 use junction_runtime::ports::{ConnectionSource, KvCommitter, KvStore, PortError, Ports};
 
-use crate::events::Journal;
-use crate::netguard::NetworkPolicy;
-use crate::oauth::{OAuth, TokenKeeper};
-use crate::store::{Store, StoreError};
+use junction_events::Journal;
+use junction_net::NetworkPolicy;
+use junction_oauth::{OAuth, TokenKeeper};
+use junction_store::{Store, StoreError};
 
 /// Runs `work` against the store on a blocking thread.
 async fn blocking<T: Send + 'static>(

@@ -14,22 +14,22 @@ const FILES: &[(&str, &str, &[u8])] = &[
     (
         "console.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../../assets/console.css"),
+        include_bytes!("../../assets/console.css"),
     ),
     (
         "console.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../assets/console.js"),
+        include_bytes!("../../assets/console.js"),
     ),
     (
         "htmx.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../assets/htmx.min.js"),
+        include_bytes!("../../assets/htmx.min.js"),
     ),
     (
         "htmx-sse.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../assets/htmx-sse.js"),
+        include_bytes!("../../assets/htmx-sse.js"),
     ),
 ];
 

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::registry::RegistryError;
-use crate::store::StoreError;
+use junction_app::registry::RegistryError;
+use junction_store::StoreError;
 
 /// An error response.
 #[derive(Debug)]

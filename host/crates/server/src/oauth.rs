@@ -13,7 +13,7 @@ use super::AppState;
 use super::connections::{ConnectionView, connection_view};
 use super::console::{escape, segment};
 use super::error::{ApiError, ErrorBody};
-use crate::oauth::{FlowError, Started};
+use junction_oauth::{FlowError, Started};
 
 /// Where to send the browser, or that the connection is already connected.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

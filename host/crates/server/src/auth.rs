@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::store::{Store, StoreError};
+use junction_store::{Store, StoreError};
 
 /// The token file in the data directory.
 pub const TOKEN_FILE: &str = "admin-token";

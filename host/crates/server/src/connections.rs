@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
-use crate::store::{
+use junction_store::{
     AuthType, Connection, ConnectionStatus, Credentials, Secret, Store, StoreError, now_ms,
 };
 
@@ -78,7 +78,7 @@ pub struct ConnectionView {
     /// When tokens were last obtained (connect or refresh).
     pub last_refresh_ms: Option<u64>,
     /// The latest state changes and failures, oldest first.
-    pub history: Vec<crate::store::StateChange>,
+    pub history: Vec<junction_store::StateChange>,
     /// When it was created.
     pub created_at_ms: u64,
     /// When it last changed.
@@ -160,7 +160,7 @@ pub(crate) async fn create_connection(
     ApiJson(input): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
     for scope in &input.scopes {
-        crate::oauth::settings::check_scope(scope).map_err(ApiError::invalid)?;
+        junction_oauth::settings::check_scope(scope).map_err(ApiError::invalid)?;
     }
     let credentials = match input.credentials {
         None => Credentials::None,

@@ -216,22 +216,22 @@ mod tests {
             let sample = sample.as_str();
             assert_eq!(
                 link.is_match(sample),
-                crate::store::validate_link_name(sample).is_ok(),
+                junction_store::validate_link_name(sample).is_ok(),
                 "link name {sample:?}"
             );
             assert_eq!(
                 service.is_match(sample),
-                crate::store::validate_service_name(sample).is_ok(),
+                junction_store::validate_service_name(sample).is_ok(),
                 "service name {sample:?}"
             );
             assert_eq!(
                 plugin.is_match(sample),
-                crate::store::validate_plugin_name(sample).is_ok(),
+                junction_store::validate_plugin_name(sample).is_ok(),
                 "plugin name {sample:?}"
             );
             assert_eq!(
                 kind.is_match(sample),
-                crate::events::check_kind(sample).is_ok(),
+                junction_events::check_kind(sample).is_ok(),
                 "event kind {sample:?}"
             );
         }

@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::events::AcceptedEvent;
 use super::{AppState, blocking};
-use crate::events::Incoming;
-use crate::store::{Secret, now_ms};
+use junction_events::Incoming;
+use junction_store::{Secret, now_ms};
 
 /// The signature header: `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "X-Junction-Signature";
@@ -28,7 +28,7 @@ pub const TIMESTAMP_HEADER: &str = "X-Junction-Timestamp";
 /// How far a signed request's timestamp may be from now.
 pub const REPLAY_WINDOW_S: u64 = 300;
 /// Largest webhook body.
-pub const MAX_HOOK_BODY: usize = crate::events::MAX_PAYLOAD_BYTES;
+pub const MAX_HOOK_BODY: usize = junction_events::MAX_PAYLOAD_BYTES;
 /// Headers copied into the event besides `x-*` ones.
 const KEPT_HEADERS: [&str; 3] = ["content-type", "user-agent", "x-request-id"];
 
@@ -250,7 +250,7 @@ mod tests {
         /// accepted; any other body, or another secret, is refused.
         #[test]
         fn signatures_hold_for_exactly_their_body(secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64), body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), flip in proptest::prelude::any::<proptest::sample::Index>()) {
-            let timestamp = (crate::store::now_ms() / 1000).to_string();
+            let timestamp = (junction_store::now_ms() / 1000).to_string();
             let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
             mac.update(timestamp.as_bytes());
             mac.update(b".");

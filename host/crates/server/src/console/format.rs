@@ -1,6 +1,6 @@
 //! How the console writes times, sizes, durations and states for people.
 
-use crate::store::{AuthType, ConnectionStatus, now_ms};
+use junction_store::{AuthType, ConnectionStatus, now_ms};
 
 /// `2026-11-28 21:46:10 UTC`.
 pub fn time(ms: u64) -> String {

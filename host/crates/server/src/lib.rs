@@ -34,15 +34,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::events::{EventTasks, Events, EventsError, Journal, JournalError, Retention};
-use crate::metrics::Metrics;
-use crate::oauth::TokenKeeper;
-use crate::registry::{LoadReport, Registry, RegistryError};
-use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
-use crate::store::{Store, StoreError};
+use junction_app::registry::{LoadReport, Registry, RegistryError};
+use junction_events::metrics::Metrics;
+use junction_events::{EventTasks, Events, EventsError, Journal, JournalError, Retention};
+use junction_oauth::TokenKeeper;
+use junction_runtime::{Runtime, RuntimeConfig, RuntimeError};
+use junction_store::{Store, StoreError};
 
 pub use auth::AdminAuth;
-pub use config::{ServeArgs, ServerConfig};
+pub use config::ServerConfig;
 use error::ApiError;
 
 /// Why the server could not start or stop cleanly.
@@ -79,7 +79,7 @@ pub(crate) struct Shared {
     auth: AdminAuth,
     config: ServerConfig,
     openapi: OnceLock<String>,
-    oauth: crate::oauth::OAuth,
+    oauth: junction_oauth::OAuth,
     /// Where browsers reach this host (for OAuth redirect URIs).
     public_url: String,
     /// Turns true when the server stops, ending live streams.
@@ -170,7 +170,7 @@ fn router(state: AppState) -> Router {
                 .routes(routes!(events::send_event))
                 // The payload's own limit plus room for the envelope.
                 .layer(DefaultBodyLimit::max(
-                    crate::events::MAX_PAYLOAD_BYTES + 64 * 1024,
+                    junction_events::MAX_PAYLOAD_BYTES + 64 * 1024,
                 )),
         )
         .split_for_parts();
@@ -326,7 +326,7 @@ struct RotatedKey {
     )
 )]
 async fn rotate_key(State(state): State<AppState>) -> Result<axum::Json<RotatedKey>, ApiError> {
-    if *state.store.key_source() == crate::store::keys::KeySource::Environment {
+    if *state.store.key_source() == junction_store::keys::KeySource::Environment {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "key-from-environment",
@@ -392,7 +392,7 @@ pub struct Server {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     ),
-    tokens: Arc<crate::oauth::TokenKeeper>,
+    tokens: Arc<junction_oauth::TokenKeeper>,
     events: Arc<Events>,
     event_tasks: EventTasks,
     stopping: tokio::sync::watch::Sender<bool>,
@@ -411,12 +411,12 @@ impl Server {
         let tokens = Arc::new(
             TokenKeeper::new(
                 store.clone(),
-                crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?,
+                junction_oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?,
             )
             .with_unauthorized_interval(config.unauthorized_refresh),
         );
         let runtime = Arc::new(Runtime::new(
-            crate::ports::over_store(store.clone(), tokens.clone()),
+            junction_app::ports::over_store(store.clone(), tokens.clone()),
             RuntimeConfig {
                 pooling: config.pooling,
                 max_instances: config.max_instances,
@@ -451,7 +451,7 @@ impl Server {
         )?);
         registry
             .runtime()
-            .set_kv_committer(Arc::new(crate::ports::JournalKv(journal.clone())));
+            .set_kv_committer(Arc::new(junction_app::ports::JournalKv(journal.clone())));
         let (events, event_tasks) = Events::start(
             store.clone(),
             registry.clone(),
@@ -476,7 +476,7 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let oauth = crate::oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
+        let oauth = junction_oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let console =
             console::Sessions::new(config.console_session, public_url.starts_with("https://"));
@@ -501,7 +501,7 @@ impl Server {
         // background; the task ends with the server.
         let (stop_sweeping, mut sweeping_stopped) = tokio::sync::oneshot::channel::<()>();
         let sweeper = tokio::spawn(async move {
-            let mut every = tokio::time::interval(crate::oauth::refresh::SWEEP_EVERY);
+            let mut every = tokio::time::interval(junction_oauth::refresh::SWEEP_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 // Stop only between sweeps: a refresh is never cut off.
@@ -554,7 +554,7 @@ impl Server {
     }
 
     /// The refresh engine (its background sweep runs every minute).
-    pub fn tokens(&self) -> &Arc<crate::oauth::TokenKeeper> {
+    pub fn tokens(&self) -> &Arc<junction_oauth::TokenKeeper> {
         &self.tokens
     }
 

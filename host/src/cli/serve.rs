@@ -1,22 +1,13 @@
-//! `junction serve`'s configuration: built-in defaults (the embedded default:
-//! `./junction-data`, 127.0.0.1:7070), overridden by a TOML file
+//! `junction serve`'s flags: built-in defaults, overridden by a TOML file
 //! (`--config`), overridden by `JUNCTION_*` environment variables, overridden
 //! by flags. clap reads flags and environment together; the file fills in
-//! what neither set.
+//! what neither set. The result is the server's [`ServerConfig`].
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::events::journal::DEFAULT_RETENTION;
-use crate::registry::DEFAULT_MAX_COMPONENT_BYTES;
-
-/// The default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
-
-/// How long a console session lasts without a request.
-pub const DEFAULT_CONSOLE_SESSION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+use junction_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig};
 
 /// Flags (and their environment variables) of `junction serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -109,81 +100,6 @@ struct FileConfig {
     event_retention_days: Option<u64>,
 }
 
-/// The resolved configuration.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// Where to listen.
-    pub listen: SocketAddr,
-    /// Largest component.
-    pub max_component_bytes: usize,
-    /// Execution records kept per plugin.
-    pub execution_retention: u64,
-    /// Plugin instances at once.
-    pub max_instances: u32,
-    /// Whether to use the pooling allocator.
-    pub pooling: bool,
-    /// Where browsers reach the host; `http://<listen address>` when absent.
-    pub public_url: Option<String>,
-    /// Whether loopback and private addresses may be reached.
-    pub allow_private_network: bool,
-    /// Events kept.
-    pub event_retention: u64,
-    /// How deliveries run and retry.
-    pub dispatch: crate::events::DispatchConfig,
-    /// The clock schedules follow (a manual one in tests).
-    pub clock: crate::events::Clock,
-    /// How long a console session lasts without a request.
-    pub console_session: std::time::Duration,
-    /// Connection limits.
-    pub connections: super::listen::ConnectionLimits,
-    /// Requests per minute one client may make to the public routes
-    /// (OAuth callback, webhooks).
-    pub public_rate_per_minute: u32,
-    /// At most one 401-caused refresh per connection in this interval.
-    pub unauthorized_refresh: std::time::Duration,
-    /// Bytes of execution records kept per plugin.
-    pub execution_bytes: u64,
-    /// How long finished events are kept.
-    pub event_max_age: std::time::Duration,
-}
-
-/// Requests per minute one client may make to the public routes by default.
-pub const DEFAULT_PUBLIC_RATE_PER_MINUTE: u32 = 120;
-
-impl ServerConfig {
-    /// The embedded default for `data_dir`, listening on `listen`.
-    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        ServerConfig {
-            data_dir: data_dir.into(),
-            listen,
-            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
-            execution_retention: DEFAULT_RETENTION,
-            max_instances: 64,
-            pooling: true,
-            public_url: None,
-            allow_private_network: false,
-            event_retention: crate::events::journal::DEFAULT_EVENT_RETENTION,
-            dispatch: crate::events::DispatchConfig::default(),
-            clock: crate::events::Clock::system(),
-            console_session: DEFAULT_CONSOLE_SESSION,
-            connections: super::listen::ConnectionLimits::default(),
-            public_rate_per_minute: DEFAULT_PUBLIC_RATE_PER_MINUTE,
-            unauthorized_refresh: crate::oauth::UNAUTHORIZED_INTERVAL,
-            execution_bytes: crate::events::journal::DEFAULT_EXECUTION_BYTES,
-            event_max_age: crate::events::journal::DEFAULT_EVENT_MAX_AGE,
-        }
-    }
-
-    /// The network policy outbound clients follow.
-    pub fn network(&self) -> crate::netguard::NetworkPolicy {
-        crate::netguard::NetworkPolicy {
-            allow_private: self.allow_private_network,
-        }
-    }
-}
-
 /// What is wrong with the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -221,7 +137,7 @@ impl ServeArgs {
             .data_dir
             .clone()
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_DATA_DIR));
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let mut config = ServerConfig::new(data_dir, listen);
         if let Some(mb) = self.max_upload_mb.or(file.max_upload_mb) {
             if mb == 0 {
@@ -340,6 +256,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use junction_app::registry::DEFAULT_MAX_COMPONENT_BYTES;
 
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
-use crate::events::index::TriggerSource;
-use crate::events::trigger::{Trigger, TriggerKind};
-use crate::events::{EventsError, Incoming};
-use crate::store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, Secret, now_ms};
+use junction_events::index::TriggerSource;
+use junction_events::trigger::{Trigger, TriggerKind};
+use junction_events::{EventsError, Incoming};
+use junction_store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, Secret, now_ms};
 
 impl From<EventsError> for ApiError {
     fn from(err: EventsError) -> Self {
@@ -78,8 +78,8 @@ pub struct EventView {
     pub deliveries: Vec<Delivery>,
 }
 
-impl From<crate::events::Accepted> for AcceptedEvent {
-    fn from(accepted: crate::events::Accepted) -> Self {
+impl From<junction_events::Accepted> for AcceptedEvent {
+    fn from(accepted: junction_events::Accepted) -> Self {
         AcceptedEvent {
             id: accepted.id,
             matched: accepted.matched,
@@ -162,7 +162,7 @@ pub(crate) async fn get_event(
 ) -> Result<Json<EventView>, ApiError> {
     let store = state.store.clone();
     let lookup = id.clone();
-    let found = blocking(move || -> Result<_, crate::store::StoreError> {
+    let found = blocking(move || -> Result<_, junction_store::StoreError> {
         let Some(event) = store.event(&lookup)? else {
             return Ok(None);
         };
@@ -302,7 +302,7 @@ pub struct TriggerView {
 
 pub(crate) fn trigger_view(
     state: &AppState,
-    registered: &crate::events::index::Registered,
+    registered: &junction_events::index::Registered,
 ) -> TriggerView {
     let (kind, webhook_path, next) = match &registered.trigger.kind {
         TriggerKind::Event { .. } => ("event", None, None),
@@ -311,7 +311,11 @@ pub(crate) fn trigger_view(
         } => (
             "schedule",
             None,
-            crate::events::scheduler::next_after(schedule, timezone, state.events.clock().now_ms()),
+            junction_events::scheduler::next_after(
+                schedule,
+                timezone,
+                state.events.clock().now_ms(),
+            ),
         ),
         TriggerKind::Webhook { name, .. } => (
             "webhook",

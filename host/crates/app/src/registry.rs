@@ -13,10 +13,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use crate::events::{Executor, NotRunnable};
-use crate::manifest::Manifest;
-use crate::runtime::{Grants, HostPattern, LoadError, LoadedPlugin, Runtime};
-use crate::store::{
+use junction_core::manifest::Manifest;
+use junction_events::{Executor, NotRunnable};
+use junction_runtime::{Grants, HostPattern, LoadError, LoadedPlugin, Runtime};
+use junction_store::{
     NewVersion, PluginRecord, PluginVersion, Store, StoreError, validate_plugin_name,
 };
 

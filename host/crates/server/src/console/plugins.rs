@@ -15,12 +15,12 @@ use serde::Deserialize;
 use super::executions::{Detail, DetailFragment, Row};
 use super::session::{self, Flash, Session};
 use super::{Chrome, PageError, done, format, render, see_other, segment, sentence};
-use crate::manifest::Manifest;
-use crate::registry::Upload;
-use crate::server::error::{ApiError, ApiJson};
-use crate::server::plugins::{self as api, InvokeRequest, RollbackRequest};
-use crate::server::{AppState, blocking};
-use crate::store::{ExecutionQuery, validate_plugin_name};
+use crate::error::{ApiError, ApiJson};
+use crate::plugins::{self as api, InvokeRequest, RollbackRequest};
+use crate::{AppState, blocking};
+use junction_app::registry::Upload;
+use junction_core::manifest::Manifest;
+use junction_store::{ExecutionQuery, validate_plugin_name};
 
 pub fn routes(upload_limit: usize) -> Router<AppState> {
     Router::new()
@@ -366,7 +366,7 @@ async fn plugin_page(
         .iter()
         .filter(|t| t.plugin == name)
         .map(|t| {
-            let view = crate::server::events::trigger_view(state, t);
+            let view = crate::events::trigger_view(state, t);
             TriggerRow {
                 id: view.id,
                 text: describe_trigger(&view.trigger),

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
-use crate::oauth::{OAuthSettings, catalog};
-use crate::runtime::HostPattern;
-use crate::store::{AuthType, Placement, Secret, Service, now_ms, validate_service_name};
+use junction_oauth::{OAuthSettings, catalog};
+use junction_runtime::HostPattern;
+use junction_store::{AuthType, Placement, Secret, Service, now_ms, validate_service_name};
 
 /// A service definition as sent by a client. No `Debug`: it may hold a
 /// client secret.

@@ -15,10 +15,10 @@ use serde::Deserialize;
 
 use super::session::{Flash, Session};
 use super::{Chrome, PageError, done, format, render, sentence};
-use crate::runtime::{ExecutionRecord, Failure, Outcome};
-use crate::server::executions::{Followed, follow, parse_status};
-use crate::server::{AppState, blocking};
-use crate::store::{DeliveryQuery, DeliveryState, ExecutionQuery};
+use crate::executions::{Followed, follow, parse_status};
+use crate::{AppState, blocking};
+use junction_runtime::{ExecutionRecord, Failure, Outcome};
+use junction_store::{DeliveryQuery, DeliveryState, ExecutionQuery};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -388,7 +388,7 @@ async fn retry(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
-    match crate::server::events::retry_delivery(State(state.clone()), Path(id.clone())).await {
+    match crate::events::retry_delivery(State(state.clone()), Path(id.clone())).await {
         Ok((_, axum::Json(delivery))) => done(
             &state,
             &session,

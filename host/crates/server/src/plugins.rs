@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, blocking};
-use crate::manifest::Manifest;
-use crate::registry::{Deployed, LoadedFrom, RegistryError, Upload};
-use crate::runtime::{Event, ExecutionRecord, new_id};
-use crate::store::{PluginRecord, PluginVersion, now_ms, validate_plugin_name};
+use junction_app::registry::{Deployed, LoadedFrom, RegistryError, Upload};
+use junction_core::manifest::Manifest;
+use junction_runtime::{Event, ExecutionRecord, new_id};
+use junction_store::{PluginRecord, PluginVersion, now_ms, validate_plugin_name};
 
 /// Largest manifest or grants part of an upload.
 const MAX_FORM_PART: usize = 256 * 1024;

@@ -20,12 +20,12 @@ use super::session::{Flash, Session};
 use super::{
     Chrome, PageError, done, format, key_values, render, see_other, segment, sentence, words,
 };
-use crate::oauth::{Started, catalog};
-use crate::server::error::{ApiError, ApiJson};
-use crate::server::oauth::flow_error;
-use crate::server::services::{ServiceInput, ServiceListing};
-use crate::server::{AppState, blocking, connections as api, services as service_api};
-use crate::store::{AuthType, Placement, validate_link_name};
+use crate::error::{ApiError, ApiJson};
+use crate::oauth::flow_error;
+use crate::services::{ServiceInput, ServiceListing};
+use crate::{AppState, blocking, connections as api, services as service_api};
+use junction_oauth::{Started, catalog};
+use junction_store::{AuthType, Placement, validate_link_name};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -525,8 +525,8 @@ async fn service_page(
         .as_ref()
         .map(|o| {
             let grant = match o.grant {
-                crate::oauth::Grant::AuthorizationCode => "authorization code (browser)",
-                crate::oauth::Grant::ClientCredentials => "client credentials (no browser)",
+                junction_oauth::Grant::AuthorizationCode => "authorization code (browser)",
+                junction_oauth::Grant::ClientCredentials => "client credentials (no browser)",
             };
             let mut rows = vec![
                 ("Grant", grant.to_owned()),
@@ -913,23 +913,19 @@ async fn act(
     let page = format!("/connections/{}", segment(&link));
     let outcome = match action.as_str() {
         "connect" => return Ok(connect(&state, &session, &link).await),
-        "refresh" => {
-            crate::server::oauth::refresh_connection(State(state.clone()), Path(link.clone()))
-                .await
-                .map(|axum::Json(view)| {
-                    format!(
-                        "The token is refreshed; it expires {}.",
-                        view.expires_at_ms
-                            .map(format::relative)
-                            .unwrap_or_else(|| "when the provider decides".into())
-                    )
-                })
-        }
-        "revoke" => {
-            crate::server::oauth::revoke_connection(State(state.clone()), Path(link.clone()))
-                .await
-                .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it."))
-        }
+        "refresh" => crate::oauth::refresh_connection(State(state.clone()), Path(link.clone()))
+            .await
+            .map(|axum::Json(view)| {
+                format!(
+                    "The token is refreshed; it expires {}.",
+                    view.expires_at_ms
+                        .map(format::relative)
+                        .unwrap_or_else(|| "when the provider decides".into())
+                )
+            }),
+        "revoke" => crate::oauth::revoke_connection(State(state.clone()), Path(link.clone()))
+            .await
+            .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it.")),
         "delete" => {
             return Ok(
                 match api::delete_connection(State(state.clone()), Path(link.clone())).await {
