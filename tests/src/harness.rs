@@ -49,6 +49,18 @@ impl Harness {
         }
     }
 
+    /// Closes the runtime and the store, keeping the data directory.
+    pub fn close(self) -> TempDir {
+        let Harness {
+            dir,
+            runtime,
+            store,
+        } = self;
+        drop(runtime);
+        drop(store);
+        dir
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

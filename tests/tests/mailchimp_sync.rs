@@ -373,8 +373,7 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
         crm,
         ..
     } = w;
-    let dir = harness.dir;
-    drop(harness.runtime);
+    let dir = harness.close();
     let options = junction_host::cli::RunOptions {
         data_dir: dir.path().to_owned(),
         grants: vec![],

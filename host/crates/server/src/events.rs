@@ -13,7 +13,7 @@ use super::{AppState, blocking};
 use junction_events::index::TriggerSource;
 use junction_events::trigger::{Trigger, TriggerKind};
 use junction_events::{EventsError, Incoming};
-use junction_store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, Secret, now_ms};
+use junction_store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, now_ms};
 
 impl From<EventsError> for ApiError {
     fn from(err: EventsError) -> Self {
@@ -466,75 +466,4 @@ pub(crate) async fn delete_trigger(
     }
     state.events.reload_triggers().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A webhook secret to set.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HookSecretRequest {
-    /// 16 to 256 visible ASCII characters; `junction hook secret` makes a random one.
-    pub secret: String,
-}
-
-/// Where and how a webhook is called (never the secret itself).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HookInfo {
-    /// The path to call with a signature.
-    pub url_path: String,
-    /// The path for senders that cannot sign: the secret takes the last segment.
-    pub url_path_with_secret: String,
-    /// How to sign.
-    pub signing: String,
-}
-
-/// Sets a plugin's webhook secret (write-only; the old one stops working).
-/// The secret is sealed at rest and never returned.
-#[utoipa::path(
-    put,
-    path = "/v1/hooks/{plugin}/{hook}/secret",
-    tag = "events",
-    params(
-        ("plugin" = String, Path, description = "The plugin"),
-        ("hook" = String, Path, description = "Its webhook trigger's name")
-    ),
-    request_body(content = HookSecretRequest, content_type = "application/json"),
-    responses(
-        (status = 200, body = HookInfo),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)
-    )
-)]
-pub(crate) async fn set_hook_secret(
-    State(state): State<AppState>,
-    Path((plugin, hook)): Path<(String, String)>,
-    ApiJson(request): ApiJson<HookSecretRequest>,
-) -> Result<Json<HookInfo>, ApiError> {
-    if !state.events.index().has_hook(&plugin, &hook) {
-        return Err(ApiError::not_found(format!(
-            "plugin `{plugin}` has no webhook trigger named `{hook}`"
-        )));
-    }
-    let secret = request.secret;
-    let ok = (16..=256).contains(&secret.len())
-        && secret.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-    if !ok {
-        return Err(ApiError::invalid(
-            "the secret must be 16 to 256 visible ASCII characters without `/`",
-        ));
-    }
-    let store = state.store.clone();
-    let sealed = Secret::new(secret);
-    let (p, h) = (plugin.clone(), hook.clone());
-    blocking(move || store.set_hook_secret(&p, &h, &sealed)).await?;
-    tracing::info!(plugin = %plugin, hook = %hook, "webhook secret set");
-    Ok(Json(HookInfo {
-        url_path_with_secret: format!("/hooks/{plugin}/{hook}/<secret>"),
-        url_path: format!("/hooks/{plugin}/{hook}"),
-        signing: format!(
-            "send `{}: <unix seconds>` and `{}: sha256=<hex HMAC-SHA256 of \"<timestamp>.<body>\" keyed with the secret>`; a timestamp more than 5 minutes away is refused, and so is a signature used before",
-            super::hooks::TIMESTAMP_HEADER,
-            super::hooks::SIGNATURE_HEADER
-        ),
-    }))
 }

@@ -4,7 +4,8 @@
 //! for senders that cannot sign (MailChimp). The body (JSON, form or text)
 //! and selected headers become a `webhook.<hook>` event for that plugin.
 //! `GET` on the same paths answers 200, which is how some providers check a
-//! webhook URL before they use it.
+//! webhook URL before they use it. `PUT /v1/hooks/{plugin}/{hook}/secret`
+//! sets the secret.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,7 +16,9 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiJson, ErrorBody};
 use super::events::AcceptedEvent;
 use super::{AppState, blocking};
 use junction_events::Incoming;
@@ -239,6 +242,76 @@ pub(crate) async fn check_secret_hook(
         return Err(unauthorized("the secret in the path is not this webhook's"));
     }
     Ok(Json(json!({ "ok": true })))
+}
+
+/// A webhook secret to set.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookSecretRequest {
+    /// 16 to 256 visible ASCII characters; `junction hook secret` makes a random one.
+    pub secret: String,
+}
+
+/// Where and how a webhook is called (never the secret itself).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HookInfo {
+    /// The path to call with a signature.
+    pub url_path: String,
+    /// The path for senders that cannot sign: the secret takes the last segment.
+    pub url_path_with_secret: String,
+    /// How to sign.
+    pub signing: String,
+}
+
+/// Sets a plugin's webhook secret (write-only; the old one stops working).
+/// The secret is sealed at rest and never returned.
+#[utoipa::path(
+    put,
+    path = "/v1/hooks/{plugin}/{hook}/secret",
+    tag = "events",
+    params(
+        ("plugin" = String, Path, description = "The plugin"),
+        ("hook" = String, Path, description = "Its webhook trigger's name")
+    ),
+    request_body(content = HookSecretRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = HookInfo),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub(crate) async fn set_hook_secret(
+    State(state): State<AppState>,
+    Path((plugin, hook)): Path<(String, String)>,
+    ApiJson(request): ApiJson<HookSecretRequest>,
+) -> Result<Json<HookInfo>, ApiError> {
+    if !state.events.index().has_hook(&plugin, &hook) {
+        return Err(ApiError::not_found(format!(
+            "plugin `{plugin}` has no webhook trigger named `{hook}`"
+        )));
+    }
+    let secret = request.secret;
+    let ok = (16..=256).contains(&secret.len())
+        && secret.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    if !ok {
+        return Err(ApiError::invalid(
+            "the secret must be 16 to 256 visible ASCII characters without `/`",
+        ));
+    }
+    let store = state.store.clone();
+    let sealed = Secret::new(secret);
+    let (p, h) = (plugin.clone(), hook.clone());
+    blocking(move || store.set_hook_secret(&p, &h, &sealed)).await?;
+    tracing::info!(plugin = %plugin, hook = %hook, "webhook secret set");
+    Ok(Json(HookInfo {
+        url_path_with_secret: format!("/hooks/{plugin}/{hook}/<secret>"),
+        url_path: format!("/hooks/{plugin}/{hook}"),
+        signing: format!(
+            "send `{}: <unix seconds>` and `{}: sha256=<hex HMAC-SHA256 of \"<timestamp>.<body>\" keyed with the secret>`; a timestamp more than 5 minutes away is refused, and so is a signature used before",
+            TIMESTAMP_HEADER, SIGNATURE_HEADER
+        ),
+    }))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod executions;
 pub mod hooks;
+mod html;
 pub mod listen;
 pub mod oauth;
 mod openapi;
@@ -143,7 +144,7 @@ fn router(state: AppState) -> Router {
         .routes(routes!(events::retry_delivery))
         .routes(routes!(events::list_triggers, events::create_trigger))
         .routes(routes!(events::delete_trigger))
-        .routes(routes!(events::set_hook_secret))
+        .routes(routes!(hooks::set_hook_secret))
         .routes(routes!(
             connections::list_connections,
             connections::create_connection

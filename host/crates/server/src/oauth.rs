@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::connections::{ConnectionView, connection_view};
-use super::console::{escape, segment};
 use super::error::{ApiError, ErrorBody};
+use super::html::{escape, segment};
 use junction_oauth::{FlowError, Started};
 
 /// Where to send the browser, or that the connection is already connected.

@@ -10,6 +10,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, db};
+use crate::encoded::{Encoded, encode};
 use junction_core::ExecutionRecord;
 
 /// Sequence number → event as JSON.
@@ -137,24 +138,6 @@ pub struct Delivery {
     pub executions: Vec<String>,
 }
 
-/// A value with its stored form, encoded by the caller so the journal
-/// writer (one thread, the point every write passes) only copies bytes.
-#[derive(Debug, Clone)]
-pub struct Encoded<T> {
-    /// The value.
-    pub value: T,
-    /// Its JSON.
-    pub bytes: Vec<u8>,
-}
-
-impl<T: Serialize> Encoded<T> {
-    /// Encodes `value`.
-    pub fn new(value: T) -> Result<Self, StoreError> {
-        let bytes = encode("journal entry", &value)?;
-        Ok(Encoded { value, bytes })
-    }
-}
-
 /// An event to accept together with its deliveries.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -224,10 +207,6 @@ pub enum JournalAnswer {
 
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
-}
-
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
 }
 
 /// Which deliveries to list.

@@ -61,7 +61,7 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
 /// budget, oldest first; the newest record is always kept.
 pub(super) fn insert_in(
     txn: &redb::WriteTransaction,
-    records: &[&super::events::Encoded<ExecutionRecord>],
+    records: &[&crate::encoded::Encoded<ExecutionRecord>],
     budget: HistoryBudget,
 ) -> Result<(), StoreError> {
     let retention = budget.records.max(1);
@@ -167,9 +167,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let encoded = records
             .iter()
-            .map(|r| super::events::Encoded::new(r.clone()))
+            .map(|r| crate::encoded::Encoded::new(r.clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&super::events::Encoded<ExecutionRecord>> = encoded.iter().collect();
+        let refs: Vec<&crate::encoded::Encoded<ExecutionRecord>> = encoded.iter().collect();
         let txn = self.db.begin_write().map_err(db)?;
         insert_in(&txn, &refs, budget)?;
         txn.commit().map_err(db)?;

@@ -9,6 +9,7 @@
 
 pub mod authorizations;
 pub mod crypto;
+pub mod encoded;
 pub mod events;
 pub mod executions;
 pub mod keys;
@@ -22,8 +23,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use authorizations::{PendingAuthorization, STATE_TTL_MS};
 pub use crypto::Cipher;
+pub use encoded::Encoded;
 pub use events::{
-    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, Encoded, EventRecord, JournalAnswer,
+    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, EventRecord, JournalAnswer,
     JournalEntry, NewEvent,
 };
 pub use executions::{ExecutionQuery, HistoryBudget};

@@ -1,5 +1,6 @@
 //! How the console writes times, sizes, durations and states for people.
 
+use crate::html::escape;
 use junction_store::{AuthType, ConnectionStatus, now_ms};
 
 /// `2026-11-28 21:46:10 UTC`.
@@ -70,22 +71,6 @@ pub fn auth_type(auth: AuthType) -> &'static str {
         AuthType::Basic => "HTTP Basic",
         AuthType::Bearer => "Bearer token",
     }
-}
-
-/// HTML-escapes text from providers and users.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Text for a page, HTML-escaped, with `backticked` names set as code (the

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-pub use format::escape;
+pub use crate::html::{escape, segment};
 pub use session::Sessions;
 use session::{Flash, Session};
 
@@ -161,15 +161,6 @@ pub fn see_other(location: &str) -> Response {
 pub fn done(state: &AppState, session: &Session, flash: Flash, location: &str) -> Response {
     state.console.flash(session, flash);
     see_other(location)
-}
-
-/// Percent-encodes one path segment. Link, plugin and service names are
-/// URL-safe already; this keeps anything else from changing the path.
-pub fn segment(text: &str) -> String {
-    // Form encoding writes a space as `+` (and a `+` as `%2B`); a path wants `%20`.
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// Security headers on every console response: no framing, no scripts or
