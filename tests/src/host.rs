@@ -75,6 +75,32 @@ impl TestHost {
         }
     }
 
+    /// Starts a server on a data directory that already holds a store,
+    /// its key and its admin token (a fixture written by another build).
+    pub async fn start_in(dir: TempDir) -> Self {
+        let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse().expect("addr"));
+        config.max_instances = 16;
+        config.allow_private_network = true;
+        let server = Server::start(config.clone()).await.expect("server starts");
+        assert!(
+            server.issued_token().is_none(),
+            "the data directory has a token"
+        );
+        let token = std::fs::read_to_string(dir.path().join("admin-token"))
+            .expect("admin token")
+            .trim()
+            .to_owned();
+        let url = format!("http://{}", server.addr());
+        TestHost {
+            dir,
+            config,
+            server: Some(server),
+            token,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// The running server.
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("server running")

@@ -1,0 +1,93 @@
+//! A data directory written before the host was split into crates (by the
+//! `junction` binary of commit 36107d8, checked in under
+//! `tests/fixtures/data-dir-36107d8`) opens and serves with today's build:
+//! its plugin loads, its connection's sealed secret opens with its key, its
+//! execution records and idempotency keys are read, and new work is added.
+//!
+//! The fixture was made with that binary: `serve`, `deploy plugins/hello`,
+//! `connection add demo --service demo-api --auth bearer` (secret below),
+//! `invoke hello` with `{"name": "fixture"}`, `event send hello` with
+//! idempotency key `fixture-1`, then a graceful stop.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use junction_host::store::{Credentials, Store};
+use junction_tests::host::TestHost;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const FIXTURE: &str = "fixtures/data-dir-36107d8";
+const SECRET: &str = "tok_fixture_9f8e7d6c5b4a";
+const INVOKED: &str = "01a23547648de4f1a1cddf0381f6178d";
+const DELIVERED: &str = "01a2354770020da868611da29744c936";
+
+/// A private copy of the fixture, with the modes the host gave its files.
+fn copy_fixture() -> tempfile::TempDir {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["junction.redb", "master.key", "admin-token"] {
+        let to = dir.path().join(name);
+        std::fs::copy(from.join(name), &to).expect("copy the fixture");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_from_before_the_crate_split_opens_and_serves() {
+    let mut host = TestHost::start_in(copy_fixture()).await;
+
+    let report = host.server().load_report();
+    // From its artifact, or compiled again where the CPU differs from the
+    // one that wrote it.
+    assert_eq!(report.failed, 0, "the stored plugin loads");
+    let plugins = host.get("/v1/plugins").await;
+    assert_eq!(plugins.status, StatusCode::OK, "{}", plugins.text);
+    assert_eq!(plugins.json[0]["name"], "hello", "{}", plugins.text);
+    assert_eq!(plugins.json[0]["active_version"], 1, "{}", plugins.text);
+
+    let connection = host.get("/v1/connections/demo").await;
+    assert_eq!(connection.status, StatusCode::OK, "{}", connection.text);
+    assert_eq!(connection.json["service"], "demo-api");
+    assert_eq!(connection.json["status"], "connected");
+    assert!(!connection.text.contains(SECRET), "{}", connection.text);
+
+    let history = host.get("/v1/executions?plugin=hello").await;
+    let ids: Vec<&str> = history
+        .json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|record| record["id"].as_str())
+        .collect();
+    assert_eq!(ids, [DELIVERED, INVOKED], "{}", history.text);
+    let old = host.get(&format!("/v1/executions/{INVOKED}")).await;
+    assert_eq!(old.json["status"], "ok", "{}", old.text);
+    assert_eq!(old.json["output"]["payload"]["name"], "fixture");
+
+    // The idempotency key recorded then still answers with its event.
+    let again = host
+        .post(
+            "/v1/events",
+            &json!({ "kind": "hello", "payload": { "n": 1 }, "idempotency_key": "fixture-1" }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text);
+    assert_eq!(again.json["duplicate"], true, "{}", again.text);
+
+    let run = host
+        .invoke("hello", "hello", json!({"name": "today"}))
+        .await;
+    assert_eq!(run.json["status"], "ok", "{}", run.text);
+    assert_eq!(run.json["output"]["payload"]["name"], "today");
+
+    // The secret sealed by the old build opens with the fixture's key.
+    host.stop().await;
+    let store = Store::open(host.dir.path()).expect("the store opens");
+    let demo = store.connection("demo").expect("read").expect("exists");
+    match demo.credentials {
+        Credentials::Bearer { token } => assert_eq!(token.expose(), SECRET),
+        other => panic!("bearer credentials expected, got {other:?}"),
+    }
+}
