@@ -32,7 +32,7 @@ pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
             let (auth, _) = AdminAuth::load_or_issue(&store)?;
             auth.rotate(&store)?
         }
-        Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen)) => {
+        Err(StoreError::InUse { .. }) => {
             let client = Client::new(server)?;
             let _: serde_json::Value = client
                 .send(client.request(Method::POST, &["v1", "token", "rotate"])?)
@@ -68,7 +68,7 @@ pub async fn rotate_key(server: &ServerArgs) -> Result<(), CliError> {
                 rotation.resealed as u64,
             )
         }
-        Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen)) => {
+        Err(StoreError::InUse { .. }) => {
             let client = Client::new(server)?;
             let answer: serde_json::Value = client
                 .send(client.request(Method::POST, &["v1", "key", "rotate"])?)

@@ -63,6 +63,8 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Db(#[from] redb::Error),
+    #[error("the data directory {path} is in use by another process (a running `junction serve`?)")]
+    InUse { path: String },
     #[error("encryption: {0}")]
     Crypto(#[from] crypto::CryptoError),
     #[error("stored record `{0}` is corrupt: {1}")]
@@ -139,7 +141,12 @@ impl Store {
                 path: data_dir.display().to_string(),
                 source,
             })?;
-        let db = Database::create(data_dir.join(DB_FILE)).map_err(db)?;
+        let db = Database::create(data_dir.join(DB_FILE)).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: data_dir.display().to_string(),
+            },
+            other => db(other),
+        })?;
         let (cipher, key_source) = keys::load(data_dir, &db, config)?;
         let store = Store {
             db,
