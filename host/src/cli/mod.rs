@@ -233,6 +233,8 @@ pub enum CliError {
     #[error(transparent)]
     Runtime(#[from] junction_runtime::RuntimeError),
     #[error(transparent)]
+    OAuthClient(#[from] junction_oauth::ClientError),
+    #[error(transparent)]
     Load(#[from] junction_runtime::LoadError),
     #[error(transparent)]
     Manifest(#[from] junction_core::manifest::ManifestError),
@@ -372,8 +374,7 @@ pub async fn run_once(
     let network = junction_net::NetworkPolicy {
         allow_private: options.allow_private_network,
     };
-    let tokens = junction_app::ports::token_keeper(store.clone(), network)
-        .map_err(|e| CliError::Runtime(junction_runtime::RuntimeError::Http(e)))?;
+    let tokens = junction_app::ports::token_keeper(store.clone(), network)?;
     let runtime = Runtime::new(
         junction_app::ports::over_store(store, tokens),
         RuntimeConfig {

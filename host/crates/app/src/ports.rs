@@ -13,7 +13,7 @@ use junction_runtime::ports::{ConnectionSource, KvCommitter, KvStore, PortError,
 
 use junction_events::Journal;
 use junction_net::NetworkPolicy;
-use junction_oauth::{OAuth, TokenKeeper};
+use junction_oauth::{ClientError, OAuth, TokenKeeper};
 use junction_store::{Store, StoreError};
 
 /// Runs `work` against the store on a blocking thread.
@@ -92,7 +92,10 @@ pub fn over_store(store: Arc<Store>, tokens: Arc<TokenKeeper>) -> Ports {
 }
 
 /// A token keeper for `store` whose token requests obey `network`.
-pub fn token_keeper(store: Arc<Store>, network: NetworkPolicy) -> Result<Arc<TokenKeeper>, String> {
+pub fn token_keeper(
+    store: Arc<Store>,
+    network: NetworkPolicy,
+) -> Result<Arc<TokenKeeper>, ClientError> {
     Ok(Arc::new(TokenKeeper::new(store, OAuth::new(network)?)))
 }
 

@@ -38,6 +38,11 @@ const REFRESH_ATTEMPTS: u32 = 3;
 /// The first retry's delay; each later one doubles, plus up to half in jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);
 
+/// The OAuth HTTP client could not be built (TLS roots, resolver).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the OAuth HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -137,12 +142,12 @@ fn random_state() -> String {
 impl OAuth {
     /// A client that follows no redirects (a token endpoint that redirects
     /// is refused, not followed to wherever it points).
-    pub fn new(network: NetworkPolicy) -> Result<Self, String> {
+    pub fn new(network: NetworkPolicy) -> Result<Self, ClientError> {
         Self::with_timeout(network, TOKEN_TIMEOUT)
     }
 
     /// The same with another limit on how long a provider may take.
-    pub fn with_timeout(network: NetworkPolicy, timeout: Duration) -> Result<Self, String> {
+    pub fn with_timeout(network: NetworkPolicy, timeout: Duration) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // Proxy variables from the environment would send traffic around
@@ -150,8 +155,7 @@ impl OAuth {
             .no_proxy()
             .dns_resolver(network.resolver())
             .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(OAuth { http, network })
     }
 

@@ -21,7 +21,14 @@ pub struct ApiError {
     pub code: &'static str,
     /// What is wrong, in words.
     pub message: String,
+    /// What failed inside the server: for the log, never for the client.
+    internal: Option<String>,
 }
+
+/// An internal failure's detail, carried on its response so that the
+/// request log (the server's outermost middleware) logs it once.
+#[derive(Debug, Clone)]
+pub struct InternalFailure(pub String);
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -46,6 +53,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            internal: None,
         }
     }
 
@@ -66,12 +74,23 @@ impl ApiError {
 
     /// 500 `internal`; the detail goes to the log, not the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
-        Self::new(
+        let mut error = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the server failed to handle the request; see its log",
-        )
+        );
+        error.internal = Some(detail.to_string());
+        error
+    }
+
+    /// The message for a person, where a page shows it instead of the API
+    /// answering with it (the console); an internal failure is logged here,
+    /// since no API response will carry it to the request log.
+    pub fn into_message(self) -> String {
+        if let Some(detail) = &self.internal {
+            tracing::error!(error = %detail, "internal error");
+        }
+        self.message
     }
 }
 
@@ -83,7 +102,11 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(detail) = self.internal {
+            response.extensions_mut().insert(InternalFailure(detail));
+        }
+        response
     }
 }
 

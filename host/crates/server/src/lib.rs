@@ -61,6 +61,8 @@ pub enum ServerError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Events(#[from] EventsError),
+    #[error(transparent)]
+    OAuthClient(#[from] junction_oauth::ClientError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -217,7 +219,8 @@ fn router(state: AppState) -> Router {
 }
 
 /// One debug line per request: method, path (never the query, which may
-/// carry a caller's secrets), status and time.
+/// carry a caller's secrets), status and time; and an error line for an
+/// internal failure the response carries (see [`error::InternalFailure`]).
 async fn log_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -226,6 +229,9 @@ async fn log_request(
     let path = loggable_path(request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
+    if let Some(error::InternalFailure(detail)) = response.extensions().get() {
+        tracing::error!(%method, path, error = %detail, "internal error");
+    }
     tracing::debug!(
         %method,
         path,
@@ -410,11 +416,8 @@ impl Server {
         );
         let (auth, issued_token) = AdminAuth::load_or_issue(&store)?;
         let tokens = Arc::new(
-            TokenKeeper::new(
-                store.clone(),
-                junction_oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?,
-            )
-            .with_unauthorized_interval(config.unauthorized_refresh),
+            TokenKeeper::new(store.clone(), junction_oauth::OAuth::new(config.network())?)
+                .with_unauthorized_interval(config.unauthorized_refresh),
         );
         let runtime = Arc::new(Runtime::new(
             junction_app::ports::over_store(store.clone(), tokens.clone()),
@@ -477,7 +480,7 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let oauth = junction_oauth::OAuth::new(config.network()).map_err(ServerError::Serve)?;
+        let oauth = junction_oauth::OAuth::new(config.network())?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let console =
             console::Sessions::new(config.console_session, public_url.starts_with("https://"));
@@ -682,4 +685,77 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything logged while the test's subscriber is the default.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn failing() -> Result<(), ApiError> {
+        Err(ApiError::internal("disk on fire at /var/lib/x"))
+    }
+
+    #[tokio::test]
+    async fn an_internal_failure_is_logged_once_by_the_request_log_and_never_answered() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let failure = ApiError::internal("disk on fire at /var/lib/x");
+        drop(failure);
+        assert!(
+            captured.0.lock().unwrap().is_empty(),
+            "building the error logs nothing"
+        );
+
+        let app = Router::new()
+            .route("/hooks/p/h/s3cr3t_path", get(failing))
+            .layer(axum::middleware::from_fn(log_request));
+        let response = tower::ServiceExt::oneshot(
+            app,
+            axum::http::Request::get("/hooks/p/h/s3cr3t_path")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("disk on fire"), "{body}");
+        assert!(body.contains("see its log"), "{body}");
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{log}");
+        assert!(errors[0].contains("disk on fire at /var/lib/x"), "{log}");
+        assert!(
+            !log.contains("s3cr3t_path"),
+            "a hook's secret path is not logged: {log}"
+        );
+    }
 }

@@ -67,7 +67,7 @@ const FIELD_LABELS: &[(&str, &str)] = &[
 ];
 
 fn in_words(err: ApiError) -> String {
-    let mut text = err.message;
+    let mut text = err.into_message();
     for (field, label) in FIELD_LABELS {
         text = text.replace(field, label);
     }
@@ -262,6 +262,12 @@ fn custom_input(f: &CustomFields) -> Result<ServiceInput, String> {
     if f.name.trim().is_empty() {
         return Err("Give the service a name (for example `acme`).".into());
     }
+    if f.auth_type.parse::<AuthType>().is_err() {
+        return Err(
+            "Choose how the service authenticates: OAuth 2.0, API key, bearer token or HTTP Basic."
+                .into(),
+        );
+    }
     // Left empty, credentials go in `Authorization: Bearer {token}`.
     let placement = match (f.placement.as_str(), f.placement_name.trim()) {
         (_, "") => serde_json::Value::Null,
@@ -305,15 +311,7 @@ fn custom_input(f: &CustomFields) -> Result<ServiceInput, String> {
         "oauth": oauth,
         "client_secret": secret,
     });
-    serde_json::from_value(definition).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("auth_type") || text.contains("variant") {
-            "Choose how the service authenticates: OAuth 2.0, API key, bearer token or HTTP Basic."
-                .to_owned()
-        } else {
-            sentence(&text)
-        }
-    })
+    serde_json::from_value(definition).map_err(|e| sentence(&e.to_string()))
 }
 
 async fn create_custom(

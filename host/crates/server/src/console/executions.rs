@@ -401,7 +401,7 @@ async fn retry(
         Err(err) => done(
             &state,
             &session,
-            Flash::error(sentence(&err.message)),
+            Flash::error(sentence(&err.into_message())),
             "/deliveries",
         ),
     }

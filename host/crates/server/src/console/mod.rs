@@ -96,7 +96,7 @@ impl From<ApiError> for PageError {
             s if s.is_server_error() => "Something went wrong on the server",
             _ => "That did not work",
         };
-        PageError::new(err.status, title, sentence(&err.message))
+        PageError::new(err.status, title, sentence(&err.into_message()))
     }
 }
 

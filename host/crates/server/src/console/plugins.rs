@@ -156,7 +156,7 @@ enum UploadProblem {
 }
 
 async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, UploadProblem> {
-    let unreadable = |e: ApiError| UploadProblem::Unreadable(sentence(&e.message));
+    let unreadable = |e: ApiError| UploadProblem::Unreadable(sentence(&e.into_message()));
     let mut fields = UploadFields::default();
     while let Some(mut field) = form.next_field().await.map_err(|e| {
         UploadProblem::Unreadable(format!("The upload broke off: {}", e.body_text()))
@@ -281,10 +281,10 @@ async fn upload(
             let message = if err.status == StatusCode::UNPROCESSABLE_ENTITY {
                 format!(
                     "The file is not a component Junction can run. {}",
-                    sentence(&err.message)
+                    sentence(&err.into_message())
                 )
             } else {
-                sentence(&err.message)
+                sentence(&err.into_message())
             };
             Ok(upload_error(&state, &session, name, message))
         }
@@ -525,7 +525,7 @@ async fn run(
     {
         Ok(axum::Json(record)) => record,
         Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
-        Err(err) => return fail(sentence(&err.message)).await,
+        Err(err) => return fail(sentence(&err.into_message())).await,
     };
     if htmx {
         let detail = Detail::from(&record);
@@ -560,7 +560,7 @@ async fn rollback(
             "Version {} of {name} is active again.",
             fields.version
         )),
-        Err(err) => Flash::error(sentence(&err.message)),
+        Err(err) => Flash::error(sentence(&err.into_message())),
     };
     done(&state, &session, flash, &page)
 }
@@ -582,7 +582,7 @@ async fn delete(
         Err(err) => done(
             &state,
             &session,
-            Flash::error(sentence(&err.message)),
+            Flash::error(sentence(&err.into_message())),
             &format!("/plugins/{}", segment(&name)),
         ),
     }
