@@ -2,8 +2,10 @@
 //! allocator, epoch interruption), a [`Linker`] that offers exactly the
 //! `junction:plugin` imports plus WASI p2 without ambient authority, and
 //! [`Runtime::execute`], which runs one event through a plugin in a fresh
-//! store and returns an [`ExecutionRecord`]. One file per WIT interface:
-//! [`http`], [`connections`], [`kv`], [`log`].
+//! wasmtime store and returns an [`ExecutionRecord`]. One file per WIT
+//! interface: [`http`], [`connections`], [`kv`], [`log`]. Everything the
+//! sandbox needs from the rest of the host comes through the traits in
+//! [`ports`]; this crate knows neither the store nor OAuth.
 
 mod bindings;
 pub mod connections;
