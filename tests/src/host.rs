@@ -64,15 +64,7 @@ impl TestHost {
             .issued_token()
             .expect("the first start issues a token")
             .to_owned();
-        let url = format!("http://{}", server.addr());
-        TestHost {
-            dir,
-            config,
-            server: Some(server),
-            token,
-            url,
-            http: reqwest::Client::new(),
-        }
+        Self::serving(dir, config, server, token)
     }
 
     /// Starts a server on a data directory that already holds a store,
@@ -90,6 +82,10 @@ impl TestHost {
             .expect("admin token")
             .trim()
             .to_owned();
+        Self::serving(dir, config, server, token)
+    }
+
+    fn serving(dir: TempDir, config: ServerConfig, server: Server, token: String) -> Self {
         let url = format!("http://{}", server.addr());
         TestHost {
             dir,
