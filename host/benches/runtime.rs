@@ -41,9 +41,15 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn setup(package_dir: &str, name: &str, pooling: bool, allowed: &[String]) -> Setup {
+fn setup(
+    rt: &tokio::runtime::Runtime,
+    package_dir: &str,
+    name: &str,
+    pooling: bool,
+    allowed: &[String],
+) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let store = Arc::new(rt.block_on(Store::open(dir.path())).expect("store"));
     // The echo server listens on 127.0.0.1.
     let network = junction_host::netguard::NetworkPolicy {
         allow_private: true,
@@ -108,10 +114,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let pooled = setup("plugins/hello", "hello", true, &[]);
-    let on_demand = setup("plugins/hello", "hello", false, &[]);
+    let pooled = setup(&rt, "plugins/hello", "hello", true, &[]);
+    let on_demand = setup(&rt, "plugins/hello", "hello", false, &[]);
     let origin = rt.block_on(loopback_server());
     let caller = setup(
+        &rt,
         "tests/plugins/probe",
         "probe",
         true,

@@ -21,7 +21,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new() -> Self {
+    pub async fn new() -> Self {
         Self::with_config(RuntimeConfig {
             max_instances: 16,
             // The mock providers listen on 127.0.0.1.
@@ -30,11 +30,12 @@ impl Harness {
             },
             ..RuntimeConfig::default()
         })
+        .await
     }
 
-    pub fn with_config(config: RuntimeConfig) -> Self {
+    pub async fn with_config(config: RuntimeConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(Store::open(dir.path()).expect("open store"));
+        let store = Arc::new(Store::open(dir.path()).await.expect("open store"));
         let tokens = junction_host::ports::token_keeper(store.clone(), config.network)
             .expect("token keeper");
         let runtime = Runtime::new(
@@ -104,7 +105,7 @@ impl Harness {
     }
 
     /// A connection sending `Authorization: Bearer {token}` to `base_url`.
-    pub fn add_bearer(&self, link: &str, base_url: &str, token: &str) {
+    pub async fn add_bearer(&self, link: &str, base_url: &str, token: &str) {
         self.add_connection(
             link,
             base_url,
@@ -112,11 +113,12 @@ impl Harness {
             Placement::bearer(),
             bearer(token),
             &[],
-        );
+        )
+        .await;
     }
 
     /// A connection sending an API key as the query parameter `param`.
-    pub fn add_query_key(&self, link: &str, base_url: &str, param: &str, key: &str) {
+    pub async fn add_query_key(&self, link: &str, base_url: &str, param: &str, key: &str) {
         let placement = Placement::Query {
             name: param.to_owned(),
         };
@@ -130,11 +132,12 @@ impl Harness {
             placement,
             credentials,
             &[],
-        );
+        )
+        .await;
     }
 
     /// Adds a service and a connected connection of it.
-    pub fn add_connection(
+    pub async fn add_connection(
         &self,
         link: &str,
         base_url: &str,
@@ -157,6 +160,7 @@ impl Harness {
             credentials,
             metadata,
         )
+        .await
         .expect("store connection");
     }
 }
@@ -169,7 +173,7 @@ pub struct ConnectionCredentials {
 }
 
 /// Stores a service and a connected connection of it.
-pub fn store_connection(
+pub async fn store_connection(
     store: &Store,
     link: &str,
     service_name: &str,
@@ -177,42 +181,40 @@ pub fn store_connection(
     auth: ConnectionCredentials,
     metadata: &[(&str, &str)],
 ) -> Result<(), junction_host::store::StoreError> {
-    store.create_service(
-        &Service {
-            name: service_name.to_owned(),
-            auth_type: auth.auth_type,
-            base_url: Some(base_url.to_owned()),
-            allowed_hosts: Vec::new(),
-            placement: auth.placement,
-            oauth: None,
-            has_client_secret: false,
-            problem: None,
+    store
+        .create_service(
+            &Service {
+                name: service_name.to_owned(),
+                auth_type: auth.auth_type,
+                base_url: Some(base_url.to_owned()),
+                allowed_hosts: Vec::new(),
+                placement: auth.placement,
+                oauth: None,
+                has_client_secret: false,
+                problem: None,
+                created_at_ms: now_ms(),
+            },
+            None,
+        )
+        .await?;
+    store
+        .create_connection(&Connection {
+            link_name: link.to_owned(),
+            service: service_name.to_owned(),
+            status: ConnectionStatus::Connected,
+            scopes: vec![],
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            credentials: auth.credentials,
+            last_error: None,
             created_at_ms: now_ms(),
-        },
-        None,
-    )?;
-    store.create_connection(&Connection {
-        link_name: link.to_owned(),
-        service: service_name.to_owned(),
-        status: ConnectionStatus::Connected,
-        scopes: vec![],
-        metadata: metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        credentials: auth.credentials,
-        last_error: None,
-        created_at_ms: now_ms(),
-        updated_at_ms: now_ms(),
-        last_refresh_ms: None,
-        history: Vec::new(),
-    })
-}
-
-impl Default for Harness {
-    fn default() -> Self {
-        Self::new()
-    }
+            updated_at_ms: now_ms(),
+            last_refresh_ms: None,
+            history: Vec::new(),
+        })
+        .await
 }
 
 /// A manifest with only a timeout and memory cap.

@@ -84,8 +84,12 @@ async fn a_data_directory_from_before_the_crate_split_opens_and_serves() {
 
     // The secret sealed by the old build opens with the fixture's key.
     host.stop().await;
-    let store = Store::open(host.dir.path()).expect("the store opens");
-    let demo = store.connection("demo").expect("read").expect("exists");
+    let store = Store::open(host.dir.path()).await.expect("the store opens");
+    let demo = store
+        .connection("demo")
+        .await
+        .expect("read")
+        .expect("exists");
     match demo.credentials {
         Credentials::Bearer { token } => assert_eq!(token.expose(), SECRET),
         other => panic!("bearer credentials expected, got {other:?}"),

@@ -22,10 +22,11 @@ fn assert_clean(what: &str, text: &str) {
 
 #[tokio::test]
 async fn responses_reach_the_plugin_without_cookies_or_the_credential() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
-    h.add_bearer("crm", &api.origin(), TOKEN);
-    h.add_query_key("keyed", &api.origin(), "api_key", KEY);
+    h.add_bearer("crm", &api.origin(), TOKEN).await;
+    h.add_query_key("keyed", &api.origin(), "api_key", KEY)
+        .await;
     h.add_connection(
         "basic",
         &api.origin(),
@@ -35,7 +36,8 @@ async fn responses_reach_the_plugin_without_cookies_or_the_credential() {
             key: Secret::new(PASSWORD.to_owned()),
         },
         &[],
-    );
+    )
+    .await;
     let plugin = h.load_simple("probe", &["crm", "keyed", "basic"]);
     for link in ["crm", "keyed", "basic"] {
         let record = h
@@ -74,7 +76,7 @@ async fn responses_reach_the_plugin_without_cookies_or_the_credential() {
 
 #[tokio::test]
 async fn kv_has_a_quota_that_refuses_in_words() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let manifest =
         Manifest::from_json(r#"{"limits": {"kv-mb": 1, "kv-keys": 50}}"#).expect("manifest");
     let plugin = h.load("probe", "probe", &[], &[], &manifest);
@@ -88,7 +90,7 @@ async fn kv_has_a_quota_that_refuses_in_words() {
         error.contains("kv quota") && error.contains("1048576 bytes"),
         "{error}"
     );
-    let usage = h.store().kv_usage("probe").expect("usage");
+    let usage = h.store().kv_usage("probe").await.expect("usage");
     assert!(usage.bytes <= 1024 * 1024, "{usage:?}");
     // Keys are counted too.
     let record = h
@@ -114,10 +116,10 @@ async fn kv_has_a_quota_that_refuses_in_words() {
 
 #[tokio::test]
 async fn captured_metadata_cannot_move_where_credentials_go() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
     let elsewhere = EchoServer::start().await;
-    let add = |link: &str, template: &str, value: &str, allowed: &[String]| {
+    let add = async |link: &str, template: &str, value: &str, allowed: &[String]| {
         let store = h.store();
         store
             .create_service(
@@ -134,6 +136,7 @@ async fn captured_metadata_cannot_move_where_credentials_go() {
                 },
                 None,
             )
+            .await
             .expect("service");
         store
             .create_connection(&junction_host::store::Connection {
@@ -151,28 +154,32 @@ async fn captured_metadata_cannot_move_where_credentials_go() {
                 last_refresh_ms: None,
                 history: Vec::new(),
             })
+            .await
             .expect("connection");
     };
     let allowed = vec![api.origin()];
-    add("good", "{api_domain}/crm/v7", &api.origin(), &allowed);
+    add("good", "{api_domain}/crm/v7", &api.origin(), &allowed).await;
     add(
         "moved",
         "{api_domain}/crm/v7",
         &elsewhere.origin(),
         &allowed,
-    );
+    )
+    .await;
     add(
         "pathy",
         "{api_domain}/crm/v7",
         &format!("{}/evil?", api.origin()),
         &allowed,
-    );
+    )
+    .await;
     add(
         "label",
         "http://{api_domain}/v1",
         "127.0.0.1@evil.example",
         &[],
-    );
+    )
+    .await;
     let plugin = h.load_simple("probe", &["good", "moved", "pathy", "label"]);
 
     let record = h

@@ -72,7 +72,7 @@ async fn flood(h: &Harness, memory_mb: u64, kind: &str, payload: serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_leave_a_bounded_record_and_bounded_host_memory() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     // Warm up: the first execution maps the pool and compiles lazily.
     let warm = h.load_simple("probe", &[]);
     let _ = h.run(&warm, "fail", json!({})).await;

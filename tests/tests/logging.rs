@@ -41,10 +41,11 @@ async fn secrets_stay_out_of_the_host_log() {
     // Global: the server logs from worker and blocking threads too.
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
-    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN);
-    h.add_bearer("crm", "http://127.0.0.1:9", TOKEN);
+    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN)
+        .await;
+    h.add_bearer("crm", "http://127.0.0.1:9", TOKEN).await;
     let plugin = h.load_simple("probe", &["hub", "crm"]);
     let record = h
         .run(&plugin, "call", json!({"url": "/a", "connection": "hub"}))

@@ -40,30 +40,34 @@ struct World {
 /// MailChimp as an OAuth-style bearer connection whose base URL comes from
 /// the `dc`-like metadata, Zoho CRM with `Zoho-oauthtoken` on its `api_domain`.
 async fn world(member_count: usize) -> World {
-    let harness = Harness::new();
+    let harness = Harness::new().await;
     let mailchimp = MockMailchimp::start(MC_TOKEN, MC_API_KEY).await;
     let crm = MockCrm::start(CRM_TOKEN).await;
     mailchimp.add_campaign("c100", "list1", members(member_count));
-    harness.add_connection(
-        "mailchimp",
-        // MailChimp's `https://{dc}.api.mailchimp.com/3.0`, with the mock's port.
-        &format!("http://{{dc}}:{}/3.0", mailchimp.addr.port()),
-        AuthType::Bearer,
-        Placement::bearer(),
-        bearer(MC_TOKEN),
-        &[("dc", &mailchimp.addr.ip().to_string())],
-    );
-    harness.add_connection(
-        "zohocrm",
-        "{api_domain}/crm/v7",
-        AuthType::Bearer,
-        Placement::Header {
-            name: "Authorization".into(),
-            template: "Zoho-oauthtoken {token}".into(),
-        },
-        bearer(CRM_TOKEN),
-        &[("api_domain", &crm.api_domain())],
-    );
+    harness
+        .add_connection(
+            "mailchimp",
+            // MailChimp's `https://{dc}.api.mailchimp.com/3.0`, with the mock's port.
+            &format!("http://{{dc}}:{}/3.0", mailchimp.addr.port()),
+            AuthType::Bearer,
+            Placement::bearer(),
+            bearer(MC_TOKEN),
+            &[("dc", &mailchimp.addr.ip().to_string())],
+        )
+        .await;
+    harness
+        .add_connection(
+            "zohocrm",
+            "{api_domain}/crm/v7",
+            AuthType::Bearer,
+            Placement::Header {
+                name: "Authorization".into(),
+                template: "Zoho-oauthtoken {token}".into(),
+            },
+            bearer(CRM_TOKEN),
+            &[("api_domain", &crm.api_domain())],
+        )
+        .await;
     let manifest = plugins::example_manifest("mailchimp-sync");
     let plugin = harness.load(
         "mailchimp-sync",
@@ -283,6 +287,7 @@ async fn crm_record_errors_are_counted_and_keep_the_cursor() {
         w.harness
             .store()
             .kv_get("mailchimp-sync", "cursor/list1")
+            .await
             .expect("kv"),
         None
     );
@@ -316,21 +321,23 @@ async fn new_crm_lead_is_subscribed_by_hash() {
 
 #[tokio::test]
 async fn api_key_goes_as_http_basic() {
-    let harness = Harness::new();
+    let harness = Harness::new().await;
     let mailchimp = MockMailchimp::start("unused", MC_API_KEY).await;
     mailchimp.add_campaign("c1", "l1", members(3));
-    harness.add_connection(
-        "mailchimp",
-        &mailchimp.base_url(),
-        AuthType::ApiKey,
-        Placement::Basic {
-            username: Some("anystring".into()),
-        },
-        Credentials::ApiKey {
-            key: Secret::new(MC_API_KEY.into()),
-        },
-        &[],
-    );
+    harness
+        .add_connection(
+            "mailchimp",
+            &mailchimp.base_url(),
+            AuthType::ApiKey,
+            Placement::Basic {
+                username: Some("anystring".into()),
+            },
+            Credentials::ApiKey {
+                key: Secret::new(MC_API_KEY.into()),
+            },
+            &[],
+        )
+        .await;
     let plugin = harness.load("probe", "probe", &["mailchimp"], &[], &Manifest::default());
     let record = harness
         .run(
@@ -376,6 +383,7 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
     let dir = harness.close();
     let options = junction_host::cli::RunOptions {
         data_dir: dir.path().to_owned(),
+        store: Default::default(),
         grants: vec![],
         allow_hosts: vec![],
         manifest: None,

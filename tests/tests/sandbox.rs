@@ -17,7 +17,7 @@ const TOKEN: &str = "tok_SuperSecretValue_8c1d2e";
 
 #[tokio::test]
 async fn infinite_loop_stops_at_the_deadline_and_the_host_keeps_serving() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let looping = h.load(
         "probe",
         "probe",
@@ -37,7 +37,7 @@ async fn infinite_loop_stops_at_the_deadline_and_the_host_keeps_serving() {
 
 #[tokio::test]
 async fn allocation_past_the_cap_is_a_memory_limit() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let plugin = h.load(
         "probe",
         "probe",
@@ -58,7 +58,7 @@ async fn allocation_past_the_cap_is_a_memory_limit() {
 
 #[tokio::test]
 async fn no_files_env_args_sockets_or_name_lookup() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let target = EchoServer::start().await;
     let plugin = h.load_simple("probe", &[]);
     let record = h
@@ -81,9 +81,9 @@ async fn no_files_env_args_sockets_or_name_lookup() {
 
 #[tokio::test]
 async fn connections_must_exist_and_be_granted() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
-    h.add_bearer("crm", &api.origin(), TOKEN);
+    h.add_bearer("crm", &api.origin(), TOKEN).await;
     // Granted `ghost`, which does not exist; not granted `crm`, which does.
     let plugin = h.load_simple("probe", &["ghost"]);
     let record = h
@@ -118,10 +118,10 @@ async fn connections_must_exist_and_be_granted() {
 
 #[tokio::test]
 async fn credentials_go_only_to_the_services_hosts() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
     let elsewhere = EchoServer::start().await;
-    h.add_bearer("crm", &api.origin(), TOKEN);
+    h.add_bearer("crm", &api.origin(), TOKEN).await;
     let plugin = h.load_simple("probe", &["crm"]);
 
     let record = h
@@ -190,9 +190,9 @@ async fn credentials_go_only_to_the_services_hosts() {
 
 #[tokio::test]
 async fn guest_credential_headers_are_refused_on_connection_requests() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
-    h.add_bearer("crm", &api.origin(), TOKEN);
+    h.add_bearer("crm", &api.origin(), TOKEN).await;
     let plugin = h.load_simple("probe", &["crm"]);
     for header in ["Authorization", "proxy-authorization", "Cookie"] {
         let record = h
@@ -213,9 +213,10 @@ async fn guest_credential_headers_are_refused_on_connection_requests() {
 
 #[tokio::test]
 async fn query_credentials_are_redacted_in_the_record() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
-    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN);
+    h.add_query_key("hub", &api.origin(), "hapikey", TOKEN)
+        .await;
     let plugin = h.load_simple("probe", &["hub"]);
     let record = h
         .run(
@@ -235,7 +236,7 @@ async fn query_credentials_are_redacted_in_the_record() {
 
 #[tokio::test]
 async fn http_budget_timeouts_and_size_limits() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let api = EchoServer::start().await;
     let manifest = Manifest::from_json(r#"{"limits": {"http-calls": 2, "timeout-ms": 3000}}"#)
         .expect("manifest");
@@ -275,7 +276,7 @@ async fn http_budget_timeouts_and_size_limits() {
 
 #[tokio::test]
 async fn output_logs_traps_and_errors_are_classified() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let plugin = h.load_simple("probe", &[]);
     let record = h.run(&plugin, "print", json!({})).await;
     assert!(record.is_ok(), "{record:#?}");
@@ -317,7 +318,7 @@ async fn output_logs_traps_and_errors_are_classified() {
 
 #[tokio::test]
 async fn kv_persists_between_runs_and_is_private() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let first = h.load_simple("probe", &[]);
     let other = h.load("probe", "other-plugin", &[], &[], &Manifest::default());
     for expected in 1..=3 {
@@ -335,8 +336,8 @@ async fn kv_persists_between_runs_and_is_private() {
 async fn no_plaintext_secret_in_the_redb_file() {
     let dir;
     {
-        let h = Harness::new();
-        h.add_bearer("crm", "http://127.0.0.1:9", TOKEN);
+        let h = Harness::new().await;
+        h.add_bearer("crm", "http://127.0.0.1:9", TOKEN).await;
         h.add_connection(
             "basic_one",
             "http://127.0.0.1:9",
@@ -347,8 +348,14 @@ async fn no_plaintext_secret_in_the_redb_file() {
                 password: Secret::new("pw_Hunter2_secret".into()),
             },
             &[],
-        );
-        let back = h.store().connection("crm").expect("read").expect("exists");
+        )
+        .await;
+        let back = h
+            .store()
+            .connection("crm")
+            .await
+            .expect("read")
+            .expect("exists");
         assert_eq!(back.credentials, bearer(TOKEN));
         dir = h.dir;
     }
@@ -368,7 +375,7 @@ async fn no_plaintext_secret_in_the_redb_file() {
 
 #[tokio::test]
 async fn bad_components_are_refused_with_clear_errors() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let err = h.runtime.compile(b"hello, not wasm").expect_err("refused");
     assert!(matches!(err, LoadError::NotWasm));
     let core_module = b"\0asm\x01\0\0\0";
@@ -404,7 +411,8 @@ async fn without_pooling_the_same_plugin_runs() {
             allow_private: true,
         },
         ..Default::default()
-    });
+    })
+    .await;
     assert!(!h.runtime.is_pooling());
     let hello = h.load_simple("hello", &[]);
     let record = h.run(&hello, "hello", json!({"x": 1})).await;
@@ -417,7 +425,8 @@ async fn internal_addresses_are_refused_unless_the_operator_allows_them() {
     let strict = Harness::with_config(junction_host::runtime::RuntimeConfig {
         max_instances: 4,
         ..Default::default()
-    });
+    })
+    .await;
     // The plugin may call the echo server by its allowed hosts, but the
     // address is loopback, which the default policy refuses.
     let allowed = [api.origin(), "http://169.254.169.254".to_owned()];
@@ -442,7 +451,7 @@ async fn internal_addresses_are_refused_unless_the_operator_allows_them() {
     assert!(call_error(&record).contains("metadata"), "{record:?}");
 
     // Allowed: loopback works, metadata addresses still do not.
-    let open = Harness::new();
+    let open = Harness::new().await;
     let probe = open.load("probe", "probe", &[], &allowed, &manifest);
     let record = open
         .run(

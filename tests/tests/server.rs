@@ -221,9 +221,12 @@ async fn upload_invoke_restart_rollback_and_delete() {
     let probe_sha = detail.json["sha256"].as_str().expect("sha").to_owned();
     host.stop().await;
     {
-        let store = junction_host::store::Store::open(host.dir.path()).expect("store");
+        let store = junction_host::store::Store::open(host.dir.path())
+            .await
+            .expect("store");
         store
             .put_artifact(&probe_sha, "an-older-engine", b"stale machine code")
+            .await
             .expect("replace the artifact");
     }
     host.restart().await;
@@ -260,11 +263,13 @@ async fn upload_invoke_restart_rollback_and_delete() {
     );
 
     host.stop().await;
-    let store = junction_host::store::Store::open(host.dir.path()).expect("redb opens cleanly");
-    let record = store.plugin("hello").expect("read").expect("stored");
+    let store = junction_host::store::Store::open(host.dir.path())
+        .await
+        .expect("redb opens cleanly");
+    let record = store.plugin("hello").await.expect("read").expect("stored");
     assert_eq!(record.versions.len(), 1);
     assert!(
-        store.component(&sha).expect("read").is_none(),
+        store.component(&sha).await.expect("read").is_none(),
         "unused component removed"
     );
 }
@@ -785,8 +790,10 @@ async fn a_looping_plugin_neither_blocks_the_server_nor_its_shutdown() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(record["failure"], "timeout", "{record}");
     let id = record["id"].as_str().expect("id");
-    let store = junction_host::store::Store::open(host.dir.path()).expect("redb opens cleanly");
-    let stored = store.execution(id).expect("read").expect("recorded");
+    let store = junction_host::store::Store::open(host.dir.path())
+        .await
+        .expect("redb opens cleanly");
+    let stored = store.execution(id).await.expect("read").expect("recorded");
     assert_eq!(
         stored.failure().map(|f| f.0),
         Some(junction_host::runtime::Failure::Timeout)

@@ -27,6 +27,9 @@ pub struct ServerArgs {
     /// The data directory holding admin-token, when no token is given.
     #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// The store, for commands that open it when no server holds it.
+    #[arg(long, env = "JUNCTION_STORE", default_value = "redb:")]
+    pub store: junction_store::StoreUrl,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

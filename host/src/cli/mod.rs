@@ -335,6 +335,9 @@ pub struct RunOptions {
     /// The data directory (store, key file).
     #[arg(long, env = "JUNCTION_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// The store: `redb:` (in the data directory) or `redb:/path/to/dir`.
+    #[arg(long, env = "JUNCTION_STORE", default_value = "redb:")]
+    pub store: junction_store::StoreUrl,
     /// Grant a connection beyond the manifest's (repeatable).
     #[arg(long = "grant")]
     pub grants: Vec<String>,
@@ -370,7 +373,14 @@ pub async fn run_once(
         }
         built
     };
-    let store = Arc::new(Store::open(&options.data_dir)?);
+    let store = Arc::new(
+        Store::open_url(
+            &options.store,
+            &options.data_dir,
+            junction_store::keys::KeyConfig::from_env(),
+        )
+        .await?,
+    );
     let network = junction_net::NetworkPolicy {
         allow_private: options.allow_private_network,
     };

@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// The data directory (redb file, key file, admin token) [default: junction-data].
     #[arg(long, env = "JUNCTION_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where state is kept: `redb:` (the redb file in the data directory)
+    /// or `redb:/path/to/dir` [default: redb:].
+    #[arg(long, env = "JUNCTION_STORE")]
+    pub store: Option<junction_store::StoreUrl>,
     /// Address to listen on [default: 127.0.0.1:7070].
     #[arg(long, env = "JUNCTION_LISTEN")]
     pub listen: Option<String>,
@@ -81,6 +85,7 @@ pub struct ServeArgs {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     listen: Option<String>,
     max_upload_mb: Option<u64>,
     execution_retention: Option<u64>,
@@ -110,6 +115,8 @@ pub enum ConfigError {
     },
     #[error("the config file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error("store: {0}")]
+    Store(#[from] junction_store::StoreUrlError),
     #[error("listen address `{0}` is not host:port (e.g. 127.0.0.1:7070)")]
     Listen(String),
     #[error("{0} must be above 0")]
@@ -138,7 +145,13 @@ impl ServeArgs {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = match (&self.store, &file.store) {
+            (Some(url), _) => url.clone(),
+            (None, Some(text)) => text.parse()?,
+            (None, None) => junction_store::StoreUrl::default(),
+        };
         let mut config = ServerConfig::new(data_dir, listen);
+        config.store = store;
         if let Some(mb) = self.max_upload_mb.or(file.max_upload_mb) {
             if mb == 0 {
                 return Err(ConfigError::Zero("max-upload-mb"));
@@ -257,6 +270,42 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 mod tests {
     use super::*;
     use junction_app::registry::DEFAULT_MAX_COMPONENT_BYTES;
+
+    #[test]
+    fn the_store_url_comes_from_the_flag_then_the_file_and_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junction.toml");
+        std::fs::write(&path, "store = \"redb:/var/lib/from-file\"\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            from_file.resolve().unwrap().store.to_string(),
+            "redb:/var/lib/from-file"
+        );
+        let flag = ServeArgs {
+            store: Some("redb:".parse().unwrap()),
+            ..from_file
+        };
+        assert_eq!(
+            flag.resolve().unwrap().store,
+            junction_store::StoreUrl::default()
+        );
+        assert_eq!(
+            ServeArgs::default().resolve().unwrap().store,
+            junction_store::StoreUrl::default()
+        );
+        std::fs::write(&path, "store = \"mysql://x\"\n").unwrap();
+        let err = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Store(_)), "{err}");
+        assert!(err.to_string().contains("mysql"), "{err}");
+    }
 
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {

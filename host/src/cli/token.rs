@@ -9,6 +9,7 @@ use reqwest::Method;
 use super::CliError;
 use super::client::{Client, ServerArgs};
 use junction_server::auth::{AdminAuth, token_path};
+use junction_store::keys::KeyConfig;
 use junction_store::{DB_FILE, Store, StoreError};
 
 /// The data directory, when it holds Junction data.
@@ -27,10 +28,10 @@ fn existing_data_dir(server: &ServerArgs) -> Result<&std::path::Path, CliError> 
 pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
     let data_dir = existing_data_dir(server)?;
     let path = token_path(data_dir);
-    let token = match Store::open(data_dir) {
+    let token = match Store::open_url(&server.store, data_dir, KeyConfig::from_env()).await {
         Ok(store) => {
-            let (auth, _) = AdminAuth::load_or_issue(&store)?;
-            auth.rotate(&store)?
+            let (auth, _) = AdminAuth::load_or_issue(&store).await?;
+            auth.rotate(&store).await?
         }
         Err(StoreError::InUse { .. }) => {
             let client = Client::new(server)?;
@@ -59,29 +60,30 @@ pub async fn rotate(server: &ServerArgs) -> Result<(), CliError> {
 /// `junction key rotate`.
 pub async fn rotate_key(server: &ServerArgs) -> Result<(), CliError> {
     let data_dir = existing_data_dir(server)?;
-    let (key_id, previous, resealed) = match Store::open(data_dir) {
-        Ok(store) => {
-            let rotation = store.rotate_key()?;
-            (
-                rotation.key_id,
-                rotation.previous_key_id,
-                rotation.resealed as u64,
-            )
-        }
-        Err(StoreError::InUse { .. }) => {
-            let client = Client::new(server)?;
-            let answer: serde_json::Value = client
-                .send(client.request(Method::POST, &["v1", "key", "rotate"])?)
-                .await?;
-            let text = |field: &str| answer[field].as_str().unwrap_or("?").to_owned();
-            (
-                text("key_id"),
-                text("previous_key_id"),
-                answer["resealed"].as_u64().unwrap_or(0),
-            )
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let (key_id, previous, resealed) =
+        match Store::open_url(&server.store, data_dir, KeyConfig::from_env()).await {
+            Ok(store) => {
+                let rotation = store.rotate_key().await?;
+                (
+                    rotation.key_id,
+                    rotation.previous_key_id,
+                    rotation.resealed as u64,
+                )
+            }
+            Err(StoreError::InUse { .. }) => {
+                let client = Client::new(server)?;
+                let answer: serde_json::Value = client
+                    .send(client.request(Method::POST, &["v1", "key", "rotate"])?)
+                    .await?;
+                let text = |field: &str| answer[field].as_str().unwrap_or("?").to_owned();
+                (
+                    text("key_id"),
+                    text("previous_key_id"),
+                    answer["resealed"].as_u64().unwrap_or(0),
+                )
+            }
+            Err(other) => return Err(other.into()),
+        };
     println!(
         "master key rotated: {resealed} secrets re-sealed under key {key_id} (was {previous}); {} holds the new key",
         data_dir.join(junction_store::crypto::KEY_FILE).display()

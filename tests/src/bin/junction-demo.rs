@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         url,
         token: None,
         data_dir: data_dir.clone(),
+        store: Default::default(),
         json: false,
     };
     let result = run(&args, &mailchimp, &crm).await;

@@ -1,5 +1,5 @@
 //! The runtime's ports wired to the rest of the host: plugins' kv and
-//! connections read from the [`Store`] on blocking threads, tokens kept
+//! connections read from the [`Store`] (whose backend keeps blocking work off the async workers), tokens kept
 //! fresh by the OAuth [`TokenKeeper`], kv writes joining the [`Journal`]'s
 //! group commit in the server. The runtime sees only the traits.
 
@@ -14,19 +14,7 @@ use junction_runtime::ports::{ConnectionSource, KvCommitter, KvStore, PortError,
 use junction_events::Journal;
 use junction_net::NetworkPolicy;
 use junction_oauth::{ClientError, OAuth, TokenKeeper};
-use junction_store::{Store, StoreError};
-
-/// Runs `work` against the store on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, PortError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || work(&store))
-        .await
-        .map_err(PortError::new)?
-        .map_err(PortError::new)
-}
+use junction_store::Store;
 
 /// Plugins' kv namespaces in the store.
 pub struct StoreKv(pub Arc<Store>);
@@ -34,17 +22,15 @@ pub struct StoreKv(pub Arc<Store>);
 #[async_trait]
 impl KvStore for StoreKv {
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, PortError> {
-        let (plugin, key) = (plugin.to_owned(), key.to_owned());
-        blocking(&self.0, move |store| store.kv_get(&plugin, &key)).await
+        self.0.kv_get(plugin, key).await.map_err(PortError::new)
     }
 
     async fn keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, PortError> {
-        let (plugin, prefix) = (plugin.to_owned(), prefix.to_owned());
-        blocking(&self.0, move |store| store.kv_keys(&plugin, &prefix)).await
+        self.0.kv_keys(plugin, prefix).await.map_err(PortError::new)
     }
 
     async fn write(&self, write: KvWrite) -> Result<KvOutcome, PortError> {
-        blocking(&self.0, move |store| store.kv_write(&write)).await
+        self.0.kv_write(&write).await.map_err(PortError::new)
     }
 }
 
@@ -57,13 +43,11 @@ pub struct StoreConnections {
 #[async_trait]
 impl ConnectionSource for StoreConnections {
     async fn connection(&self, link: &str) -> Result<Option<Connection>, PortError> {
-        let link = link.to_owned();
-        blocking(&self.store, move |store| store.connection(&link)).await
+        self.store.connection(link).await.map_err(PortError::new)
     }
 
     async fn service(&self, name: &str) -> Result<Option<Service>, PortError> {
-        let name = name.to_owned();
-        blocking(&self.store, move |store| store.service(&name)).await
+        self.store.service(name).await.map_err(PortError::new)
     }
 
     async fn ensure_fresh(&self, link: &str) -> Result<Freshness, PortError> {

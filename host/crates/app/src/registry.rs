@@ -177,8 +177,7 @@ impl Registry {
 
     /// Loads the active version of every stored plugin.
     pub async fn load_all(&self) -> Result<LoadReport, RegistryError> {
-        let store = self.store.clone();
-        let records = blocking(move || store.plugins()).await??;
+        let records = self.store.plugins().await?;
         let mut report = LoadReport::default();
         // Several plugins may share a component; load each one once.
         let mut components: HashMap<String, (Component, LoadedFrom)> = HashMap::new();
@@ -226,44 +225,49 @@ impl Registry {
     /// The component `sha256` from its artifact, or recompiled from its
     /// bytes when no artifact of this engine exists (and then stored).
     async fn load_component(&self, sha256: &str) -> Result<(Component, LoadedFrom), RegistryError> {
-        let store = self.store.clone();
-        let runtime = self.runtime.clone();
         let sha = sha256.to_owned();
-        let compatibility = self.compatibility.clone();
-        blocking(move || {
-            match store.artifact(&sha, &compatibility) {
-                Ok(Some(artifact)) => match runtime.deserialize_own_artifact(&artifact) {
+        match self.store.artifact(sha256, &self.compatibility).await {
+            Ok(Some(artifact)) => {
+                let runtime = self.runtime.clone();
+                match blocking(move || runtime.deserialize_own_artifact(&artifact)).await? {
                     Ok(component) => return Ok((component, LoadedFrom::Artifact)),
                     Err(err) => {
                         tracing::warn!(sha256 = %sha, error = %err, "stored artifact does not load; recompiling")
                     }
-                },
-                Ok(None) => {
-                    tracing::info!(sha256 = %sha, "no artifact for this engine; recompiling")
-                }
-                // A tag that does not verify means bytes this host did not
-                // produce: never load them, rebuild from the component.
-                Err(err) => {
-                    tracing::warn!(sha256 = %sha, error = %err, "stored artifact is not trusted; recompiling")
                 }
             }
-            let bytes = store
-                .component(&sha)?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "component",
-                    name: sha.clone(),
-                })?;
+            Ok(None) => {
+                tracing::info!(sha256 = %sha, "no artifact for this engine; recompiling")
+            }
+            // A tag that does not verify means bytes this host did not
+            // produce: never load them, rebuild from the component.
+            Err(err) => {
+                tracing::warn!(sha256 = %sha, error = %err, "stored artifact is not trusted; recompiling")
+            }
+        }
+        let bytes = self
+            .store
+            .component(sha256)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "component",
+                name: sha.clone(),
+            })?;
+        let runtime = self.runtime.clone();
+        let (artifact, component) = blocking(move || {
             if hex::encode(Sha256::digest(&bytes)) != sha {
                 return Err(RegistryError::Store(StoreError::Corrupt(
                     format!("components/{sha}"),
                     "the component does not match its sha256".into(),
                 )));
             }
-            let (artifact, component) = runtime.precompile(&bytes)?;
-            store.put_artifact(&sha, &compatibility, &artifact)?;
-            Ok((component, LoadedFrom::Compiled))
+            Ok(runtime.precompile(&bytes)?)
         })
-        .await?
+        .await??;
+        self.store
+            .put_artifact(sha256, &self.compatibility, &artifact)
+            .await?;
+        Ok((component, LoadedFrom::Compiled))
     }
 
     fn link(
@@ -292,14 +296,15 @@ impl Registry {
 
     /// Which requested connections to grant: the explicit list (each must
     /// exist and be requested) or every requested one that exists.
-    fn resolve_grants(
+    async fn resolve_grants(
         &self,
         manifest: &Manifest,
         explicit: Option<&[String]>,
     ) -> Result<(Vec<String>, Vec<String>), RegistryError> {
         let existing: Vec<String> = self
             .store
-            .sealed_connections()?
+            .sealed_connections()
+            .await?
             .into_iter()
             .map(|c| c.link_name)
             .collect();
@@ -352,7 +357,9 @@ impl Registry {
             .manifest
             .resolve_limits(&config.defaults, &config.ceiling)
             .map_err(RegistryError::Manifest)?;
-        let (granted, missing) = self.resolve_grants(&upload.manifest, upload.grants.as_deref())?;
+        let (granted, missing) = self
+            .resolve_grants(&upload.manifest, upload.grants.as_deref())
+            .await?;
 
         let runtime = self.runtime.clone();
         let bytes = Arc::new(upload.component);
@@ -375,25 +382,21 @@ impl Registry {
         let loaded = self.link(&upload.name, &draft, &component)?;
 
         let _commit = self.commit.lock().await;
-        let store = self.store.clone();
-        let name = upload.name.clone();
-        let compatibility = self.compatibility.clone();
-        let manifest = upload.manifest;
-        let record = blocking(move || {
-            store.add_plugin_version(
-                &name,
+        let record = self
+            .store
+            .add_plugin_version(
+                &upload.name,
                 NewVersion {
                     component: &bytes,
                     sha256: &sha256,
-                    compatibility: &compatibility,
+                    compatibility: &self.compatibility,
                     artifact: &artifact,
-                    manifest,
+                    manifest: upload.manifest,
                     granted_connections: granted,
                     missing_connections: missing,
                 },
             )
-        })
-        .await??;
+            .await?;
         let version = record
             .active()
             .cloned()
@@ -418,10 +421,10 @@ impl Registry {
     /// Makes an earlier (or any other) version active.
     pub async fn rollback(&self, name: &str, version: u32) -> Result<PluginRecord, RegistryError> {
         let _commit = self.commit.lock().await;
-        let store = self.store.clone();
-        let owned = name.to_owned();
-        let record = blocking(move || store.plugin(&owned))
-            .await??
+        let record = self
+            .store
+            .plugin(name)
+            .await?
             .ok_or_else(|| RegistryError::NotFound(name.into()))?;
         let chosen =
             record
@@ -434,9 +437,7 @@ impl Registry {
         // Load first: a version that cannot run is not made active.
         let (component, from) = self.load_component(&chosen.sha256).await?;
         let loaded = self.link(name, &chosen, &component)?;
-        let store = self.store.clone();
-        let owned = name.to_owned();
-        let record = blocking(move || store.activate_plugin_version(&owned, version)).await??;
+        let record = self.store.activate_plugin_version(name, version).await?;
         self.set_active(
             name,
             Some(ActivePlugin {
@@ -453,10 +454,10 @@ impl Registry {
     /// Removes a plugin, its versions, artifacts and kv namespace.
     pub async fn delete(&self, name: &str) -> Result<PluginRecord, RegistryError> {
         let _commit = self.commit.lock().await;
-        let store = self.store.clone();
-        let owned = name.to_owned();
-        let record = blocking(move || store.delete_plugin(&owned))
-            .await?
+        let record = self
+            .store
+            .delete_plugin(name)
+            .await
             .map_err(|err| match err {
                 StoreError::NotFound { .. } => RegistryError::NotFound(name.into()),
                 other => RegistryError::Store(other),

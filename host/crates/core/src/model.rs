@@ -206,6 +206,26 @@ pub struct Connection<S = Secret> {
     pub history: Vec<StateChange>,
 }
 
+impl<S> Connection<S> {
+    /// The same connection holding `credentials` instead: how the store
+    /// swaps opened secrets for sealed ones and back.
+    pub fn with_credentials<T>(self, credentials: Credentials<T>) -> Connection<T> {
+        Connection {
+            link_name: self.link_name,
+            service: self.service,
+            status: self.status,
+            scopes: self.scopes,
+            metadata: self.metadata,
+            credentials,
+            last_error: self.last_error,
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+            last_refresh_ms: self.last_refresh_ms,
+            history: self.history,
+        }
+    }
+}
+
 /// Most history entries kept per connection.
 pub const HISTORY_LEN: usize = 20;
 

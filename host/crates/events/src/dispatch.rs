@@ -425,8 +425,7 @@ async fn settle(
     record: Option<ExecutionRecord>,
 ) -> Option<Delivery> {
     let now = now_ms();
-    let after =
-        junction_store::events::apply_change(job.delivery.clone(), &change, record.as_ref(), now)?;
+    let after = junction_store::apply_change(job.delivery.clone(), &change, record.as_ref(), now)?;
     let encoded = (|| {
         let record = record.map(Encoded::new).transpose()?.map(Box::new);
         let delivery = Box::new(Encoded::new(after.clone())?);

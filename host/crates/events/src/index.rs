@@ -85,9 +85,9 @@ impl TriggerIndex {
     /// Reloads every trigger from the store's active plugin versions and
     /// API triggers. A stored trigger that no longer parses is skipped with
     /// a warning rather than stopping the others.
-    pub fn rebuild(&self, store: &Store) -> Result<(), IndexError> {
+    pub async fn rebuild(&self, store: &Store) -> Result<(), IndexError> {
         let mut snapshot = Snapshot::default();
-        let plugins = store.plugins()?;
+        let plugins = store.plugins().await?;
         for record in &plugins {
             let Some(active) = record.active() else {
                 continue;
@@ -105,7 +105,7 @@ impl TriggerIndex {
                 );
             }
         }
-        for stored in store.api_triggers()? {
+        for stored in store.api_triggers().await? {
             let (Some(id), Some(plugin)) = (stored["id"].as_str(), stored["plugin"].as_str())
             else {
                 continue;

@@ -87,9 +87,15 @@ impl Journal {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let writer_live = live.clone();
+        // Its own runtime: the writer drains what is queued even while the
+        // server's runtime shuts down, so nothing accepted is lost.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(JournalError::Start)?;
         let writer = std::thread::Builder::new()
             .name("junction-journal".into())
-            .spawn(move || write_batches(store, receiver, retention, writer_live))
+            .spawn(move || runtime.block_on(write_batches(store, receiver, retention, writer_live)))
             .map_err(JournalError::Start)?;
         Ok(Journal {
             sender,
@@ -157,7 +163,7 @@ impl Drop for Journal {
     }
 }
 
-fn write_batches(
+async fn write_batches(
     store: Arc<Store>,
     mut receiver: mpsc::Receiver<Pending>,
     retention: Retention,
@@ -166,7 +172,7 @@ fn write_batches(
     // The first batch prunes, so a restart after a long pause catches up.
     let mut events_since_prune = PRUNE_EVERY;
     let mut last_prune = std::time::Instant::now();
-    while let Some(first) = receiver.blocking_recv() {
+    while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -179,34 +185,42 @@ fn write_batches(
             records: retention.executions,
             bytes: retention.execution_bytes,
         };
-        match store.commit_journal(&entries, budget) {
+        let count = entries.len();
+        let new_events = entries
+            .iter()
+            .filter(|entry| matches!(entry, JournalEntry::Event(_)))
+            .count() as u64;
+        // Copied only when someone follows: the batch goes to the store.
+        let followed: Vec<Arc<ExecutionRecord>> = if live.receiver_count() > 0 {
+            entries
+                .iter()
+                .filter_map(|entry| match entry {
+                    JournalEntry::Execution(record)
+                    | JournalEntry::Settled {
+                        record: Some(record),
+                        ..
+                    } => Some(Arc::new(record.value.clone())),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match store.commit_journal(entries, budget).await {
             Ok(answers) => {
                 for (answer, waiter) in answers.into_iter().zip(waiters) {
                     // A caller that gave up waiting does not need the answer.
                     let _ = waiter.send(Ok(answer));
                 }
-                for entry in entries {
-                    let record = match entry {
-                        JournalEntry::Execution(record) => record,
-                        JournalEntry::Settled {
-                            record: Some(record),
-                            ..
-                        } => record,
-                        JournalEntry::Event(_) => {
-                            events_since_prune += 1;
-                            continue;
-                        }
-                        JournalEntry::Settled { record: None, .. }
-                        | JournalEntry::Delivery { .. }
-                        | JournalEntry::Kv(_) => continue,
-                    };
+                events_since_prune += new_events;
+                for record in followed {
                     // Nobody following is not an error.
-                    let _ = live.send(Arc::new(record.value));
+                    let _ = live.send(record);
                 }
             }
             Err(err) => {
                 let message = err.to_string();
-                tracing::error!(error = %message, entries = entries.len(), "cannot commit the journal batch");
+                tracing::error!(error = %message, entries = count, "cannot commit the journal batch");
                 for waiter in waiters {
                     let _ = waiter.send(Err(message.clone()));
                 }
@@ -216,7 +230,7 @@ fn write_batches(
             events_since_prune = 0;
             last_prune = std::time::Instant::now();
             let max_age = u64::try_from(retention.event_max_age.as_millis()).unwrap_or(u64::MAX);
-            match store.prune_events(retention.events, max_age) {
+            match store.prune_events(retention.events, max_age).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::debug!(removed, "old events pruned"),
                 Err(err) => tracing::warn!(error = %err, "cannot prune old events"),

@@ -130,15 +130,10 @@ impl Events {
     ) -> Result<(Arc<Events>, EventTasks), EventsError> {
         let index = Arc::new(TriggerIndex::default());
         let reload = store.clone();
-        let (pending, index) = tokio::task::spawn_blocking(move || {
-            index.rebuild(&reload).map_err(|e| match e {
-                index::IndexError::Store(e) => EventsError::Store(e),
-            })?;
-            let pending = reload.pending_deliveries()?;
-            Ok::<_, EventsError>((pending, index))
-        })
-        .await
-        .map_err(|e| EventsError::Task(e.to_string()))??;
+        index.rebuild(&reload).await.map_err(|e| match e {
+            index::IndexError::Store(e) => EventsError::Store(e),
+        })?;
+        let pending = reload.pending_deliveries().await?;
         if !pending.is_empty() {
             tracing::info!(
                 deliveries = pending.len(),
@@ -305,12 +300,9 @@ impl Events {
     pub async fn reload_triggers(&self) -> Result<(), EventsError> {
         let store = self.store.clone();
         let index = self.index.clone();
-        tokio::task::spawn_blocking(move || index.rebuild(&store))
-            .await
-            .map_err(|e| EventsError::Task(e.to_string()))?
-            .map_err(|e| match e {
-                index::IndexError::Store(e) => EventsError::Store(e),
-            })?;
+        index.rebuild(&store).await.map_err(|e| match e {
+            index::IndexError::Store(e) => EventsError::Store(e),
+        })?;
         self.triggers_changed.notify_one();
         Ok(())
     }
@@ -320,27 +312,19 @@ impl Events {
     pub async fn plugin_deleted(&self, plugin: &str) -> Result<(), EventsError> {
         self.dispatcher
             .cancel_plugin(plugin, format!("plugin `{plugin}` was deleted"));
-        let store = self.store.clone();
-        let owned = plugin.to_owned();
-        tokio::task::spawn_blocking(move || store.forget_plugin_events(&owned))
-            .await
-            .map_err(|e| EventsError::Task(e.to_string()))??;
+        self.store.forget_plugin_events(plugin).await?;
         self.reload_triggers().await
     }
 
     /// Queues a dead (or cancelled) delivery for one more attempt now.
     pub async fn retry(&self, delivery_id: &str) -> Result<Delivery, EventsError> {
-        let store = self.store.clone();
-        let id = delivery_id.to_owned();
-        let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let Some(delivery) = store.delivery(&id)? else {
-                return Ok(None);
-            };
-            let event = store.event(&delivery.event_id)?;
-            Ok(Some((delivery, event)))
-        })
-        .await
-        .map_err(|e| EventsError::Task(e.to_string()))??;
+        let found = match self.store.delivery(delivery_id).await? {
+            Some(delivery) => {
+                let event = self.store.event(&delivery.event_id).await?;
+                Some((delivery, event))
+            }
+            None => None,
+        };
         let Some((delivery, event)) = found else {
             return Err(EventsError::NotFound {
                 kind: "delivery",
@@ -374,7 +358,7 @@ impl Events {
                 "delivery `{delivery_id}` changed meanwhile; look at it again"
             )));
         }
-        let requeued = junction_store::events::apply_change(
+        let requeued = junction_store::apply_change(
             delivery,
             &DeliveryChange::Requeue { at_ms: now },
             None,

@@ -23,18 +23,12 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// The scheduler loop; ends when `stop` fires.
 pub async fn run(events: Arc<Events>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let mut follower = events.clock().follow();
-    let store = events.store().clone();
-    let mut marks: HashMap<String, u64> = match tokio::task::spawn_blocking(move || {
-        store.schedule_marks()
-    })
-    .await
-    {
-        Ok(Ok(marks)) => marks,
-        Ok(Err(err)) => {
+    let mut marks: HashMap<String, u64> = match events.store().schedule_marks().await {
+        Ok(marks) => marks,
+        Err(err) => {
             tracing::error!(error = %err, "cannot read the schedules' last fire times; schedules start afresh");
             HashMap::new()
         }
-        Err(_) => HashMap::new(),
     };
     loop {
         let now = events.clock().now_ms();
@@ -75,10 +69,8 @@ async fn tick(
     let key = trigger.schedule_key()?;
     let Some(&last) = marks.get(&key) else {
         // A new schedule starts counting from now: no run for the past.
-        let store = events.store().clone();
-        let mark = key.clone();
-        let stored = tokio::task::spawn_blocking(move || store.set_schedule_mark(&mark, now)).await;
-        if !matches!(stored, Ok(Ok(()))) {
+        let stored = events.store().set_schedule_mark(&key, now).await;
+        if stored.is_err() {
             tracing::warn!(schedule = %key, "cannot store the schedule's start; it starts again from now after a restart");
         }
         marks.insert(key, now);

@@ -92,9 +92,10 @@ pub enum Started {
 
 /// The connection a pending authorization's `state` is for, read without a
 /// write (an unknown state must cost nothing).
-pub(crate) fn pending_link(store: &Store, state: &str) -> Option<String> {
+pub(crate) async fn pending_link(store: &Store, state: &str) -> Option<String> {
     store
         .pending_authorization_link(&state_key(state))
+        .await
         .ok()
         .flatten()
 }
@@ -170,7 +171,7 @@ impl OAuth {
         redirect_uri: &str,
         from_console: bool,
     ) -> Result<Started, FlowError> {
-        let (connection, service, settings) = load(store, link)?;
+        let (connection, service, settings) = load(store, link).await?;
         if settings.grant == Grant::ClientCredentials {
             let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
             let scopes = scopes_for(&connection, &settings);
@@ -194,7 +195,7 @@ impl OAuth {
                     Ok(Started::Connected)
                 }
                 Err(err) => {
-                    record_failure(store, link, &err.to_string())?;
+                    record_failure(store, link, &err.to_string()).await?;
                     Err(err)
                 }
             };
@@ -232,17 +233,19 @@ impl OAuth {
         };
         let (url, _) = request.url();
         let created_at_ms = now_ms();
-        store.put_pending_authorization(
-            &state_key(&state),
-            &PendingAuthorization {
-                link_name: link.to_owned(),
-                redirect_uri: redirect_uri.to_owned(),
-                verifier,
-                scopes,
-                created_at_ms,
-                from_console,
-            },
-        )?;
+        store
+            .put_pending_authorization(
+                &state_key(&state),
+                &PendingAuthorization {
+                    link_name: link.to_owned(),
+                    redirect_uri: redirect_uri.to_owned(),
+                    verifier,
+                    scopes,
+                    created_at_ms,
+                    from_console,
+                },
+            )
+            .await?;
         tracing::info!(link, service = %service.name, "authorization started");
         Ok(Started::Redirect {
             url: url.to_string(),
@@ -260,7 +263,11 @@ impl OAuth {
         code: Option<&str>,
         error: Option<(&str, Option<&str>)>,
     ) -> Callback {
-        let pending = match state.map(|s| store.take_pending_authorization(&state_key(s))) {
+        let taken = match state {
+            Some(s) => Some(store.take_pending_authorization(&state_key(s)).await),
+            None => None,
+        };
+        let pending = match taken {
             Some(Ok(Some(pending))) => pending,
             Some(Err(err)) => return Callback::unknown(err.into()),
             Some(Ok(None)) | None => return Callback::unknown(FlowError::BadState),
@@ -292,11 +299,11 @@ impl OAuth {
                 Some(d) => format!("{code} ({d})"),
                 None => code.to_owned(),
             };
-            record_failure(store, &link, &format!("the provider said {reason}"))?;
+            record_failure(store, &link, &format!("the provider said {reason}")).await?;
             return Err(FlowError::Denied(reason));
         }
         let code = code.ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
-        let (connection, service, settings) = load(store, &link)?;
+        let (connection, service, settings) = load(store, &link).await?;
         let mut form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code.to_owned()),
@@ -311,7 +318,7 @@ impl OAuth {
         {
             Ok(tokens) => tokens,
             Err(err) => {
-                record_failure(store, &link, &err.to_string())?;
+                record_failure(store, &link, &err.to_string()).await?;
                 return Err(err);
             }
         };
@@ -333,7 +340,7 @@ impl OAuth {
     /// it. A refused grant marks the connection `needs-reauth`, a refused
     /// client marks it `error`; other failures only record the reason.
     pub(crate) async fn refresh(&self, store: &Store, link: &str) -> Result<Connection, FlowError> {
-        let (connection, service, settings) = load(store, link)?;
+        let (connection, service, settings) = load(store, link).await?;
         let refresh_token = match &connection.credentials {
             Credentials::Oauth2 {
                 refresh_token: Some(token),
@@ -368,7 +375,7 @@ impl OAuth {
                     return Err(FlowError::NothingToRefresh(link.to_owned()));
                 }
                 let reason = "the token expired and the provider gave no refresh token; connect again (some providers need access_type=offline)";
-                mark(store, link, Some(ConnectionStatus::NeedsReauth), reason)?;
+                mark(store, link, Some(ConnectionStatus::NeedsReauth), reason).await?;
                 return Err(FlowError::Denied(reason.into()));
             }
         };
@@ -412,12 +419,13 @@ impl OAuth {
                 .await?;
                 tracing::info!(link, "token refreshed");
                 store
-                    .connection(link)?
+                    .connection(link)
+                    .await?
                     .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))
             }
             Err(FlowError::Token(err)) => {
                 if err.class == FailureClass::InvalidClient {
-                    flag_service(store, &service.name, Some(&err.message))?;
+                    flag_service(store, &service.name, Some(&err.message)).await?;
                 }
                 let status = match err.class {
                     FailureClass::InvalidGrant => Some(ConnectionStatus::NeedsReauth),
@@ -431,11 +439,11 @@ impl OAuth {
                     ),
                     _ => format!("refreshing failed: {}", err.message),
                 };
-                mark(store, link, status, &reason)?;
+                mark(store, link, status, &reason).await?;
                 Err(FlowError::Token(err))
             }
             Err(other) => {
-                mark(store, link, None, &other.to_string())?;
+                mark(store, link, None, &other.to_string()).await?;
                 Err(other)
             }
         }
@@ -451,7 +459,7 @@ impl OAuth {
         url: &str,
         mut form: Vec<(String, String)>,
     ) -> Result<TokenResponse, FlowError> {
-        let secret = store.client_secret(&service.name)?;
+        let secret = store.client_secret(&service.name).await?;
         if settings.needs_client_secret() && secret.is_none() {
             return Err(FlowError::Misconfigured(format!(
                 "service `{}` needs a client secret and has none",
@@ -596,7 +604,7 @@ impl OAuth {
     /// service has a revocation endpoint), then forgets them: the connection
     /// is left disconnected, and authorising again reconnects it.
     pub async fn revoke(&self, store: &Store, link: &str) -> Result<(), FlowError> {
-        let (mut connection, service, settings) = load(store, link)?;
+        let (mut connection, service, settings) = load(store, link).await?;
         let mut problems = Vec::new();
         if let (
             Some(url),
@@ -608,7 +616,7 @@ impl OAuth {
         ) = (&settings.revoke_url, &connection.credentials)
         {
             self.check(url)?;
-            let secret = store.client_secret(&service.name)?;
+            let secret = store.client_secret(&service.name).await?;
             // The refresh token first: revoking it ends the whole grant.
             let tokens = refresh_token
                 .iter()
@@ -641,7 +649,7 @@ impl OAuth {
             )
         });
         connection.updated_at_ms = now_ms();
-        store.update_connection(&connection)?;
+        store.update_connection(&connection).await?;
         tracing::info!(link, "connection revoked");
         Ok(())
     }
@@ -681,15 +689,15 @@ impl OAuth {
         };
         connection.scopes = tokens.scopes.unwrap_or(requested_scopes);
         connection.metadata = metadata;
-        if let Some(service) = store.service(&connection.service)?
+        if let Some(service) = store.service(&connection.service).await?
             && service.problem.is_some()
         {
-            flag_service(store, &service.name, None)?;
+            flag_service(store, &service.name, None).await?;
         }
         connection.record(ConnectionStatus::Connected, reason);
         connection.last_error = None;
         connection.last_refresh_ms = Some(now);
-        store.update_connection(&connection)?;
+        store.update_connection(&connection).await?;
         Ok(())
     }
 
@@ -741,16 +749,22 @@ impl OAuth {
 }
 
 /// The connection, its service and the service's OAuth settings.
-fn load(store: &Store, link: &str) -> Result<(Connection, Service, OAuthSettings), FlowError> {
+async fn load(
+    store: &Store,
+    link: &str,
+) -> Result<(Connection, Service, OAuthSettings), FlowError> {
     let connection = store
-        .connection(link)?
+        .connection(link)
+        .await?
         .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))?;
-    let service = store
-        .service(&connection.service)?
-        .ok_or_else(|| FlowError::MissingService {
-            link: link.to_owned(),
-            service: connection.service.clone(),
-        })?;
+    let service =
+        store
+            .service(&connection.service)
+            .await?
+            .ok_or_else(|| FlowError::MissingService {
+                link: link.to_owned(),
+                service: connection.service.clone(),
+            })?;
     if service.auth_type != AuthType::Oauth2 {
         return Err(FlowError::NotOAuth(link.to_owned()));
     }
@@ -770,14 +784,18 @@ fn scopes_for(connection: &Connection, settings: &OAuthSettings) -> Vec<String> 
 }
 
 /// Keeps the reason on the connection; its tokens and status stay as they were.
-pub(crate) fn record_failure(store: &Store, link: &str, reason: &str) -> Result<(), StoreError> {
-    mark(store, link, None, reason)
+pub(crate) async fn record_failure(
+    store: &Store,
+    link: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    mark(store, link, None, reason).await
 }
 
 /// Marks the service as misconfigured (once: a repeated flag changes
 /// nothing), or clears the mark.
-fn flag_service(store: &Store, name: &str, problem: Option<&str>) -> Result<(), StoreError> {
-    if let Some(mut service) = store.service(name)? {
+async fn flag_service(store: &Store, name: &str, problem: Option<&str>) -> Result<(), StoreError> {
+    if let Some(mut service) = store.service(name).await? {
         let problem = problem.map(|p| format!("the provider refused the client: {p}"));
         if service.problem == problem {
             return Ok(());
@@ -789,23 +807,23 @@ fn flag_service(store: &Store, name: &str, problem: Option<&str>) -> Result<(), 
             );
         }
         service.problem = problem;
-        store.update_service(&service, None)?;
+        store.update_service(&service, None).await?;
     }
     Ok(())
 }
 
 /// Records a failure (and a new status, when it changes) on the connection.
-fn mark(
+async fn mark(
     store: &Store,
     link: &str,
     status: Option<ConnectionStatus>,
     reason: &str,
 ) -> Result<(), StoreError> {
-    if let Some(mut connection) = store.connection(link)? {
+    if let Some(mut connection) = store.connection(link).await? {
         let next = status.unwrap_or(connection.status);
         connection.record(next, reason);
         connection.last_error = Some(reason.to_owned());
-        store.update_connection(&connection)?;
+        store.update_connection(&connection).await?;
     }
     tracing::warn!(link, reason, ?status, "connection failure");
     Ok(())
@@ -865,7 +883,7 @@ mod tests {
             }
         });
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         let settings: OAuthSettings = serde_json::from_value(serde_json::json!({
             "client_id": "c", "grant": "client-credentials", "client_auth": "basic",
             "token_url": format!("http://{addr}/token"),
@@ -886,6 +904,7 @@ mod tests {
                 },
                 Some(&Secret::new("s".into())),
             )
+            .await
             .unwrap();
         let token = Credentials::Oauth2 {
             access_token: Secret::new("still-valid".into()),
@@ -907,6 +926,7 @@ mod tests {
                 last_refresh_ms: None,
                 history: vec![],
             })
+            .await
             .unwrap();
         let open = NetworkPolicy {
             allow_private: true,
@@ -924,7 +944,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let after = store.connection("slow").unwrap().unwrap();
+        let after = store.connection("slow").await.unwrap().unwrap();
         assert_eq!(after.credentials, token, "the previous tokens are kept");
         assert_eq!(after.status, ConnectionStatus::Connected);
         assert!(after.last_error.unwrap().contains("in time"));
@@ -933,12 +953,13 @@ mod tests {
     #[tokio::test]
     async fn states_expire_and_work_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         let oauth = OAuth::new(NetworkPolicy::default()).unwrap();
 
         let old = now_ms() - STATE_TTL_MS - 1000;
         store
             .put_pending_authorization(&state_key("old-state"), &pending(old))
+            .await
             .unwrap();
         let expired = oauth
             .callback(&store, Some("old-state"), Some("code"), None)
@@ -948,6 +969,7 @@ mod tests {
 
         store
             .put_pending_authorization(&state_key("fresh-state"), &pending(now_ms()))
+            .await
             .unwrap();
         // The connection does not exist, so the exchange fails after the
         // state was taken; a second use of the state is refused outright.
@@ -964,7 +986,7 @@ mod tests {
             .await
             .result;
         assert!(matches!(second, Err(FlowError::BadState)), "{second:?}");
-        assert_eq!(store.pending_authorization_count().unwrap(), 0);
+        assert_eq!(store.pending_authorization_count().await.unwrap(), 0);
         let wrong = oauth
             .callback(&store, Some("never-issued"), Some("c"), None)
             .await

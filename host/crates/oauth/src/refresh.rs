@@ -182,23 +182,25 @@ impl TokenKeeper {
         )
     }
 
-    fn is_oauth(&self, connection: &Connection) -> bool {
-        matches!(connection.credentials, Credentials::Oauth2 { .. })
-            || self
-                .store
-                .service(&connection.service)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.auth_type == AuthType::Oauth2)
+    async fn is_oauth(&self, connection: &Connection) -> bool {
+        if matches!(connection.credentials, Credentials::Oauth2 { .. }) {
+            return true;
+        }
+        self.store
+            .service(&connection.service)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.auth_type == AuthType::Oauth2)
     }
 
     /// Refreshes `link` if its token expires within the margin.
     pub async fn ensure_fresh(&self, link: &str) -> Result<Freshness, FlowError> {
-        let Some(connection) = self.store.connection(link)? else {
+        let Some(connection) = self.store.connection(link).await? else {
             return Ok(Freshness::Unchanged);
         };
         // Cheap test first: only OAuth credentials have an expiry.
-        if !expires_soon(&connection, self.margin) || !self.is_oauth(&connection) {
+        if !expires_soon(&connection, self.margin) || !self.is_oauth(&connection).await {
             return Ok(Freshness::Unchanged);
         }
         let held = self.hold(link).await;
@@ -206,7 +208,7 @@ impl TokenKeeper {
         if let Some(outcome) = held.shared_outcome() {
             return outcome.map(|()| Freshness::Refreshed);
         }
-        let Some(connection) = self.store.connection(link)? else {
+        let Some(connection) = self.store.connection(link).await? else {
             return Ok(Freshness::Unchanged);
         };
         if !expires_soon(&connection, self.margin) {
@@ -224,10 +226,10 @@ impl TokenKeeper {
         used_token: &str,
     ) -> Result<Freshness, FlowError> {
         let mut held = self.hold(link).await;
-        let Some(connection) = self.store.connection(link)? else {
+        let Some(connection) = self.store.connection(link).await? else {
             return Ok(Freshness::Unchanged);
         };
-        if !self.is_oauth(&connection) {
+        if !self.is_oauth(&connection).await {
             return Ok(Freshness::Unchanged);
         }
         if access_token(&connection).is_some_and(|current| current != used_token) {
@@ -248,7 +250,7 @@ impl TokenKeeper {
                 &self.store,
                 link,
                 "the API answered 401 to a token without expiry or refresh token; connect again if it keeps happening",
-            )?;
+            ).await?;
             return Ok(Freshness::Unchanged);
         }
         if held
@@ -270,7 +272,7 @@ impl TokenKeeper {
     /// than a day.
     pub async fn sweep(&self) -> SweepReport {
         let mut report = SweepReport::default();
-        let connections = match self.store.sealed_connections() {
+        let connections = match self.store.sealed_connections().await {
             Ok(list) => list,
             Err(err) => {
                 tracing::error!(error = %err, "token sweep cannot read connections");
@@ -302,7 +304,7 @@ impl TokenKeeper {
             let link = sealed.link_name.clone();
             let held = self.hold(&link).await;
             // Re-check under the lock: a plugin may have refreshed it.
-            let current = self.store.sealed_connection(&link).ok().flatten();
+            let current = self.store.sealed_connection(&link).await.ok().flatten();
             if current.is_some_and(|c| c.last_refresh_ms != sealed.last_refresh_ms) {
                 continue;
             }
@@ -324,7 +326,8 @@ impl TokenKeeper {
             outcome?;
             return self
                 .store
-                .connection(link)?
+                .connection(link)
+                .await?
                 .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()));
         }
         self.refresh_holding(held, link).await
@@ -346,7 +349,10 @@ impl TokenKeeper {
         code: Option<&str>,
         error: Option<(&str, Option<&str>)>,
     ) -> super::flow::Callback {
-        let link = state.and_then(|s| super::flow::pending_link(&self.store, s));
+        let link = match state {
+            Some(s) => super::flow::pending_link(&self.store, s).await,
+            None => None,
+        };
         let _held = match &link {
             Some(link) => Some(self.hold(link).await),
             None => None,

@@ -88,8 +88,8 @@ fn write_token_file(data_dir: &Path, token: &str) -> Result<(), AuthError> {
 impl AdminAuth {
     /// Loads the token hash from the store, issuing a token on first start.
     /// Returns the new token when one was issued, so it can be shown once.
-    pub fn load_or_issue(store: &Store) -> Result<(Self, Option<String>), AuthError> {
-        match store.admin_token_hash()? {
+    pub async fn load_or_issue(store: &Store) -> Result<(Self, Option<String>), AuthError> {
+        match store.admin_token_hash().await? {
             Some(hex_hash) => {
                 let hash: [u8; 32] = hex::decode(hex_hash)
                     .ok()
@@ -106,7 +106,7 @@ impl AdminAuth {
                 let auth = AdminAuth {
                     hash: Arc::new(RwLock::new([0; 32])),
                 };
-                let token = auth.rotate(store)?;
+                let token = auth.rotate(store).await?;
                 Ok((auth, Some(token)))
             }
         }
@@ -114,13 +114,19 @@ impl AdminAuth {
 
     /// Issues a new token: stores its hash, writes the token file, and makes
     /// the old token stop working. Returns the new token.
-    pub fn rotate(&self, store: &Store) -> Result<String, AuthError> {
+    pub async fn rotate(&self, store: &Store) -> Result<String, AuthError> {
         let token = generate_token();
         let hash = digest(&token);
         // The file first: if storing the hash fails, the old token still
         // works and the next rotation overwrites the file again.
-        write_token_file(store.data_dir(), &token)?;
-        store.set_admin_token_hash(&hex::encode(hash))?;
+        let (dir, written) = (store.data_dir().to_owned(), token.clone());
+        tokio::task::spawn_blocking(move || write_token_file(&dir, &written))
+            .await
+            .map_err(|source| AuthError::TokenFile {
+                path: token_path(store.data_dir()).display().to_string(),
+                source: std::io::Error::other(source),
+            })??;
+        store.set_admin_token_hash(&hex::encode(hash)).await?;
         if let Ok(mut current) = self.hash.write() {
             *current = hash;
         }
@@ -172,11 +178,11 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn issues_once_verifies_and_rotates() {
+    #[tokio::test]
+    async fn issues_once_verifies_and_rotates() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (auth, token) = AdminAuth::load_or_issue(&store).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (auth, token) = AdminAuth::load_or_issue(&store).await.unwrap();
         let token = token.expect("first start issues a token");
         assert!(token.starts_with(TOKEN_PREFIX) && token.len() > 40);
         assert!(auth.verify(&token));
@@ -185,14 +191,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let stored = store.admin_token_hash().unwrap().unwrap();
+        let stored = store.admin_token_hash().await.unwrap().unwrap();
         assert!(!stored.contains(&token), "only the hash is stored");
 
-        let (again, none) = AdminAuth::load_or_issue(&store).unwrap();
+        let (again, none) = AdminAuth::load_or_issue(&store).await.unwrap();
         assert!(none.is_none(), "printed once, on first start only");
         assert!(again.verify(&token));
 
-        let rotated = again.rotate(&store).unwrap();
+        let rotated = again.rotate(&store).await.unwrap();
         assert!(again.verify(&rotated));
         assert!(!again.verify(&token));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), rotated);

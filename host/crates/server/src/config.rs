@@ -22,6 +22,8 @@ pub const DEFAULT_CONSOLE_SESSION: std::time::Duration = std::time::Duration::fr
 pub struct ServerConfig {
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Which store to open (`redb:` in the data directory by default).
+    pub store: junction_store::StoreUrl,
     /// Where to listen.
     pub listen: SocketAddr,
     /// Largest component.
@@ -65,6 +67,7 @@ impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServerConfig {
             data_dir: data_dir.into(),
+            store: junction_store::StoreUrl::default(),
             listen,
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
             execution_retention: DEFAULT_RETENTION,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_store::{
     AuthType, Connection, ConnectionStatus, Credentials, Secret, Store, StoreError, now_ms,
 };
@@ -87,10 +87,14 @@ pub struct ConnectionView {
     pub used_by: Vec<String>,
 }
 
-fn view<S>(store: &Store, connection: &Connection<S>) -> Result<ConnectionView, StoreError> {
-    let auth_type = store.service(&connection.service)?.map(|s| s.auth_type);
+async fn view<S>(store: &Store, connection: &Connection<S>) -> Result<ConnectionView, StoreError> {
+    let auth_type = store
+        .service(&connection.service)
+        .await?
+        .map(|s| s.auth_type);
     let used_by = store
-        .plugins()?
+        .plugins()
+        .await?
         .into_iter()
         .filter(|p| {
             p.active()
@@ -130,12 +134,12 @@ pub(crate) async fn list_connections(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ConnectionView>>, ApiError> {
     let store = state.store.clone();
-    let views = blocking(move || {
-        store
-            .sealed_connections()?
-            .iter()
-            .map(|c| view(&store, c))
-            .collect::<Result<Vec<_>, _>>()
+    let views = stored(async move {
+        let mut views = Vec::new();
+        for connection in store.sealed_connections().await? {
+            views.push(view(&store, &connection).await?);
+        }
+        Ok(views)
     })
     .await?;
     Ok(Json(views))
@@ -195,9 +199,9 @@ pub(crate) async fn create_connection(
         history: Vec::new(),
     };
     let store = state.store.clone();
-    let created = blocking(move || {
-        store.create_connection(&connection)?;
-        view(&store, &connection)
+    let created = stored(async move {
+        store.create_connection(&connection).await?;
+        view(&store, &connection).await
     })
     .await?;
     tracing::info!(link = %created.link_name, service = %created.service, "connection created");
@@ -237,9 +241,11 @@ pub(crate) async fn connection_view(
 ) -> Result<Json<ConnectionView>, ApiError> {
     let store = state.store.clone();
     let lookup = link.to_owned();
-    blocking(move || match store.sealed_connection(&lookup)? {
-        Some(connection) => view(&store, &connection).map(Some),
-        None => Ok(None),
+    stored(async move {
+        match store.sealed_connection(&lookup).await? {
+            Some(connection) => view(&store, &connection).await.map(Some),
+            None => Ok(None),
+        }
     })
     .await?
     .map(Json)
@@ -263,6 +269,6 @@ pub(crate) async fn delete_connection(
     Path(link): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let store = state.store.clone();
-    blocking(move || store.delete_connection(&link)).await?;
+    stored(async move { store.delete_connection(&link).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -118,6 +118,8 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
             }
             StoreError::Invalid(message) => ApiError::invalid(message),
+            // Was an `Invalid` before it had a kind of its own: same answer.
+            StoreError::ServiceInUse { .. } => ApiError::invalid(err.to_string()),
             other => ApiError::internal(other),
         }
     }

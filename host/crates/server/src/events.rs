@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_events::index::TriggerSource;
 use junction_events::trigger::{Trigger, TriggerKind};
 use junction_events::{EventsError, Incoming};
@@ -162,11 +162,11 @@ pub(crate) async fn get_event(
 ) -> Result<Json<EventView>, ApiError> {
     let store = state.store.clone();
     let lookup = id.clone();
-    let found = blocking(move || -> Result<_, junction_store::StoreError> {
-        let Some(event) = store.event(&lookup)? else {
+    let found = stored(async move {
+        let Some(event) = store.event(&lookup).await? else {
             return Ok(None);
         };
-        let deliveries = store.deliveries_by_id(&event.deliveries)?;
+        let deliveries = store.deliveries_by_id(&event.deliveries).await?;
         Ok(Some((event, deliveries)))
     })
     .await?;
@@ -248,7 +248,7 @@ pub(crate) async fn list_deliveries(
         },
     };
     let store = state.store.clone();
-    let found = blocking(move || store.deliveries(&filter)).await?;
+    let found = stored(async move { store.deliveries(&filter).await }).await?;
     let list = found
         .into_iter()
         .map(|d| live(&state, d))
@@ -404,14 +404,17 @@ pub(crate) async fn create_trigger(
     Trigger::parse(&request.trigger).map_err(|e| ApiError::invalid(format!("trigger: {e}")))?;
     let store = state.store.clone();
     let plugin = request.plugin.clone();
-    if blocking(move || store.plugin(&plugin)).await?.is_none() {
+    if stored(async move { store.plugin(&plugin).await })
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!(
             "no plugin named `{}`",
             request.plugin
         )));
     }
     let id = format!("trg_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let stored = serde_json::json!({
+    let trigger = serde_json::json!({
         "id": id,
         "plugin": request.plugin,
         "trigger": request.trigger,
@@ -419,7 +422,7 @@ pub(crate) async fn create_trigger(
     });
     let store = state.store.clone();
     let key = id.clone();
-    blocking(move || store.put_trigger(&key, &stored)).await?;
+    stored(async move { store.put_trigger(&key, &trigger).await }).await?;
     state.events.reload_triggers().await?;
     let registered = state
         .events
@@ -460,7 +463,7 @@ pub(crate) async fn delete_trigger(
     }
     let store = state.store.clone();
     let ids = vec![id.clone()];
-    let removed = blocking(move || store.delete_triggers(&ids)).await?;
+    let removed = stored(async move { store.delete_triggers(&ids).await }).await?;
     if removed == 0 {
         return Err(ApiError::not_found(format!("no trigger with id `{id}`")));
     }

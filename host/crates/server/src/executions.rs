@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_runtime::{ExecutionRecord, Failure, Outcome};
 use junction_store::ExecutionQuery;
 
@@ -108,7 +108,7 @@ pub(crate) async fn list_executions(
         limit,
     };
     let store = state.store.clone();
-    let records = blocking(move || store.executions(&filter)).await?;
+    let records = stored(async move { store.executions(&filter).await }).await?;
     Ok(Json(records.iter().map(ExecutionSummary::from).collect()))
 }
 
@@ -130,7 +130,7 @@ pub(crate) async fn get_execution(
 ) -> Result<Json<ExecutionRecord>, ApiError> {
     let store = state.store.clone();
     let lookup = id.clone();
-    blocking(move || store.execution(&lookup))
+    stored(async move { store.execution(&lookup).await })
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no execution with id `{id}`")))

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::events::AcceptedEvent;
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_events::Incoming;
 use junction_store::{Secret, now_ms};
 
@@ -47,7 +47,7 @@ async fn secret_of(state: &AppState, plugin: &str, hook: &str) -> Result<Secret,
     }
     let store = state.store.clone();
     let (p, h) = (plugin.to_owned(), hook.to_owned());
-    let secret = blocking(move || store.hook_secret(&p, &h)).await?;
+    let secret = stored(async move { store.hook_secret(&p, &h).await }).await?;
     let secret = secret.ok_or_else(|| {
         unauthorized(format!(
             "webhook `{hook}` of plugin `{plugin}` has no secret yet; set one with `junction hook secret {plugin} {hook}`"
@@ -302,7 +302,7 @@ pub(crate) async fn set_hook_secret(
     let store = state.store.clone();
     let sealed = Secret::new(secret);
     let (p, h) = (plugin.clone(), hook.clone());
-    blocking(move || store.set_hook_secret(&p, &h, &sealed)).await?;
+    stored(async move { store.set_hook_secret(&p, &h, &sealed).await }).await?;
     tracing::info!(plugin = %plugin, hook = %hook, "webhook secret set");
     Ok(Json(HookInfo {
         url_path_with_secret: format!("/hooks/{plugin}/{hook}/<secret>"),

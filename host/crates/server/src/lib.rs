@@ -40,6 +40,7 @@ use junction_events::metrics::Metrics;
 use junction_events::{EventTasks, Events, EventsError, Journal, JournalError, Retention};
 use junction_oauth::TokenKeeper;
 use junction_runtime::{Runtime, RuntimeConfig, RuntimeError};
+use junction_store::keys::KeyConfig;
 use junction_store::{Store, StoreError};
 
 pub use auth::AdminAuth;
@@ -340,10 +341,7 @@ async fn rotate_key(State(state): State<AppState>) -> Result<axum::Json<RotatedK
             "the master key comes from JUNCTION_MASTER_KEY: move it to JUNCTION_PREVIOUS_MASTER_KEY, set JUNCTION_MASTER_KEY to a new key and restart",
         ));
     }
-    let store = state.store.clone();
-    let rotation = tokio::task::spawn_blocking(move || store.rotate_key())
-        .await
-        .map_err(ApiError::internal)??;
+    let rotation = state.store.rotate_key().await?;
     Ok(axum::Json(RotatedKey {
         key_id: rotation.key_id,
         previous_key_id: rotation.previous_key_id,
@@ -371,10 +369,10 @@ struct RotatedToken {
     )
 )]
 async fn rotate_token(State(state): State<AppState>) -> Result<axum::Json<RotatedToken>, ApiError> {
-    let shared = state.clone();
-    tokio::task::spawn_blocking(move || shared.auth.rotate(&shared.store))
+    state
+        .auth
+        .rotate(&state.store)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     // Sessions were opened with the old token.
     state.console.end_all();
@@ -408,13 +406,10 @@ pub struct Server {
 impl Server {
     /// Opens the store, loads the plugins, binds and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
-        let data_dir = config.data_dir.clone();
         let store = Arc::new(
-            tokio::task::spawn_blocking(move || Store::open(&data_dir))
-                .await
-                .map_err(|e| ServerError::Serve(e.to_string()))??,
+            Store::open_url(&config.store, &config.data_dir, KeyConfig::from_env()).await?,
         );
-        let (auth, issued_token) = AdminAuth::load_or_issue(&store)?;
+        let (auth, issued_token) = AdminAuth::load_or_issue(&store).await?;
         let tokens = Arc::new(
             TokenKeeper::new(store.clone(), junction_oauth::OAuth::new(config.network())?)
                 .with_unauthorized_interval(config.unauthorized_refresh),
@@ -677,14 +672,12 @@ pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     Ok(limit)
 }
 
-/// Runs blocking store work off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+/// Awaits store work, its error as the API's. The store's backend runs
+/// blocking work off the async workers itself.
+pub(crate) async fn stored<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    work.await.map_err(ApiError::from)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_app::registry::{Deployed, LoadedFrom, RegistryError, Upload};
 use junction_core::manifest::Manifest;
 use junction_runtime::{Event, ExecutionRecord, new_id};
@@ -190,14 +190,14 @@ pub(crate) async fn list_plugins(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PluginSummary>>, ApiError> {
     let store = state.store.clone();
-    let records = blocking(move || store.plugins()).await?;
+    let records = stored(async move { store.plugins().await }).await?;
     Ok(Json(records.iter().map(|r| summary(&state, r)).collect()))
 }
 
 async fn load_record(state: &AppState, name: &str) -> Result<PluginRecord, ApiError> {
     let store = state.store.clone();
     let owned = name.to_owned();
-    blocking(move || store.plugin(&owned))
+    stored(async move { store.plugin(&owned).await })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no plugin named `{name}`")))
 }

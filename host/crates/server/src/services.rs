@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{AppState, blocking};
+use super::{AppState, stored};
 use junction_oauth::{OAuthSettings, catalog};
 use junction_runtime::HostPattern;
 use junction_store::{AuthType, Placement, Secret, Service, now_ms, validate_service_name};
@@ -236,7 +236,7 @@ pub(crate) async fn list_services(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ServiceListing>>, ApiError> {
     let store = state.store.clone();
-    let stored = blocking(move || store.services()).await?;
+    let stored = stored(async move { store.services().await }).await?;
     let entries = catalog::entries().map_err(ApiError::internal)?;
     let mut listing: Vec<ServiceListing> = stored
         .into_iter()
@@ -308,9 +308,9 @@ pub(crate) async fn create_service(
     let service = build_service(name, input, now_ms())?;
     require_secret(&service, secret.as_ref(), false)?;
     let store = state.store.clone();
-    let created = blocking(move || {
-        store.create_service(&service, secret.as_ref())?;
-        store.service(&service.name)
+    let created = stored(async move {
+        store.create_service(&service, secret.as_ref()).await?;
+        store.service(&service.name).await
     })
     .await?
     .ok_or_else(|| ApiError::internal("the new service was not stored"))?;
@@ -335,7 +335,7 @@ pub(crate) async fn get_service(
 ) -> Result<Json<Service>, ApiError> {
     let store = state.store.clone();
     let lookup = name.clone();
-    blocking(move || store.service(&lookup))
+    stored(async move { store.service(&lookup).await })
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no service named `{name}`")))
@@ -374,7 +374,7 @@ pub(crate) async fn update_service(
     }
     let store = state.store.clone();
     let lookup = name.clone();
-    let existing = blocking(move || store.service(&lookup))
+    let existing = stored(async move { store.service(&lookup).await })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no service named `{name}`")))?;
     if input.auth_type.is_some_and(|t| t != existing.auth_type) {
@@ -388,9 +388,9 @@ pub(crate) async fn update_service(
     let service = build_service(name, input, existing.created_at_ms)?;
     require_secret(&service, secret.as_ref(), existing.has_client_secret)?;
     let store = state.store.clone();
-    let updated = blocking(move || {
-        store.update_service(&service, secret.as_ref())?;
-        store.service(&service.name)
+    let updated = stored(async move {
+        store.update_service(&service, secret.as_ref()).await?;
+        store.service(&service.name).await
     })
     .await?
     .ok_or_else(|| ApiError::internal("the service was not stored"))?;
@@ -415,6 +415,6 @@ pub(crate) async fn delete_service(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let store = state.store.clone();
-    blocking(move || store.delete_service(&name)).await?;
+    stored(async move { store.delete_service(&name).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,22 +17,24 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::crypto::{
+use crate::StoreError;
+use crate::backend::Backend;
+use crate::crypto::{
     Cipher, CryptoError, KEY_FILE, MASTER_KEY_ENV, NEXT_KEY_FILE, PREVIOUS_KEY_ENV, key_id,
     parse_key, sealed_key_id,
 };
-use super::{Secret, Store, StoreError, db};
+use crate::meta::{SealedArea, keys::KEY_CHECK};
+use junction_core::Secret;
 
-/// Meta row holding the check value.
-const KEY_CHECK: &str = "master_key_check";
 const CHECK_TEXT: &str = "junction master key check";
 const CHECK_AAD: &str = "meta/master_key_check";
 
@@ -82,14 +84,14 @@ pub struct Rotation {
     pub resealed: usize,
 }
 
-fn key_file_error(path: &Path) -> impl Fn(std::io::Error) -> CryptoError + '_ {
+pub(crate) fn key_file_error(path: &Path) -> impl Fn(std::io::Error) -> CryptoError + '_ {
     move |source| CryptoError::KeyFile {
         path: path.display().to_string(),
         source,
     }
 }
 
-fn read_key_file(path: &Path) -> Result<Option<[u8; 32]>, CryptoError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Option<[u8; 32]>, CryptoError> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let mode = fs::metadata(path)
@@ -107,7 +109,7 @@ fn read_key_file(path: &Path) -> Result<Option<[u8; 32]>, CryptoError> {
 }
 
 /// Writes a new key file (0600), durably; it must not exist yet.
-fn write_key_file(path: &Path, key: &[u8; 32]) -> Result<(), CryptoError> {
+pub(crate) fn write_key_file(path: &Path, key: &[u8; 32]) -> Result<(), CryptoError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -120,7 +122,7 @@ fn write_key_file(path: &Path, key: &[u8; 32]) -> Result<(), CryptoError> {
     sync_dir(path)
 }
 
-fn sync_dir(path: &Path) -> Result<(), CryptoError> {
+pub(crate) fn sync_dir(path: &Path) -> Result<(), CryptoError> {
     if let Some(dir) = path.parent() {
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -129,52 +131,45 @@ fn sync_dir(path: &Path) -> Result<(), CryptoError> {
     Ok(())
 }
 
-fn random_key() -> [u8; 32] {
+pub(crate) fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
     key
 }
 
-/// The check value's key id, when the store has one.
-fn stored_check(database: &redb::Database) -> Result<Option<String>, StoreError> {
-    let txn = database.begin_read().map_err(db)?;
-    let meta = match txn.open_table(super::META) {
-        Ok(meta) => meta,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(err) => return Err(db(err)),
-    };
-    Ok(meta
-        .get(KEY_CHECK)
-        .map_err(db)?
-        .map(|v| v.value().to_owned()))
-}
-
 /// Whether a store written before check values holds any sealed value.
-fn holds_secrets(database: &redb::Database) -> Result<bool, StoreError> {
-    let txn = database.begin_read().map_err(db)?;
-    macro_rules! non_empty {
-        ($table:expr) => {
-            match txn.open_table($table) {
-                Ok(table) => table.len().map_err(db)? > 0,
-                Err(redb::TableError::TableDoesNotExist(_)) => false,
-                Err(err) => return Err(db(err)),
-            }
-        };
+async fn holds_secrets(backend: &dyn Backend) -> Result<bool, StoreError> {
+    for area in [
+        SealedArea::ServiceSecrets,
+        SealedArea::Connections,
+        SealedArea::HookSecrets,
+    ] {
+        if !backend.sealed_values(area).await?.is_empty() {
+            return Ok(true);
+        }
     }
-    Ok(non_empty!(super::SERVICE_SECRETS)
-        || non_empty!(super::CONNECTIONS)
-        || non_empty!(super::events::HOOK_SECRETS))
+    Ok(false)
 }
 
-/// Loads the keys for the store in `data_dir` and checks them against it.
-pub(super) fn load(
+/// The keys as found: from the environment, or the key files (created on
+/// a first start). Reads files, so it runs on the blocking pool.
+fn configured_keys(
     data_dir: &Path,
-    database: &redb::Database,
     config: KeyConfig,
+    check: Option<&str>,
+    sealed_before: bool,
 ) -> Result<(Cipher, KeySource), StoreError> {
-    let check = stored_check(database)?;
-    let sealed_before = check.is_some() || holds_secrets(database)?;
-    let (cipher, source) = match config.current {
+    // The key file's home, private to the owner, even when the backend
+    // keeps its data elsewhere.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+    Ok(match config.current {
         Some(text) => {
             let current = parse_key(&text)?;
             let previous = config
@@ -198,7 +193,6 @@ pub(super) fn load(
                     return Err(StoreError::MissingKey {
                         path: path.display().to_string(),
                         key_id: check
-                            .as_deref()
                             .and_then(sealed_key_id)
                             .unwrap_or("unknown")
                             .to_owned(),
@@ -218,6 +212,24 @@ pub(super) fn load(
             };
             (cipher, KeySource::File(path))
         }
+    })
+}
+
+/// Loads the keys for the store in `data_dir` and checks them against what
+/// `backend` holds.
+pub(crate) async fn load(
+    data_dir: &Path,
+    backend: &dyn Backend,
+    config: KeyConfig,
+) -> Result<(Cipher, KeySource), StoreError> {
+    let check = backend.meta(KEY_CHECK).await?;
+    let sealed_before = check.is_some() || holds_secrets(backend).await?;
+    let (cipher, source) = {
+        let (dir, check) = (data_dir.to_owned(), check.clone());
+        tokio::task::spawn_blocking(move || {
+            configured_keys(&dir, config, check.as_deref(), sealed_before)
+        })
+        .await??
     };
     match &check {
         Some(sealed) => {
@@ -243,7 +255,7 @@ pub(super) fn load(
         }
         None if sealed_before => {
             // A store from before check values: the key must open what is there.
-            if let Some(problem) = first_unopenable(database, &cipher)? {
+            if let Some(problem) = first_unopenable(backend, &cipher).await? {
                 return Err(StoreError::WrongKey {
                     sealed_with: problem,
                     configured: cipher.key_ids().join(", "),
@@ -255,481 +267,123 @@ pub(super) fn load(
     Ok((cipher, source))
 }
 
-/// A table of sealed strings keyed by name, and the AAD of a row's value.
-type SealedTable = (
-    redb::TableDefinition<'static, &'static str, &'static str>,
-    fn(&str) -> String,
-);
-
 /// The key id of the first sealed value `cipher` cannot open, if any.
-fn first_unopenable(
-    database: &redb::Database,
+async fn first_unopenable(
+    backend: &dyn Backend,
     cipher: &Cipher,
 ) -> Result<Option<String>, StoreError> {
-    let txn = database.begin_read().map_err(db)?;
-    let tables: [SealedTable; 2] = [
-        (super::SERVICE_SECRETS, |name| {
-            format!("services/{name}/client_secret")
-        }),
-        (super::events::HOOK_SECRETS, |key| format!("hooks/{key}")),
-    ];
-    for (definition, aad) in tables {
-        let Ok(table) = txn.open_table(definition) else {
-            continue;
-        };
-        for row in table.iter().map_err(db)? {
-            let (key, sealed) = row.map_err(db)?;
-            if cipher.open(sealed.value(), &aad(key.value())).is_err() {
-                return Ok(Some(
-                    sealed_key_id(sealed.value())
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                ));
+    for area in [SealedArea::ServiceSecrets, SealedArea::HookSecrets] {
+        for (slot, sealed) in backend.sealed_values(area).await? {
+            if cipher.open(&sealed, &slot.aad()).is_err() {
+                return Ok(Some(sealed_key_id(&sealed).unwrap_or("unknown").to_owned()));
             }
         }
     }
     Ok(None)
 }
 
-impl Store {
-    /// After the keys are loaded: finishes a rotation that a crash (or a
-    /// new environment key) left open, and writes the check value.
-    pub(super) fn settle_keys(&self) -> Result<(), StoreError> {
-        let cipher = self.cipher();
-        let check = stored_check(&self.db)?;
-        let pending = match &check {
-            Some(sealed) => sealed_key_id(sealed) != Some(cipher.key_id()),
-            None => false,
-        } || (matches!(self.key_source, KeySource::File(_))
-            && self.data_dir.join(NEXT_KEY_FILE).exists());
-        if pending {
-            let resealed = self.reseal_everything()?;
-            tracing::info!(
-                resealed,
-                key_id = cipher.key_id(),
-                "finished a master key rotation"
-            );
-        } else if check.is_none() {
-            let txn = self.db.begin_write().map_err(db)?;
-            write_check(&txn, &cipher)?;
-            txn.commit().map_err(db)?;
-        }
-        self.finish_key_file()
-    }
-
-    /// Renames `master.key.next` over `master.key`: the rotation is complete.
-    fn finish_key_file(&self) -> Result<(), StoreError> {
-        let KeySource::File(path) = &self.key_source else {
-            return Ok(());
-        };
-        let next = self.data_dir.join(NEXT_KEY_FILE);
-        if next.exists() {
-            fs::rename(&next, path).map_err(key_file_error(path))?;
-            sync_dir(path)?;
-        }
-        Ok(())
-    }
-
-    /// Re-seals every secret under the primary key, table by table, the
-    /// check value last; passes repeat until none is left under another key
-    /// (a writer may have sealed with the old key just before the switch).
-    fn reseal_everything(&self) -> Result<usize, StoreError> {
-        let mut total = 0;
-        for _ in 0..8 {
-            let cipher = self.cipher();
-            let mut pass = 0;
-            for table in Resealed::ALL {
-                let txn = self.db.begin_write().map_err(db)?;
-                pass += reseal_table(&txn, &cipher, table)?;
-                txn.commit().map_err(db)?;
-            }
-            total += pass;
-            if pass == 0 {
-                break;
-            }
-        }
-        let txn = self.db.begin_write().map_err(db)?;
-        write_check(&txn, &self.cipher())?;
-        txn.commit().map_err(db)?;
-        Ok(total)
-    }
-
-    /// Where the master key comes from.
-    pub fn key_source(&self) -> &KeySource {
-        &self.key_source
-    }
-
-    /// Rotates the master key: a new key seals every secret, crash-safe
-    /// (see the module's doc). Only for the key file; with a key from the
-    /// environment the answer says how to rotate it.
-    pub fn rotate_key(&self) -> Result<Rotation, StoreError> {
-        let _one = self
-            .rotation
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let KeySource::File(path) = &self.key_source else {
-            return Err(StoreError::Invalid(format!(
-                "the master key comes from {MASTER_KEY_ENV}: to rotate it, move it to {PREVIOUS_KEY_ENV}, set {MASTER_KEY_ENV} to a new key (32 bytes, base64) and restart; the start re-seals every secret"
-            )));
-        };
-        let current = read_key_file(path)?.ok_or_else(|| StoreError::MissingKey {
-            path: path.display().to_string(),
-            key_id: self.cipher().key_id().to_owned(),
-        })?;
-        let next_path = self.data_dir.join(NEXT_KEY_FILE);
-        if next_path.exists() {
-            // A rotation that did not finish: finish it first.
-            fs::remove_file(&next_path).map_err(key_file_error(&next_path))?;
-        }
-        let key = random_key();
-        write_key_file(&next_path, &key)?;
-        let previous_key_id = key_id(&current);
-        self.set_cipher(Cipher::with_keys(&key, &[current]));
-        let resealed = self.reseal_everything()?;
-        self.finish_key_file()?;
-        tracing::info!(resealed, key_id = %key_id(&key), %previous_key_id, "master key rotated");
-        Ok(Rotation {
-            key_id: key_id(&key),
-            previous_key_id,
-            resealed,
-        })
-    }
+/// Writes the check value under `cipher`'s primary key.
+pub(crate) async fn write_check(backend: &dyn Backend, cipher: &Cipher) -> Result<(), StoreError> {
+    let sealed = cipher.seal(&Secret::new(CHECK_TEXT.to_owned()), CHECK_AAD)?;
+    backend.set_meta(KEY_CHECK, &sealed).await
 }
 
-fn write_check(txn: &WriteTransaction, cipher: &Cipher) -> Result<(), StoreError> {
-    let sealed = cipher.seal(&Secret::new(CHECK_TEXT.to_owned()), CHECK_AAD)?;
-    let mut meta = txn.open_table(super::META).map_err(db)?;
-    meta.insert(KEY_CHECK, sealed.as_str()).map_err(db)?;
+/// Whether a rotation is pending: the check value is under another key, or
+/// `master.key.next` exists.
+pub(crate) async fn rotation_pending(
+    backend: &dyn Backend,
+    cipher: &Cipher,
+    source: &KeySource,
+    data_dir: &Path,
+) -> Result<(bool, bool), StoreError> {
+    let check = backend.meta(KEY_CHECK).await?;
+    let stale_check = match &check {
+        Some(sealed) => sealed_key_id(sealed) != Some(cipher.key_id()),
+        None => false,
+    };
+    let next = data_dir.join(NEXT_KEY_FILE);
+    let next_exists = matches!(source, KeySource::File(_))
+        && tokio::task::spawn_blocking(move || next.exists()).await?;
+    Ok((stale_check || next_exists, check.is_some()))
+}
+
+/// Renames `master.key.next` over `master.key`: the rotation is complete.
+pub(crate) fn finish_key_file(source: &KeySource, data_dir: &Path) -> Result<(), StoreError> {
+    let KeySource::File(path) = source else {
+        return Ok(());
+    };
+    let next = data_dir.join(NEXT_KEY_FILE);
+    if next.exists() {
+        fs::rename(&next, path).map_err(key_file_error(path))?;
+        sync_dir(path)?;
+    }
     Ok(())
 }
 
-/// The tables that hold sealed values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Resealed {
-    ServiceSecrets,
-    Connections,
-    HookSecrets,
-    Authorizations,
-    Artifacts,
-}
-
-impl Resealed {
-    pub(super) const ALL: [Resealed; 5] = [
-        Resealed::ServiceSecrets,
-        Resealed::Connections,
-        Resealed::HookSecrets,
-        Resealed::Authorizations,
-        Resealed::Artifacts,
-    ];
-}
-
-/// Whether `sealed` needs re-sealing under `cipher`'s primary key.
-fn stale(cipher: &Cipher, sealed: &str) -> bool {
-    sealed_key_id(sealed) != Some(cipher.key_id())
-}
-
-/// Re-seals the stale values of one table inside `txn`; returns how many.
-pub(super) fn reseal_table(
-    txn: &WriteTransaction,
-    cipher: &Cipher,
-    which: Resealed,
+/// Re-seals every secret under the primary key of `current()`, area by
+/// area, the check value last; passes repeat until none is left under
+/// another key (a writer may have sealed with the old key just before the
+/// switch).
+pub(crate) async fn reseal_everything(
+    backend: &dyn Backend,
+    current: &(dyn Fn() -> Arc<Cipher> + Send + Sync),
 ) -> Result<usize, StoreError> {
-    let reseal = |sealed: &str, aad: &str| -> Result<String, StoreError> {
-        Ok(cipher.seal(&cipher.open(sealed, aad)?, aad)?)
-    };
-    let mut count = 0;
-    match which {
-        Resealed::ServiceSecrets | Resealed::HookSecrets => {
-            let (definition, prefix) = if which == Resealed::ServiceSecrets {
-                (super::SERVICE_SECRETS, "services/")
-            } else {
-                (super::events::HOOK_SECRETS, "hooks/")
-            };
-            let mut table = txn.open_table(definition).map_err(db)?;
-            let mut updates = Vec::new();
-            for row in table.iter().map_err(db)? {
-                let (key, sealed) = row.map_err(db)?;
-                if stale(cipher, sealed.value()) {
-                    let aad = if which == Resealed::ServiceSecrets {
-                        format!("{prefix}{}/client_secret", key.value())
-                    } else {
-                        format!("{prefix}{}", key.value())
-                    };
-                    updates.push((key.value().to_owned(), reseal(sealed.value(), &aad)?));
-                }
-            }
-            for (key, sealed) in &updates {
-                table.insert(key.as_str(), sealed.as_str()).map_err(db)?;
-            }
-            count += updates.len();
-        }
-        Resealed::Connections => {
-            let mut table = txn.open_table(super::CONNECTIONS).map_err(db)?;
-            let mut updates = Vec::new();
-            for row in table.iter().map_err(db)? {
-                let (link, bytes) = row.map_err(db)?;
-                let link = link.value().to_owned();
-                let mut connection: super::Connection<String> =
-                    serde_json::from_slice(bytes.value()).map_err(|e| {
-                        StoreError::Corrupt(format!("connections/{link}"), e.to_string())
-                    })?;
-                let mut changed = 0;
-                connection.credentials =
-                    connection.credentials.try_map(|field, sealed: String| {
-                        if stale(cipher, &sealed) {
-                            changed += 1;
-                            reseal(&sealed, &format!("connections/{link}/{field}"))
-                        } else {
-                            Ok(sealed)
+    let mut total = 0;
+    for _ in 0..8 {
+        let mut pass = 0;
+        for area in SealedArea::ALL {
+            let cipher = current();
+            pass += backend
+                .reseal(
+                    area,
+                    Arc::new(move |slot, sealed| {
+                        if sealed_key_id(sealed) == Some(cipher.key_id()) {
+                            return Ok(None);
                         }
-                    })?;
-                if changed > 0 {
-                    let bytes = serde_json::to_vec(&connection).map_err(|e| {
-                        StoreError::Corrupt(format!("connections/{link}"), e.to_string())
-                    })?;
-                    updates.push((link, bytes));
-                    count += changed;
-                }
-            }
-            for (link, bytes) in &updates {
-                table.insert(link.as_str(), bytes.as_slice()).map_err(db)?;
-            }
+                        let aad = slot.aad();
+                        Ok(Some(cipher.seal(&cipher.open(sealed, &aad)?, &aad)?))
+                    }),
+                )
+                .await?;
         }
-        Resealed::Authorizations => {
-            count += super::authorizations::reseal_in(txn, cipher)?;
-        }
-        Resealed::Artifacts => {
-            count += super::plugins::reseal_artifacts_in(txn, cipher)?;
+        total += pass;
+        if pass == 0 {
+            break;
         }
     }
-    Ok(count)
+    write_check(backend, &current()).await?;
+    Ok(total)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{AuthType, Connection, ConnectionStatus, Credentials, Placement, Service};
+/// The answer to a rotation asked for while the key comes from the
+/// environment.
+pub(crate) fn environment_rotation() -> StoreError {
+    StoreError::Invalid(format!(
+        "the master key comes from {MASTER_KEY_ENV}: to rotate it, move it to {PREVIOUS_KEY_ENV}, set {MASTER_KEY_ENV} to a new key (32 bytes, base64) and restart; the start re-seals every secret"
+    ))
+}
 
-    const TOKEN: &str = "tok-sealed-at-rest-1234";
-
-    fn fill(store: &Store) {
-        store
-            .create_service(
-                &Service {
-                    name: "svc".into(),
-                    auth_type: AuthType::Bearer,
-                    base_url: Some("https://api.example.com".into()),
-                    allowed_hosts: vec![],
-                    placement: Placement::bearer(),
-                    oauth: None,
-                    has_client_secret: false,
-                    problem: None,
-                    created_at_ms: 0,
-                },
-                Some(&Secret::new("client-secret-xyz".into())),
-            )
-            .unwrap();
-        store
-            .create_connection(&Connection {
-                link_name: "main".into(),
-                service: "svc".into(),
-                status: ConnectionStatus::Connected,
-                scopes: vec![],
-                metadata: Default::default(),
-                credentials: Credentials::Bearer {
-                    token: Secret::new(TOKEN.into()),
-                },
-                last_error: None,
-                created_at_ms: 0,
-                updated_at_ms: 0,
-                last_refresh_ms: None,
-                history: Vec::new(),
-            })
-            .unwrap();
-        store
-            .set_hook_secret("p", "h", &Secret::new("hook-secret-abc".into()))
-            .unwrap();
-        store
-            .put_artifact("sha", "compat", b"machine code")
-            .unwrap();
+/// Starts a rotation of the key file: writes `master.key.next` with a new
+/// key (dropping one an unfinished rotation left) and returns the keys to
+/// seal with from now on, with the new and the previous key's ids.
+pub(crate) fn begin_rotation(
+    path: &Path,
+    data_dir: &Path,
+    current_id: &str,
+) -> Result<(Cipher, String, String), StoreError> {
+    let current = read_key_file(path)?.ok_or_else(|| StoreError::MissingKey {
+        path: path.display().to_string(),
+        key_id: current_id.to_owned(),
+    })?;
+    let next_path = data_dir.join(NEXT_KEY_FILE);
+    if next_path.exists() {
+        fs::remove_file(&next_path).map_err(key_file_error(&next_path))?;
     }
-
-    fn check(store: &Store) {
-        assert_eq!(
-            store.client_secret("svc").unwrap().unwrap().expose(),
-            "client-secret-xyz"
-        );
-        let connection = store.connection("main").unwrap().unwrap();
-        assert_eq!(
-            connection.credentials,
-            Credentials::Bearer {
-                token: Secret::new(TOKEN.into())
-            }
-        );
-        assert_eq!(
-            store.hook_secret("p", "h").unwrap().unwrap().expose(),
-            "hook-secret-abc"
-        );
-        assert_eq!(
-            store.artifact("sha", "compat").unwrap().unwrap(),
-            b"machine code"
-        );
-    }
-
-    fn file_key_id(dir: &Path) -> String {
-        key_id(&read_key_file(&dir.join(KEY_FILE)).unwrap().unwrap())
-    }
-
-    fn env(key: &[u8; 32]) -> KeyConfig {
-        KeyConfig {
-            current: Some(B64.encode(key)),
-            previous: None,
-        }
-    }
-
-    #[test]
-    fn a_wrong_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        fill(&Store::open_with_keys(dir.path(), env(&[1; 32])).unwrap());
-        let err = Store::open_with_keys(dir.path(), env(&[2; 32]))
-            .err()
-            .unwrap();
-        assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
-        assert!(err.to_string().contains(&key_id(&[1; 32])), "{err}");
-        // The right key still opens it: nothing was written under the wrong one.
-        check(&Store::open_with_keys(dir.path(), env(&[1; 32])).unwrap());
-    }
-
-    #[test]
-    fn a_missing_key_file_is_refused_not_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        fill(&Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap());
-        let saved = fs::read(dir.path().join(KEY_FILE)).unwrap();
-        fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
-        let err = Store::open_with_keys(dir.path(), KeyConfig::file())
-            .err()
-            .unwrap();
-        assert!(matches!(err, StoreError::MissingKey { .. }), "{err}");
-        assert!(!dir.path().join(KEY_FILE).exists(), "no new key was made");
-        fs::write(dir.path().join(KEY_FILE), saved).unwrap();
-        check(&Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap());
-    }
-
-    #[test]
-    fn flipped_bits_in_a_sealed_value_fail_authentication() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap();
-        fill(&store);
-        let sealed = store.sealed_connection("main").unwrap().unwrap();
-        let Credentials::Bearer { token } = &sealed.credentials else {
-            panic!("bearer");
-        };
-        // Flip one bit of the ciphertext inside the base64 blob.
-        let (head, blob) = token.rsplit_once(':').unwrap();
-        let mut bytes = B64.decode(blob).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x01;
-        let tampered = format!("{head}:{}", B64.encode(bytes));
-        let mut row = sealed.clone();
-        row.credentials = Credentials::Bearer { token: tampered };
-        {
-            let txn = store.db.begin_write().unwrap();
-            {
-                let mut table = txn.open_table(crate::CONNECTIONS).unwrap();
-                let bytes = serde_json::to_vec(&row).unwrap();
-                table.insert("main", bytes.as_slice()).unwrap();
-            }
-            txn.commit().unwrap();
-        }
-        let err = store.connection("main").err().unwrap();
-        assert!(
-            matches!(err, StoreError::Crypto(CryptoError::Authentication)),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn rotation_reseals_everything_under_a_new_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap();
-        fill(&store);
-        let before = file_key_id(dir.path());
-        let rotation = store.rotate_key().unwrap();
-        assert_eq!(rotation.previous_key_id, before);
-        assert_ne!(rotation.key_id, before);
-        assert_eq!(rotation.resealed, 4, "{rotation:?}");
-        assert_eq!(file_key_id(dir.path()), rotation.key_id);
-        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
-        check(&store);
-        drop(store);
-        let reopened = Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap();
-        check(&reopened);
-        let sealed = reopened.sealed_connection("main").unwrap().unwrap();
-        let Credentials::Bearer { token } = &sealed.credentials else {
-            panic!("bearer");
-        };
-        assert_eq!(sealed_key_id(token), Some(rotation.key_id.as_str()));
-        // With the key from the environment, the answer says how to rotate.
-        drop(reopened);
-        let key = read_key_file(&dir.path().join(KEY_FILE)).unwrap().unwrap();
-        let from_env = Store::open_with_keys(dir.path(), env(&key)).unwrap();
-        let err = from_env.rotate_key().err().unwrap();
-        assert!(err.to_string().contains(PREVIOUS_KEY_ENV), "{err}");
-    }
-
-    #[test]
-    fn a_crash_mid_rotation_rolls_forward_on_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap();
-        fill(&store);
-        let old = read_key_file(&dir.path().join(KEY_FILE)).unwrap().unwrap();
-        // The rotation wrote the new key and re-sealed one table, then the
-        // process died: connections are under the new key, the rest under
-        // the old, and `master.key` is still the old key.
-        let new = random_key();
-        write_key_file(&dir.path().join(NEXT_KEY_FILE), &new).unwrap();
-        store.set_cipher(Cipher::with_keys(&new, &[old]));
-        {
-            let txn = store.db.begin_write().unwrap();
-            reseal_table(&txn, &store.cipher(), Resealed::Connections).unwrap();
-            txn.commit().unwrap();
-        }
-        drop(store);
-        // The old key alone no longer opens the connection: this is a real
-        // half-done state.
-        let old_only = Store::open_with_keys(dir.path(), env(&old));
-        assert!(
-            old_only.map_or(true, |s| s.connection("main").is_err()),
-            "the old key alone cannot open the re-sealed connection"
-        );
-        let reopened = Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap();
-        check(&reopened);
-        assert_eq!(file_key_id(dir.path()), key_id(&new));
-        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
-        drop(reopened);
-        // A crash right after the new key was written, before any re-seal.
-        let newer = random_key();
-        write_key_file(&dir.path().join(NEXT_KEY_FILE), &newer).unwrap();
-        check(&Store::open_with_keys(dir.path(), KeyConfig::file()).unwrap());
-        assert_eq!(file_key_id(dir.path()), key_id(&newer));
-    }
-
-    #[test]
-    fn environment_keys_rotate_through_the_previous_key() {
-        let dir = tempfile::tempdir().unwrap();
-        fill(&Store::open_with_keys(dir.path(), env(&[5; 32])).unwrap());
-        let rotated = Store::open_with_keys(
-            dir.path(),
-            KeyConfig {
-                current: Some(B64.encode([6; 32])),
-                previous: Some(B64.encode([5; 32])),
-            },
-        )
-        .unwrap();
-        check(&rotated);
-        drop(rotated);
-        // Every secret is under the new key: the previous one is not needed.
-        check(&Store::open_with_keys(dir.path(), env(&[6; 32])).unwrap());
-        assert!(Store::open_with_keys(dir.path(), env(&[5; 32])).is_err());
-    }
+    let key = random_key();
+    write_key_file(&next_path, &key)?;
+    Ok((
+        Cipher::with_keys(&key, &[current]),
+        key_id(&key),
+        key_id(&current),
+    ))
 }

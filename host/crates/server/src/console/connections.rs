@@ -23,7 +23,7 @@ use super::{
 use crate::error::{ApiError, ApiJson};
 use crate::oauth::flow_error;
 use crate::services::{ServiceInput, ServiceListing};
-use crate::{AppState, blocking, connections as api, services as service_api};
+use crate::{AppState, connections as api, services as service_api, stored};
 use junction_oauth::{Started, catalog};
 use junction_store::{AuthType, Placement, validate_link_name};
 
@@ -648,7 +648,7 @@ async fn new_page(
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let store = state.store.clone();
-    let services = blocking(move || store.services()).await?;
+    let services = stored(async move { store.services().await }).await?;
     let chosen = services.iter().find(|s| s.name == fields.service);
     let default_scopes = chosen
         .and_then(|s| s.oauth.as_ref())
@@ -712,7 +712,7 @@ async fn check_link(
     } else {
         let store = state.store.clone();
         let lookup = name.clone();
-        let taken = blocking(move || store.sealed_connection(&lookup))
+        let taken = stored(async move { store.sealed_connection(&lookup).await })
             .await?
             .is_some();
         if taken {
@@ -738,7 +738,7 @@ async fn create(
 ) -> Result<Response, PageError> {
     let store = state.store.clone();
     let wanted = fields.service.clone();
-    let service = blocking(move || store.service(&wanted)).await?;
+    let service = stored(async move { store.service(&wanted).await }).await?;
     let Some(service) = service else {
         let message = "Choose the service this connection belongs to.".to_owned();
         return error_form(&state, &session, fields, message).await;

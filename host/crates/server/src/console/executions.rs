@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::session::{Flash, Session};
 use super::{Chrome, PageError, done, format, render, sentence};
 use crate::executions::{Followed, follow, parse_status};
-use crate::{AppState, blocking};
+use crate::{AppState, stored};
 use junction_runtime::{ExecutionRecord, Failure, Outcome};
 use junction_store::{DeliveryQuery, DeliveryState, ExecutionQuery};
 
@@ -151,7 +151,8 @@ async fn list(
         limit: 100,
     };
     let (records, plugins) =
-        blocking(move || Ok((store.executions(&query)?, store.plugins()?))).await?;
+        stored(async move { Ok((store.executions(&query).await?, store.plugins().await?)) })
+            .await?;
     let page = ListPage {
         page: Chrome::new(&state, &session, "executions", "Executions"),
         plugins: plugins.into_iter().map(|p| p.name).collect(),
@@ -294,7 +295,7 @@ async fn show(
 ) -> Result<Response, PageError> {
     let store = state.store.clone();
     let lookup = id.clone();
-    let record = blocking(move || store.execution(&lookup))
+    let record = stored(async move { store.execution(&lookup).await })
         .await?
         .ok_or_else(|| {
             PageError::not_found(format!(
@@ -360,7 +361,7 @@ async fn deliveries(
         plugin: None,
         limit: 200,
     };
-    let found = blocking(move || store.deliveries(&query)).await?;
+    let found = stored(async move { store.deliveries(&query).await }).await?;
     let page = DeliveriesPage {
         page: Chrome::new(&state, &session, "deliveries", "Dead letters"),
         rows: found

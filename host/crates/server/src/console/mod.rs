@@ -397,19 +397,23 @@ async fn overview(
     axum::Extension(session): axum::Extension<Session>,
 ) -> Result<Response, PageError> {
     let store = state.store.clone();
-    let (connections, plugins, recent, dead) = super::blocking(move || {
-        let connections = store.sealed_connections()?;
-        let plugins = store.plugins()?;
-        let recent = store.executions(&junction_store::ExecutionQuery {
-            plugin: None,
-            ok: None,
-            limit: 10,
-        })?;
-        let dead = store.deliveries(&junction_store::DeliveryQuery {
-            state: Some(junction_store::DeliveryState::Dead),
-            plugin: None,
-            limit: 1000,
-        })?;
+    let (connections, plugins, recent, dead) = super::stored(async move {
+        let connections = store.sealed_connections().await?;
+        let plugins = store.plugins().await?;
+        let recent = store
+            .executions(&junction_store::ExecutionQuery {
+                plugin: None,
+                ok: None,
+                limit: 10,
+            })
+            .await?;
+        let dead = store
+            .deliveries(&junction_store::DeliveryQuery {
+                state: Some(junction_store::DeliveryState::Dead),
+                plugin: None,
+                limit: 1000,
+            })
+            .await?;
         Ok((connections, plugins, recent, dead.len()))
     })
     .await?;

@@ -17,7 +17,7 @@ use super::session::{self, Flash, Session};
 use super::{Chrome, PageError, done, format, render, see_other, segment, sentence};
 use crate::error::{ApiError, ApiJson};
 use crate::plugins::{self as api, InvokeRequest, RollbackRequest};
-use crate::{AppState, blocking};
+use crate::{AppState, stored};
 use junction_app::registry::Upload;
 use junction_core::manifest::Manifest;
 use junction_store::{ExecutionQuery, validate_plugin_name};
@@ -65,17 +65,17 @@ async fn list(
     let axum::Json(plugins) = api::list_plugins(State(state.clone())).await?;
     let names: Vec<String> = plugins.iter().map(|p| p.name.clone()).collect();
     let store = state.store.clone();
-    let recent = blocking(move || {
-        names
-            .into_iter()
-            .map(|plugin| {
-                store.executions(&ExecutionQuery {
-                    plugin: Some(plugin),
-                    ok: None,
-                    limit: RECENT,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
+    let recent = stored(async move {
+        let mut recent = Vec::new();
+        for plugin in names {
+            let query = ExecutionQuery {
+                plugin: Some(plugin),
+                ok: None,
+                limit: RECENT,
+            };
+            recent.push(store.executions(&query).await?);
+        }
+        Ok(recent)
     })
     .await?;
     let rows = plugins
@@ -380,12 +380,14 @@ async fn plugin_page(
         .collect();
     let store = state.store.clone();
     let plugin = name.to_owned();
-    let records = blocking(move || {
-        store.executions(&ExecutionQuery {
-            plugin: Some(plugin),
-            ok: None,
-            limit: 20,
-        })
+    let records = stored(async move {
+        store
+            .executions(&ExecutionQuery {
+                plugin: Some(plugin),
+                ok: None,
+                limit: 20,
+            })
+            .await
     })
     .await?;
     let summary = &detail.summary;

@@ -1,11 +1,13 @@
 //! Execution records, newest first, with a per-plugin history budget in
 //! records and in bytes: past either, the plugin's oldest records go. Records
 //! are written in batches (one transaction, one fsync for many executions)
-//! by the history writer in `events`.
+//! by the journal's group commit.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Store, StoreError, db};
+use super::{Redb, db};
+use crate::StoreError;
+use crate::journal::{ExecutionQuery, HistoryBudget};
 use junction_core::ExecutionRecord;
 
 /// Sequence number → the record as JSON.
@@ -20,37 +22,7 @@ pub(super) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("exec
 /// Plugin → the bytes its kept records take.
 pub(super) const BYTES: TableDefinition<&str, u64> = TableDefinition::new("execution_bytes");
 
-/// How much history each plugin keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryBudget {
-    /// Records.
-    pub records: u64,
-    /// Bytes of stored records.
-    pub bytes: u64,
-}
-
-impl HistoryBudget {
-    /// A budget in records only.
-    pub fn records(records: u64) -> Self {
-        HistoryBudget {
-            records,
-            bytes: u64::MAX,
-        }
-    }
-}
-
 const NEXT_SEQ: &str = "next_execution_seq";
-
-/// Which executions to list.
-#[derive(Debug, Clone, Default)]
-pub struct ExecutionQuery {
-    /// Only this plugin's.
-    pub plugin: Option<String>,
-    /// Only successes (`Some(true)`) or failures (`Some(false)`).
-    pub ok: Option<bool>,
-    /// At most this many.
-    pub limit: usize,
-}
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
     serde_json::from_slice(bytes)
@@ -157,17 +129,17 @@ pub(super) fn insert_in(
     Ok(())
 }
 
-impl Store {
+impl Redb {
     /// Appends `records` in one transaction, then trims each plugin's history
     /// to its budget.
-    pub fn insert_executions(
+    pub(super) fn insert_executions(
         &self,
-        records: &[ExecutionRecord],
+        records: Vec<ExecutionRecord>,
         budget: HistoryBudget,
     ) -> Result<(), StoreError> {
         let encoded = records
-            .iter()
-            .map(|r| crate::encoded::Encoded::new(r.clone()))
+            .into_iter()
+            .map(crate::encoded::Encoded::new)
             .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&crate::encoded::Encoded<ExecutionRecord>> = encoded.iter().collect();
         let txn = self.db.begin_write().map_err(db)?;
@@ -177,7 +149,7 @@ impl Store {
     }
 
     /// The execution with this id.
-    pub fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    pub(super) fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
         let Some(seq) = ids.get(id).map_err(db)?.map(|v| v.value()) else {
@@ -191,7 +163,10 @@ impl Store {
     }
 
     /// Executions matching `query`, newest first.
-    pub fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
+    pub(super) fn executions(
+        &self,
+        query: &ExecutionQuery,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let executions = txn.open_table(EXECUTIONS).map_err(db)?;
         let mut out = Vec::new();
@@ -235,66 +210,5 @@ impl Store {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use junction_core::{Event, ExecutionRecord};
-
-    fn record(plugin: &str, n: usize) -> ExecutionRecord {
-        let event = Event::new("k", "{}");
-        let mut record: ExecutionRecord = serde_json::from_value(serde_json::json!({
-            "id": format!("{plugin}-{n}"), "plugin": plugin, "event_id": event.id,
-            "event_kind": "k", "started_at_ms": n, "wall_time_ms": 1.0,
-            "status": "ok", "output": "x".repeat(1000), "peak_memory_bytes": 0,
-            "logs": [], "logs_truncated": false, "calls": [],
-        }))
-        .unwrap();
-        record.started_at_ms = n as u64;
-        record
-    }
-
-    fn kept_records(store: &Store) -> Vec<ExecutionRecord> {
-        store
-            .executions(&ExecutionQuery {
-                plugin: Some("big".into()),
-                ok: None,
-                limit: 100,
-            })
-            .unwrap()
-    }
-
-    #[test]
-    fn history_is_trimmed_by_bytes_as_well_as_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let budget = HistoryBudget {
-            records: 100,
-            bytes: 5 * 1024,
-        };
-        for n in 0..20 {
-            store
-                .insert_executions(&[record("big", n)], budget)
-                .unwrap();
-        }
-        let kept = kept_records(&store);
-        let bytes: usize = kept
-            .iter()
-            .map(|r| serde_json::to_vec(r).unwrap().len())
-            .sum();
-        assert!(kept.len() < 20 && kept.len() >= 3, "{} kept", kept.len());
-        assert!(bytes <= 5 * 1024, "{bytes} bytes kept");
-        assert_eq!(kept[0].id, "big-19", "the newest stays");
-        // One record over the whole budget is still kept: the newest always is.
-        let tiny = HistoryBudget {
-            records: 100,
-            bytes: 10,
-        };
-        store.insert_executions(&[record("big", 20)], tiny).unwrap();
-        let kept = kept_records(&store);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].id, "big-20");
     }
 }

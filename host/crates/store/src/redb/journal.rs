@@ -1,17 +1,27 @@
-//! Events and their deliveries, durably: the events table (with an
+//! Events and their deliveries in redb: the events table (with an
 //! idempotency index kept 24 h), one delivery per (event, plugin) with its
 //! state, the queue of deliveries still to run ordered by when they are due,
 //! the dead-letter index, API-registered triggers, the last fire time of
 //! each schedule and the sealed webhook secrets. Everything that changes a
-//! delivery is applied by [`Store::commit_journal`], one transaction for a
-//! whole batch, so accepting an event never costs one fsync of its own.
+//! delivery is applied by `commit_journal`, one transaction for a whole
+//! batch, so accepting an event never costs one fsync of its own.
 
+use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{Store, StoreError, db};
+use super::{Redb, RedbBackend, db};
+use crate::StoreError;
 use crate::encoded::{Encoded, encode};
+use crate::journal::{
+    Delivery, DeliveryQuery, DeliveryState, EventRecord, ExecutionQuery, HistoryBudget,
+    IDEMPOTENCY_WINDOW_MS, JournalAnswer, JournalEntry, apply_change,
+};
 use junction_core::ExecutionRecord;
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
+}
 
 /// Sequence number → event as JSON.
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -34,201 +44,16 @@ pub(super) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("s
 pub(super) const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("hook_secrets");
 
 const NEXT_EVENT_SEQ: &str = "next_event_seq";
-/// How long an idempotency key answers with the first event.
-pub const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// An accepted event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// Its id, passed to plugins so they can deduplicate.
-    pub id: String,
-    /// Its kind.
-    pub kind: String,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// Where it came from: `api`, `webhook`, `schedule` or `connection`.
-    pub source: String,
-    /// When it happened.
-    pub occurred_at_ms: u64,
-    /// When it was committed.
-    pub accepted_at_ms: u64,
-    /// The caller's idempotency key.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    /// Its deliveries' ids, one per plugin it was sent to.
-    #[serde(default)]
-    pub deliveries: Vec<String>,
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeliveryState {
-    /// Waiting to run (first attempt or a retry at `next_attempt_at_ms`).
-    Queued,
-    /// Running now (never stored: a delivery running at a crash is queued).
-    Running,
-    /// An attempt succeeded.
-    Succeeded,
-    /// Every attempt failed; retry it by hand.
-    Dead,
-    /// It will not run, with the reason (the plugin was deleted).
-    Cancelled,
-}
-
-impl DeliveryState {
-    /// Whether nothing more happens to it unless someone retries it.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeliveryState::Succeeded | DeliveryState::Dead | DeliveryState::Cancelled
-        )
-    }
-
-    /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Queued => "queued",
-            DeliveryState::Running => "running",
-            DeliveryState::Succeeded => "succeeded",
-            DeliveryState::Dead => "dead",
-            DeliveryState::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses the API's spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "queued" => DeliveryState::Queued,
-            "running" => DeliveryState::Running,
-            "succeeded" => DeliveryState::Succeeded,
-            "dead" => DeliveryState::Dead,
-            "cancelled" => DeliveryState::Cancelled,
-            _ => return None,
-        })
-    }
-}
-
-/// One event sent to one plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Delivery {
-    /// Its id.
-    pub id: String,
-    /// The event.
-    pub event_id: String,
-    /// The event's kind.
-    pub event_kind: String,
-    /// The plugin it goes to.
-    pub plugin: String,
-    /// Where it stands.
-    pub state: DeliveryState,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Retries allowed after the first attempt fails.
-    pub max_retries: u32,
-    /// When it is due (queued) or was last attempted.
-    pub next_attempt_at_ms: u64,
-    /// When it was created.
-    pub created_at_ms: u64,
-    /// When it last changed.
-    pub updated_at_ms: u64,
-    /// Why the last attempt failed, or why it was cancelled.
-    pub last_error: Option<String>,
-    /// The executions of its attempts, oldest first.
-    pub executions: Vec<String>,
-}
-
-/// An event to accept together with its deliveries.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// The event.
-    pub event: Encoded<EventRecord>,
-    /// Its deliveries (state queued, due now).
-    pub deliveries: Vec<Encoded<Delivery>>,
-    /// For schedule events: the schedule's key and its new last fire time,
-    /// committed with the event so a crash cannot fire it twice or lose it.
-    pub schedule_mark: Option<(String, u64)>,
-}
-
-/// What happens to a delivery.
-#[derive(Debug, Clone)]
-pub enum DeliveryChange {
-    /// The attempt succeeded.
-    Succeeded,
-    /// The attempt failed; try again at `at`.
-    Retry { at_ms: u64, error: String },
-    /// The attempt failed and no retries are left.
-    Dead { error: String },
-    /// It will not run.
-    Cancelled { reason: String },
-    /// Queued again by hand (from dead or cancelled), for one more attempt.
-    Requeue { at_ms: u64 },
-}
-
-/// One write for the journal.
-#[derive(Debug)]
-pub enum JournalEntry {
-    /// An execution record (from an invoke, or a delivery's attempt).
-    Execution(Box<Encoded<ExecutionRecord>>),
-    /// A new event.
-    Event(Box<NewEvent>),
-    /// A delivery's attempt ended: its new state (computed by the
-    /// dispatcher, which owns a delivery while it is queued) replaces the
-    /// stored one, with the attempt's record.
-    Settled {
-        delivery: Box<Encoded<Delivery>>,
-        /// When it was due before, to find its queue entry.
-        previous_due_ms: u64,
-        record: Option<Box<Encoded<ExecutionRecord>>>,
-    },
-    /// A delivery changes as the store has it (cancelled, retried by hand);
-    /// not applied when it no longer fits the stored state.
-    Delivery { id: String, change: DeliveryChange },
-    /// A plugin's kv write.
-    Kv(Box<super::KvWrite>),
-}
-
-/// What one journal entry did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JournalAnswer {
-    /// Written.
-    Written,
-    /// The event was stored, or an earlier event had its idempotency key.
-    Event {
-        id: String,
-        matched: usize,
-        duplicate: bool,
-    },
-    /// The delivery was already final (or gone), so the change was not applied.
-    Skipped,
-    /// What a kv write did.
-    Kv(super::KvOutcome),
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
-}
-
-/// Which deliveries to list.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryQuery {
-    /// Only in this state.
-    pub state: Option<DeliveryState>,
-    /// Only this plugin's.
-    pub plugin: Option<String>,
-    /// At most this many.
-    pub limit: usize,
-}
-
-impl Store {
+impl Redb {
     /// Applies a batch of journal entries in one transaction, trimming
     /// execution history to `retention` records per plugin.
-    pub fn commit_journal(
+    fn commit_journal(
         &self,
         entries: &[JournalEntry],
-        retention: super::HistoryBudget,
+        retention: HistoryBudget,
     ) -> Result<Vec<JournalAnswer>, StoreError> {
-        let now = super::now_ms();
+        let now = junction_core::now_ms();
         let txn = self.db.begin_write().map_err(db)?;
         let mut answers = Vec::with_capacity(entries.len());
         let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
@@ -362,7 +187,7 @@ impl Store {
     }
 
     /// The event with this id.
-    pub fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+    fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let ids = txn.open_table(EVENT_IDS).map_err(db)?;
         let Some(seq) = ids.get(id).map_err(db)?.map(|v| v.value()) else {
@@ -376,7 +201,7 @@ impl Store {
     }
 
     /// The delivery with this id.
-    pub fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(DELIVERIES).map_err(db)?;
         match table.get(id).map_err(db)? {
@@ -386,7 +211,7 @@ impl Store {
     }
 
     /// These deliveries, in the order given (missing ones left out).
-    pub fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError> {
+    fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(DELIVERIES).map_err(db)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -400,7 +225,7 @@ impl Store {
 
     /// Deliveries matching `query`. Dead letters come from their index;
     /// queued ones from the queue in due order; others by scanning.
-    pub fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+    fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(DELIVERIES).map_err(db)?;
         let wanted = |d: &Delivery| {
@@ -448,7 +273,7 @@ impl Store {
     /// Every delivery still to run, with its event, in due order: what the
     /// dispatcher reloads on start (deliveries that were running at a crash
     /// are among them and run again).
-    pub fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+    fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let queue = txn.open_table(QUEUE).map_err(db)?;
         let table = txn.open_table(DELIVERIES).map_err(db)?;
@@ -486,8 +311,8 @@ impl Store {
     /// dead ones included (their dead letters go with them). Idempotency
     /// keys outlive their events for their full window and are dropped after
     /// it. Returns how many events were removed.
-    pub fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {
-        let now = super::now_ms();
+    fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {
+        let now = junction_core::now_ms();
         let cutoff = now.saturating_sub(max_age_ms);
         let txn = self.db.begin_write().map_err(db)?;
         let mut removed = 0;
@@ -551,7 +376,7 @@ impl Store {
     }
 
     /// Every API-registered trigger as stored JSON.
-    pub fn api_triggers(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn api_triggers(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(TRIGGERS).map_err(db)?;
         let mut out = Vec::new();
@@ -563,7 +388,7 @@ impl Store {
     }
 
     /// Stores an API-registered trigger.
-    pub fn put_trigger(&self, id: &str, trigger: &serde_json::Value) -> Result<(), StoreError> {
+    fn put_trigger(&self, id: &str, trigger: &serde_json::Value) -> Result<(), StoreError> {
         let bytes = encode("triggers", trigger)?;
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(TRIGGERS)
@@ -575,7 +400,7 @@ impl Store {
     }
 
     /// Removes API-registered triggers; returns how many existed.
-    pub fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError> {
+    fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         let mut removed = 0;
         {
@@ -591,7 +416,7 @@ impl Store {
     }
 
     /// When each schedule last fired.
-    pub fn schedule_marks(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+    fn schedule_marks(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(SCHEDULES).map_err(db)?;
         let mut out = std::collections::HashMap::new();
@@ -603,7 +428,7 @@ impl Store {
     }
 
     /// Records when a schedule last fired (or was first seen).
-    pub fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
+    fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(SCHEDULES)
             .map_err(db)?
@@ -613,44 +438,34 @@ impl Store {
         Ok(())
     }
 
-    /// The webhook's secret, opened.
-    pub fn hook_secret(
-        &self,
-        plugin: &str,
-        hook: &str,
-    ) -> Result<Option<super::Secret>, StoreError> {
+    fn sealed_hook_secret(&self, plugin: &str, hook: &str) -> Result<Option<String>, StoreError> {
         let key = format!("{plugin}/{hook}");
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(HOOK_SECRETS).map_err(db)?;
-        let Some(sealed) = table.get(key.as_str()).map_err(db)? else {
-            return Ok(None);
-        };
-        let secret = self
-            .cipher()
-            .open(sealed.value(), &format!("hooks/{key}"))?;
-        Ok(Some(secret))
+        Ok(table
+            .get(key.as_str())
+            .map_err(db)?
+            .map(|v| v.value().to_owned()))
     }
 
-    /// Seals and stores a webhook's secret, replacing any earlier one.
-    pub fn set_hook_secret(
+    fn set_sealed_hook_secret(
         &self,
         plugin: &str,
         hook: &str,
-        secret: &super::Secret,
+        sealed: &str,
     ) -> Result<(), StoreError> {
         let key = format!("{plugin}/{hook}");
-        let sealed = self.cipher().seal(secret, &format!("hooks/{key}"))?;
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(HOOK_SECRETS)
             .map_err(db)?
-            .insert(key.as_str(), sealed.as_str())
+            .insert(key.as_str(), sealed)
             .map_err(db)?;
         txn.commit().map_err(db)?;
         Ok(())
     }
 
     /// Forgets a plugin's webhook secrets and API triggers (it was deleted).
-    pub fn forget_plugin_events(&self, plugin: &str) -> Result<(), StoreError> {
+    fn forget_plugin_events(&self, plugin: &str) -> Result<(), StoreError> {
         let prefix = format!("{plugin}/");
         let txn = self.db.begin_write().map_err(db)?;
         {
@@ -731,259 +546,116 @@ fn remove_prefixed<V: redb::Value + 'static>(
     Ok(())
 }
 
-/// The delivery after `change` (and, with `record`, the attempt it ran),
-/// or `None` when the change does not apply: only a requeue applies to a
-/// final delivery, and only to one.
-pub fn apply_change(
-    delivery: Delivery,
-    change: &DeliveryChange,
-    record: Option<&ExecutionRecord>,
-    now: u64,
-) -> Option<Delivery> {
-    let mut after = delivery;
-    let requeue = matches!(change, DeliveryChange::Requeue { .. });
-    if requeue != after.state.is_final() {
-        return None;
+#[async_trait]
+impl crate::journal::JournalRows for RedbBackend {
+    async fn commit_journal(
+        &self,
+        entries: Vec<JournalEntry>,
+        retention: HistoryBudget,
+    ) -> Result<Vec<JournalAnswer>, StoreError> {
+        self.run(move |redb| redb.commit_journal(&entries, retention))
+            .await
     }
-    if let Some(record) = record {
-        after.attempts += 1;
-        after.executions.push(record.id.clone());
+
+    async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |redb| redb.event(&id)).await
     }
-    after.updated_at_ms = now;
-    match change {
-        DeliveryChange::Succeeded => {
-            after.state = DeliveryState::Succeeded;
-            after.last_error = None;
-        }
-        DeliveryChange::Retry { at_ms, error } => {
-            after.state = DeliveryState::Queued;
-            after.next_attempt_at_ms = *at_ms;
-            after.last_error = Some(error.clone());
-        }
-        DeliveryChange::Dead { error } => {
-            after.state = DeliveryState::Dead;
-            after.last_error = Some(error.clone());
-        }
-        DeliveryChange::Cancelled { reason } => {
-            after.state = DeliveryState::Cancelled;
-            after.last_error = Some(reason.clone());
-        }
-        DeliveryChange::Requeue { at_ms } => {
-            after.state = DeliveryState::Queued;
-            after.next_attempt_at_ms = *at_ms;
-            // One more attempt than it has made: a hand retry runs once.
-            after.max_retries = after.attempts;
-        }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |redb| redb.delivery(&id)).await
     }
-    Some(after)
+
+    async fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError> {
+        let ids = ids.to_vec();
+        self.run(move |redb| redb.deliveries_by_id(&ids)).await
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let query = query.clone();
+        self.run(move |redb| redb.deliveries(&query)).await
+    }
+
+    async fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        self.run(|redb| redb.pending_deliveries()).await
+    }
+
+    async fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {
+        self.run(move |redb| redb.prune_events(keep, max_age_ms))
+            .await
+    }
+
+    async fn insert_executions(
+        &self,
+        records: Vec<ExecutionRecord>,
+        retention: HistoryBudget,
+    ) -> Result<(), StoreError> {
+        self.run(move |redb| redb.insert_executions(records, retention))
+            .await
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |redb| redb.execution(&id)).await
+    }
+
+    async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let query = query.clone();
+        self.run(move |redb| redb.executions(&query)).await
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Secret;
-
-    fn delivery(id: &str, due: u64) -> Delivery {
-        Delivery {
-            id: id.into(),
-            event_id: "e1".into(),
-            event_kind: "k".into(),
-            plugin: "p".into(),
-            state: DeliveryState::Queued,
-            attempts: 0,
-            max_retries: 1,
-            next_attempt_at_ms: due,
-            created_at_ms: due,
-            updated_at_ms: due,
-            last_error: None,
-            executions: vec![],
-        }
+#[async_trait]
+impl crate::journal::TriggerRows for RedbBackend {
+    async fn api_triggers(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.run(|redb| redb.api_triggers()).await
     }
 
-    #[test]
-    fn forgetting_a_plugin_keeps_its_namesakes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for plugin in ["a", "ab"] {
-            store
-                .set_hook_secret(plugin, "x", &Secret::new("s".repeat(20)))
-                .unwrap();
-            store
-                .set_schedule_mark(&format!("{plugin}/* * * * *@UTC"), 1)
-                .unwrap();
-        }
-        store.forget_plugin_events("a").unwrap();
-        assert!(store.hook_secret("a", "x").unwrap().is_none());
-        assert!(store.hook_secret("ab", "x").unwrap().is_some());
-        let marks = store.schedule_marks().unwrap();
-        assert_eq!(marks.keys().collect::<Vec<_>>(), ["ab/* * * * *@UTC"]);
+    async fn put_trigger(&self, id: &str, trigger: &serde_json::Value) -> Result<(), StoreError> {
+        let (id, trigger) = (id.to_owned(), trigger.clone());
+        self.run(move |redb| redb.put_trigger(&id, &trigger)).await
     }
 
-    #[test]
-    fn idempotency_keys_and_hand_retries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let event = |id: &str| EventRecord {
-            id: id.into(),
-            kind: "k".into(),
-            payload: "{}".into(),
-            source: "api".into(),
-            occurred_at_ms: 1,
-            accepted_at_ms: 1,
-            idempotency_key: Some("key-1".into()),
-            deliveries: vec![format!("d-{id}")],
-        };
-        let new = |id: &str| {
-            JournalEntry::Event(Box::new(NewEvent {
-                event: Encoded::new(event(id)).unwrap(),
-                deliveries: vec![Encoded::new(delivery(&format!("d-{id}"), 5)).unwrap()],
-                schedule_mark: None,
-            }))
-        };
-        // Two events with one key in one batch: the second is the first.
-        let answers = store
-            .commit_journal(&[new("e1"), new("e2")], crate::HistoryBudget::records(10))
-            .unwrap();
-        assert_eq!(
-            answers[1],
-            JournalAnswer::Event {
-                id: "e1".into(),
-                matched: 1,
-                duplicate: true
-            }
-        );
-        assert!(store.event("e2").unwrap().is_none());
-        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
-
-        // A hand retry applies to a dead delivery only, and runs once more.
-        let dead = DeliveryChange::Dead {
-            error: "boom".into(),
-        };
-        let requeue = DeliveryChange::Requeue { at_ms: 9 };
-        let queued = JournalEntry::Delivery {
-            id: "d-e1".into(),
-            change: requeue.clone(),
-        };
-        assert_eq!(
-            store
-                .commit_journal(&[queued], crate::HistoryBudget::records(10))
-                .unwrap(),
-            [JournalAnswer::Skipped]
-        );
-        let died = JournalEntry::Delivery {
-            id: "d-e1".into(),
-            change: dead,
-        };
-        store
-            .commit_journal(&[died], crate::HistoryBudget::records(10))
-            .unwrap();
-        let listed = store
-            .deliveries(&DeliveryQuery {
-                state: Some(DeliveryState::Dead),
-                plugin: None,
-                limit: 10,
-            })
-            .unwrap();
-        assert_eq!(listed.len(), 1);
-        assert!(store.pending_deliveries().unwrap().is_empty());
-        let again = JournalEntry::Delivery {
-            id: "d-e1".into(),
-            change: requeue,
-        };
-        store
-            .commit_journal(&[again], crate::HistoryBudget::records(10))
-            .unwrap();
-        let back = store.delivery("d-e1").unwrap().unwrap();
-        assert_eq!(back.state, DeliveryState::Queued);
-        assert_eq!(back.max_retries, back.attempts);
-        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
-        assert!(
-            store
-                .deliveries(&DeliveryQuery {
-                    state: Some(DeliveryState::Dead),
-                    plugin: None,
-                    limit: 10
-                })
-                .unwrap()
-                .is_empty()
-        );
+    async fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let ids = ids.to_vec();
+        self.run(move |redb| redb.delete_triggers(&ids)).await
     }
 
-    #[test]
-    fn old_finished_events_go_with_their_dead_letters_and_keys_outlive_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = crate::now_ms();
-        let day = 24 * 3600 * 1000;
-        let event = |id: &str, accepted_at_ms: u64, key: Option<&str>| {
-            JournalEntry::Event(Box::new(NewEvent {
-                event: Encoded::new(EventRecord {
-                    id: id.into(),
-                    kind: "k".into(),
-                    payload: "{}".into(),
-                    source: "api".into(),
-                    occurred_at_ms: accepted_at_ms,
-                    accepted_at_ms,
-                    idempotency_key: key.map(str::to_owned),
-                    deliveries: vec![format!("d-{id}")],
-                })
-                .unwrap(),
-                deliveries: vec![Encoded::new(delivery(&format!("d-{id}"), 0)).unwrap()],
-                schedule_mark: None,
-            }))
-        };
-        let budget = crate::HistoryBudget::records(10);
-        store
-            .commit_journal(
-                &[
-                    // In the order they were accepted.
-                    event("old", now - 10 * day, None),
-                    event("keyed", now - 9 * day, Some("k-1")),
-                    event("recent", now - day, None),
-                ],
-                budget,
-            )
-            .unwrap();
-        for id in ["old", "recent", "keyed"] {
-            let dead = JournalEntry::Delivery {
-                id: format!("d-{id}"),
-                change: DeliveryChange::Dead {
-                    error: "boom".into(),
-                },
-            };
-            store.commit_journal(&[dead], budget).unwrap();
-        }
-        // Count is not the reason here: 3 events, 100 kept.
-        let removed = store.prune_events(100, 7 * day).unwrap();
-        assert_eq!(removed, 2, "the two old events, dead letters and all");
-        assert!(store.event("old").unwrap().is_none());
-        assert!(store.delivery("d-old").unwrap().is_none());
-        assert!(
-            store.event("recent").unwrap().is_some(),
-            "a recent dead letter stays"
-        );
-        let dead = store
-            .deliveries(&DeliveryQuery {
-                state: Some(DeliveryState::Dead),
-                plugin: None,
-                limit: 10,
-            })
-            .unwrap();
-        assert_eq!(dead.len(), 1);
-        // The key was accepted just now (its window runs from then): still
-        // honoured although its event is gone.
-        let again = store
-            .commit_journal(&[event("keyed-again", now, Some("k-1"))], budget)
-            .unwrap();
-        assert!(
-            matches!(
-                &again[0],
-                JournalAnswer::Event {
-                    duplicate: true,
-                    ..
-                }
-            ),
-            "{again:?}"
-        );
+    async fn schedule_marks(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        self.run(|redb| redb.schedule_marks()).await
+    }
+
+    async fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |redb| redb.set_schedule_mark(&key, at_ms))
+            .await
+    }
+
+    async fn sealed_hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (plugin, hook) = (plugin.to_owned(), hook.to_owned());
+        self.run(move |redb| redb.sealed_hook_secret(&plugin, &hook))
+            .await
+    }
+
+    async fn set_sealed_hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        let (plugin, hook, sealed) = (plugin.to_owned(), hook.to_owned(), sealed.to_owned());
+        self.run(move |redb| redb.set_sealed_hook_secret(&plugin, &hook, &sealed))
+            .await
+    }
+
+    async fn forget_plugin_events(&self, plugin: &str) -> Result<(), StoreError> {
+        let plugin = plugin.to_owned();
+        self.run(move |redb| redb.forget_plugin_events(&plugin))
+            .await
     }
 }

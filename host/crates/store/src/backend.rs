@@ -1,0 +1,28 @@
+//! What a storage backend is: every area's rows behind one object. A
+//! backend implements these traits over its own database and passes
+//! the conformance suite (`conformance.rs`); nothing else changes. It only ever
+//! holds sealed secrets: sealing and opening are [`crate::Store`]'s.
+
+use crate::connections::ConnectionRows;
+use crate::journal::{JournalRows, TriggerRows};
+use crate::kv::KvRows;
+use crate::meta::{MetaRows, SealedRows};
+use crate::plugins::PluginRows;
+use crate::services::ServiceRows;
+use crate::sessions::SessionRows;
+
+/// Every area of storage.
+pub trait Backend:
+    MetaRows
+    + SealedRows
+    + ServiceRows
+    + ConnectionRows
+    + KvRows
+    + PluginRows
+    + JournalRows
+    + TriggerRows
+    + SessionRows
+{
+    /// What and where it is, for logs and errors (no credentials).
+    fn describe(&self) -> String;
+}

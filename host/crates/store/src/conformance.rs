@@ -1,0 +1,1563 @@
+//! The conformance suite every backend passes: each trait method, and the
+//! guarantees the rest of Junction relies on — a journal batch commits
+//! whole, idempotency keys answer with the first event, deliveries are
+//! claimed and finished exactly as the dispatcher expects, an OAuth state
+//! is taken once however many callbacks race for it, concurrent uploads
+//! get distinct version numbers, and through [`Store`] a backend only ever
+//! holds ciphertext. A backend's tests call [`conformance_tests!`] with a
+//! function that makes an empty backend; see `redb`'s tests.
+
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::encoded::Encoded;
+use crate::journal::{
+    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, EventRecord, ExecutionQuery,
+    HistoryBudget, JournalAnswer, JournalEntry, NewEvent,
+};
+use crate::keys::KeyConfig;
+use crate::meta::SealedArea;
+use crate::plugins::NewVersion;
+use crate::sessions::PendingAuthorization;
+use crate::{SCHEMA_VERSION, Store, StoreError};
+use junction_core::kv::{KvOutcome, KvQuota, KvWrite};
+use junction_core::model::{
+    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service,
+};
+use junction_core::{ExecutionRecord, Manifest, Secret, now_ms};
+
+/// An empty backend, and the directory its keys (and maybe its data) live
+/// in for as long as the check runs.
+pub struct Fresh {
+    /// The backend under test.
+    pub backend: Arc<dyn Backend>,
+    /// Kept for the key file.
+    pub dir: tempfile::TempDir,
+}
+
+impl Fresh {
+    /// A [`Store`] sealing for this backend with a key file in `dir`.
+    pub async fn store(&self) -> Store {
+        Store::over(self.backend.clone(), self.dir.path(), KeyConfig::file())
+            .await
+            .expect("a store opens over a fresh backend")
+    }
+}
+
+/// Expands to one `#[tokio::test]` per check, each on a fresh backend from
+/// `$fresh` (an `async fn() -> Fresh`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            metadata_round_trips,
+            services_round_trip_and_refuse_conflicts,
+            a_service_in_use_is_not_deleted,
+            connections_round_trip_and_report_the_previous_status,
+            kv_is_namespaced_counted_and_bounded,
+            plugin_versions_activate_and_delete,
+            concurrent_uploads_get_distinct_versions,
+            artifacts_keep_their_tags_per_engine,
+            a_journal_batch_commits_whole,
+            idempotency_keys_answer_with_the_first_event,
+            deliveries_are_claimed_and_finished,
+            hand_retries_apply_to_final_deliveries_only,
+            old_finished_events_are_pruned,
+            executions_are_listed_and_trimmed,
+            triggers_marks_and_hook_secrets,
+            an_oauth_state_is_taken_once,
+            sealed_values_are_listed_and_resealed,
+            the_backend_only_sees_ciphertext,
+            a_rotation_reseals_everything,
+            artifacts_with_a_wrong_tag_are_refused);
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let fresh = $fresh().await;
+                $crate::conformance::$check(&fresh).await;
+            }
+        )*
+    };
+}
+
+fn service(name: &str, auth_type: AuthType) -> Service {
+    Service {
+        name: name.into(),
+        auth_type,
+        base_url: Some("https://api.example.com/v1".into()),
+        allowed_hosts: vec![],
+        placement: Placement::bearer(),
+        oauth: None,
+        has_client_secret: false,
+        problem: None,
+        created_at_ms: now_ms(),
+    }
+}
+
+fn connection<S>(link: &str, service: &str, credentials: Credentials<S>) -> Connection<S> {
+    Connection {
+        link_name: link.into(),
+        service: service.into(),
+        status: ConnectionStatus::Connected,
+        scopes: vec![],
+        metadata: Default::default(),
+        credentials,
+        last_error: None,
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+        last_refresh_ms: None,
+        history: Vec::new(),
+    }
+}
+
+fn sealed_bearer(token: &str) -> Credentials<String> {
+    Credentials::Bearer {
+        token: token.into(),
+    }
+}
+
+fn version<'a>(component: &'a [u8], sha: &'a str, artifact: &'a [u8]) -> NewVersion<'a> {
+    NewVersion {
+        component,
+        sha256: sha,
+        compatibility: "engine-a",
+        artifact,
+        manifest: Manifest::default(),
+        granted_connections: vec![],
+        missing_connections: vec![],
+    }
+}
+
+fn delivery(id: &str, event: &str, plugin: &str, due: u64) -> Delivery {
+    Delivery {
+        id: id.into(),
+        event_id: event.into(),
+        event_kind: "k".into(),
+        plugin: plugin.into(),
+        state: DeliveryState::Queued,
+        attempts: 0,
+        max_retries: 1,
+        next_attempt_at_ms: due,
+        created_at_ms: due,
+        updated_at_ms: due,
+        last_error: None,
+        executions: vec![],
+    }
+}
+
+/// An event for `plugins`, one delivery each (`d-<event>-<plugin>`), due at `due`.
+fn event(
+    id: &str,
+    key: Option<&str>,
+    accepted_at_ms: u64,
+    plugins: &[&str],
+    due: u64,
+) -> JournalEntry {
+    let deliveries: Vec<Delivery> = plugins
+        .iter()
+        .map(|p| delivery(&format!("d-{id}-{p}"), id, p, due))
+        .collect();
+    JournalEntry::Event(Box::new(NewEvent {
+        event: Encoded::new(EventRecord {
+            id: id.into(),
+            kind: "k".into(),
+            payload: "{}".into(),
+            source: "api".into(),
+            occurred_at_ms: accepted_at_ms,
+            accepted_at_ms,
+            idempotency_key: key.map(str::to_owned),
+            deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
+        })
+        .unwrap(),
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| Encoded::new(d).unwrap())
+            .collect(),
+        schedule_mark: None,
+    }))
+}
+
+fn record(id: &str, plugin: &str, ok: bool, started_at_ms: u64, output: &str) -> ExecutionRecord {
+    let status = if ok {
+        serde_json::json!({"status": "ok", "output": output})
+    } else {
+        serde_json::json!({"status": "failed", "failure": "trap", "message": output})
+    };
+    let mut value = serde_json::json!({
+        "id": id, "plugin": plugin, "event_id": "e", "event_kind": "k",
+        "started_at_ms": started_at_ms, "wall_time_ms": 1.0, "peak_memory_bytes": 0,
+        "logs": [], "logs_truncated": false, "calls": [],
+    });
+    value
+        .as_object_mut()
+        .unwrap()
+        .extend(status.as_object().unwrap().clone());
+    serde_json::from_value(value).expect("an execution record")
+}
+
+const BUDGET: HistoryBudget = HistoryBudget {
+    records: 100,
+    bytes: u64::MAX,
+};
+
+fn queued(plugin: Option<&str>, state: Option<DeliveryState>) -> DeliveryQuery {
+    DeliveryQuery {
+        state,
+        plugin: plugin.map(str::to_owned),
+        limit: 100,
+    }
+}
+
+/// Schema version, metadata values and the admin token's hash.
+pub async fn metadata_round_trips(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    assert_eq!(backend.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(backend.meta("nothing-here").await.unwrap(), None);
+    backend.set_meta("greeting", "hello").await.unwrap();
+    backend.set_meta("greeting", "hello again").await.unwrap();
+    assert_eq!(
+        backend.meta("greeting").await.unwrap().as_deref(),
+        Some("hello again")
+    );
+    let store = fresh.store().await;
+    assert_eq!(store.admin_token_hash().await.unwrap(), None);
+    store.set_admin_token_hash("abc123").await.unwrap();
+    assert_eq!(
+        store.admin_token_hash().await.unwrap().as_deref(),
+        Some("abc123")
+    );
+    assert!(!backend.describe().is_empty());
+}
+
+/// New, replace, list, secret kept or replaced, delete.
+pub async fn services_round_trip_and_refuse_conflicts(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    backend
+        .put_service(&service("zeta", AuthType::Bearer), false, None)
+        .await
+        .unwrap();
+    backend
+        .put_service(&service("alpha", AuthType::Oauth2), false, Some("sealed-1"))
+        .await
+        .unwrap();
+    let again = backend
+        .put_service(&service("alpha", AuthType::Oauth2), false, None)
+        .await;
+    assert!(matches!(again, Err(StoreError::Exists { .. })), "{again:?}");
+    let missing = backend
+        .put_service(&service("nope", AuthType::Bearer), true, None)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+
+    let alpha = backend.service("alpha").await.unwrap().unwrap();
+    assert!(alpha.has_client_secret);
+    assert!(
+        !backend
+            .service("zeta")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_client_secret
+    );
+    assert_eq!(
+        backend
+            .sealed_client_secret("alpha")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-1")
+    );
+    let names: Vec<String> = backend
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["alpha", "zeta"], "by name");
+
+    // Replacing without a secret keeps it; with one replaces it.
+    let mut changed = service("alpha", AuthType::Oauth2);
+    changed.base_url = Some("https://other.example.com".into());
+    backend.put_service(&changed, true, None).await.unwrap();
+    let back = backend.service("alpha").await.unwrap().unwrap();
+    assert_eq!(back.base_url.as_deref(), Some("https://other.example.com"));
+    assert!(back.has_client_secret);
+    backend
+        .put_service(&changed, true, Some("sealed-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .sealed_client_secret("alpha")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-2")
+    );
+
+    backend.delete_service("alpha").await.unwrap();
+    assert!(backend.service("alpha").await.unwrap().is_none());
+    assert!(
+        backend
+            .sealed_client_secret("alpha")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        backend.delete_service("alpha").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// A service with connections stays until they are gone.
+pub async fn a_service_in_use_is_not_deleted(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    backend
+        .put_service(&service("svc", AuthType::Bearer), false, None)
+        .await
+        .unwrap();
+    backend
+        .create_connection(&connection("main", "svc", sealed_bearer("x")))
+        .await
+        .unwrap();
+    match backend.delete_service("svc").await {
+        Err(StoreError::ServiceInUse {
+            service,
+            connections,
+        }) => {
+            assert_eq!(service, "svc");
+            assert_eq!(connections, ["main"]);
+        }
+        other => panic!("expected ServiceInUse, got {other:?}"),
+    }
+    backend.delete_connection("main").await.unwrap();
+    backend.delete_service("svc").await.unwrap();
+}
+
+/// Create, read, update (answering the previous status), list, delete.
+pub async fn connections_round_trip_and_report_the_previous_status(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let orphan = backend
+        .create_connection(&connection("x", "nope", sealed_bearer("t")))
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::NotFound { .. })),
+        "{orphan:?}"
+    );
+    backend
+        .put_service(&service("svc", AuthType::Bearer), false, None)
+        .await
+        .unwrap();
+    let main = connection("main", "svc", sealed_bearer("sealed-token"));
+    backend.create_connection(&main).await.unwrap();
+    backend
+        .create_connection(&connection("alpha", "svc", sealed_bearer("t2")))
+        .await
+        .unwrap();
+    let dup = backend.create_connection(&main).await;
+    assert!(matches!(dup, Err(StoreError::Exists { .. })), "{dup:?}");
+    assert_eq!(backend.connection("main").await.unwrap().unwrap(), main);
+
+    let mut expired = main.clone();
+    expired.status = ConnectionStatus::NeedsReauth;
+    expired.last_error = Some("refresh failed".into());
+    let previous = backend.update_connection(&expired).await.unwrap();
+    assert_eq!(previous, Some(ConnectionStatus::Connected));
+    assert_eq!(backend.connection("main").await.unwrap().unwrap(), expired);
+    let ghost = backend
+        .update_connection(&connection("ghost", "svc", sealed_bearer("t")))
+        .await;
+    assert!(
+        matches!(ghost, Err(StoreError::NotFound { .. })),
+        "{ghost:?}"
+    );
+
+    let links: Vec<String> = backend
+        .connections()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.link_name)
+        .collect();
+    assert_eq!(links, ["alpha", "main"], "by link name");
+    backend.delete_connection("main").await.unwrap();
+    assert!(backend.connection("main").await.unwrap().is_none());
+    assert!(matches!(
+        backend.delete_connection("main").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn set(plugin: &str, key: &str, value: &[u8], quota: KvQuota) -> KvWrite {
+    KvWrite::Set {
+        plugin: plugin.into(),
+        key: key.into(),
+        value: value.to_vec(),
+        quota,
+    }
+}
+
+/// Namespaces, prefix listing, usage, quotas and invalid writes.
+pub async fn kv_is_namespaced_counted_and_bounded(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let open = KvQuota::UNLIMITED;
+    for (plugin, key, value) in [
+        ("a", "cursor/2", &b"yy"[..]),
+        ("a", "cursor/1", b"x"),
+        ("a", "other", b"z"),
+        ("b", "cursor/1", b"w"),
+    ] {
+        let written = backend
+            .kv_write(&set(plugin, key, value, open))
+            .await
+            .unwrap();
+        assert_eq!(written, KvOutcome::Written);
+    }
+    assert_eq!(
+        backend.kv_keys("a", "cursor/").await.unwrap(),
+        ["cursor/1", "cursor/2"]
+    );
+    assert_eq!(backend.kv_keys("a", "").await.unwrap().len(), 3);
+    assert_eq!(
+        backend.kv_get("b", "cursor/1").await.unwrap().unwrap(),
+        b"w"
+    );
+    assert_eq!(backend.kv_get("b", "other").await.unwrap(), None);
+    let usage = backend.kv_usage("a").await.unwrap();
+    assert_eq!(usage.keys, 3);
+    assert_eq!(usage.bytes, (8 + 2) + (8 + 1) + (5 + 1));
+
+    // Overwriting counts the difference; deleting gives it back.
+    backend
+        .kv_write(&set("a", "other", b"zzz", open))
+        .await
+        .unwrap();
+    assert_eq!(backend.kv_usage("a").await.unwrap().bytes, usage.bytes + 2);
+    let delete = KvWrite::Delete {
+        plugin: "a".into(),
+        key: "other".into(),
+    };
+    assert_eq!(backend.kv_write(&delete).await.unwrap(), KvOutcome::Written);
+    assert_eq!(backend.kv_write(&delete).await.unwrap(), KvOutcome::Written);
+    let after = backend.kv_usage("a").await.unwrap();
+    assert_eq!((after.keys, after.bytes), (2, (8 + 2) + (8 + 1)));
+
+    // Quotas refuse, and a refused write changes nothing.
+    let two_keys = KvQuota {
+        bytes: u64::MAX,
+        keys: 2,
+    };
+    let refused = backend
+        .kv_write(&set("a", "third", b"v", two_keys))
+        .await
+        .unwrap();
+    assert!(matches!(refused, KvOutcome::Refused(_)), "{refused:?}");
+    let few_bytes = KvQuota {
+        bytes: 20,
+        keys: 100,
+    };
+    let refused = backend
+        .kv_write(&set("a", "cursor/1", &[0; 30], few_bytes))
+        .await
+        .unwrap();
+    assert!(matches!(refused, KvOutcome::Refused(_)), "{refused:?}");
+    assert_eq!(
+        backend.kv_get("a", "cursor/1").await.unwrap().unwrap(),
+        b"x"
+    );
+    let empty_key = backend.kv_write(&set("a", "", b"v", open)).await.unwrap();
+    assert!(matches!(empty_key, KvOutcome::Refused(_)), "{empty_key:?}");
+    assert_eq!(backend.kv_usage("a").await.unwrap(), after);
+    assert_eq!(backend.kv_usage("nobody").await.unwrap().keys, 0);
+}
+
+/// Versions count up, activate, and a delete takes what only it used.
+pub async fn plugin_versions_activate_and_delete(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let one = backend
+        .add_plugin_version("demo", version(b"one", "sha-1", b"a1"), "tag-1")
+        .await
+        .unwrap();
+    assert_eq!((one.active_version, one.versions.len()), (1, 1));
+    backend
+        .add_plugin_version("shared", version(b"one", "sha-1", b"a1"), "tag-1")
+        .await
+        .unwrap();
+    let two = backend
+        .add_plugin_version("demo", version(b"two", "sha-2", b"a2"), "tag-2")
+        .await
+        .unwrap();
+    assert_eq!(two.active_version, 2);
+    assert_eq!(two.versions[1].size, 3);
+    assert_eq!(backend.component("sha-2").await.unwrap().unwrap(), b"two");
+    let back = backend.activate_plugin_version("demo", 1).await.unwrap();
+    assert_eq!(back.active().unwrap().sha256, "sha-1");
+    assert_eq!(
+        backend
+            .plugin("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_version,
+        1
+    );
+    assert!(matches!(
+        backend.activate_plugin_version("demo", 7).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        backend.activate_plugin_version("ghost", 1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let names: Vec<String> = backend
+        .plugins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["demo", "shared"]);
+
+    let open = KvQuota::UNLIMITED;
+    backend
+        .kv_write(&set("demo", "k", b"v", open))
+        .await
+        .unwrap();
+    backend
+        .kv_write(&set("demo-2", "k", b"v", open))
+        .await
+        .unwrap();
+    let removed = backend.delete_plugin("demo").await.unwrap();
+    assert_eq!(removed.versions.len(), 2);
+    assert!(backend.plugin("demo").await.unwrap().is_none());
+    assert!(backend.component("sha-2").await.unwrap().is_none());
+    assert!(
+        backend
+            .artifact("sha-2", "engine-a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        backend.component("sha-1").await.unwrap().is_some(),
+        "still used by `shared`"
+    );
+    assert!(
+        backend
+            .artifact("sha-1", "engine-a")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(backend.kv_get("demo", "k").await.unwrap().is_none());
+    assert!(backend.kv_get("demo-2", "k").await.unwrap().is_some());
+    assert!(matches!(
+        backend.delete_plugin("demo").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Uploads racing for one name get 1..=n, each once.
+pub async fn concurrent_uploads_get_distinct_versions(fresh: &Fresh) {
+    let uploads = (0..8).map(|n| {
+        let backend = fresh.backend.clone();
+        tokio::spawn(async move {
+            let sha = format!("sha-{n}");
+            backend
+                .add_plugin_version("racer", version(b"bytes", &sha, b"art"), "tag")
+                .await
+                .map(|record| record.active_version)
+        })
+    });
+    let mut numbers = Vec::new();
+    for upload in uploads.collect::<Vec<_>>() {
+        numbers.push(upload.await.unwrap().unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<u32>>());
+    let record = fresh.backend.plugin("racer").await.unwrap().unwrap();
+    let mut stored: Vec<u32> = record.versions.iter().map(|v| v.version).collect();
+    stored.sort_unstable();
+    assert_eq!(stored, (1..=8).collect::<Vec<u32>>());
+}
+
+/// An artifact comes back with its tag; a new engine's replaces the old.
+pub async fn artifacts_keep_their_tags_per_engine(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    backend
+        .add_plugin_version("demo", version(b"c", "sha-1", b"machine"), "tag-a")
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.artifact("sha-1", "engine-a").await.unwrap(),
+        Some(("tag-a".to_owned(), b"machine".to_vec()))
+    );
+    assert!(
+        backend
+            .artifact("sha-1", "engine-b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    backend
+        .put_artifact("sha-1", "engine-b", "tag-b", b"newer")
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.artifact("sha-1", "engine-b").await.unwrap(),
+        Some(("tag-b".to_owned(), b"newer".to_vec()))
+    );
+    assert!(
+        backend
+            .artifact("sha-1", "engine-a")
+            .await
+            .unwrap()
+            .is_none(),
+        "another engine's artifact of the same component goes"
+    );
+}
+
+/// One batch: an execution, an event with deliveries, a kv write and a
+/// refused kv write, answered in order and all visible after.
+pub async fn a_journal_batch_commits_whole(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    let answers = backend
+        .commit_journal(
+            vec![
+                JournalEntry::Execution(Box::new(
+                    Encoded::new(record("x-1", "p", true, now, "done")).unwrap(),
+                )),
+                event("e1", None, now, &["p", "q"], now),
+                JournalEntry::Kv(Box::new(set("p", "k", b"v", KvQuota::UNLIMITED))),
+                JournalEntry::Kv(Box::new(set(
+                    "p",
+                    "k2",
+                    b"v",
+                    KvQuota {
+                        bytes: 1,
+                        keys: 100,
+                    },
+                ))),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0], JournalAnswer::Written);
+    assert_eq!(
+        answers[1],
+        JournalAnswer::Event {
+            id: "e1".into(),
+            matched: 2,
+            duplicate: false
+        }
+    );
+    assert_eq!(answers[2], JournalAnswer::Kv(KvOutcome::Written));
+    assert!(
+        matches!(&answers[3], JournalAnswer::Kv(KvOutcome::Refused(_))),
+        "a refused write is an answer, the batch still commits: {:?}",
+        answers[3]
+    );
+    assert!(backend.execution("x-1").await.unwrap().is_some());
+    let stored = backend.event("e1").await.unwrap().unwrap();
+    assert_eq!(stored.deliveries, ["d-e1-p", "d-e1-q"]);
+    assert_eq!(backend.kv_get("p", "k").await.unwrap().unwrap(), b"v");
+    assert!(backend.kv_get("p", "k2").await.unwrap().is_none());
+    let by_id = backend
+        .deliveries_by_id(&["d-e1-q".into(), "missing".into(), "d-e1-p".into()])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = by_id.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d-e1-q", "d-e1-p"]);
+    assert_eq!(backend.pending_deliveries().await.unwrap().len(), 2);
+
+    // A schedule event commits its mark with it.
+    let JournalEntry::Event(mut scheduled) = event("e2", None, now, &["p"], now) else {
+        unreachable!()
+    };
+    scheduled.schedule_mark = Some(("p/* * * * *@UTC".into(), 42));
+    backend
+        .commit_journal(vec![JournalEntry::Event(scheduled)], BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .schedule_marks()
+            .await
+            .unwrap()
+            .get("p/* * * * *@UTC"),
+        Some(&42)
+    );
+}
+
+/// A key seen within the window answers with the first event, in one
+/// batch and across batches, and stores nothing new.
+pub async fn idempotency_keys_answer_with_the_first_event(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    let answers = backend
+        .commit_journal(
+            vec![
+                event("e1", Some("key-1"), now, &["p"], now),
+                event("e2", Some("key-1"), now, &["p"], now),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    let first = JournalAnswer::Event {
+        id: "e1".into(),
+        matched: 1,
+        duplicate: true,
+    };
+    assert_eq!(answers[1], first);
+    let later = backend
+        .commit_journal(vec![event("e3", Some("key-1"), now, &["p"], now)], BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(later, [first]);
+    assert!(backend.event("e2").await.unwrap().is_none());
+    assert!(backend.event("e3").await.unwrap().is_none());
+    assert_eq!(backend.pending_deliveries().await.unwrap().len(), 1);
+    let other = backend
+        .commit_journal(vec![event("e4", Some("key-2"), now, &["p"], now)], BUDGET)
+        .await
+        .unwrap();
+    assert!(matches!(
+        &other[0],
+        JournalAnswer::Event {
+            duplicate: false,
+            ..
+        }
+    ));
+}
+
+/// What a start claims is every queued delivery, soonest first; a settled
+/// attempt moves it (retry later, succeeded, dead) exactly once.
+pub async fn deliveries_are_claimed_and_finished(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    backend
+        .commit_journal(
+            vec![
+                event("late", None, now, &["p"], now + 5_000),
+                event("soon", None, now, &["p", "q"], now),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    let claimed = backend.pending_deliveries().await.unwrap();
+    let order: Vec<&str> = claimed.iter().map(|(d, _)| d.id.as_str()).collect();
+    assert_eq!(order.len(), 3);
+    assert_eq!(order[2], "d-late-p", "soonest due first: {order:?}");
+    let (first, its_event) = &claimed[0];
+    assert_eq!(its_event.id, first.event_id);
+
+    // Finish each the way the dispatcher does: its new state, with the
+    // attempt's record, replaces the queued one.
+    let settle = |before: &Delivery, change: DeliveryChange, id: &str| {
+        let attempt = record(id, &before.plugin, true, now, "ok");
+        let after =
+            crate::journal::apply_change(before.clone(), &change, Some(&attempt), now).unwrap();
+        JournalEntry::Settled {
+            delivery: Box::new(Encoded::new(after).unwrap()),
+            previous_due_ms: before.next_attempt_at_ms,
+            record: Some(Box::new(Encoded::new(attempt).unwrap())),
+        }
+    };
+    let p = backend.delivery("d-soon-p").await.unwrap().unwrap();
+    let q = backend.delivery("d-soon-q").await.unwrap().unwrap();
+    backend
+        .commit_journal(
+            vec![
+                settle(&p, DeliveryChange::Succeeded, "x-p"),
+                settle(
+                    &q,
+                    DeliveryChange::Retry {
+                        at_ms: now + 60_000,
+                        error: "503".into(),
+                    },
+                    "x-q",
+                ),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    let p = backend.delivery("d-soon-p").await.unwrap().unwrap();
+    assert_eq!(p.state, DeliveryState::Succeeded);
+    assert_eq!(
+        (p.attempts, p.executions.clone()),
+        (1, vec!["x-p".to_owned()])
+    );
+    let q = backend.delivery("d-soon-q").await.unwrap().unwrap();
+    assert_eq!(q.state, DeliveryState::Queued);
+    assert_eq!(q.next_attempt_at_ms, now + 60_000);
+    assert_eq!(q.last_error.as_deref(), Some("503"));
+    let pending: Vec<String> = backend
+        .pending_deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| d.id)
+        .collect();
+    assert_eq!(
+        pending,
+        ["d-late-p", "d-soon-q"],
+        "due order, the success gone"
+    );
+
+    backend
+        .commit_journal(
+            vec![settle(
+                &q,
+                DeliveryChange::Dead {
+                    error: "503".into(),
+                },
+                "x-q2",
+            )],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    let dead = backend
+        .deliveries(&queued(None, Some(DeliveryState::Dead)))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].executions, ["x-q", "x-q2"]);
+    assert_eq!(
+        backend
+            .deliveries(&queued(Some("p"), None))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let limited = DeliveryQuery {
+        limit: 1,
+        ..queued(None, None)
+    };
+    assert_eq!(backend.deliveries(&limited).await.unwrap().len(), 1);
+    assert_eq!(backend.pending_deliveries().await.unwrap().len(), 1);
+    assert_eq!(
+        backend.execution("x-q2").await.unwrap().unwrap().plugin,
+        "q"
+    );
+}
+
+/// Cancelling applies to a queued delivery, a requeue to a final one.
+pub async fn hand_retries_apply_to_final_deliveries_only(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    backend
+        .commit_journal(vec![event("e1", None, now, &["p"], now)], BUDGET)
+        .await
+        .unwrap();
+    let change = |change: DeliveryChange| JournalEntry::Delivery {
+        id: "d-e1-p".into(),
+        change,
+    };
+    let requeue = DeliveryChange::Requeue { at_ms: now + 1 };
+    assert_eq!(
+        backend
+            .commit_journal(vec![change(requeue.clone())], BUDGET)
+            .await
+            .unwrap(),
+        [JournalAnswer::Skipped],
+        "a queued delivery is not requeued"
+    );
+    let cancelled = DeliveryChange::Cancelled {
+        reason: "plugin deleted".into(),
+    };
+    assert_eq!(
+        backend
+            .commit_journal(vec![change(cancelled.clone())], BUDGET)
+            .await
+            .unwrap(),
+        [JournalAnswer::Written]
+    );
+    assert_eq!(
+        backend
+            .commit_journal(vec![change(cancelled)], BUDGET)
+            .await
+            .unwrap(),
+        [JournalAnswer::Skipped],
+        "a final delivery is not cancelled again"
+    );
+    assert!(backend.pending_deliveries().await.unwrap().is_empty());
+    backend
+        .commit_journal(vec![change(requeue)], BUDGET)
+        .await
+        .unwrap();
+    let back = backend.delivery("d-e1-p").await.unwrap().unwrap();
+    assert_eq!(back.state, DeliveryState::Queued);
+    assert_eq!(back.max_retries, back.attempts, "a hand retry runs once");
+    assert_eq!(backend.pending_deliveries().await.unwrap().len(), 1);
+    let missing = JournalEntry::Delivery {
+        id: "nope".into(),
+        change: DeliveryChange::Succeeded,
+    };
+    assert_eq!(
+        backend.commit_journal(vec![missing], BUDGET).await.unwrap(),
+        [JournalAnswer::Skipped]
+    );
+}
+
+/// Events whose deliveries are all final go once old, dead letters with
+/// them; idempotency keys outlive their events.
+pub async fn old_finished_events_are_pruned(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    let day = 24 * 3600 * 1000;
+    backend
+        .commit_journal(
+            vec![
+                event("old", None, now - 10 * day, &["p"], 0),
+                event("keyed", Some("k-1"), now - 9 * day, &["p"], 0),
+                event("recent", None, now - day, &["p"], 0),
+                event("unfinished", None, now - 10 * day, &["p"], 0),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    for id in ["old", "recent", "keyed"] {
+        let dead = JournalEntry::Delivery {
+            id: format!("d-{id}-p"),
+            change: DeliveryChange::Dead {
+                error: "boom".into(),
+            },
+        };
+        backend.commit_journal(vec![dead], BUDGET).await.unwrap();
+    }
+    let removed = backend.prune_events(100, 7 * day).await.unwrap();
+    assert_eq!(removed, 2, "the two old finished events");
+    assert!(backend.event("old").await.unwrap().is_none());
+    assert!(backend.delivery("d-old-p").await.unwrap().is_none());
+    assert!(backend.event("recent").await.unwrap().is_some());
+    assert!(
+        backend.event("unfinished").await.unwrap().is_some(),
+        "a queued delivery keeps its event"
+    );
+    let dead = backend
+        .deliveries(&queued(None, Some(DeliveryState::Dead)))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let again = backend
+        .commit_journal(
+            vec![event("keyed-again", Some("k-1"), now, &["p"], 0)],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &again[0],
+            JournalAnswer::Event {
+                duplicate: true,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+}
+
+/// Listing by plugin and outcome, newest first; trimming by records and
+/// bytes, always keeping the newest.
+pub async fn executions_are_listed_and_trimmed(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let records = (0..6)
+        .map(|n| record(&format!("a-{n}"), "a", n % 2 == 0, n, "out"))
+        .chain([record("b-0", "b", true, 9, "out")])
+        .collect();
+    backend.insert_executions(records, BUDGET).await.unwrap();
+    let query = |plugin: Option<&str>, ok: Option<bool>, limit: usize| ExecutionQuery {
+        plugin: plugin.map(str::to_owned),
+        ok,
+        limit,
+    };
+    let ids = |records: Vec<ExecutionRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(
+        ids(backend
+            .executions(&query(Some("a"), None, 3))
+            .await
+            .unwrap()),
+        ["a-5", "a-4", "a-3"]
+    );
+    assert_eq!(
+        ids(backend
+            .executions(&query(Some("a"), Some(false), 10))
+            .await
+            .unwrap()),
+        ["a-5", "a-3", "a-1"]
+    );
+    assert_eq!(
+        ids(backend.executions(&query(None, None, 2)).await.unwrap()),
+        ["b-0", "a-5"]
+    );
+    assert!(
+        backend
+            .executions(&query(None, None, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        backend
+            .execution("a-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .started_at_ms,
+        2
+    );
+    assert!(backend.execution("zzz").await.unwrap().is_none());
+
+    // Three records per plugin: the oldest go, their ids with them.
+    let three = HistoryBudget::records(3);
+    backend
+        .insert_executions(vec![record("a-6", "a", true, 6, "out")], three)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(backend
+            .executions(&query(Some("a"), None, 10))
+            .await
+            .unwrap()),
+        ["a-6", "a-5", "a-4"]
+    );
+    assert!(backend.execution("a-0").await.unwrap().is_none());
+    assert!(
+        backend.execution("b-0").await.unwrap().is_some(),
+        "another plugin's"
+    );
+
+    // By bytes: one big record over the budget is still kept, alone.
+    let tiny = HistoryBudget {
+        records: 100,
+        bytes: 10,
+    };
+    backend
+        .insert_executions(vec![record("a-7", "a", true, 7, &"x".repeat(1000))], tiny)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(backend
+            .executions(&query(Some("a"), None, 10))
+            .await
+            .unwrap()),
+        ["a-7"]
+    );
+}
+
+/// API triggers, schedule marks and sealed hook secrets, and forgetting a
+/// plugin's without touching its namesakes.
+pub async fn triggers_marks_and_hook_secrets(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let trigger = |plugin: &str| serde_json::json!({"plugin": plugin, "event": "x"});
+    backend.put_trigger("t1", &trigger("a")).await.unwrap();
+    backend.put_trigger("t2", &trigger("ab")).await.unwrap();
+    backend.put_trigger("t1", &trigger("a")).await.unwrap();
+    assert_eq!(backend.api_triggers().await.unwrap().len(), 2);
+    assert_eq!(
+        backend
+            .delete_triggers(&["t2".into(), "ghost".into()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(backend.api_triggers().await.unwrap(), [trigger("a")]);
+    backend.put_trigger("t3", &trigger("ab")).await.unwrap();
+
+    for plugin in ["a", "ab"] {
+        backend
+            .set_sealed_hook_secret(plugin, "x", &format!("sealed-{plugin}"))
+            .await
+            .unwrap();
+        backend
+            .set_schedule_mark(&format!("{plugin}/* * * * *@UTC"), 1)
+            .await
+            .unwrap();
+    }
+    backend
+        .set_schedule_mark("a/* * * * *@UTC", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.schedule_marks().await.unwrap()["a/* * * * *@UTC"],
+        2
+    );
+    assert_eq!(
+        backend
+            .sealed_hook_secret("a", "x")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-a")
+    );
+    assert!(
+        backend
+            .sealed_hook_secret("a", "y")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    backend.forget_plugin_events("a").await.unwrap();
+    assert!(
+        backend
+            .sealed_hook_secret("a", "x")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        backend
+            .sealed_hook_secret("ab", "x")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let marks = backend.schedule_marks().await.unwrap();
+    assert_eq!(marks.keys().collect::<Vec<_>>(), ["ab/* * * * *@UTC"]);
+    let left = backend.api_triggers().await.unwrap();
+    assert!(left.iter().all(|t| t["plugin"] == "ab"), "{left:?}");
+}
+
+fn pending(link: &str, created_at_ms: u64) -> PendingAuthorization<String> {
+    PendingAuthorization {
+        link_name: link.into(),
+        redirect_uri: "http://127.0.0.1/oauth/callback".into(),
+        verifier: Some("sealed-verifier".into()),
+        scopes: vec!["read".into()],
+        created_at_ms,
+        from_console: true,
+    }
+}
+
+/// A state is read without being taken, taken once however many callbacks
+/// race, and expired ones are purged.
+pub async fn an_oauth_state_is_taken_once(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    backend
+        .put_pending_authorization("stale", &pending("old", now - crate::STATE_TTL_MS - 1))
+        .await
+        .unwrap();
+    backend
+        .put_pending_authorization("hash-1", &pending("main", now))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.pending_authorization_count().await.unwrap(),
+        1,
+        "the stale one went"
+    );
+    assert_eq!(
+        backend
+            .pending_authorization_link("hash-1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("main")
+    );
+    assert!(
+        backend
+            .pending_authorization_link("made-up")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        backend
+            .take_pending_authorization("made-up")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let backend = fresh.backend.clone();
+            tokio::spawn(async move { backend.take_pending_authorization("hash-1").await })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for racer in racers {
+        if let Some(found) = racer.await.unwrap().unwrap() {
+            taken.push(found);
+        }
+    }
+    assert_eq!(
+        taken,
+        [pending("main", now)],
+        "exactly one callback gets it"
+    );
+    assert_eq!(backend.pending_authorization_count().await.unwrap(), 0);
+}
+
+/// Every area's sealed values are listed where they live, and a reseal
+/// replaces exactly the ones its function returns.
+pub async fn sealed_values_are_listed_and_resealed(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    backend
+        .put_service(&service("svc", AuthType::Basic), false, Some("s-client"))
+        .await
+        .unwrap();
+    let tokens = Credentials::Oauth2 {
+        access_token: "a-sealed".to_owned(),
+        refresh_token: Some("r-sealed".to_owned()),
+        token_type: None,
+        expires_at_ms: None,
+    };
+    backend
+        .create_connection(&connection("main", "svc", tokens))
+        .await
+        .unwrap();
+    backend
+        .set_sealed_hook_secret("p", "h", "s-hook")
+        .await
+        .unwrap();
+    backend
+        .put_pending_authorization("state", &pending("main", now_ms()))
+        .await
+        .unwrap();
+    backend
+        .add_plugin_version("p", version(b"c", "sha", b"art"), "s-tag")
+        .await
+        .unwrap();
+    let mut total = 0;
+    for area in SealedArea::ALL {
+        let values = backend.sealed_values(area).await.unwrap();
+        assert!(!values.is_empty(), "{area:?} lists its value");
+        total += values.len();
+    }
+    assert_eq!(total, 6, "two credential fields and one of each other");
+    let aads: Vec<String> = backend
+        .sealed_values(SealedArea::Connections)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(slot, _)| slot.aad())
+        .collect();
+    assert!(
+        aads.iter().all(|aad| aad.starts_with("connections/main/")),
+        "{aads:?}"
+    );
+
+    for area in SealedArea::ALL {
+        let changed = backend
+            .reseal(
+                area,
+                Arc::new(|_, sealed: &str| {
+                    Ok((sealed != "r-sealed").then(|| format!("{sealed}+new")))
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, 1, "{area:?}: only what the function replaced");
+    }
+    assert_eq!(
+        backend
+            .sealed_client_secret("svc")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s-client+new")
+    );
+    let row = backend.connection("main").await.unwrap().unwrap();
+    assert_eq!(
+        row.credentials,
+        Credentials::Oauth2 {
+            access_token: "a-sealed+new".to_owned(),
+            refresh_token: Some("r-sealed".to_owned()),
+            token_type: None,
+            expires_at_ms: None,
+        }
+    );
+    assert_eq!(
+        backend
+            .sealed_hook_secret("p", "h")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s-hook+new")
+    );
+    assert_eq!(
+        backend
+            .artifact("sha", "engine-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        "s-tag+new"
+    );
+    let taken = backend
+        .take_pending_authorization("state")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.verifier.as_deref(), Some("sealed-verifier+new"));
+}
+
+/// Through [`Store`], every secret reaches the backend sealed and comes back
+/// opened.
+pub async fn the_backend_only_sees_ciphertext(fresh: &Fresh) {
+    const CLIENT: &str = "client-secret-plain-1234";
+    const TOKEN: &str = "bearer-token-plain-5678";
+    const HOOK: &str = "hook-secret-plain-9012";
+    const VERIFIER: &str = "pkce-verifier-plain-3456";
+    let store = fresh.store().await;
+    store
+        .create_service(
+            &service("oauth", AuthType::Oauth2),
+            Some(&Secret::new(CLIENT.into())),
+        )
+        .await
+        .unwrap();
+    store
+        .create_service(&service("svc", AuthType::Bearer), None)
+        .await
+        .unwrap();
+    let token = Credentials::Bearer {
+        token: Secret::new(TOKEN.into()),
+    };
+    store
+        .create_connection(&connection("main", "svc", token.clone()))
+        .await
+        .unwrap();
+    store
+        .set_hook_secret("p", "h", &Secret::new(HOOK.into()))
+        .await
+        .unwrap();
+    store
+        .put_pending_authorization(
+            "state",
+            &PendingAuthorization {
+                link_name: "main".into(),
+                redirect_uri: "http://127.0.0.1/cb".into(),
+                verifier: Some(Secret::new(VERIFIER.into())),
+                scopes: vec![],
+                created_at_ms: now_ms(),
+                from_console: false,
+            },
+        )
+        .await
+        .unwrap();
+
+    let backend = &fresh.backend;
+    for area in SealedArea::ALL {
+        for (slot, sealed) in backend.sealed_values(area).await.unwrap() {
+            for plain in [CLIENT, TOKEN, HOOK, VERIFIER] {
+                assert!(
+                    !sealed.contains(plain),
+                    "{} holds a secret in plain text",
+                    slot.aad()
+                );
+            }
+        }
+    }
+    let row = backend.connection("main").await.unwrap().unwrap();
+    assert!(!serde_json::to_string(&row).unwrap().contains(TOKEN));
+
+    assert_eq!(
+        store
+            .client_secret("oauth")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        CLIENT
+    );
+    assert_eq!(
+        store.connection("main").await.unwrap().unwrap().credentials,
+        token
+    );
+    assert_eq!(
+        store.hook_secret("p", "h").await.unwrap().unwrap().expose(),
+        HOOK
+    );
+    let taken = store
+        .take_pending_authorization("state")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.verifier.unwrap().expose(), VERIFIER);
+
+    // A sealed value moved to another slot does not open there.
+    let sealed = backend.sealed_hook_secret("p", "h").await.unwrap().unwrap();
+    backend
+        .set_sealed_hook_secret("q", "h", &sealed)
+        .await
+        .unwrap();
+    assert!(store.hook_secret("q", "h").await.is_err());
+
+    // The rules above the backend: names and credential kinds.
+    let wrong_kind = Credentials::ApiKey {
+        key: Secret::new("k".into()),
+    };
+    let refused = store
+        .create_connection(&connection("other", "svc", wrong_kind))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let bad_name = store
+        .create_connection(&connection("Main-1", "svc", token))
+        .await;
+    assert!(
+        matches!(bad_name, Err(StoreError::Invalid(_))),
+        "{bad_name:?}"
+    );
+}
+
+/// A key rotation re-seals every area, and a store over the same backend
+/// opens everything with the new key afterwards.
+pub async fn a_rotation_reseals_everything(fresh: &Fresh) {
+    let store = fresh.store().await;
+    store
+        .create_service(
+            &service("svc", AuthType::Bearer),
+            Some(&Secret::new("cs".into())),
+        )
+        .await
+        .unwrap();
+    let token = Credentials::Bearer {
+        token: Secret::new("tok".into()),
+    };
+    store
+        .create_connection(&connection("main", "svc", token.clone()))
+        .await
+        .unwrap();
+    store
+        .set_hook_secret("p", "h", &Secret::new("hs".into()))
+        .await
+        .unwrap();
+    store
+        .add_plugin_version("p", version(b"c", "sha", b"machine"))
+        .await
+        .unwrap();
+    let before: Vec<String> = fresh
+        .backend
+        .sealed_values(SealedArea::Connections)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, sealed)| sealed)
+        .collect();
+    let rotation = store.rotate_key().await.unwrap();
+    assert_ne!(rotation.key_id, rotation.previous_key_id);
+    assert_eq!(
+        rotation.resealed, 4,
+        "client secret, token, hook secret, artifact tag"
+    );
+    let after: Vec<String> = fresh
+        .backend
+        .sealed_values(SealedArea::Connections)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, sealed)| sealed)
+        .collect();
+    assert_ne!(before, after);
+    drop(store);
+
+    let reopened = fresh.store().await;
+    assert_eq!(
+        reopened
+            .client_secret("svc")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "cs"
+    );
+    assert_eq!(
+        reopened
+            .connection("main")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials,
+        token
+    );
+    assert_eq!(
+        reopened
+            .hook_secret("p", "h")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "hs"
+    );
+    assert_eq!(
+        reopened.artifact("sha", "engine-a").await.unwrap().unwrap(),
+        b"machine"
+    );
+}
+
+/// An artifact whose bytes do not match its tag, or whose tag was made for
+/// another component, is refused rather than run.
+pub async fn artifacts_with_a_wrong_tag_are_refused(fresh: &Fresh) {
+    let store = fresh.store().await;
+    store
+        .add_plugin_version("demo", version(b"c", "sha-1", b"machine code"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.artifact("sha-1", "engine-a").await.unwrap().unwrap(),
+        b"machine code"
+    );
+    let (tag, _) = fresh
+        .backend
+        .artifact("sha-1", "engine-a")
+        .await
+        .unwrap()
+        .unwrap();
+    fresh
+        .backend
+        .put_artifact("sha-1", "engine-a", &tag, b"evil code")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.artifact("sha-1", "engine-a").await,
+        Err(StoreError::Corrupt(..))
+    ));
+    store
+        .put_artifact("sha-2", "engine-a", b"other")
+        .await
+        .unwrap();
+    let (other_tag, _) = fresh
+        .backend
+        .artifact("sha-2", "engine-a")
+        .await
+        .unwrap()
+        .unwrap();
+    fresh
+        .backend
+        .put_artifact("sha-1", "engine-a", &other_tag, b"other")
+        .await
+        .unwrap();
+    assert!(store.artifact("sha-1", "engine-a").await.is_err());
+    let bad_name = store
+        .add_plugin_version("Bad Name", version(b"x", "sha-3", b"a"))
+        .await;
+    assert!(
+        matches!(bad_name, Err(StoreError::Invalid(_))),
+        "{bad_name:?}"
+    );
+}

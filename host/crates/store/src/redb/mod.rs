@@ -1,0 +1,215 @@
+//! The embedded backend: everything in one redb file in the data directory.
+//! [`Redb`] does the work synchronously, one transaction per call (one for
+//! a whole journal batch); [`RedbBackend`] implements the storage traits by
+//! running that work on the blocking pool, so no async worker waits on a
+//! disk write.
+
+mod connections;
+mod executions;
+mod journal;
+mod kv;
+mod plugins;
+mod sealed;
+mod services;
+mod sessions;
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::{SCHEMA_VERSION, StoreError};
+
+/// The redb file inside the data directory.
+pub const DB_FILE: &str = "junction.redb";
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+fn db<E: Into<redb::Error>>(err: E) -> StoreError {
+    StoreError::Db(err.into())
+}
+
+fn corrupt(what: impl Into<String>, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.into(), err.to_string())
+}
+
+/// The open redb file.
+pub struct Redb {
+    db: Database,
+    data_dir: PathBuf,
+}
+
+impl Redb {
+    /// Opens (creating if needed) `junction.redb` in `data_dir` and brings
+    /// its schema up to this build's.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        // Private to the owner: it holds the key file and the admin token.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+        let db = Database::create(data_dir.join(DB_FILE)).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: data_dir.display().to_string(),
+            },
+            other => db(other),
+        })?;
+        let store = Redb {
+            db,
+            data_dir: data_dir.to_owned(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let found = match meta.get("schema_version").map_err(db)? {
+                Some(v) => v.value().parse::<u32>().map_err(|e| {
+                    StoreError::Corrupt("meta/schema_version".into(), e.to_string())
+                })?,
+                None => 0,
+            };
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema(found));
+            }
+            // Version 0 is a new file; version 1 lacked the plugin and
+            // execution tables, version 2 the event tables, which opening
+            // creates. Nothing is rewritten.
+            txn.open_table(services::SERVICES).map_err(db)?;
+            txn.open_table(connections::CONNECTIONS).map_err(db)?;
+            txn.open_table(services::SERVICE_SECRETS).map_err(db)?;
+            txn.open_table(sessions::AUTHORIZATIONS).map_err(db)?;
+            txn.open_table(kv::KV).map_err(db)?;
+            txn.open_table(kv::KV_USAGE).map_err(db)?;
+            txn.open_table(plugins::PLUGINS).map_err(db)?;
+            txn.open_table(plugins::COMPONENTS).map_err(db)?;
+            txn.open_table(plugins::ARTIFACTS).map_err(db)?;
+            txn.open_table(executions::EXECUTIONS).map_err(db)?;
+            txn.open_table(executions::EXECUTION_IDS).map_err(db)?;
+            txn.open_table(executions::BY_PLUGIN).map_err(db)?;
+            txn.open_table(executions::COUNTS).map_err(db)?;
+            txn.open_table(executions::BYTES).map_err(db)?;
+            txn.open_table(journal::EVENTS).map_err(db)?;
+            txn.open_table(journal::EVENT_IDS).map_err(db)?;
+            txn.open_table(journal::IDEMPOTENCY).map_err(db)?;
+            txn.open_table(journal::DELIVERIES).map_err(db)?;
+            txn.open_table(journal::QUEUE).map_err(db)?;
+            txn.open_table(journal::DEAD).map_err(db)?;
+            txn.open_table(journal::TRIGGERS).map_err(db)?;
+            txn.open_table(journal::SCHEDULES).map_err(db)?;
+            txn.open_table(journal::HOOK_SECRETS).map_err(db)?;
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .meta("schema_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        Ok(meta.get(key).map_err(db)?.map(|v| v.value().to_owned()))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(META)
+            .map_err(db)?
+            .insert(key, value)
+            .map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+}
+
+/// [`Redb`] behind the storage traits.
+#[derive(Clone)]
+pub struct RedbBackend(Arc<Redb>);
+
+impl RedbBackend {
+    /// Opens the redb file in `data_dir` on the blocking pool.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir = data_dir.to_owned();
+        let redb = tokio::task::spawn_blocking(move || Redb::open(&dir)).await??;
+        Ok(RedbBackend(Arc::new(redb)))
+    }
+
+    /// Runs `work` on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Redb) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let redb = self.0.clone();
+        tokio::task::spawn_blocking(move || work(&redb)).await?
+    }
+}
+
+impl crate::backend::Backend for RedbBackend {
+    fn describe(&self) -> String {
+        format!("redb in {}", self.0.data_dir.display())
+    }
+}
+
+#[async_trait]
+impl crate::meta::MetaRows for RedbBackend {
+    async fn schema_version(&self) -> Result<u32, StoreError> {
+        self.run(|redb| redb.schema_version()).await
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.run(move |redb| redb.meta(&key)).await
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(move |redb| redb.set_meta(&key, &value)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> crate::conformance::Fresh {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let backend = RedbBackend::open(dir.path()).await.expect("redb opens");
+        crate::conformance::Fresh {
+            backend: Arc::new(backend),
+            dir,
+        }
+    }
+
+    crate::conformance_tests!(fresh);
+
+    #[tokio::test]
+    async fn a_new_data_directory_is_private_and_a_second_open_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let _open = RedbBackend::open(&data_dir).await.unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&data_dir).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(matches!(
+            RedbBackend::open(&data_dir).await,
+            Err(StoreError::InUse { .. })
+        ));
+    }
+}
