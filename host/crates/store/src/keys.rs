@@ -17,7 +17,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -161,14 +161,7 @@ fn configured_keys(
 ) -> Result<(Cipher, KeySource), StoreError> {
     // The key file's home, private to the owner, even when the backend
     // keeps its data elsewhere.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| StoreError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+    crate::create_private_dir(data_dir)?;
     Ok(match config.current {
         Some(text) => {
             let current = parse_key(&text)?;

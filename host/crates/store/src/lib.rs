@@ -97,3 +97,17 @@ pub enum StoreError {
     #[error("no {kind} named `{name}`")]
     NotFound { kind: &'static str, name: String },
 }
+
+/// Creates `path` (and its parents) private to the owner: the data
+/// directory holds the key file and the admin token.
+pub(crate) fn create_private_dir(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StoreError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })
+}

@@ -13,7 +13,6 @@ mod sealed;
 mod services;
 mod sessions;
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,15 +44,7 @@ impl Redb {
     /// Opens (creating if needed) `junction.redb` in `data_dir` and brings
     /// its schema up to this build's.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        // Private to the owner: it holds the key file and the admin token.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|source| StoreError::DataDir {
-                path: data_dir.display().to_string(),
-                source,
-            })?;
+        crate::create_private_dir(data_dir)?;
         let db = Database::create(data_dir.join(DB_FILE)).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: data_dir.display().to_string(),
