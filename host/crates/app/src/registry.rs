@@ -89,8 +89,10 @@ pub enum RegistryError {
     NoSuchVersion { name: String, version: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Internal(String),
+    #[error("the store did not keep the new version of plugin `{0}`")]
+    VersionNotKept(String),
+    #[error("a background task failed")]
+    Worker(#[from] tokio::task::JoinError),
 }
 
 /// Every plugin's active version, in memory.
@@ -400,7 +402,7 @@ impl Registry {
         let version = record
             .active()
             .cloned()
-            .ok_or_else(|| RegistryError::Internal("the new version was not stored".into()))?;
+            .ok_or_else(|| RegistryError::VersionNotKept(upload.name.clone()))?;
         self.set_active(
             &upload.name,
             Some(ActivePlugin {
@@ -472,9 +474,7 @@ impl Registry {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| RegistryError::Internal(format!("a background task failed: {e}")))
+    Ok(tokio::task::spawn_blocking(work).await?)
 }
 
 #[async_trait::async_trait]

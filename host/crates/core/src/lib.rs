@@ -1,12 +1,14 @@
 //! The vocabulary every Junction crate shares, and nothing else: ids and
 //! the clock ([`ids`]), the event a plugin runs for ([`event`]), the record
-//! of an execution ([`record`]), services and connections ([`model`],
+//! of an execution ([`record`]), an input wrong in one field ([`field`]),
+//! services and connections ([`model`],
 //! [`oauth_settings`], [`secret`]), per-execution limits ([`limits`]),
 //! origins ([`origin`]), triggers ([`trigger`]) and the plugin manifest
 //! ([`manifest`]). It sits at the bottom of the crate graph: no tokio,
 //! wasmtime, redb or axum, so a type here can be used by any layer.
 
 pub mod event;
+pub mod field;
 pub mod ids;
 pub mod kv;
 pub mod limits;
@@ -20,6 +22,7 @@ pub mod text;
 pub mod trigger;
 
 pub use event::Event;
+pub use field::FieldError;
 pub use ids::{new_id, now_ms};
 pub use limits::Limits;
 pub use manifest::Manifest;

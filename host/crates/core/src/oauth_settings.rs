@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::field::FieldError;
 use serde::{Deserialize, Serialize};
 
 /// The grant a service uses.
@@ -122,12 +123,15 @@ impl OAuthSettings {
     }
 
     /// Checks what serde cannot: URLs, separators, scopes.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.client_id.trim().is_empty() {
-            return Err("oauth.client_id is empty".into());
+            return Err(FieldError::new("oauth.client_id", "is empty"));
         }
         if self.token_url.is_empty() {
-            return Err("oauth.token_url is required (or give oauth.issuer to discover it)".into());
+            return Err(FieldError::new(
+                "oauth.token_url",
+                "is required (or give oauth.issuer to discover it)",
+            ));
         }
         check_url("oauth.token_url", &self.token_url)?;
         for (field, url) in [
@@ -141,22 +145,26 @@ impl OAuthSettings {
             }
         }
         if self.grant == Grant::AuthorizationCode && self.authorize_url.is_none() {
-            return Err("oauth.authorize_url is required for the authorization-code grant".into());
+            return Err(FieldError::new(
+                "oauth.authorize_url",
+                "is required for the authorization-code grant",
+            ));
         }
         if ![" ", ",", "+"].contains(&self.scope_separator.as_str()) {
-            return Err(format!(
-                "oauth.scope_separator `{}` must be \" \", \",\" or \"+\"",
-                self.scope_separator
+            return Err(FieldError::new(
+                "oauth.scope_separator",
+                format!("`{}` must be \" \", \",\" or \"+\"", self.scope_separator),
             ));
         }
         for scope in &self.scopes {
-            check_scope(scope)?;
+            check_scope(scope).map_err(|problem| FieldError::new("oauth.scopes", problem))?;
         }
         Ok(())
     }
 }
 
-/// RFC 6749 §3.3: a scope token is visible ASCII except `"` and `\`.
+/// RFC 6749 §3.3: a scope token is visible ASCII except `"` and `\`. The
+/// error says what is wrong, to follow the name of the field that holds it.
 pub fn check_scope(scope: &str) -> Result<(), String> {
     let ok = !scope.is_empty()
         && scope
@@ -166,18 +174,22 @@ pub fn check_scope(scope: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "scope `{scope}` has characters a scope cannot have (spaces, commas, quotes, backslashes or non-ASCII)"
+            "hold scope `{scope}`, which has characters a scope cannot have (spaces, commas, quotes, backslashes or non-ASCII)"
         ))
     }
 }
 
-fn check_url(field: &str, text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("{field} `{text}` is not a URL: {e}"))?;
+fn check_url(field: &'static str, text: &str) -> Result<(), FieldError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| FieldError::new(field, format!("`{text}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{field} `{text}` must be http or https"));
+        return Err(FieldError::new(
+            field,
+            format!("`{text}` must be http or https"),
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{field} `{text}` has no host"));
+        return Err(FieldError::new(field, format!("`{text}` has no host")));
     }
     Ok(())
 }
@@ -188,7 +200,8 @@ mod tests {
 
     fn settings(json: serde_json::Value) -> Result<OAuthSettings, String> {
         let parsed: OAuthSettings = serde_json::from_value(json).map_err(|e| e.to_string())?;
-        parsed.validate().map(|()| parsed)
+        parsed.validate().map_err(|e| e.to_string())?;
+        Ok(parsed)
     }
 
     #[test]

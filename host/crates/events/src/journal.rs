@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use junction_core::ExecutionRecord;
-use junction_store::{Encoded, JournalAnswer, JournalEntry, KvOutcome, KvWrite, Store};
+use junction_store::{Encoded, JournalAnswer, JournalEntry, KvOutcome, KvWrite, Store, StoreError};
 
 /// Records kept per plugin by default.
 pub const DEFAULT_RETENTION: u64 = 10_000;
@@ -36,15 +36,24 @@ pub const DEFAULT_EVENT_MAX_AGE: std::time::Duration =
 /// The longest time between two prunes, however few events arrive.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-type Pending = (JournalEntry, oneshot::Sender<Result<JournalAnswer, String>>);
+type Pending = (
+    JournalEntry,
+    oneshot::Sender<Result<JournalAnswer, Arc<StoreError>>>,
+);
 
 /// Why an entry was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("the journal is closed")]
     Closed,
-    #[error("cannot store it: {0}")]
-    Store(String),
+    /// The batch it was in failed; every entry of the batch gets the same error.
+    #[error("cannot store it")]
+    Store(#[source] Arc<StoreError>),
+    #[error("the journal answered a {asked} with {answered}")]
+    UnexpectedAnswer {
+        asked: &'static str,
+        answered: &'static str,
+    },
     #[error("cannot start the journal writer: {0}")]
     Start(std::io::Error),
 }
@@ -106,7 +115,7 @@ impl Journal {
 
     /// Stores an execution record; returns once it is committed.
     pub async fn record(&self, record: ExecutionRecord) -> Result<(), JournalError> {
-        let encoded = Encoded::new(record).map_err(|e| JournalError::Store(e.to_string()))?;
+        let encoded = Encoded::new(record).map_err(|e| JournalError::Store(Arc::new(e)))?;
         self.write(JournalEntry::Execution(Box::new(encoded)))
             .await
             .map(|_| ())
@@ -129,9 +138,10 @@ impl Journal {
     pub async fn kv(&self, write: KvWrite) -> Result<KvOutcome, JournalError> {
         match self.write(JournalEntry::Kv(Box::new(write))).await? {
             JournalAnswer::Kv(outcome) => Ok(outcome),
-            other => Err(JournalError::Store(format!(
-                "the journal answered a kv write with {other:?}"
-            ))),
+            other => Err(JournalError::UnexpectedAnswer {
+                asked: "kv write",
+                answered: other.kind(),
+            }),
         }
     }
 
@@ -219,10 +229,10 @@ async fn write_batches(
                 }
             }
             Err(err) => {
-                let message = err.to_string();
-                tracing::error!(error = %message, entries = count, "cannot commit the journal batch");
+                tracing::error!(error = %err, entries = count, "cannot commit the journal batch");
+                let err = Arc::new(err);
                 for waiter in waiters {
-                    let _ = waiter.send(Err(message.clone()));
+                    let _ = waiter.send(Err(err.clone()));
                 }
             }
         }

@@ -51,8 +51,6 @@ pub enum EventsError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("a background task failed: {0}")]
-    Task(String),
 }
 
 /// An event to accept.
@@ -280,9 +278,10 @@ impl Events {
             duplicate,
         } = answer
         else {
-            return Err(EventsError::Task(
-                "the journal gave an unexpected answer".into(),
-            ));
+            return Err(EventsError::Journal(JournalError::UnexpectedAnswer {
+                asked: "new event",
+                answered: answer.kind(),
+            }));
         };
         if !duplicate {
             self.metrics.event_accepted(&shared.source);

@@ -1,9 +1,14 @@
 //! The `connections` interface, and the lookup `invoke-url` shares with it:
 //! a plugin sees only the connections it was granted, and never a secret.
+//! Its state is [`ConnectionsState`]: the plugin's grants and where
+//! connections come from.
 
-use super::HostState;
-use super::bindings::junction::plugin::connections::{self as wit, Host};
-use crate::ports::PortError;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::junction::plugin::connections::{self as wit, Host};
+use crate::ports::{ConnectionSource, PortError};
 use junction_core::{Connection, ConnectionStatus, Service};
 
 /// Why a plugin cannot use a connection.
@@ -21,38 +26,78 @@ pub enum LookupError {
     Store(#[from] PortError),
 }
 
-impl HostState {
+/// One execution's view of connections: which it was granted, and the
+/// source that looks them up.
+pub(crate) struct ConnectionsState {
+    plugin: String,
+    granted: Vec<String>,
+    source: Arc<dyn ConnectionSource>,
+}
+
+/// The `connections` interface's data in the linker.
+struct Connections;
+
+impl HasData for Connections {
+    type Data<'a> = &'a mut ConnectionsState;
+}
+
+/// Links the `connections` interface, its state found by `get`.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ConnectionsState,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Connections>(linker, get)
+}
+
+impl ConnectionsState {
+    /// The connections `plugin` was granted, looked up in `source`.
+    pub(crate) fn new(
+        plugin: &str,
+        granted: Vec<String>,
+        source: Arc<dyn ConnectionSource>,
+    ) -> Self {
+        ConnectionsState {
+            plugin: plugin.to_owned(),
+            granted,
+            source,
+        }
+    }
+
+    /// Whether `link` was granted.
+    pub(crate) fn is_granted(&self, link: &str) -> bool {
+        self.granted.iter().any(|granted| granted == link)
+    }
+
+    /// Where connections come from, for refreshing them.
+    pub(crate) fn source(&self) -> &Arc<dyn ConnectionSource> {
+        &self.source
+    }
+
     /// The connection and its service, if `link` is granted to this plugin.
-    /// The grant is checked now; the lookup runs without borrowing `self`
-    /// (which is not `Sync`), so the future can cross threads.
-    pub(crate) fn granted_connection(
+    pub(crate) async fn granted_connection(
         &self,
         link: &str,
-    ) -> impl Future<Output = Result<(Connection, Service), LookupError>> + Send + 'static {
-        let granted = self
-            .grants
-            .connections
-            .iter()
-            .any(|granted| granted == link);
-        let plugin = self.plugin.clone();
-        let source = self.shared.ports.connections.clone();
-        let link = link.to_owned();
-        async move {
-            if !granted {
-                return Err(LookupError::NotGranted { link, plugin });
-            }
-            let connection = source
-                .connection(&link)
-                .await?
-                .ok_or_else(|| LookupError::Unknown(link.clone()))?;
-            let service = source.service(&connection.service).await?.ok_or_else(|| {
-                LookupError::MissingService {
-                    link: link.clone(),
-                    service: connection.service.clone(),
-                }
-            })?;
-            Ok((connection, service))
+    ) -> Result<(Connection, Service), LookupError> {
+        if !self.is_granted(link) {
+            return Err(LookupError::NotGranted {
+                link: link.to_owned(),
+                plugin: self.plugin.clone(),
+            });
         }
+        let connection = self
+            .source
+            .connection(link)
+            .await?
+            .ok_or_else(|| LookupError::Unknown(link.to_owned()))?;
+        let service = self
+            .source
+            .service(&connection.service)
+            .await?
+            .ok_or_else(|| LookupError::MissingService {
+                link: link.to_owned(),
+                service: connection.service.clone(),
+            })?;
+        Ok((connection, service))
     }
 }
 
@@ -111,10 +156,10 @@ pub(crate) fn expand_base_url(
         let allowed = service
             .allowed_hosts
             .iter()
-            .filter_map(|h| super::HostPattern::parse(h).ok())
+            .filter_map(|h| junction_core::HostPattern::parse(h).ok())
             .any(|pattern| pattern.matches(&url));
         if !allowed {
-            let origin = super::HostPattern::from_url(&url)
+            let origin = junction_core::HostPattern::from_url(&url)
                 .map(|p| p.to_string())
                 .unwrap_or_default();
             return Err(format!(
@@ -197,7 +242,7 @@ fn to_wit(connection: Connection, service: &Service) -> wit::Connection {
     }
 }
 
-impl Host for HostState {
+impl Host for ConnectionsState {
     async fn get(&mut self, link_name: String) -> wasmtime::Result<Option<wit::Connection>> {
         match self.granted_connection(&link_name).await {
             Ok((connection, service)) => Ok(Some(to_wit(connection, &service))),
@@ -210,7 +255,7 @@ impl Host for HostState {
 
     async fn all(&mut self) -> wasmtime::Result<Vec<wit::Connection>> {
         let mut out = Vec::new();
-        for link in self.grants.connections.clone() {
+        for link in self.granted.clone() {
             match self.granted_connection(&link).await {
                 Ok((connection, service)) => out.push(to_wit(connection, &service)),
                 Err(LookupError::Store(err)) => {

@@ -1,50 +1,77 @@
 //! The `kv` interface: a durable key-value namespace private to each plugin,
 //! kept in the store under the plugin's name, within the plugin's quota
 //! (`limits.kv-mb`, `limits.kv-keys`). Keys and values are checked before
-//! anything is kept. Reads go to the [`KvStore`](crate::ports::KvStore);
-//! writes to the [`KvCommitter`](crate::ports::KvCommitter) when one is set
-//! (in the server, the journal's group commit), otherwise to the store, one
-//! transaction each. Either way a plugin's `set` never stalls other executions.
+//! anything is kept. Reads go to the [`KvStore`]; writes to the
+//! [`KvCommitter`] when one is set (in the server, the journal's group
+//! commit), otherwise to the store, one transaction each. Either way a
+//! plugin's `set` never stalls other executions. Its state is [`KvState`].
 
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::junction::plugin::kv::{self as wit, Host};
+use crate::ports::{KvCommitter, KvStore, PortError};
 use junction_core::kv::{KvOutcome, KvQuota, KvWrite, MAX_KV_KEY, validate_kv};
 
-use super::HostState;
-use super::bindings::junction::plugin::kv::Host;
-use crate::ports::PortError;
-
-impl HostState {
-    fn kv_quota(&self) -> KvQuota {
-        KvQuota {
-            bytes: self.limits.kv_bytes,
-            keys: self.limits.kv_keys,
-        }
-    }
+/// One execution's key-value namespace.
+pub(crate) struct KvState {
+    plugin: String,
+    quota: KvQuota,
+    store: Arc<dyn KvStore>,
+    committer: Option<Arc<dyn KvCommitter>>,
 }
 
-/// Commits `write` where the runtime sends kv writes. Takes the shared
-/// state, not the `HostState`, which is not `Sync`.
-async fn kv_commit(
-    shared: std::sync::Arc<super::Shared>,
-    write: KvWrite,
-) -> wasmtime::Result<KvOutcome> {
-    let committed = match shared.kv_committer.get() {
-        Some(committer) => committer.commit(write).await,
-        None => shared.ports.kv.write(write).await,
-    };
-    // A store failure is the host's, not the plugin's: fail the
-    // execution loudly rather than pretend the write happened.
-    committed.map_err(unavailable)
+/// The `kv` interface's data in the linker.
+struct Kv;
+
+impl HasData for Kv {
+    type Data<'a> = &'a mut KvState;
+}
+
+/// Links the `kv` interface, its state found by `get`.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvState,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Kv>(linker, get)
+}
+
+impl KvState {
+    /// `plugin`'s namespace within `quota`: read from `store`, written
+    /// through `committer` when there is one.
+    pub(crate) fn new(
+        plugin: &str,
+        quota: KvQuota,
+        store: Arc<dyn KvStore>,
+        committer: Option<Arc<dyn KvCommitter>>,
+    ) -> Self {
+        KvState {
+            plugin: plugin.to_owned(),
+            quota,
+            store,
+            committer,
+        }
+    }
+
+    async fn commit(&self, write: KvWrite) -> wasmtime::Result<KvOutcome> {
+        let committed = match &self.committer {
+            Some(committer) => committer.commit(write).await,
+            None => self.store.write(write).await,
+        };
+        // A store failure is the host's, not the plugin's: fail the
+        // execution loudly rather than pretend the write happened.
+        committed.map_err(unavailable)
+    }
 }
 
 fn unavailable(err: PortError) -> wasmtime::Error {
     wasmtime::Error::msg(format!("kv store unavailable: {err}"))
 }
 
-impl Host for HostState {
+impl Host for KvState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        self.shared
-            .ports
-            .kv
+        self.store
             .get(&self.plugin, &key)
             .await
             .map_err(unavailable)
@@ -58,9 +85,9 @@ impl Host for HostState {
             plugin: self.plugin.clone(),
             key,
             value,
-            quota: self.kv_quota(),
+            quota: self.quota,
         };
-        Ok(match kv_commit(self.shared.clone(), write).await? {
+        Ok(match self.commit(write).await? {
             KvOutcome::Written => Ok(()),
             KvOutcome::Refused(why) => Err(why),
         })
@@ -75,13 +102,11 @@ impl Host for HostState {
             plugin: self.plugin.clone(),
             key,
         };
-        kv_commit(self.shared.clone(), write).await.map(|_| ())
+        self.commit(write).await.map(|_| ())
     }
 
     async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
-        self.shared
-            .ports
-            .kv
+        self.store
             .keys(&self.plugin, &prefix)
             .await
             .map_err(unavailable)

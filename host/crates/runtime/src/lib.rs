@@ -2,17 +2,19 @@
 //! allocator, epoch interruption), a [`Linker`] that offers exactly the
 //! `junction:plugin` imports plus WASI p2 without ambient authority, and
 //! [`Runtime::execute`], which runs one event through a plugin in a fresh
-//! wasmtime store and returns an [`ExecutionRecord`]. One file per WIT
-//! interface: [`http`], [`connections`], [`kv`], [`log`]. Everything the
-//! sandbox needs from the rest of the host comes through the traits in
-//! [`ports`]; this crate knows neither the store nor OAuth.
+//! wasmtime store and returns an [`ExecutionRecord`]. Each WIT interface's
+//! host side is one module with its own state and its own `add_to_linker`
+//! (wasmtime's `HasData` pattern): [`http`], [`connections`], [`kv`],
+//! [`log`]; [`HostState`] only holds one state per interface beside WASI's.
+//! Everything the sandbox needs from the rest of the host comes through the
+//! traits in [`ports`]; this crate knows neither the store nor OAuth.
 
 mod bindings;
-pub mod connections;
-pub mod http;
-pub mod kv;
+mod connections;
+mod http;
+mod kv;
 mod limiter;
-pub mod log;
+mod log;
 pub mod ports;
 mod stdio;
 mod world;
@@ -22,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
     Store as WasmStore, UpdateDeadline,
@@ -32,6 +34,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use junction_core::Manifest;
 use junction_core::now_ms;
 
+pub use connections::LookupError;
 pub use junction_core::record::{
     CallRecord, ExecutionRecord, Failure, LogLine, MAX_CALL_RECORDS, MAX_CALL_TEXT,
     MAX_FAILURE_MESSAGE, Outcome, max_stored_bytes,
@@ -39,7 +42,7 @@ pub use junction_core::record::{
 pub use junction_core::{Event, HostPattern, Limits, new_id};
 pub use world::LoadError;
 
-use bindings::{Plugin, PluginPre};
+use bindings::PluginPre;
 use limiter::MemoryLimiter;
 use stdio::LogBook;
 
@@ -128,10 +131,14 @@ pub(crate) struct Shared {
 /// Errors setting the runtime up.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("cannot configure the WebAssembly engine: {0}")]
-    Engine(String),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot configure the WebAssembly engine")]
+    Engine(#[source] wasmtime::Error),
+    #[error("cannot link the plugin interfaces")]
+    Link(#[source] wasmtime::Error),
+    #[error("cannot start the epoch ticker")]
+    Ticker(#[source] std::io::Error),
+    #[error("cannot build the HTTP client")]
+    Http(#[from] reqwest::Error),
 }
 
 /// The plugin runtime. Cheap to share behind an `Arc`.
@@ -149,9 +156,8 @@ impl Runtime {
     /// Sets up the engine, the linker and the epoch ticker.
     pub fn new(ports: ports::Ports, config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let (engine, pooling) = build_engine(&config)?;
-        let linker = build_linker(&engine).map_err(RuntimeError::Engine)?;
-        let http =
-            http::build_client(config.network).map_err(|e| RuntimeError::Http(e.to_string()))?;
+        let linker = build_linker(&engine).map_err(RuntimeError::Link)?;
+        let http = http::build_client(config.network)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak_engine = engine.weak();
@@ -169,7 +175,7 @@ impl Runtime {
                     }
                 }
             })
-            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+            .map_err(RuntimeError::Ticker)?;
 
         Ok(Runtime {
             engine,
@@ -302,7 +308,7 @@ impl Runtime {
         };
         let deadline = started + limits.timeout;
         let logbook = LogBook::new(limits.log_bytes, limits.log_lines, started);
-        let state = HostState::new(self.shared.clone(), plugin, deadline, logbook.clone());
+        let state = HostState::new(&self.shared, plugin, deadline, logbook.clone());
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -329,8 +335,9 @@ impl Runtime {
 
         let state = store.into_data();
         record.peak_memory_bytes = state.limiter.peak();
-        record.calls = state.calls;
-        record.calls_dropped = state.calls_dropped;
+        let made = state.http.finish();
+        record.calls = made.calls;
+        record.calls_dropped = made.dropped;
         record.outcome = match result {
             Err(_elapsed) => timeout_failure(limits),
             Ok(Ok(Ok(output))) => {
@@ -346,7 +353,7 @@ impl Runtime {
                             limits.memory_bytes / (1024 * 1024)
                         ),
                     )
-                } else if let Some(message) = state.limit_exceeded {
+                } else if let Some(message) = made.ended {
                     Outcome::failed(Failure::LimitExceeded, message)
                 } else if state.deadline_hit {
                     timeout_failure(limits)
@@ -369,12 +376,15 @@ impl Drop for Runtime {
     }
 }
 
-/// The imports a plugin gets: WASI p2 and the `junction:plugin` interfaces.
-fn build_linker(engine: &Engine) -> Result<Linker<HostState>, String> {
+/// The imports a plugin gets: WASI p2 and the `junction:plugin`
+/// interfaces, one line each.
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-    Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(|e| e.to_string())?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    http::add_to_linker(&mut linker, HostState::http)?;
+    connections::add_to_linker(&mut linker, |state| &mut state.connections)?;
+    kv::add_to_linker(&mut linker, |state| &mut state.kv)?;
+    log::add_to_linker(&mut linker, |state| &mut state.log)?;
     Ok(linker)
 }
 
@@ -384,8 +394,8 @@ pub fn validate_component(bytes: &[u8]) -> Result<(), LoadError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(|e| LoadError::Compile(e.to_string()))?;
-    let linker = build_linker(&engine).map_err(LoadError::Compile)?;
+    let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let linker = build_linker(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     let component = world::compile(&engine, bytes)?;
     world::instantiate_pre(&engine, &linker, &component).map(|_| ())
 }
@@ -469,42 +479,26 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> 
             ),
         }
     }
-    let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let engine = Engine::new(&wasm).map_err(RuntimeError::Engine)?;
     Ok((engine, false))
 }
 
-/// Everything one execution's host functions see.
+/// Everything one execution's host functions see: WASI's context and one
+/// state per `junction:plugin` interface.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
-    shared: Arc<Shared>,
-    plugin: String,
-    grants: Grants,
-    limits: Limits,
-    deadline: Instant,
-    logbook: LogBook,
-    /// The first [`MAX_CALL_RECORDS`] calls.
-    calls: Vec<CallRecord>,
-    /// Calls past those, only counted.
-    calls_dropped: u64,
-    calls_started: u32,
-    /// Calls refused because the call budget was spent.
-    calls_over_budget: u32,
     /// Set by the epoch callback when it stops the guest at the deadline.
     deadline_hit: bool,
-    http_in_flight: Arc<Semaphore>,
-    /// Set by a host function that stops the guest for exceeding a budget.
-    limit_exceeded: Option<String>,
+    http: http::HttpState,
+    connections: connections::ConnectionsState,
+    kv: kv::KvState,
+    log: log::LogState,
 }
 
 impl HostState {
-    fn new(
-        shared: Arc<Shared>,
-        plugin: &LoadedPlugin,
-        deadline: Instant,
-        logbook: LogBook,
-    ) -> Self {
+    fn new(shared: &Shared, plugin: &LoadedPlugin, deadline: Instant, logbook: LogBook) -> Self {
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         // No preopens, environment, arguments, sockets or name lookup: the
         // builder starts with none, and the network is closed explicitly.
@@ -513,23 +507,43 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let limits = &plugin.limits;
+        let quota = junction_core::kv::KvQuota {
+            bytes: limits.kv_bytes,
+            keys: limits.kv_keys,
+        };
         HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
-            shared,
-            plugin: plugin.name.clone(),
-            grants: plugin.grants.clone(),
-            limits: plugin.limits.clone(),
-            deadline,
-            logbook,
-            calls: Vec::new(),
-            calls_dropped: 0,
-            calls_started: 0,
-            calls_over_budget: 0,
+            limiter: MemoryLimiter::new(limits.memory_bytes),
             deadline_hit: false,
-            http_in_flight: Arc::new(Semaphore::new(plugin.limits.http_concurrency)),
-            limit_exceeded: None,
+            http: http::HttpState::new(
+                &plugin.name,
+                shared.http.clone(),
+                shared.network,
+                plugin.grants.allowed_hosts.clone(),
+                limits,
+                deadline,
+            ),
+            connections: connections::ConnectionsState::new(
+                &plugin.name,
+                plugin.grants.connections.clone(),
+                shared.ports.connections.clone(),
+            ),
+            kv: kv::KvState::new(
+                &plugin.name,
+                quota,
+                shared.ports.kv.clone(),
+                shared.kv_committer.get().cloned(),
+            ),
+            log: log::LogState::new(logbook),
+        }
+    }
+
+    fn http(&mut self) -> http::HttpView<'_> {
+        http::HttpView {
+            http: &mut self.http,
+            connections: &self.connections,
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use junction_app::AppError;
 use junction_app::registry::RegistryError;
 use junction_store::StoreError;
 
@@ -21,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What is wrong, in words.
     pub message: String,
+    /// The request field that is wrong, when one is.
+    pub field: Option<&'static str>,
     /// What failed inside the server: for the log, never for the client.
     internal: Option<String>,
 }
@@ -44,6 +47,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence for a person.
     pub message: String,
+    /// The request field that is wrong (its JSON path, e.g. `oauth.token_url`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -53,6 +59,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
             internal: None,
         }
     }
@@ -70,6 +77,18 @@ impl ApiError {
     /// 413 `too-large`.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message)
+    }
+
+    /// A 500 for `err`, its whole chain of causes kept for the log.
+    pub fn failed(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut detail = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::internal(detail)
     }
 
     /// 500 `internal`; the detail goes to the log, not the client.
@@ -100,6 +119,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                field: self.field.map(str::to_owned),
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -120,7 +140,24 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(message) => ApiError::invalid(message),
             // Was an `Invalid` before it had a kind of its own: same answer.
             StoreError::ServiceInUse { .. } => ApiError::invalid(err.to_string()),
-            other => ApiError::internal(other),
+            other => ApiError::failed(&other),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Field(field) => {
+                let mut error = ApiError::invalid(field.to_string());
+                error.field = Some(field.field);
+                error
+            }
+            AppError::Invalid(message) => ApiError::invalid(message),
+            AppError::NotFound(message) => ApiError::not_found(message),
+            AppError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::Store(store) => store.into(),
+            other @ (AppError::Catalog(_) | AppError::NotKept(_)) => ApiError::failed(&other),
         }
     }
 }
@@ -142,7 +179,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::not_found(err.to_string())
             }
             RegistryError::Store(store) => store.into(),
-            RegistryError::Internal(detail) => ApiError::internal(detail),
+            other @ (RegistryError::VersionNotKept(_) | RegistryError::Worker(_)) => {
+                ApiError::failed(&other)
+            }
         }
     }
 }

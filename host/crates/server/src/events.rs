@@ -25,7 +25,7 @@ impl From<EventsError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             EventsError::Store(err) => err.into(),
-            other => ApiError::internal(other),
+            other => ApiError::failed(&other),
         }
     }
 }

@@ -69,8 +69,14 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the server stopped with an error: {0}")]
-    Serve(String),
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error("the server task failed")]
+    Task(#[source] tokio::task::JoinError),
+    #[error(
+        "the store was still in use {0:?} after shutdown; its file stays open until the process exits"
+    )]
+    StoreStillInUse(Duration),
 }
 
 /// What every handler shares.
@@ -583,8 +589,8 @@ impl Server {
         // that keeps a connection open past that is cut off.
         match tokio::time::timeout(self.grace, &mut task).await {
             Ok(joined) => joined
-                .map_err(|e| ServerError::Serve(e.to_string()))?
-                .map_err(|e| ServerError::Serve(e.to_string()))?,
+                .map_err(ServerError::Task)?
+                .map_err(ServerError::Serve)?,
             Err(_) => {
                 tracing::warn!(
                     grace_s = self.grace.as_secs(),
@@ -606,9 +612,7 @@ impl Server {
         }
         if self.store.strong_count() > 0 {
             // The redb file stays open (and locked) until the process exits.
-            return Err(ServerError::Serve(
-                "the store was still in use 10 s after shutdown".into(),
-            ));
+            return Err(ServerError::StoreStillInUse(waited.elapsed()));
         }
         Ok(())
     }

@@ -10,9 +10,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::connections::{ConnectionView, connection_view};
 use super::error::{ApiError, ErrorBody};
 use super::html::{escape, segment};
+use junction_app::connections::{self as connections, ConnectionView};
 use junction_oauth::{FlowError, Started};
 
 /// Where to send the browser, or that the connection is already connected.
@@ -110,7 +110,7 @@ pub(crate) async fn refresh_connection(
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     state.tokens.refresh_now(&link).await.map_err(flow_error)?;
-    connection_view(&state, &link).await
+    Ok(Json(connections::get(&state.store, &link).await?))
 }
 
 /// Revokes an oauth2 connection's tokens at the provider (RFC 7009) and
@@ -132,7 +132,7 @@ pub(crate) async fn revoke_connection(
     Path(link): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     state.tokens.revoke(&link).await.map_err(flow_error)?;
-    connection_view(&state, &link).await
+    Ok(Json(connections::get(&state.store, &link).await?))
 }
 
 /// What the provider sends back.

@@ -10,6 +10,7 @@ use crate::meta::{MetaRows, SealedRows};
 use crate::plugins::PluginRows;
 use crate::services::ServiceRows;
 use crate::sessions::SessionRows;
+use crate::snapshot::SnapshotRows;
 
 /// Every area of storage.
 pub trait Backend:
@@ -22,6 +23,7 @@ pub trait Backend:
     + JournalRows
     + TriggerRows
     + SessionRows
+    + SnapshotRows
 {
     /// What and where it is, for logs and errors (no credentials).
     fn describe(&self) -> String;

@@ -19,6 +19,7 @@ use crate::keys::KeyConfig;
 use crate::meta::SealedArea;
 use crate::plugins::NewVersion;
 use crate::sessions::PendingAuthorization;
+use crate::snapshot::{Reads, Snapshot};
 use crate::{SCHEMA_VERSION, Store, StoreError};
 use junction_core::kv::{KvOutcome, KvQuota, KvWrite};
 use junction_core::model::{
@@ -69,7 +70,8 @@ macro_rules! conformance_tests {
             sealed_values_are_listed_and_resealed,
             the_backend_only_sees_ciphertext,
             a_rotation_reseals_everything,
-            artifacts_with_a_wrong_tag_are_refused);
+            artifacts_with_a_wrong_tag_are_refused,
+            a_snapshot_answers_like_each_area);
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
         $(
@@ -1560,4 +1562,85 @@ pub async fn artifacts_with_a_wrong_tag_are_refused(fresh: &Fresh) {
         matches!(bad_name, Err(StoreError::Invalid(_))),
         "{bad_name:?}"
     );
+}
+
+/// A snapshot's parts are what each area's own read gives, and parts not
+/// asked for stay empty.
+pub async fn a_snapshot_answers_like_each_area(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let nothing = backend.snapshot(&Reads::default()).await.unwrap();
+    assert!(nothing.connections.is_empty() && nothing.plugins.is_empty());
+    assert!(nothing.executions.is_empty() && nothing.deliveries.is_empty());
+
+    backend
+        .put_service(&service("svc", AuthType::Bearer), false, None)
+        .await
+        .unwrap();
+    for link in ["one", "two"] {
+        backend
+            .create_connection(&connection(link, "svc", sealed_bearer("sealed")))
+            .await
+            .unwrap();
+    }
+    for name in ["alpha", "beta"] {
+        backend
+            .add_plugin_version(name, version(b"c", "sha", b"a"), "tag")
+            .await
+            .unwrap();
+    }
+    let records = (0..4)
+        .map(|n| record(&format!("r-{n}"), "alpha", n % 2 == 0, n, "out"))
+        .collect();
+    backend.insert_executions(records, BUDGET).await.unwrap();
+    let now = now_ms();
+    backend
+        .commit_journal(vec![event("e", None, now, &["alpha", "beta"], now)], BUDGET)
+        .await
+        .unwrap();
+
+    let executions = ExecutionQuery {
+        plugin: Some("alpha".into()),
+        ok: Some(true),
+        limit: 10,
+    };
+    let deliveries = queued(Some("beta"), Some(DeliveryState::Queued));
+    let all = Reads {
+        connections: true,
+        plugins: true,
+        executions: Some(executions.clone()),
+        deliveries: Some(deliveries.clone()),
+    };
+    let Snapshot {
+        connections,
+        plugins,
+        executions: records,
+        deliveries: queue,
+    } = backend.snapshot(&all).await.unwrap();
+    assert_eq!(connections, backend.connections().await.unwrap());
+    assert_eq!(connections.len(), 2);
+    let names = |plugins: &[crate::PluginRecord]| -> Vec<String> {
+        plugins.iter().map(|p| p.name.clone()).collect()
+    };
+    assert_eq!(names(&plugins), names(&backend.plugins().await.unwrap()));
+    assert_eq!(names(&plugins), ["alpha", "beta"]);
+    let ids = |records: &[ExecutionRecord]| -> Vec<String> {
+        records.iter().map(|r| r.id.clone()).collect()
+    };
+    assert_eq!(ids(&records), ["r-2", "r-0"]);
+    assert_eq!(
+        ids(&records),
+        ids(&backend.executions(&executions).await.unwrap())
+    );
+    let delivery_ids: Vec<&str> = queue.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(delivery_ids, ["d-e-beta"]);
+
+    let only_plugins = backend
+        .snapshot(&Reads {
+            plugins: true,
+            ..Reads::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&only_plugins.plugins), ["alpha", "beta"]);
+    assert!(only_plugins.connections.is_empty() && only_plugins.executions.is_empty());
 }

@@ -184,6 +184,18 @@ pub enum JournalAnswer {
     Kv(junction_core::kv::KvOutcome),
 }
 
+impl JournalAnswer {
+    /// Which answer this is, for an error that names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalAnswer::Written => "written",
+            JournalAnswer::Event { .. } => "event",
+            JournalAnswer::Skipped => "skipped",
+            JournalAnswer::Kv(_) => "kv outcome",
+        }
+    }
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {

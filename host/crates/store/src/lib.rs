@@ -23,6 +23,7 @@ pub mod redb;
 mod sealing;
 pub mod services;
 pub mod sessions;
+pub mod snapshot;
 pub mod url;
 
 pub use backend::Backend;
@@ -47,6 +48,7 @@ pub use plugins::{NewVersion, PluginRecord, PluginVersion};
 pub use redb::DB_FILE;
 pub use sealing::Store;
 pub use sessions::{PendingAuthorization, STATE_TTL_MS};
+pub use snapshot::{Reads, Snapshot};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// The schema this build writes; older data is migrated on open.

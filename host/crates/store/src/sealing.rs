@@ -571,6 +571,11 @@ impl Store {
         self.backend.plugins().await
     }
 
+    /// Several areas read from one view (connections come back sealed).
+    pub async fn snapshot(&self, reads: &crate::Reads) -> Result<crate::Snapshot, StoreError> {
+        self.backend.snapshot(reads).await
+    }
+
     /// Makes `version` of `name` active again.
     pub async fn activate_plugin_version(
         &self,

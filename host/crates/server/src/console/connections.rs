@@ -20,10 +20,12 @@ use super::session::{Flash, Session};
 use super::{
     Chrome, PageError, done, format, key_values, render, see_other, segment, sentence, words,
 };
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
 use crate::oauth::flow_error;
-use crate::services::{ServiceInput, ServiceListing};
-use crate::{AppState, connections as api, services as service_api, stored};
+use crate::{AppState, stored};
+use junction_app::AppError;
+use junction_app::connections::{self as api, ConnectionView};
+use junction_app::services::{self as service_api, ServiceInput, ServiceListing};
 use junction_oauth::{Started, catalog};
 use junction_store::{AuthType, Placement, validate_link_name};
 
@@ -44,34 +46,45 @@ pub fn routes() -> Router<AppState> {
         .route("/connections/{link}/{action}", post(act))
 }
 
-/// API field names as the forms label them, so an API message reads as
-/// a sentence about the form.
-const FIELD_LABELS: &[(&str, &str)] = &[
-    ("oauth.authorize_url", "Authorize URL"),
-    ("oauth.token_url", "Access token URL"),
-    ("oauth.refresh_url", "Refresh token URL"),
-    ("oauth.revoke_url", "Revoke URL"),
-    ("oauth.client_id", "Client ID"),
-    ("oauth.scope_separator", "Scope separator"),
-    ("oauth.issuer", "Issuer"),
-    ("`client_secret`", "the client secret"),
-    ("`client_id`", "the client ID"),
-    ("`auth_type`", "the auth type"),
-    ("base_url", "Base URL"),
-    ("placement.template", "Header value"),
-    ("placement.name", "Header or parameter name"),
-    ("allowed_hosts", "Allowed hosts"),
-    ("credentials.key", "The API key"),
-    ("credentials.token", "The token"),
-    ("credentials.password", "The password"),
-];
-
-fn in_words(err: ApiError) -> String {
-    let mut text = err.into_message();
-    for (field, label) in FIELD_LABELS {
-        text = text.replace(field, label);
+/// The label of the form field that edits the API field `field`.
+fn label(field: &str) -> &str {
+    match field {
+        "name" => "Name",
+        "auth_type" => "Auth type",
+        "base_url" => "Base URL",
+        "allowed_hosts" => "Allowed hosts",
+        "placement.name" => "Header or parameter name",
+        "placement.template" => "Header value",
+        "oauth" => "OAuth",
+        "oauth.authorize_url" => "Authorize URL",
+        "oauth.token_url" => "Access token URL",
+        "oauth.refresh_url" => "Refresh token URL",
+        "oauth.revoke_url" => "Revoke URL",
+        "oauth.metadata_url" => "Metadata URL",
+        "oauth.client_id" | "client_id" => "Client ID",
+        "oauth.scope_separator" => "Scope separator",
+        "oauth.scopes" | "scopes" => "Scopes",
+        "oauth.issuer" => "Issuer",
+        "client_secret" => "Client secret",
+        "credentials.key" => "API key",
+        "credentials.token" => "Token",
+        "credentials.password" => "Password",
+        other => other,
     }
-    sentence(&text)
+}
+
+/// An application error as a sentence about the form: a wrong field is
+/// named by its label.
+fn in_words(err: AppError) -> String {
+    match err.field() {
+        Some(wrong) => sentence(&format!("{} {}", label(wrong.field), wrong.problem)),
+        None => flow_words(ApiError::from(err)),
+    }
+}
+
+/// An error of the OAuth flows (which name no form field) as a sentence.
+fn flow_words(err: ApiError) -> String {
+    sentence(&err.into_message())
 }
 
 fn redirect_uri(state: &AppState) -> String {
@@ -113,7 +126,7 @@ async fn catalog_page(
     Extension(session): Extension<Session>,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, PageError> {
-    let axum::Json(listing) = service_api::list_services(State(state.clone())).await?;
+    let listing = service_api::list(&state.store).await?;
     let needle = query.q.trim().to_lowercase();
     let mut groups: BTreeMap<(u8, String), Vec<Card>> = BTreeMap::new();
     for service in listing {
@@ -320,13 +333,13 @@ async fn create_custom(
     Form(mut fields): Form<CustomFields>,
 ) -> Response {
     let outcome = match custom_input(&fields) {
-        Ok(input) => service_api::create_service(State(state.clone()), ApiJson(input))
+        Ok(input) => service_api::create(&state.store, &state.oauth, input)
             .await
             .map_err(in_words),
         Err(message) => Err(message),
     };
     match outcome {
-        Ok((_, axum::Json(service))) => done(
+        Ok(service) => done(
             &state,
             &session,
             Flash::ok(format!(
@@ -424,8 +437,8 @@ async fn configure_catalog(
         oauth: None,
         client_secret: Some(fields.client_secret.clone()).filter(|s| oauth && !s.is_empty()),
     };
-    match service_api::create_service(State(state.clone()), ApiJson(input)).await {
-        Ok((_, axum::Json(service))) => Ok(done(
+    match service_api::create(&state.store, &state.oauth, input).await {
+        Ok(service) => Ok(done(
             &state,
             &session,
             Flash::ok(format!(
@@ -510,9 +523,8 @@ async fn service_page(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    let axum::Json(service) =
-        service_api::get_service(State(state.clone()), Path(name.clone())).await?;
-    let axum::Json(all) = api::list_connections(State(state.clone())).await?;
+    let service = service_api::get(&state.store, &name).await?;
+    let all = api::list(&state.store).await?;
     let placement = match &service.placement {
         Placement::Header { name, template } => format!("header {name}: {template}"),
         Placement::Query { name } => format!("query parameter {name}"),
@@ -574,7 +586,7 @@ async fn delete_service(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
-    match service_api::delete_service(State(state.clone()), Path(name.clone())).await {
+    match service_api::delete(&state.store, &name).await {
         Ok(_) => done(
             &state,
             &session,
@@ -601,7 +613,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, PageError> {
-    let axum::Json(all) = api::list_connections(State(state.clone())).await?;
+    let all = api::list(&state.store).await?;
     let page = ListPage {
         page: Chrome::new(&state, &session, "connections", "Connections"),
         connections: all.iter().map(ConnectionRow::from).collect(),
@@ -782,7 +794,7 @@ async fn create(
         metadata,
         scopes,
     };
-    if let Err(err) = api::create_connection(State(state.clone()), ApiJson(input)).await {
+    if let Err(err) = api::create(&state.store, input).await {
         let message = in_words(err);
         return error_form(&state, &session, fields, message).await;
     }
@@ -833,7 +845,7 @@ async fn connect(state: &AppState, session: &Session, link: &str) -> Response {
             session,
             Flash::error(format!(
                 "Could not start connecting: {}",
-                in_words(flow_error(err))
+                flow_words(flow_error(err))
             )),
             &page,
         ),
@@ -844,7 +856,7 @@ async fn connect(state: &AppState, session: &Session, link: &str) -> Response {
 #[template(path = "connection.html")]
 struct ConnectionPage {
     page: Chrome,
-    c: api::ConnectionView,
+    c: ConnectionView,
     oauth: bool,
     status: &'static str,
     status_class: &'static str,
@@ -861,7 +873,7 @@ async fn show(
     Extension(session): Extension<Session>,
     Path(link): Path<String>,
 ) -> Result<Response, PageError> {
-    let axum::Json(view) = api::get_connection(State(state.clone()), Path(link.clone())).await?;
+    let view = api::get(&state.store, &link).await?;
     let (status, status_class) = format::status(view.status);
     let when = |ms: Option<u64>| match ms {
         Some(ms) => format!("{} ({})", format::time(ms), format::relative(ms)),
@@ -911,9 +923,9 @@ async fn act(
     let page = format!("/connections/{}", segment(&link));
     let outcome = match action.as_str() {
         "connect" => return Ok(connect(&state, &session, &link).await),
-        "refresh" => crate::oauth::refresh_connection(State(state.clone()), Path(link.clone()))
+        "refresh" => after_flow(&state, &link, state.tokens.refresh_now(&link).await)
             .await
-            .map(|axum::Json(view)| {
+            .map(|view| {
                 format!(
                     "The token is refreshed; it expires {}.",
                     view.expires_at_ms
@@ -921,23 +933,21 @@ async fn act(
                         .unwrap_or_else(|| "when the provider decides".into())
                 )
             }),
-        "revoke" => crate::oauth::revoke_connection(State(state.clone()), Path(link.clone()))
+        "revoke" => after_flow(&state, &link, state.tokens.revoke(&link).await)
             .await
             .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it.")),
         "delete" => {
-            return Ok(
-                match api::delete_connection(State(state.clone()), Path(link.clone())).await {
-                    Ok(_) => done(
-                        &state,
-                        &session,
-                        Flash::ok(format!(
-                            "Connection `{link}` and its credentials are deleted."
-                        )),
-                        "/connections",
-                    ),
-                    Err(err) => done(&state, &session, Flash::error(in_words(err)), &page),
-                },
-            );
+            return Ok(match api::delete(&state.store, &link).await {
+                Ok(_) => done(
+                    &state,
+                    &session,
+                    Flash::ok(format!(
+                        "Connection `{link}` and its credentials are deleted."
+                    )),
+                    "/connections",
+                ),
+                Err(err) => done(&state, &session, Flash::error(in_words(err)), &page),
+            });
         }
         other => {
             return Err(PageError::not_found(format!(
@@ -948,7 +958,17 @@ async fn act(
     let flash = match outcome {
         Ok(message) => Flash::ok(message),
         Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
-        Err(err) => Flash::error(in_words(err)),
+        Err(err) => Flash::error(flow_words(err)),
     };
     Ok(done(&state, &session, flash, &page))
+}
+
+/// The connection as it is after an OAuth `flow` on it, or why the flow failed.
+async fn after_flow<T>(
+    state: &AppState,
+    link: &str,
+    flow: Result<T, junction_oauth::FlowError>,
+) -> Result<ConnectionView, ApiError> {
+    flow.map_err(flow_error)?;
+    Ok(api::get(&state.store, link).await?)
 }

@@ -144,15 +144,20 @@ async fn list(
     Query(filter): Query<Filter>,
 ) -> Result<Response, PageError> {
     let ok = filter.ok()?;
-    let store = state.store.clone();
-    let query = ExecutionQuery {
-        plugin: filter.plugin(),
-        ok,
-        limit: 100,
+    let reads = junction_store::Reads {
+        plugins: true,
+        executions: Some(ExecutionQuery {
+            plugin: filter.plugin(),
+            ok,
+            limit: 100,
+        }),
+        ..Default::default()
     };
-    let (records, plugins) =
-        stored(async move { Ok((store.executions(&query).await?, store.plugins().await?)) })
-            .await?;
+    let junction_store::Snapshot {
+        executions: records,
+        plugins,
+        ..
+    } = stored(state.store.snapshot(&reads)).await?;
     let page = ListPage {
         page: Chrome::new(&state, &session, "executions", "Executions"),
         plugins: plugins.into_iter().map(|p| p.name).collect(),

@@ -85,6 +85,12 @@ impl PageError {
     }
 }
 
+impl From<junction_app::AppError> for PageError {
+    fn from(err: junction_app::AppError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
 impl From<ApiError> for PageError {
     fn from(err: ApiError) -> Self {
         let title = match err.status {
@@ -396,27 +402,28 @@ async fn overview(
     State(state): State<AppState>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Result<Response, PageError> {
-    let store = state.store.clone();
-    let (connections, plugins, recent, dead) = super::stored(async move {
-        let connections = store.sealed_connections().await?;
-        let plugins = store.plugins().await?;
-        let recent = store
-            .executions(&junction_store::ExecutionQuery {
-                plugin: None,
-                ok: None,
-                limit: 10,
-            })
-            .await?;
-        let dead = store
-            .deliveries(&junction_store::DeliveryQuery {
-                state: Some(junction_store::DeliveryState::Dead),
-                plugin: None,
-                limit: 1000,
-            })
-            .await?;
-        Ok((connections, plugins, recent, dead.len()))
-    })
-    .await?;
+    // One view, so the figures agree with each other.
+    let reads = junction_store::Reads {
+        connections: true,
+        plugins: true,
+        executions: Some(junction_store::ExecutionQuery {
+            plugin: None,
+            ok: None,
+            limit: 10,
+        }),
+        deliveries: Some(junction_store::DeliveryQuery {
+            state: Some(junction_store::DeliveryState::Dead),
+            plugin: None,
+            limit: 1000,
+        }),
+    };
+    let junction_store::Snapshot {
+        connections,
+        plugins,
+        executions: recent,
+        deliveries,
+    } = super::stored(state.store.snapshot(&reads)).await?;
+    let dead = deliveries.len();
     let connected = connections
         .iter()
         .filter(|c| c.status == junction_store::ConnectionStatus::Connected)

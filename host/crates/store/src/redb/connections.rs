@@ -19,7 +19,17 @@ fn encode(row: &Connection<String>) -> Result<Vec<u8>, StoreError> {
 
 /// Every connection, read inside `txn`.
 pub(super) fn all_in(txn: &redb::WriteTransaction) -> Result<Vec<Connection<String>>, StoreError> {
-    let table = txn.open_table(CONNECTIONS).map_err(db)?;
+    collect(&txn.open_table(CONNECTIONS).map_err(db)?)
+}
+
+/// Every connection, as of the read transaction `txn`.
+pub(super) fn read_all(txn: &redb::ReadTransaction) -> Result<Vec<Connection<String>>, StoreError> {
+    collect(&txn.open_table(CONNECTIONS).map_err(db)?)
+}
+
+fn collect(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<Connection<String>>, StoreError> {
     let mut out = Vec::new();
     for row in table.iter().map_err(db)? {
         let (link, bytes) = row.map_err(db)?;
@@ -93,14 +103,7 @@ impl Redb {
     }
 
     fn connections(&self) -> Result<Vec<Connection<String>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(CONNECTIONS).map_err(db)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(db)? {
-            let (link, bytes) = row.map_err(db)?;
-            out.push(decode(link.value(), bytes.value())?);
-        }
-        Ok(out)
+        read_all(&self.db.begin_read().map_err(db)?)
     }
 
     fn delete_connection(&self, link: &str) -> Result<(), StoreError> {

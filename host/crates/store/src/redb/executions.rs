@@ -167,48 +167,55 @@ impl Redb {
         &self,
         query: &ExecutionQuery,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let executions = txn.open_table(EXECUTIONS).map_err(db)?;
-        let mut out = Vec::new();
-        if query.limit == 0 {
-            return Ok(out);
-        }
-        match &query.plugin {
-            Some(plugin) => {
-                let by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
-                let plugin = plugin.as_str();
-                for row in by_plugin
-                    .range((plugin, 0)..=(plugin, u64::MAX))
-                    .map_err(db)?
-                    .rev()
-                {
-                    let (key, ok) = row.map_err(db)?;
-                    if query.ok.is_some_and(|want| want != ok.value()) {
-                        continue;
-                    }
-                    let seq = key.value().1;
-                    if let Some(bytes) = executions.get(seq).map_err(db)? {
-                        out.push(decode(seq, bytes.value())?);
-                    }
-                    if out.len() >= query.limit {
-                        break;
-                    }
-                }
-            }
-            None => {
-                for row in executions.iter().map_err(db)?.rev() {
-                    let (seq, bytes) = row.map_err(db)?;
-                    let record = decode(seq.value(), bytes.value())?;
-                    if query.ok.is_some_and(|want| want != record.is_ok()) {
-                        continue;
-                    }
-                    out.push(record);
-                    if out.len() >= query.limit {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
+        read_executions(&self.db.begin_read().map_err(db)?, query)
     }
+}
+
+/// Executions matching `query`, newest first, as of the read transaction `txn`.
+pub(super) fn read_executions(
+    txn: &redb::ReadTransaction,
+    query: &ExecutionQuery,
+) -> Result<Vec<ExecutionRecord>, StoreError> {
+    let executions = txn.open_table(EXECUTIONS).map_err(db)?;
+    let mut out = Vec::new();
+    if query.limit == 0 {
+        return Ok(out);
+    }
+    match &query.plugin {
+        Some(plugin) => {
+            let by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
+            let plugin = plugin.as_str();
+            for row in by_plugin
+                .range((plugin, 0)..=(plugin, u64::MAX))
+                .map_err(db)?
+                .rev()
+            {
+                let (key, ok) = row.map_err(db)?;
+                if query.ok.is_some_and(|want| want != ok.value()) {
+                    continue;
+                }
+                let seq = key.value().1;
+                if let Some(bytes) = executions.get(seq).map_err(db)? {
+                    out.push(decode(seq, bytes.value())?);
+                }
+                if out.len() >= query.limit {
+                    break;
+                }
+            }
+        }
+        None => {
+            for row in executions.iter().map_err(db)?.rev() {
+                let (seq, bytes) = row.map_err(db)?;
+                let record = decode(seq.value(), bytes.value())?;
+                if query.ok.is_some_and(|want| want != record.is_ok()) {
+                    continue;
+                }
+                out.push(record);
+                if out.len() >= query.limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
 }

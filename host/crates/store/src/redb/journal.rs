@@ -226,48 +226,7 @@ impl Redb {
     /// Deliveries matching `query`. Dead letters come from their index;
     /// queued ones from the queue in due order; others by scanning.
     fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(DELIVERIES).map_err(db)?;
-        let wanted = |d: &Delivery| {
-            query.state.is_none_or(|s| s == d.state)
-                && query.plugin.as_ref().is_none_or(|p| *p == d.plugin)
-        };
-        let mut out = Vec::new();
-        let dead_table = txn.open_table(DEAD).map_err(db)?;
-        let queue_table = txn.open_table(QUEUE).map_err(db)?;
-        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> = match query.state {
-            Some(DeliveryState::Dead) => Box::new(
-                dead_table
-                    .iter()
-                    .map_err(db)?
-                    .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
-            ),
-            Some(DeliveryState::Queued) => Box::new(
-                queue_table
-                    .iter()
-                    .map_err(db)?
-                    .map(|row| row.map(|(k, _)| k.value().1.to_owned()).map_err(db)),
-            ),
-            _ => Box::new(
-                table
-                    .iter()
-                    .map_err(db)?
-                    .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
-            ),
-        };
-        for id in ids {
-            if out.len() >= query.limit {
-                break;
-            }
-            let id = id?;
-            if let Some(bytes) = table.get(id.as_str()).map_err(db)? {
-                let delivery: Delivery = decode(&format!("deliveries/{id}"), bytes.value())?;
-                if wanted(&delivery) {
-                    out.push(delivery);
-                }
-            }
-        }
-        Ok(out)
+        read_deliveries(&self.db.begin_read().map_err(db)?, query)
     }
 
     /// Every delivery still to run, with its event, in due order: what the
@@ -658,4 +617,54 @@ impl crate::journal::TriggerRows for RedbBackend {
         self.run(move |redb| redb.forget_plugin_events(&plugin))
             .await
     }
+}
+
+/// Deliveries matching `query`, as of the read transaction `txn`. Dead
+/// letters come from their index; queued ones from the queue in due order;
+/// others by scanning.
+pub(super) fn read_deliveries(
+    txn: &redb::ReadTransaction,
+    query: &DeliveryQuery,
+) -> Result<Vec<Delivery>, StoreError> {
+    let table = txn.open_table(DELIVERIES).map_err(db)?;
+    let wanted = |d: &Delivery| {
+        query.state.is_none_or(|s| s == d.state)
+            && query.plugin.as_ref().is_none_or(|p| *p == d.plugin)
+    };
+    let mut out = Vec::new();
+    let dead_table = txn.open_table(DEAD).map_err(db)?;
+    let queue_table = txn.open_table(QUEUE).map_err(db)?;
+    let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> = match query.state {
+        Some(DeliveryState::Dead) => Box::new(
+            dead_table
+                .iter()
+                .map_err(db)?
+                .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
+        ),
+        Some(DeliveryState::Queued) => Box::new(
+            queue_table
+                .iter()
+                .map_err(db)?
+                .map(|row| row.map(|(k, _)| k.value().1.to_owned()).map_err(db)),
+        ),
+        _ => Box::new(
+            table
+                .iter()
+                .map_err(db)?
+                .map(|row| row.map(|(k, _)| k.value().to_owned()).map_err(db)),
+        ),
+    };
+    for id in ids {
+        if out.len() >= query.limit {
+            break;
+        }
+        let id = id?;
+        if let Some(bytes) = table.get(id.as_str()).map_err(db)? {
+            let delivery: Delivery = decode(&format!("deliveries/{id}"), bytes.value())?;
+            if wanted(&delivery) {
+                out.push(delivery);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -12,6 +12,7 @@ mod plugins;
 mod sealed;
 mod services;
 mod sessions;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -25,6 +25,17 @@ fn encode_record(record: &PluginRecord) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("plugins/{}", record.name), e.to_string()))
 }
 
+/// Every plugin, as of the read transaction `txn`.
+pub(super) fn read_plugins(txn: &redb::ReadTransaction) -> Result<Vec<PluginRecord>, StoreError> {
+    let table = txn.open_table(PLUGINS).map_err(db)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(db)? {
+        let (name, bytes) = row.map_err(db)?;
+        out.push(decode_record(name.value(), bytes.value())?);
+    }
+    Ok(out)
+}
+
 impl Redb {
     /// Stores a new version of `name` (creating the plugin) and makes it
     /// active, in one transaction: concurrent uploads get distinct versions.
@@ -90,14 +101,7 @@ impl Redb {
 
     /// Every plugin, by name.
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(PLUGINS).map_err(db)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(db)? {
-            let (name, bytes) = row.map_err(db)?;
-            out.push(decode_record(name.value(), bytes.value())?);
-        }
-        Ok(out)
+        read_plugins(&self.db.begin_read().map_err(db)?)
     }
 
     /// Makes `version` of `name` active again.

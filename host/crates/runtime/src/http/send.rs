@@ -1,0 +1,148 @@
+//! Sending a prepared request: the credential attached as the service
+//! says, redirects followed by hand (at most [`MAX_REDIRECTS`], each
+//! destination checked again, a POST turned into a GET where HTTP says so),
+//! the whole call within its time limit and the body read up to the
+//! plugin's response limit. Transport errors never carry the URL.
+
+use reqwest::{Method as ReqMethod, StatusCode};
+
+use super::attach::Attach;
+use super::request::Prepared;
+use crate::bindings::junction::plugin::http::{Error, Response};
+
+/// Redirects followed per call.
+const MAX_REDIRECTS: usize = 5;
+
+/// Sends a prepared request, following and re-checking redirects, and reads
+/// the body up to `max_body` bytes.
+pub(super) async fn send(
+    client: &reqwest::Client,
+    max_body: usize,
+    prepared: &mut Prepared,
+) -> Result<Response, Error> {
+    let call_deadline = tokio::time::Instant::now() + prepared.timeout;
+    for _ in 0..=MAX_REDIRECTS {
+        let mut url = prepared.url.clone();
+        let mut builder_headers = prepared.headers.clone();
+        let mut basic = None;
+        match &prepared.attach {
+            Some(Attach::Header(name, value)) => {
+                builder_headers.insert(name.clone(), value.clone());
+            }
+            Some(Attach::Query(name, secret)) => {
+                url.query_pairs_mut().append_pair(name, secret.expose());
+            }
+            Some(Attach::Basic(user, password)) => basic = Some((user, password)),
+            None => {}
+        }
+        let mut builder = client
+            .request(prepared.method.clone(), url)
+            .headers(builder_headers);
+        if let Some((user, password)) = basic {
+            builder = builder.basic_auth(user, Some(password.expose()));
+        }
+        if let Some(body) = &prepared.body {
+            builder = builder.body(body.clone());
+        }
+        let response = tokio::time::timeout_at(call_deadline, builder.send())
+            .await
+            .map_err(|_| Error::Timeout)?
+            .map_err(|err| transport_error(&err))?;
+
+        if response.status().is_redirection()
+            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        {
+            let location = location.to_str().map_err(|_| {
+                Error::Transport("the server redirected to a location that is not text".into())
+            })?;
+            let next = prepared.url.join(location).map_err(|_| {
+                Error::Transport(format!(
+                    "the server redirected to an invalid location `{location}`"
+                ))
+            })?;
+            if next.scheme() != "http" && next.scheme() != "https" {
+                return Err(Error::Forbidden(format!(
+                    "redirect to a `{}` URL",
+                    next.scheme()
+                )));
+            }
+            prepared
+                .destinations
+                .check(&next)
+                .map_err(|err| match err {
+                    Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
+                    other => other,
+                })?;
+            let status = response.status();
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && prepared.method == ReqMethod::POST)
+            {
+                prepared.method = ReqMethod::GET;
+                prepared.body = None;
+                prepared.headers.remove(reqwest::header::CONTENT_TYPE);
+            }
+            prepared.url = next;
+            continue;
+        }
+
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        if response
+            .content_length()
+            .is_some_and(|len| len > max_body as u64)
+        {
+            return Err(Error::TooLarge);
+        }
+        let mut body = Vec::new();
+        let mut response = response;
+        loop {
+            let chunk = tokio::time::timeout_at(call_deadline, response.chunk())
+                .await
+                .map_err(|_| Error::Timeout)?
+                .map_err(|err| transport_error(&err))?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > max_body {
+                return Err(Error::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return Ok(Response {
+            status,
+            headers,
+            body,
+        });
+    }
+    Err(Error::Transport(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
+}
+
+fn transport_error(err: &reqwest::Error) -> Error {
+    if err.is_timeout() {
+        return Error::Timeout;
+    }
+    // reqwest's messages carry the URL, which may hold a key: leave it out.
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    message.push_str(if err.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    });
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::Transport(message)
+}
