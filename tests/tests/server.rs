@@ -618,6 +618,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .post("/v1/plugins/hello/invoke", &json!({"kind": "two words"}))
         .await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "`kind`");
+    assert_eq!(answer.json["error"]["field"], "kind", "{}", answer.text);
     let answer = host
         .post("/v1/plugins/hello/invoke", &json!({"id": "x".repeat(129)}))
         .await;
@@ -639,6 +640,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
         )
         .await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "base_url");
+    // The wrong field is data too, not only words.
+    assert_eq!(answer.json["error"]["field"], "base_url", "{}", answer.text);
     let answer = host
         .post(
             "/v1/connections",

@@ -1,5 +1,5 @@
-//! What the application functions ([`crate::services`],
-//! [`crate::connections`]) refuse and why, as kinds a surface maps to its
+//! What the application functions (services, connections, plugins)
+//! refuse and why, as kinds a surface maps to its
 //! own answers: the API to statuses and codes, the console to form
 //! messages. A [`FieldError`] names the wrong field as data.
 
@@ -21,6 +21,15 @@ pub enum AppError {
     /// It clashes with what exists.
     #[error("{0}")]
     Conflict(String),
+    /// It is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// It cannot be done now (a plugin whose active version cannot load).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),

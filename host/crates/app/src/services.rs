@@ -48,7 +48,7 @@ pub struct ServiceInput {
 }
 
 /// Checks a service definition and builds the stored form.
-pub(crate) fn build_service(
+fn build_service(
     name: String,
     input: ServiceInput,
     created_at_ms: u64,
@@ -60,7 +60,7 @@ pub(crate) fn build_service(
         ));
     }
     let auth_type = input.auth_type.ok_or_else(|| {
-        FieldError::new(
+        FieldError::quoted(
             "auth_type",
             "is required (oauth2, api-key, basic or bearer)",
         )
@@ -106,7 +106,7 @@ pub(crate) fn build_service(
     }
     match (auth_type, &input.oauth) {
         (AuthType::Oauth2, None) => {
-            return Err(FieldError::new(
+            return Err(FieldError::quoted(
                 "oauth",
                 "settings are needed by an oauth2 service (client_id, token_url, ...)",
             )
@@ -114,7 +114,7 @@ pub(crate) fn build_service(
         }
         (AuthType::Oauth2, Some(oauth)) => oauth.validate()?,
         (other, Some(_)) => {
-            return Err(FieldError::new(
+            return Err(FieldError::quoted(
                 "oauth",
                 format!("settings are for oauth2 services, not {}", other.as_str()),
             )
@@ -123,14 +123,14 @@ pub(crate) fn build_service(
         (_, None) => {}
     }
     if input.client_secret.is_some() && auth_type != AuthType::Oauth2 {
-        return Err(FieldError::new(
+        return Err(FieldError::quoted(
             "client_secret",
             "is for oauth2 services; a connection's own secret goes in its credentials",
         )
         .into());
     }
     if input.client_secret.as_deref() == Some("") {
-        return Err(FieldError::new("client_secret", "is empty").into());
+        return Err(FieldError::quoted("client_secret", "is empty").into());
     }
     Ok(Service {
         name,
@@ -156,7 +156,7 @@ fn require_secret(
         .as_ref()
         .is_some_and(OAuthSettings::needs_client_secret);
     if needs && secret.is_none() && !stored {
-        return Err(FieldError::new(
+        return Err(FieldError::quoted(
             "client_secret",
             format!(
                 "is needed: service `{}` is a confidential client (client_credentials, HTTP Basic client auth, or no PKCE)",
@@ -182,7 +182,7 @@ fn from_catalog(id: &str, input: ServiceInput) -> Result<ServiceInput, AppError>
     }
     let client_id = match (entry.auth_type, input.client_id.as_deref()) {
         (AuthType::Oauth2, None) | (AuthType::Oauth2, Some("")) => {
-            return Err(FieldError::new(
+            return Err(FieldError::quoted(
                 "client_id",
                 format!(
                     "is needed to configure `{id}`: the client id (and usually the client secret) of your app registered with {}; see {}",
@@ -193,7 +193,7 @@ fn from_catalog(id: &str, input: ServiceInput) -> Result<ServiceInput, AppError>
         }
         (AuthType::Oauth2, Some(client_id)) => client_id.to_owned(),
         (_, Some(_)) => {
-            return Err(FieldError::new(
+            return Err(FieldError::quoted(
                 "client_id",
                 format!(
                     "is not used: `{id}` uses {} credentials, set on each connection",
@@ -292,7 +292,7 @@ pub async fn create(
     let name = input
         .name
         .clone()
-        .ok_or_else(|| FieldError::new("name", "is required: the service needs a name"))?;
+        .ok_or_else(|| FieldError::quoted("name", "is required: the service needs a name"))?;
     if let Some(settings) = input.oauth.as_mut() {
         oauth
             .discover(settings)
@@ -329,7 +329,7 @@ pub async fn update(store: &Store, name: &str, input: ServiceInput) -> Result<Se
     }
     let existing = get(store, name).await?;
     if input.auth_type.is_some_and(|t| t != existing.auth_type) {
-        return Err(FieldError::new(
+        return Err(FieldError::quoted(
             "auth_type",
             format!(
                 "cannot change: service `{name}` uses {}; its connections' credentials would no longer fit {}",

@@ -156,6 +156,13 @@ impl From<AppError> for ApiError {
             AppError::Invalid(message) => ApiError::invalid(message),
             AppError::NotFound(message) => ApiError::not_found(message),
             AppError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::TooLarge(message) => ApiError::too_large(message),
+            AppError::Unavailable(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin-unavailable",
+                message,
+            ),
+            AppError::Registry(registry) => registry.into(),
             AppError::Store(store) => store.into(),
             other @ (AppError::Catalog(_) | AppError::NotKept(_)) => ApiError::failed(&other),
         }

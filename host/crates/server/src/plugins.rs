@@ -1,5 +1,7 @@
 //! `/v1/plugins`: upload (multipart: component, manifest, grants), list,
-//! show, roll back, delete, and invoke now.
+//! show, roll back, delete, and invoke now. What each route does is
+//! [`junction_app::plugins`]'s; this module is its HTTP face, and reads
+//! the multipart form of an upload.
 
 use axum::Json;
 use axum::extract::multipart::MultipartError;
@@ -7,59 +9,17 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{AppState, stored};
-use junction_app::registry::{Deployed, LoadedFrom, RegistryError, Upload};
+use junction_app::plugins as app;
+pub use junction_app::plugins::{InvokeRequest, PluginDetail, PluginSummary, RollbackRequest};
+use junction_app::registry::Upload;
 use junction_core::manifest::Manifest;
-use junction_runtime::{Event, ExecutionRecord, new_id};
-use junction_store::{PluginRecord, PluginVersion, now_ms, validate_plugin_name};
+use junction_runtime::ExecutionRecord;
+use junction_store::validate_plugin_name;
 
 /// Largest manifest or grants part of an upload.
 const MAX_FORM_PART: usize = 256 * 1024;
-
-/// A plugin as listed.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PluginSummary {
-    /// Its name.
-    pub name: String,
-    /// The version that runs.
-    pub active_version: u32,
-    /// The active component's sha256.
-    pub sha256: String,
-    /// The active component's size in bytes.
-    pub size: u64,
-    /// When the first version was uploaded.
-    pub created_at_ms: u64,
-    /// When a version was last uploaded or activated.
-    pub updated_at_ms: u64,
-    /// Connections the active version's manifest requests.
-    pub requested_connections: Vec<String>,
-    /// Connections it may use.
-    pub granted_connections: Vec<String>,
-    /// Requested connections it was not granted.
-    pub missing_connections: Vec<String>,
-    /// Origins it may call without credentials.
-    pub allowed_hosts: Vec<String>,
-    /// Its triggers, as in the manifest.
-    #[schema(value_type = Vec<Object>)]
-    pub triggers: Vec<serde_json::Value>,
-    /// How many versions are stored.
-    pub version_count: usize,
-    /// How the running copy was loaded; absent when it could not be.
-    pub loaded_from: Option<LoadedFrom>,
-    /// Why it cannot run, when it cannot.
-    pub load_error: Option<String>,
-}
-
-/// A plugin with every version.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PluginDetail {
-    /// The summary.
-    #[serde(flatten)]
-    pub summary: PluginSummary,
-    /// Every version, oldest first.
-    pub versions: Vec<PluginVersion>,
-}
 
 /// What an upload did.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -94,91 +54,6 @@ pub struct UploadForm {
     grants: Option<String>,
 }
 
-/// How to run a plugin now.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InvokeRequest {
-    /// The event kind; `invoke` when absent.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// The event payload (any JSON).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-    /// The event id (for deduplication); a new one when absent.
-    #[serde(default)]
-    pub id: Option<String>,
-}
-
-/// Which version to make active.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    /// A stored version; the one before the active version when absent.
-    #[serde(default)]
-    pub version: Option<u32>,
-}
-
-fn summary(state: &AppState, record: &PluginRecord) -> PluginSummary {
-    let active = record.active();
-    let running = state.registry.get(&record.name);
-    PluginSummary {
-        name: record.name.clone(),
-        active_version: record.active_version,
-        sha256: active.map(|v| v.sha256.clone()).unwrap_or_default(),
-        size: active.map(|v| v.size).unwrap_or(0),
-        created_at_ms: record.created_at_ms,
-        updated_at_ms: record.updated_at_ms,
-        requested_connections: active
-            .map(|v| v.manifest.connections.clone())
-            .unwrap_or_default(),
-        granted_connections: active
-            .map(|v| v.granted_connections.clone())
-            .unwrap_or_default(),
-        missing_connections: active
-            .map(|v| v.missing_connections.clone())
-            .unwrap_or_default(),
-        allowed_hosts: active
-            .map(|v| v.manifest.allowed_hosts.clone())
-            .unwrap_or_default(),
-        triggers: active
-            .map(|v| v.manifest.triggers.clone())
-            .unwrap_or_default(),
-        version_count: record.versions.len(),
-        loaded_from: running
-            .filter(|p| p.version == record.active_version)
-            .map(|p| p.loaded_from),
-        load_error: state.registry.load_error(&record.name),
-    }
-}
-
-/// Stores and activates an upload (API or console), and puts its triggers
-/// into effect.
-pub(crate) async fn deploy(state: &AppState, upload: Upload) -> Result<Deployed, RegistryError> {
-    let deployed = state.registry.upload(upload).await?;
-    reload_triggers(state).await;
-    Ok(deployed)
-}
-
-/// The new active version's triggers take effect at once. The deploy is
-/// done when this fails; the index is rebuilt on the next start anyway.
-async fn reload_triggers(state: &AppState) {
-    if let Err(err) = state.events.reload_triggers().await {
-        tracing::error!(error = %err, "cannot reload the triggers after a deploy");
-    }
-}
-
-/// Event kinds and ids: 1 to 128 visible ASCII characters, so they print
-/// and index cleanly.
-fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must be 1 to 128 visible ASCII characters without spaces"
-        )));
-    }
-    Ok(())
-}
-
 /// Lists every plugin.
 #[utoipa::path(
     get,
@@ -189,17 +64,7 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
 pub(crate) async fn list_plugins(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PluginSummary>>, ApiError> {
-    let store = state.store.clone();
-    let records = stored(async move { store.plugins().await }).await?;
-    Ok(Json(records.iter().map(|r| summary(&state, r)).collect()))
-}
-
-async fn load_record(state: &AppState, name: &str) -> Result<PluginRecord, ApiError> {
-    let store = state.store.clone();
-    let owned = name.to_owned();
-    stored(async move { store.plugin(&owned).await })
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no plugin named `{name}`")))
+    Ok(Json(app::list(&state.store, &state.registry).await?))
 }
 
 /// Shows a plugin with every version.
@@ -218,11 +83,7 @@ pub(crate) async fn get_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    let record = load_record(&state, &name).await?;
-    Ok(Json(PluginDetail {
-        summary: summary(&state, &record),
-        versions: record.versions.clone(),
-    }))
+    Ok(Json(app::get(&state.store, &state.registry, &name).await?))
 }
 
 fn multipart_error(err: MultipartError) -> ApiError {
@@ -338,8 +199,9 @@ pub(crate) async fn upload_plugin(
     let component = component.ok_or_else(|| {
         ApiError::invalid("the upload has no `component` part with the component's bytes")
     })?;
-    let deployed = deploy(
-        &state,
+    let deployed = app::deploy(
+        &state.registry,
+        &state.events,
         Upload {
             name: name.clone(),
             component,
@@ -383,34 +245,15 @@ pub(crate) async fn rollback_plugin(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<RollbackRequest>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    let version = match request.version {
-        Some(v) => v,
-        None => {
-            let record = load_record(&state, &name).await?;
-            record
-                .versions
-                .iter()
-                .map(|v| v.version)
-                .filter(|v| *v < record.active_version)
-                .max()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        format!(
-                            "plugin `{name}` has no version before {}",
-                            record.active_version
-                        ),
-                    )
-                })?
-        }
-    };
-    let record = state.registry.rollback(&name, version).await?;
-    reload_triggers(&state).await;
-    Ok(Json(PluginDetail {
-        summary: summary(&state, &record),
-        versions: record.versions.clone(),
-    }))
+    let detail = app::rollback(
+        &state.store,
+        &state.registry,
+        &state.events,
+        &name,
+        request.version,
+    )
+    .await?;
+    Ok(Json(detail))
 }
 
 /// Deletes a plugin: every version, its artifacts and its kv namespace.
@@ -429,10 +272,7 @@ pub(crate) async fn delete_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete(&name).await?;
-    if let Err(err) = state.events.plugin_deleted(&name).await {
-        tracing::error!(plugin = %name, error = %err, "the plugin is deleted but its triggers could not be cleared; they are cleared on the next start");
-    }
+    app::delete(&state.registry, &state.events, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -457,42 +297,7 @@ pub(crate) async fn invoke_plugin(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<InvokeRequest>,
 ) -> Result<Json<ExecutionRecord>, ApiError> {
-    let Some(plugin) = state.registry.get(&name) else {
-        if let Some(reason) = state.registry.load_error(&name) {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "plugin-unavailable",
-                format!("plugin `{name}` cannot run: {reason}"),
-            ));
-        }
-        return Err(RegistryError::NotFound(name).into());
-    };
-    let kind = request.kind.unwrap_or_else(|| "invoke".to_owned());
-    check_label("kind", &kind)?;
-    let id = request.id.unwrap_or_else(new_id);
-    check_label("id", &id)?;
-    let payload = serde_json::to_string(&request.payload).map_err(ApiError::internal)?;
-    let max = plugin.loaded.limits().payload_bytes;
-    if payload.len() > max {
-        return Err(ApiError::too_large(format!(
-            "the event payload is {} bytes, above the limit of {max} bytes",
-            payload.len()
-        )));
-    }
-    let event = Event {
-        id,
-        kind,
-        payload,
-        occurred_at_ms: now_ms(),
-    };
-    let record = state
-        .registry
-        .runtime()
-        .execute(&plugin.loaded, event)
-        .await;
-    state.events.metrics().execution(&record);
-    if let Err(err) = state.events.journal().record(record.clone()).await {
-        tracing::error!(plugin = %name, execution = %record.id, error = %err, "the execution ran but its record was not stored");
-    }
-    Ok(Json(record))
+    Ok(Json(
+        app::invoke(&state.registry, &state.events, &name, request).await?,
+    ))
 }

@@ -18,12 +18,12 @@ use serde_json::json;
 
 use super::session::{Flash, Session};
 use super::{
-    Chrome, PageError, done, format, key_values, render, see_other, segment, sentence, words,
+    Chrome, PageError, done, format, in_words, key_values, render, see_other, segment, sentence,
+    words,
 };
 use crate::error::ApiError;
 use crate::oauth::flow_error;
 use crate::{AppState, stored};
-use junction_app::AppError;
 use junction_app::connections::{self as api, ConnectionView};
 use junction_app::services::{self as service_api, ServiceInput, ServiceListing};
 use junction_oauth::{Started, catalog};
@@ -44,42 +44,6 @@ pub fn routes() -> Router<AppState> {
         .route("/connections/check", get(check_link))
         .route("/connections/{link}", get(show))
         .route("/connections/{link}/{action}", post(act))
-}
-
-/// The label of the form field that edits the API field `field`.
-fn label(field: &str) -> &str {
-    match field {
-        "name" => "Name",
-        "auth_type" => "Auth type",
-        "base_url" => "Base URL",
-        "allowed_hosts" => "Allowed hosts",
-        "placement.name" => "Header or parameter name",
-        "placement.template" => "Header value",
-        "oauth" => "OAuth",
-        "oauth.authorize_url" => "Authorize URL",
-        "oauth.token_url" => "Access token URL",
-        "oauth.refresh_url" => "Refresh token URL",
-        "oauth.revoke_url" => "Revoke URL",
-        "oauth.metadata_url" => "Metadata URL",
-        "oauth.client_id" | "client_id" => "Client ID",
-        "oauth.scope_separator" => "Scope separator",
-        "oauth.scopes" | "scopes" => "Scopes",
-        "oauth.issuer" => "Issuer",
-        "client_secret" => "Client secret",
-        "credentials.key" => "API key",
-        "credentials.token" => "Token",
-        "credentials.password" => "Password",
-        other => other,
-    }
-}
-
-/// An application error as a sentence about the form: a wrong field is
-/// named by its label.
-fn in_words(err: AppError) -> String {
-    match err.field() {
-        Some(wrong) => sentence(&format!("{} {}", label(wrong.field), wrong.problem)),
-        None => flow_words(ApiError::from(err)),
-    }
 }
 
 /// An error of the OAuth flows (which name no form field) as a sentence.

@@ -394,8 +394,8 @@ async fn retry(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
-    match crate::events::retry_delivery(State(state.clone()), Path(id.clone())).await {
-        Ok((_, axum::Json(delivery))) => done(
+    match state.events.retry(&id).await {
+        Ok(delivery) => done(
             &state,
             &session,
             Flash::ok(format!(
@@ -407,7 +407,7 @@ async fn retry(
         Err(err) => done(
             &state,
             &session,
-            Flash::error(sentence(&err.into_message())),
+            Flash::error(sentence(&crate::error::ApiError::from(err).into_message())),
             "/deliveries",
         ),
     }

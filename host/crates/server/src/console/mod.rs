@@ -106,6 +106,42 @@ impl From<ApiError> for PageError {
     }
 }
 
+/// The label of the form field that edits the API field `field`.
+fn label(field: &str) -> &str {
+    match field {
+        "name" => "Name",
+        "auth_type" => "Auth type",
+        "base_url" => "Base URL",
+        "allowed_hosts" => "Allowed hosts",
+        "placement.name" => "Header or parameter name",
+        "placement.template" => "Header value",
+        "oauth" => "OAuth",
+        "oauth.authorize_url" => "Authorize URL",
+        "oauth.token_url" => "Access token URL",
+        "oauth.refresh_url" => "Refresh token URL",
+        "oauth.revoke_url" => "Revoke URL",
+        "oauth.metadata_url" => "Metadata URL",
+        "oauth.client_id" | "client_id" => "Client ID",
+        "oauth.scope_separator" => "Scope separator",
+        "oauth.scopes" | "scopes" => "Scopes",
+        "oauth.issuer" => "Issuer",
+        "client_secret" => "Client secret",
+        "credentials.key" => "API key",
+        "credentials.token" => "Token",
+        "credentials.password" => "Password",
+        other => other,
+    }
+}
+
+/// An application error as a sentence about the form: a wrong field is
+/// named by its label.
+pub(crate) fn in_words(err: junction_app::AppError) -> String {
+    match err.field() {
+        Some(wrong) => sentence(&format!("{} {}", label(wrong.field), wrong.problem)),
+        None => sentence(&ApiError::from(err).into_message()),
+    }
+}
+
 /// An API message as a sentence: capitalised, ending in a full stop.
 pub fn sentence(message: &str) -> String {
     let mut chars = message.trim().chars();
@@ -509,6 +545,19 @@ pub fn words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_field_is_named_by_its_label() {
+        use junction_app::AppError;
+        use junction_core::FieldError;
+        let err = AppError::Field(FieldError::new("oauth.token_url", "is required"));
+        assert_eq!(in_words(err), "Access token URL is required.");
+        let err = AppError::Field(FieldError::quoted("client_secret", "is empty"));
+        assert_eq!(in_words(err), "Client secret is empty.");
+        // Errors about no field keep their own words.
+        let err = AppError::NotFound("no service named `x`".into());
+        assert_eq!(in_words(err), "No service named `x`.");
+    }
 
     #[test]
     fn only_local_paths_are_followed() {

@@ -14,10 +14,13 @@ use serde::Deserialize;
 
 use super::executions::{Detail, DetailFragment, Row};
 use super::session::{self, Flash, Session};
-use super::{Chrome, PageError, done, format, render, see_other, segment, sentence};
-use crate::error::{ApiError, ApiJson};
-use crate::plugins::{self as api, InvokeRequest, RollbackRequest};
+use super::{Chrome, PageError, done, format, in_words, render, see_other, segment, sentence};
+use crate::error::ApiError;
+use crate::plugins::read_part;
 use crate::{AppState, stored};
+use junction_app::AppError;
+use junction_app::plugins::{self as api, InvokeRequest};
+use junction_app::registry::RegistryError;
 use junction_app::registry::Upload;
 use junction_core::manifest::Manifest;
 use junction_store::{ExecutionQuery, validate_plugin_name};
@@ -62,7 +65,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, PageError> {
-    let axum::Json(plugins) = api::list_plugins(State(state.clone())).await?;
+    let plugins = api::list(&state.store, &state.registry).await?;
     let names: Vec<String> = plugins.iter().map(|p| p.name.clone()).collect();
     let store = state.store.clone();
     let recent = stored(async move {
@@ -166,7 +169,7 @@ async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, Up
         if part != session::CSRF_FIELD && fields.csrf.is_none() {
             return Err(UploadProblem::Forged);
         }
-        let bytes = api::read_part(&mut field, max, &part)
+        let bytes = read_part(&mut field, max, &part)
             .await
             .map_err(unreadable)?;
         let text = || String::from_utf8_lossy(&bytes).into_owned();
@@ -245,7 +248,8 @@ async fn upload(
         Err(message) => return Ok(upload_error(&state, &session, name, message)),
     };
     let deployed = api::deploy(
-        &state,
+        &state.registry,
+        &state.events,
         Upload {
             name: name.clone(),
             component: fields.component,
@@ -277,14 +281,14 @@ async fn upload(
             ))
         }
         Err(err) => {
-            let err: ApiError = err.into();
-            let message = if err.status == StatusCode::UNPROCESSABLE_ENTITY {
+            let not_a_component = matches!(err, AppError::Registry(RegistryError::Load(_)));
+            let message = if not_a_component {
                 format!(
                     "The file is not a component Junction can run. {}",
-                    sentence(&err.into_message())
+                    in_words(err)
                 )
             } else {
-                sentence(&err.into_message())
+                in_words(err)
             };
             Ok(upload_error(&state, &session, name, message))
         }
@@ -358,7 +362,7 @@ async fn plugin_page(
     result: Option<Detail>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let axum::Json(detail) = api::get_plugin(State(state.clone()), Path(name.to_owned())).await?;
+    let detail = api::get(&state.store, &state.registry, name).await?;
     let triggers: Vec<TriggerRow> = state
         .events
         .index()
@@ -518,16 +522,10 @@ async fn run(
         payload,
         id: None,
     };
-    let record = match api::invoke_plugin(
-        State(state.clone()),
-        Path(name.clone()),
-        ApiJson(request),
-    )
-    .await
-    {
-        Ok(axum::Json(record)) => record,
-        Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
-        Err(err) => return fail(sentence(&err.into_message())).await,
+    let record = match api::invoke(&state.registry, &state.events, &name, request).await {
+        Ok(record) => record,
+        Err(err @ AppError::Registry(RegistryError::NotFound(_))) => return Err(err.into()),
+        Err(err) => return fail(in_words(err)).await,
     };
     if htmx {
         let detail = Detail::from(&record);
@@ -547,14 +545,13 @@ async fn rollback(
     Path(name): Path<String>,
     Form(fields): Form<RollbackFields>,
 ) -> Response {
-    let request = RollbackRequest {
-        version: Some(fields.version),
-    };
     let page = format!("/plugins/{}", segment(&name));
-    let flash = match api::rollback_plugin(
-        State(state.clone()),
-        Path(name.clone()),
-        ApiJson(request),
+    let flash = match api::rollback(
+        &state.store,
+        &state.registry,
+        &state.events,
+        &name,
+        Some(fields.version),
     )
     .await
     {
@@ -562,7 +559,7 @@ async fn rollback(
             "Version {} of {name} is active again.",
             fields.version
         )),
-        Err(err) => Flash::error(sentence(&err.into_message())),
+        Err(err) => Flash::error(in_words(err)),
     };
     done(&state, &session, flash, &page)
 }
@@ -572,7 +569,7 @@ async fn delete(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
-    match api::delete_plugin(State(state.clone()), Path(name.clone())).await {
+    match api::delete(&state.registry, &state.events, &name).await {
         Ok(_) => done(
             &state,
             &session,
@@ -584,7 +581,7 @@ async fn delete(
         Err(err) => done(
             &state,
             &session,
-            Flash::error(sentence(&err.into_message())),
+            Flash::error(in_words(err)),
             &format!("/plugins/{}", segment(&name)),
         ),
     }
