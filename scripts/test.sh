@@ -5,11 +5,15 @@
 # 127.0.0.1, and the console in headless Chromium; plugins are built to
 # wasm32-wasip2 by the tests), and checks the API against its OpenAPI
 # description with schemathesis (scripts/api-check.sh, installed from PyPI
-# into a cache on first use).
+# into a cache on first use). A throwaway PostgreSQL cluster
+# (scripts/postgres.sh, installed from Debian when missing) serves the
+# PostgreSQL backend's tests and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 ./scripts/install-chromium.sh
+eval "$(./scripts/postgres.sh start)"
+trap './scripts/postgres.sh stop "$JUNCTION_PG_DIR"' EXIT
 # The API check first: the run ends with cargo's own summary.
 ./scripts/api-check.sh
 cargo test "$@"

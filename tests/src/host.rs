@@ -85,6 +85,27 @@ impl TestHost {
         Self::serving(dir, config, server, token)
     }
 
+    /// Starts a second host on the same store: its own data directory,
+    /// holding a copy of this host's master key (as an operator would copy
+    /// it, or set JUNCTION_MASTER_KEY on every host), and the same admin
+    /// token, which the store holds.
+    pub async fn beside(&self) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = junction_host::store::crypto::KEY_FILE;
+        std::fs::copy(self.dir.path().join(key), dir.path().join(key)).expect("master key copied");
+        let mut config = self.config.clone();
+        config.data_dir = dir.path().to_owned();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        let server = Server::start(config.clone())
+            .await
+            .expect("second host starts");
+        assert!(
+            server.issued_token().is_none(),
+            "the store already has an admin token"
+        );
+        Self::serving(dir, config, server, self.token.clone())
+    }
+
     fn serving(dir: TempDir, config: ServerConfig, server: Server, token: String) -> Self {
         let url = format!("http://{}", server.addr());
         TestHost {

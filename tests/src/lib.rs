@@ -11,5 +11,6 @@ pub mod load;
 pub mod mailchimp;
 pub mod oauth;
 pub mod plugins;
+pub mod postgres;
 pub mod server;
 pub mod zoho;

@@ -20,7 +20,7 @@ use crate::meta::SealedArea;
 use crate::plugins::NewVersion;
 use crate::sessions::PendingAuthorization;
 use crate::snapshot::{Reads, Snapshot};
-use crate::{SCHEMA_VERSION, Store, StoreError};
+use crate::{Store, StoreError};
 use junction_core::kv::{KvOutcome, KvQuota, KvWrite};
 use junction_core::model::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Service,
@@ -34,6 +34,8 @@ pub struct Fresh {
     pub backend: Arc<dyn Backend>,
     /// Kept for the key file.
     pub dir: tempfile::TempDir,
+    /// The schema version the backend writes.
+    pub schema: u32,
 }
 
 impl Fresh {
@@ -215,7 +217,7 @@ fn queued(plugin: Option<&str>, state: Option<DeliveryState>) -> DeliveryQuery {
 /// Schema version, metadata values and the admin token's hash.
 pub async fn metadata_round_trips(fresh: &Fresh) {
     let backend = &fresh.backend;
-    assert_eq!(backend.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(backend.schema_version().await.unwrap(), fresh.schema);
     assert_eq!(backend.meta("nothing-here").await.unwrap(), None);
     backend.set_meta("greeting", "hello").await.unwrap();
     backend.set_meta("greeting", "hello again").await.unwrap();

@@ -3,7 +3,8 @@
 //! the journal of events, deliveries and executions with the triggers
 //! beside it, sessions (pending OAuth authorizations) and metadata. Each
 //! area's module holds its types and its trait; [`backend::Backend`] is all
-//! of them together, implemented today by [`redb`] and checked by
+//! of them together, implemented by [`redb`] (embedded, the default) and
+//! [`postgres`] (shared by several hosts), both checked by
 //! [`conformance`]. [`Store`] sits above any backend: it alone holds the
 //! master key ([`crypto`], [`keys`]), so backends see only ciphertext. A
 //! store URL ([`url`]) says which backend to open.
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod kv;
 pub mod meta;
 pub mod plugins;
+pub mod postgres;
 pub mod redb;
 mod sealing;
 pub mod services;
@@ -64,6 +66,16 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Db(#[from] ::redb::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("cannot reach {at}: {source}")]
+    Unreachable {
+        at: String,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    #[error("cannot set up the PostgreSQL connection pool: {0}")]
+    PoolSetup(#[source] deadpool_postgres::BuildError),
     #[error("the data directory {path} is in use by another process (a running `junction serve`?)")]
     InUse { path: String },
     #[error("encryption: {0}")]
@@ -71,9 +83,9 @@ pub enum StoreError {
     #[error("stored record `{0}` is corrupt: {1}")]
     Corrupt(String, String),
     #[error(
-        "the data directory was written by a newer Junction (schema {0}, this build knows {SCHEMA_VERSION})"
+        "the store was written by a newer Junction (schema {found}, this build knows {known}); run that version, or a newer one"
     )]
-    NewerSchema(u32),
+    NewerSchema { found: u32, known: u32 },
     #[error("{0}")]
     Invalid(String),
     #[error(

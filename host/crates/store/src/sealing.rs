@@ -66,6 +66,7 @@ impl Store {
             StoreUrl::Redb { path } => {
                 Arc::new(RedbBackend::open(path.as_deref().unwrap_or(data_dir)).await?)
             }
+            StoreUrl::Postgres(url) => Arc::new(crate::postgres::Postgres::open(url).await?),
         };
         Self::over(backend, data_dir, config).await
     }

@@ -71,7 +71,10 @@ impl Redb {
                 None => 0,
             };
             if found > SCHEMA_VERSION {
-                return Err(StoreError::NewerSchema(found));
+                return Err(StoreError::NewerSchema {
+                    found,
+                    known: SCHEMA_VERSION,
+                });
             }
             // Version 0 is a new file; version 1 lacked the plugin and
             // execution tables, version 2 the event tables, which opening
@@ -185,6 +188,7 @@ mod tests {
         crate::conformance::Fresh {
             backend: Arc::new(backend),
             dir,
+            schema: SCHEMA_VERSION,
         }
     }
 

@@ -1,0 +1,434 @@
+//! Events and their deliveries in PostgreSQL: events numbered in the order
+//! accepted, idempotency keys kept 24 h, one row per delivery with its
+//! state and due time (a partial index over the queued ones is the queue),
+//! API-registered triggers, schedule marks and sealed webhook secrets.
+//! A journal batch is one transaction, as on redb: one commit (one WAL
+//! flush) for the whole batch. An idempotency key is claimed by inserting
+//! it, so two hosts accepting the same key at once store one event.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::{Postgres, Prepared, big, decode, unbig};
+use crate::StoreError;
+use crate::encoded::{Encoded, encode};
+use crate::journal::{
+    Delivery, DeliveryChange, DeliveryQuery, DeliveryState, EventRecord, ExecutionQuery,
+    HistoryBudget, IDEMPOTENCY_WINDOW_MS, JournalAnswer, JournalEntry, NewEvent, apply_change,
+};
+use junction_core::ExecutionRecord;
+
+type Txn<'a> = deadpool_postgres::Transaction<'a>;
+
+/// Stores new deliveries, or replaces them, in one statement.
+async fn put_deliveries(
+    txn: &Txn<'_>,
+    deliveries: &[&Encoded<Delivery>],
+) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.value.id.as_str()).collect();
+    let events: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d.value.event_id.as_str())
+        .collect();
+    let plugins: Vec<&str> = deliveries.iter().map(|d| d.value.plugin.as_str()).collect();
+    let states: Vec<&str> = deliveries.iter().map(|d| d.value.state.as_str()).collect();
+    let due: Vec<i64> = deliveries
+        .iter()
+        .map(|d| big(d.value.next_attempt_at_ms))
+        .collect();
+    let docs: Vec<&[u8]> = deliveries.iter().map(|d| d.bytes.as_slice()).collect();
+    txn.run(
+        "INSERT INTO deliveries (id, event_id, plugin, state, due_ms, doc) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[]) \
+         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, due_ms = EXCLUDED.due_ms, doc = EXCLUDED.doc",
+        &[&ids, &events, &plugins, &states, &due, &docs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How many deliveries the stored event `id` has (0 once it was pruned).
+async fn delivery_count(txn: &Txn<'_>, id: &str) -> Result<usize, StoreError> {
+    let row = txn
+        .maybe_row("SELECT doc FROM events WHERE id = $1", &[&id])
+        .await?;
+    Ok(match row {
+        Some(row) => decode::<EventRecord>(&format!("events/{id}"), row.get(0))?
+            .deliveries
+            .len(),
+        None => 0,
+    })
+}
+
+/// Accepts one event with its deliveries, or answers with the earlier
+/// event that holds its idempotency key.
+async fn accept(txn: &Txn<'_>, new: &NewEvent, now: u64) -> Result<JournalAnswer, StoreError> {
+    let event = &new.event.value;
+    if let Some(key) = &event.idempotency_key {
+        let expired_before = big(now.saturating_sub(IDEMPOTENCY_WINDOW_MS));
+        let claimed = txn
+            .maybe_row(
+                "INSERT INTO idempotency (key, event_id, accepted_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, \
+                 accepted_at_ms = EXCLUDED.accepted_at_ms \
+                 WHERE idempotency.accepted_at_ms <= $4 RETURNING 1",
+                &[key, &event.id, &big(now), &expired_before],
+            )
+            .await?;
+        if claimed.is_none() {
+            let first: String = txn
+                .row("SELECT event_id FROM idempotency WHERE key = $1", &[key])
+                .await?
+                .get(0);
+            let matched = delivery_count(txn, &first).await?;
+            return Ok(JournalAnswer::Event {
+                id: first,
+                matched,
+                duplicate: true,
+            });
+        }
+    }
+    txn.run(
+        "INSERT INTO events (id, accepted_at_ms, doc) VALUES ($1, $2, $3)",
+        &[&event.id, &big(event.accepted_at_ms), &new.event.bytes],
+    )
+    .await?;
+    let deliveries: Vec<&Encoded<Delivery>> = new.deliveries.iter().collect();
+    put_deliveries(txn, &deliveries).await?;
+    if let Some((key, at)) = &new.schedule_mark {
+        set_mark(txn, key, *at).await?;
+    }
+    Ok(JournalAnswer::Event {
+        id: event.id.clone(),
+        matched: new.deliveries.len(),
+        duplicate: false,
+    })
+}
+
+/// Applies `change` to the stored delivery, if it still fits it.
+async fn change(
+    txn: &Txn<'_>,
+    id: &str,
+    change: &DeliveryChange,
+    now: u64,
+) -> Result<JournalAnswer, StoreError> {
+    let Some(row) = txn
+        .maybe_row(
+            "SELECT doc FROM deliveries WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?
+    else {
+        return Ok(JournalAnswer::Skipped);
+    };
+    let current: Delivery = decode(&format!("deliveries/{id}"), row.get(0))?;
+    match apply_change(current, change, None, now) {
+        Some(after) => {
+            put_deliveries(txn, &[&Encoded::new(after)?]).await?;
+            Ok(JournalAnswer::Written)
+        }
+        None => Ok(JournalAnswer::Skipped),
+    }
+}
+
+async fn set_mark(txn: &impl Prepared, key: &str, at_ms: u64) -> Result<(), StoreError> {
+    txn.run(
+        "INSERT INTO schedule_marks (key, at_ms) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+        &[&key, &big(at_ms)],
+    )
+    .await?;
+    Ok(())
+}
+
+fn decode_deliveries(rows: &[tokio_postgres::Row]) -> Result<Vec<Delivery>, StoreError> {
+    rows.iter()
+        .map(|row| decode(&format!("deliveries/{}", row.get::<_, &str>(0)), row.get(1)))
+        .collect()
+}
+
+/// Deliveries matching `query`, in the order redb lists them too: queued
+/// ones by due time, the others by id.
+pub(super) async fn read_deliveries(
+    client: &impl Prepared,
+    query: &DeliveryQuery,
+) -> Result<Vec<Delivery>, StoreError> {
+    let limit = big(query.limit as u64);
+    let state = query.state.map(DeliveryState::as_str);
+    let rows = if query.state == Some(DeliveryState::Queued) {
+        client
+            .rows(
+                "SELECT id, doc FROM deliveries WHERE state = 'queued' \
+                 AND ($1::text IS NULL OR plugin = $1) ORDER BY due_ms, id LIMIT $2",
+                &[&query.plugin, &limit],
+            )
+            .await?
+    } else {
+        client
+            .rows(
+                "SELECT id, doc FROM deliveries WHERE ($1::text IS NULL OR state = $1) \
+                 AND ($2::text IS NULL OR plugin = $2) ORDER BY id LIMIT $3",
+                &[&state, &query.plugin, &limit],
+            )
+            .await?
+    };
+    decode_deliveries(&rows)
+}
+
+#[async_trait]
+impl crate::journal::JournalRows for Postgres {
+    async fn commit_journal(
+        &self,
+        entries: Vec<JournalEntry>,
+        retention: HistoryBudget,
+    ) -> Result<Vec<JournalAnswer>, StoreError> {
+        let now = junction_core::now_ms();
+        let mut client = self.client().await?;
+        let txn = client.transaction().await?;
+        let mut answers = Vec::with_capacity(entries.len());
+        let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
+        for entry in &entries {
+            let answer = match entry {
+                JournalEntry::Execution(record) => {
+                    records.push(record);
+                    JournalAnswer::Written
+                }
+                JournalEntry::Event(new) => accept(&txn, new, now).await?,
+                JournalEntry::Settled {
+                    delivery, record, ..
+                } => {
+                    if let Some(record) = record {
+                        records.push(record);
+                    }
+                    put_deliveries(&txn, &[delivery]).await?;
+                    JournalAnswer::Written
+                }
+                JournalEntry::Delivery { id, change: what } => change(&txn, id, what, now).await?,
+                JournalEntry::Kv(write) => {
+                    JournalAnswer::Kv(super::kv::apply_in(&txn, write).await?)
+                }
+            };
+            answers.push(answer);
+        }
+        super::executions::insert_in(&txn, &records, retention).await?;
+        txn.commit().await?;
+        Ok(answers)
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .maybe_row("SELECT doc FROM events WHERE id = $1", &[&id])
+            .await?;
+        row.map(|row| decode(&format!("events/{id}"), row.get(0)))
+            .transpose()
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .maybe_row("SELECT doc FROM deliveries WHERE id = $1", &[&id])
+            .await?;
+        row.map(|row| decode(&format!("deliveries/{id}"), row.get(0)))
+            .transpose()
+    }
+
+    async fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT d.id, d.doc FROM unnest($1::text[]) WITH ORDINALITY AS asked (id, n) \
+                 JOIN deliveries d ON d.id = asked.id ORDER BY asked.n",
+                &[&ids],
+            )
+            .await?;
+        decode_deliveries(&rows)
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.client().await?;
+        read_deliveries(&client, query).await
+    }
+
+    async fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT d.id, d.doc, e.id, e.doc FROM deliveries d \
+                 JOIN events e ON e.id = d.event_id \
+                 WHERE d.state = 'queued' ORDER BY d.due_ms, d.id",
+                &[],
+            )
+            .await?;
+        let mut events: HashMap<String, EventRecord> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery: Delivery =
+                decode(&format!("deliveries/{}", row.get::<_, &str>(0)), row.get(1))?;
+            let event_id: &str = row.get(2);
+            let event = match events.get(event_id) {
+                Some(event) => event.clone(),
+                None => {
+                    let event: EventRecord = decode(&format!("events/{event_id}"), row.get(3))?;
+                    events.insert(event_id.to_owned(), event.clone());
+                    event
+                }
+            };
+            out.push((delivery, event));
+        }
+        Ok(out)
+    }
+
+    async fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {
+        let now = junction_core::now_ms();
+        let cutoff = big(now.saturating_sub(max_age_ms));
+        let mut client = self.client().await?;
+        let txn = client.transaction().await?;
+        let total = unbig(txn.row("SELECT count(*) FROM events", &[]).await?.get(0));
+        let excess = big(total.saturating_sub(keep));
+        // Beyond the newest `keep`, events whose deliveries all succeeded
+        // or were cancelled; whatever their number, old events whose
+        // deliveries are all final, dead ones included.
+        let removed = txn
+            .rows(
+                "DELETE FROM events e WHERE \
+                   (e.seq IN (SELECT seq FROM events ORDER BY seq LIMIT $1) OR e.accepted_at_ms < $2) \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND NOT ( \
+                     d.state IN ('succeeded', 'cancelled') OR (d.state = 'dead' AND e.accepted_at_ms < $2))) \
+                 RETURNING e.id",
+                &[&excess, &cutoff],
+            )
+            .await?;
+        let ids: Vec<&str> = removed.iter().map(|row| row.get(0)).collect();
+        txn.run("DELETE FROM deliveries WHERE event_id = ANY($1)", &[&ids])
+            .await?;
+        // Keys past their window go, whether or not their event is still kept.
+        txn.run(
+            "DELETE FROM idempotency WHERE accepted_at_ms <= $1",
+            &[&big(now.saturating_sub(IDEMPOTENCY_WINDOW_MS))],
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn insert_executions(
+        &self,
+        records: Vec<ExecutionRecord>,
+        retention: HistoryBudget,
+    ) -> Result<(), StoreError> {
+        Postgres::insert_executions(self, records, retention).await
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Postgres::execution(self, id).await
+    }
+
+    async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
+        Postgres::executions(self, query).await
+    }
+}
+
+#[async_trait]
+impl crate::journal::TriggerRows for Postgres {
+    async fn api_triggers(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows("SELECT id, doc FROM triggers ORDER BY id", &[])
+            .await?;
+        rows.iter()
+            .map(|row| decode(&format!("triggers/{}", row.get::<_, &str>(0)), row.get(1)))
+            .collect()
+    }
+
+    async fn put_trigger(&self, id: &str, trigger: &serde_json::Value) -> Result<(), StoreError> {
+        let doc = encode("triggers", trigger)?;
+        let plugin = trigger["plugin"].as_str();
+        let client = self.client().await?;
+        client
+            .run(
+                "INSERT INTO triggers (id, plugin, doc) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET plugin = EXCLUDED.plugin, doc = EXCLUDED.doc",
+                &[&id, &plugin, &doc],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .run("DELETE FROM triggers WHERE id = ANY($1)", &[&ids])
+            .await?;
+        Ok(removed as usize)
+    }
+
+    async fn schedule_marks(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows("SELECT key, at_ms FROM schedule_marks", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), unbig(row.get(1))))
+            .collect())
+    }
+
+    async fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        set_mark(&client, key, at_ms).await
+    }
+
+    async fn sealed_hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .maybe_row(
+                "SELECT sealed FROM hook_secrets WHERE plugin = $1 AND hook = $2",
+                &[&plugin, &hook],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn set_sealed_hook_secret(
+        &self,
+        plugin: &str,
+        hook: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .run(
+                "INSERT INTO hook_secrets (plugin, hook, sealed) VALUES ($1, $2, $3) \
+                 ON CONFLICT (plugin, hook) DO UPDATE SET sealed = EXCLUDED.sealed",
+                &[&plugin, &hook, &sealed],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_plugin_events(&self, plugin: &str) -> Result<(), StoreError> {
+        let prefix = format!("{plugin}/");
+        let mut client = self.client().await?;
+        let txn = client.transaction().await?;
+        txn.run("DELETE FROM hook_secrets WHERE plugin = $1", &[&plugin])
+            .await?;
+        txn.run(
+            "DELETE FROM schedule_marks WHERE starts_with(key, $1)",
+            &[&prefix],
+        )
+        .await?;
+        txn.run("DELETE FROM triggers WHERE plugin = $1", &[&plugin])
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

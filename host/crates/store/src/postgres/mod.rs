@@ -1,0 +1,289 @@
+//! The shared backend: every area in one PostgreSQL database, for several
+//! `junction serve` hosts at once. [`Postgres`] holds a pool of
+//! connections (tokio-postgres under deadpool) and implements the storage
+//! traits natively async: each call is one transaction, a journal batch
+//! included. Row locks (`FOR UPDATE`) and unique keys give the guarantees
+//! redb gets from its single writer, so they hold across hosts. The
+//! schema is created and brought up to date by [`schema`] at open.
+
+mod connections;
+mod executions;
+mod journal;
+mod kv;
+mod plugins;
+mod schema;
+mod sealed;
+mod services;
+mod sessions;
+mod snapshot;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::StoreError;
+use crate::url::PostgresUrl;
+
+pub use schema::LATEST as SCHEMA_VERSION;
+
+/// Connections kept open per host.
+const POOL_SIZE: usize = 16;
+
+/// A PostgreSQL database behind the storage traits.
+pub struct Postgres {
+    pool: Pool,
+    describe: String,
+}
+
+impl Postgres {
+    /// Connects to the database `url` names and brings its schema up to
+    /// this build's, refusing one written by a newer build.
+    pub async fn open(url: &PostgresUrl) -> Result<Self, StoreError> {
+        let mut config = url.config();
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("junction");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(StoreError::PoolSetup)?;
+        let backend = Postgres {
+            pool,
+            describe: format!("PostgreSQL at {url}"),
+        };
+        let mut client = backend.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(backend)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|source| StoreError::Unreachable {
+                at: self.describe.clone(),
+                source,
+            })
+    }
+}
+
+impl crate::backend::Backend for Postgres {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+/// Statements through a connection or a transaction, each prepared once
+/// per connection (deadpool's statement cache) rather than on every call.
+#[async_trait]
+pub(crate) trait Prepared: deadpool_postgres::GenericClient {
+    /// Runs `sql`; how many rows it changed.
+    async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.execute(&statement, params).await?)
+    }
+
+    /// The rows `sql` answers.
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query(&statement, params).await?)
+    }
+
+    /// The one row `sql` answers.
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_one(&statement, params).await?)
+    }
+
+    /// The row `sql` answers, if any.
+    async fn maybe_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&statement, params).await?)
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient> Prepared for T {}
+
+/// Whether `err` is a unique key refusing a second row.
+fn is_unique_violation(err: &StoreError) -> bool {
+    matches!(err, StoreError::Postgres(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION))
+}
+
+/// A stored `u64` as PostgreSQL's `bigint` (times in ms, counts, sizes):
+/// values past `i64::MAX` mean "no limit" and are clamped.
+fn big(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` read back as the `u64` it was written from.
+fn unbig(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Decodes a stored JSON document; `what` names it in the error.
+fn decode<T: for<'de> serde::Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_owned(), e.to_string()))
+}
+
+#[async_trait]
+impl crate::meta::MetaRows for Postgres {
+    async fn schema_version(&self) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        schema::version(&client).await
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .maybe_row("SELECT value FROM junction_meta WHERE key = $1", &[&key])
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .run(
+                "INSERT INTO junction_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The server the tests use, from `JUNCTION_TEST_POSTGRES` (which
+    /// `scripts/test.sh` sets after starting a throwaway cluster).
+    pub(crate) fn server_url() -> String {
+        match std::env::var("JUNCTION_TEST_POSTGRES") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => panic!(
+                "the PostgreSQL backend's tests need a server: run ./scripts/test.sh, which starts a throwaway cluster, or set JUNCTION_TEST_POSTGRES=postgres://user@127.0.0.1:PORT/postgres"
+            ),
+        }
+    }
+
+    /// A new, empty database on the test server, by URL.
+    pub(crate) async fn fresh_database() -> PostgresUrl {
+        let admin: PostgresUrl = server_url().parse().expect("JUNCTION_TEST_POSTGRES parses");
+        let (client, connection) = admin
+            .config()
+            .connect(NoTls)
+            .await
+            .expect("the test server accepts connections");
+        let driver = tokio::spawn(connection);
+        let name = format!("junction_test_{}", uuid_like());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a test database is created");
+        drop(client);
+        let _ = driver.await;
+        admin.with_database(&name)
+    }
+
+    fn uuid_like() -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..16)
+            .map(|_| char::from(b'a' + rng.random_range(0..26)))
+            .collect()
+    }
+
+    async fn fresh() -> crate::conformance::Fresh {
+        let url = fresh_database().await;
+        let backend = Postgres::open(&url).await.expect("postgres opens");
+        crate::conformance::Fresh {
+            backend: Arc::new(backend),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            schema: SCHEMA_VERSION,
+        }
+    }
+
+    crate::conformance_tests!(fresh);
+
+    #[tokio::test]
+    async fn a_schema_newer_than_this_build_is_refused_and_a_reopen_migrates_nothing() {
+        let url = fresh_database().await;
+        let first = Postgres::open(&url).await.unwrap();
+        drop(first);
+        // Opening again finds the schema current and changes nothing.
+        let again = Postgres::open(&url).await.unwrap();
+        use crate::meta::MetaRows;
+        assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
+        again
+            .client()
+            .await
+            .unwrap()
+            .execute(
+                "UPDATE junction_meta SET value = $1 WHERE key = 'schema_version'",
+                &[&(SCHEMA_VERSION + 1).to_string()],
+            )
+            .await
+            .unwrap();
+        drop(again);
+        match Postgres::open(&url).await {
+            Err(StoreError::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            Err(other) => panic!("expected NewerSchema, got {other}"),
+            Ok(_) => panic!("a newer schema was accepted"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_opening_at_once_migrate_once() {
+        let url = fresh_database().await;
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Postgres::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().expect("every host opens");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_without_its_password() {
+        let url: PostgresUrl =
+            "postgres://junction:hunter2-secret@127.0.0.1:1/none?connect_timeout=2"
+                .parse()
+                .unwrap();
+        let err = match Postgres::open(&url).await {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("nothing listens on port 1"),
+        };
+        assert!(!err.contains("hunter2-secret"), "{err}");
+        assert!(err.contains("127.0.0.1"), "{err}");
+    }
+}

@@ -1,0 +1,179 @@
+//! The PostgreSQL schema and its migrations: numbered steps, each applied
+//! once in its own transaction, the number reached kept in
+//! `junction_meta`. Hosts starting together take an advisory lock, so one
+//! migrates and the others find the work done; a database migrated by a
+//! newer build is refused rather than written in a shape this build does
+//! not know.
+
+use crate::StoreError;
+
+/// Every step, oldest first: step `n` (from 1) brings the schema to version `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: every area. Text keys compare bytewise (COLLATE "C"), as redb's
+    // do, so listings come back in the same order from either backend.
+    r#"
+    CREATE TABLE services (
+        name text COLLATE "C" PRIMARY KEY,
+        doc bytea NOT NULL,
+        sealed_client_secret text
+    );
+    CREATE TABLE connections (
+        link_name text COLLATE "C" PRIMARY KEY,
+        service text COLLATE "C" NOT NULL REFERENCES services (name),
+        doc bytea NOT NULL
+    );
+    CREATE INDEX connections_by_service ON connections (service);
+    CREATE TABLE kv (
+        plugin text COLLATE "C" NOT NULL,
+        key text COLLATE "C" NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (plugin, key)
+    );
+    CREATE TABLE kv_usage (
+        plugin text COLLATE "C" PRIMARY KEY,
+        bytes bigint NOT NULL,
+        keys bigint NOT NULL
+    );
+    CREATE TABLE plugins (
+        name text COLLATE "C" PRIMARY KEY,
+        doc bytea NOT NULL
+    );
+    CREATE TABLE components (
+        sha256 text COLLATE "C" PRIMARY KEY,
+        bytes bytea NOT NULL
+    );
+    CREATE TABLE artifacts (
+        sha256 text COLLATE "C" NOT NULL,
+        compatibility text COLLATE "C" NOT NULL,
+        tag text NOT NULL,
+        bytes bytea NOT NULL,
+        PRIMARY KEY (sha256, compatibility)
+    );
+    CREATE TABLE events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        accepted_at_ms bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    CREATE TABLE idempotency (
+        key text COLLATE "C" PRIMARY KEY,
+        event_id text COLLATE "C" NOT NULL,
+        accepted_at_ms bigint NOT NULL
+    );
+    CREATE TABLE deliveries (
+        id text COLLATE "C" PRIMARY KEY,
+        event_id text COLLATE "C" NOT NULL,
+        plugin text COLLATE "C" NOT NULL,
+        state text NOT NULL,
+        due_ms bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    CREATE INDEX deliveries_queue ON deliveries (due_ms, id) WHERE state = 'queued';
+    CREATE INDEX deliveries_by_state ON deliveries (state, id);
+    CREATE INDEX deliveries_by_event ON deliveries (event_id);
+    CREATE TABLE executions (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        plugin text COLLATE "C" NOT NULL,
+        ok boolean NOT NULL,
+        size bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    CREATE INDEX executions_by_plugin ON executions (plugin, seq);
+    CREATE TABLE triggers (
+        id text COLLATE "C" PRIMARY KEY,
+        plugin text COLLATE "C",
+        doc bytea NOT NULL
+    );
+    CREATE TABLE schedule_marks (
+        key text COLLATE "C" PRIMARY KEY,
+        at_ms bigint NOT NULL
+    );
+    CREATE TABLE hook_secrets (
+        plugin text COLLATE "C" NOT NULL,
+        hook text COLLATE "C" NOT NULL,
+        sealed text NOT NULL,
+        PRIMARY KEY (plugin, hook)
+    );
+    CREATE TABLE oauth_authorizations (
+        state_hash text COLLATE "C" PRIMARY KEY,
+        created_at_ms bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Any fixed number: the advisory lock hosts migrating at once take.
+const MIGRATION_LOCK: i64 = 0x6a75_6e63_7469_6f6e; // "junction"
+
+const CREATE_META: &str = r#"CREATE TABLE IF NOT EXISTS junction_meta (
+    key text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+)"#;
+
+/// The version the database's schema is at (0 for an empty database).
+pub(super) async fn version(client: &tokio_postgres::Client) -> Result<u32, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('junction_meta') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_opt(
+            "SELECT value FROM junction_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await?;
+    match row {
+        None => Ok(0),
+        Some(row) => {
+            let text: String = row.get(0);
+            text.parse().map_err(|e: std::num::ParseIntError| {
+                StoreError::Corrupt("junction_meta/schema_version".into(), e.to_string())
+            })
+        }
+    }
+}
+
+/// Brings the schema to [`LATEST`], or refuses a newer one.
+pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+    // Session-level: held across the steps' own transactions, released below.
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let outcome = migrate_locked(client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    outcome
+}
+
+async fn migrate_locked(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+    client.batch_execute(CREATE_META).await?;
+    let found = version(client).await?;
+    if found > LATEST {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: LATEST,
+        });
+    }
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let number = index as u32 + 1;
+        let txn = client.transaction().await?;
+        txn.batch_execute(step).await?;
+        txn.execute(
+            "INSERT INTO junction_meta (key, value) VALUES ('schema_version', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&number.to_string()],
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(version = number, "PostgreSQL schema migrated");
+    }
+    Ok(())
+}
