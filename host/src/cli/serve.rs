@@ -56,6 +56,12 @@ pub struct ServeArgs {
     /// each later retry doubles it, with jitter, up to 10 minutes [default: 1000].
     #[arg(long, env = "JUNCTION_RETRY_BASE_MS")]
     pub retry_base_ms: Option<u64>,
+    /// With several hosts on one PostgreSQL: how long, in milliseconds, a
+    /// host holds a delivery without renewing its lease (it renews every
+    /// third); a host that dies has its deliveries run elsewhere this long
+    /// after [default: 30000].
+    #[arg(long, env = "JUNCTION_DELIVERY_LEASE_MS")]
+    pub delivery_lease_ms: Option<u64>,
     /// Seconds a web console session lasts without a request [default: 43200, 12 hours].
     #[arg(long, env = "JUNCTION_CONSOLE_SESSION_SECS")]
     pub console_session_secs: Option<u64>,
@@ -96,6 +102,7 @@ struct FileConfig {
     dispatch_concurrency: Option<usize>,
     plugin_concurrency: Option<usize>,
     retry_base_ms: Option<u64>,
+    delivery_lease_ms: Option<u64>,
     console_session_secs: Option<u64>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
@@ -121,6 +128,11 @@ pub enum ConfigError {
     Listen(String),
     #[error("{0} must be above 0")]
     Zero(&'static str),
+    #[error("{setting} must be at least {at_least}")]
+    TooSmall {
+        setting: &'static str,
+        at_least: u64,
+    },
     #[error("public URL `{0}` is not usable: {1}")]
     PublicUrl(String, String),
 }
@@ -194,6 +206,15 @@ impl ServeArgs {
                 return Err(ConfigError::Zero("retry-base-ms"));
             }
             config.dispatch.retry_base = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.delivery_lease_ms.or(file.delivery_lease_ms) {
+            if ms < 100 {
+                return Err(ConfigError::TooSmall {
+                    setting: "delivery-lease-ms",
+                    at_least: 100,
+                });
+            }
+            config.dispatch.lease = std::time::Duration::from_millis(ms);
         }
         if let Some(secs) = self.console_session_secs.or(file.console_session_secs) {
             if secs == 0 {

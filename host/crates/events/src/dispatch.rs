@@ -17,7 +17,9 @@ use crate::metrics::Metrics;
 use junction_core::{Event, ExecutionRecord};
 
 use super::executor::{Executor, NotRunnable};
-use junction_store::{Delivery, DeliveryChange, Encoded, EventRecord, JournalEntry, now_ms};
+use junction_store::{
+    Delivery, DeliveryChange, Encoded, EventRecord, JournalAnswer, JournalEntry, now_ms,
+};
 
 /// How deliveries are run and retried.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,10 @@ pub struct DispatchConfig {
     pub retry_base: Duration,
     /// The longest delay between two attempts.
     pub retry_max: Duration,
+    /// How long this host holds a delivery without renewing its lease (on
+    /// a store several hosts share): it renews every third of it, and a
+    /// dead host's deliveries run elsewhere this long after it died.
+    pub lease: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -39,6 +45,7 @@ impl Default for DispatchConfig {
             per_plugin: 16,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(600),
+            lease: junction_store::postgres::DEFAULT_LEASE,
         }
     }
 }
@@ -443,6 +450,11 @@ async fn settle(
         Err(err) => Err(err.to_string()),
     };
     match result {
+        Ok(JournalAnswer::Skipped) => {
+            // This host's lease lapsed and another host runs it now.
+            tracing::warn!(delivery = %job.delivery.id, plugin = %job.delivery.plugin, "the delivery was taken over by another host; this attempt's outcome is recorded but not applied");
+            None
+        }
         Ok(_) => Some(after),
         Err(err) => {
             tracing::error!(delivery = %job.delivery.id, plugin = %job.delivery.plugin, error = %err, "cannot record the delivery's attempt");

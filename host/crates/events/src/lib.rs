@@ -113,6 +113,10 @@ pub struct EventTasks {
         tokio::task::JoinHandle<()>,
     ),
     connections: tokio::task::JoinHandle<()>,
+    leases: (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 impl Events {
@@ -131,13 +135,14 @@ impl Events {
         index.rebuild(&reload).await.map_err(|e| match e {
             index::IndexError::Store(e) => EventsError::Store(e),
         })?;
-        let pending = reload.pending_deliveries().await?;
+        let pending = reload.claim_deliveries(usize::MAX).await?;
         if !pending.is_empty() {
             tracing::info!(
                 deliveries = pending.len(),
                 "deliveries queued before the restart will run (again)"
             );
         }
+        let lease = config.lease;
         let mut events_by_id: std::collections::HashMap<String, Arc<EventRecord>> =
             Default::default();
         let jobs = pending
@@ -173,12 +178,15 @@ impl Events {
             Arc::downgrade(&events),
             store.connection_changes(),
         ));
+        let (stop_leases, leases_stopped) = tokio::sync::oneshot::channel();
+        let leases = tokio::spawn(keep_leases(events.clone(), lease, leases_stopped));
         Ok((
             events,
             EventTasks {
                 dispatcher: dispatcher_task,
                 scheduler: (stop_scheduler, scheduler),
                 connections,
+                leases: (stop_leases, leases),
             },
         ))
     }
@@ -381,6 +389,14 @@ impl Events {
         let _ = tasks.connections.await;
         self.dispatcher.stop().await;
         let _ = tasks.dispatcher.await;
+        // Renewing stops only once nothing runs; what is still queued is
+        // let go, so another host (or this one, restarted) takes it at once.
+        let (stop_leases, leases) = tasks.leases;
+        let _ = stop_leases.send(());
+        let _ = leases.await;
+        if let Err(err) = self.store.release_leases().await {
+            tracing::warn!(error = %err, "cannot let go of this host's deliveries; other hosts take them when the lease lapses");
+        }
     }
 
     pub(crate) fn triggers_changed(&self) -> &Notify {
@@ -400,6 +416,55 @@ fn job(delivery: &Delivery, event: Arc<EventRecord>) -> Job {
     Job {
         delivery: delivery.clone(),
         event,
+    }
+}
+
+/// Deliveries one claim takes, and most claims in one sweep: a dead host's
+/// backlog is shared by the hosts left instead of taken by the first.
+const CLAIM_BATCH: usize = 256;
+const CLAIMS_PER_SWEEP: usize = 4;
+
+/// Keeps this host's deliveries leased, and takes over the deliveries of
+/// hosts that stopped renewing theirs: every third of the lease it renews
+/// and claims. On a store one process owns both are free no-ops.
+async fn keep_leases(
+    events: Arc<Events>,
+    lease: std::time::Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let period = (lease / 3).max(std::time::Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(err) = events.store.renew_leases().await {
+            tracing::warn!(error = %err, "cannot renew this host's delivery leases");
+        }
+        for _ in 0..CLAIMS_PER_SWEEP {
+            match events.store.claim_deliveries(CLAIM_BATCH).await {
+                Ok(claimed) if claimed.is_empty() => break,
+                Ok(claimed) => {
+                    let full = claimed.len() == CLAIM_BATCH;
+                    tracing::info!(
+                        deliveries = claimed.len(),
+                        "took over deliveries another host stopped holding"
+                    );
+                    let jobs = claimed
+                        .into_iter()
+                        .map(|(delivery, event)| job(&delivery, Arc::new(event)))
+                        .collect();
+                    events.dispatcher.enqueue(jobs);
+                    if !full {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot claim deliveries");
+                    break;
+                }
+            }
+        }
     }
 }
 

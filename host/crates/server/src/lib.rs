@@ -413,7 +413,13 @@ impl Server {
     /// Opens the store, loads the plugins, binds and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         let store = Arc::new(
-            Store::open_url(&config.store, &config.data_dir, KeyConfig::from_env()).await?,
+            Store::open_url_with_lease(
+                &config.store,
+                &config.data_dir,
+                KeyConfig::from_env(),
+                config.dispatch.lease,
+            )
+            .await?,
         );
         let (auth, issued_token) = AdminAuth::load_or_issue(&store).await?;
         let tokens = Arc::new(

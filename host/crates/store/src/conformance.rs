@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             a_journal_batch_commits_whole,
             idempotency_keys_answer_with_the_first_event,
             deliveries_are_claimed_and_finished,
+            claims_hand_out_each_queued_delivery_once,
             hand_retries_apply_to_final_deliveries_only,
             old_finished_events_are_pruned,
             executions_are_listed_and_trimmed,
@@ -152,7 +153,7 @@ fn delivery(id: &str, event: &str, plugin: &str, due: u64) -> Delivery {
 }
 
 /// An event for `plugins`, one delivery each (`d-<event>-<plugin>`), due at `due`.
-fn event(
+pub(crate) fn event(
     id: &str,
     key: Option<&str>,
     accepted_at_ms: u64,
@@ -183,7 +184,13 @@ fn event(
     }))
 }
 
-fn record(id: &str, plugin: &str, ok: bool, started_at_ms: u64, output: &str) -> ExecutionRecord {
+pub(crate) fn record(
+    id: &str,
+    plugin: &str,
+    ok: bool,
+    started_at_ms: u64,
+    output: &str,
+) -> ExecutionRecord {
     let status = if ok {
         serde_json::json!({"status": "ok", "output": output})
     } else {
@@ -201,7 +208,7 @@ fn record(id: &str, plugin: &str, ok: bool, started_at_ms: u64, output: &str) ->
     serde_json::from_value(value).expect("an execution record")
 }
 
-const BUDGET: HistoryBudget = HistoryBudget {
+pub(crate) const BUDGET: HistoryBudget = HistoryBudget {
     records: 100,
     bytes: u64::MAX,
 };
@@ -701,6 +708,66 @@ pub async fn a_journal_batch_commits_whole(fresh: &Fresh) {
             .get("p/* * * * *@UTC"),
         Some(&42)
     );
+
+    // A slot is fired once: an event for a slot the mark has passed is a
+    // duplicate (another host fired it), a later slot fires.
+    let slot = |id: &str, occurred_at_ms: u64, mark: u64| {
+        let JournalEntry::Event(mut new) = event(id, None, now, &["p"], now) else {
+            unreachable!()
+        };
+        let mut record = new.event.value.clone();
+        record.occurred_at_ms = occurred_at_ms;
+        new.event = Encoded::new(record).unwrap();
+        new.schedule_mark = Some(("p/* * * * *@UTC".into(), mark));
+        JournalEntry::Event(new)
+    };
+    let fired = backend
+        .commit_journal(vec![slot("e3", 60_000, 60_500)], BUDGET)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &fired[0],
+            JournalAnswer::Event {
+                duplicate: false,
+                ..
+            }
+        ),
+        "{fired:?}"
+    );
+    let again = backend
+        .commit_journal(vec![slot("e4", 60_000, 60_700)], BUDGET)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &again[0],
+            JournalAnswer::Event {
+                duplicate: true,
+                ..
+            }
+        ),
+        "the same slot again: {again:?}"
+    );
+    assert!(backend.event("e4").await.unwrap().is_none());
+    assert_eq!(
+        backend.schedule_marks().await.unwrap()["p/* * * * *@UTC"],
+        60_500
+    );
+    let next = backend
+        .commit_journal(vec![slot("e5", 120_000, 120_100)], BUDGET)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &next[0],
+            JournalAnswer::Event {
+                duplicate: false,
+                ..
+            }
+        ),
+        "{next:?}"
+    );
 }
 
 /// A key seen within the window answers with the first event, in one
@@ -858,6 +925,70 @@ pub async fn deliveries_are_claimed_and_finished(fresh: &Fresh) {
         backend.execution("x-q2").await.unwrap().unwrap().plugin,
         "q"
     );
+}
+
+/// A claim hands out each queued delivery once, with its event; what this
+/// host queues later it already holds, so no later claim hands it out; a
+/// settled attempt of a held delivery is applied.
+pub async fn claims_hand_out_each_queued_delivery_once(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let now = now_ms();
+    backend
+        .commit_journal(
+            vec![
+                event("late", None, now, &["p"], now + 5_000),
+                event("soon", None, now, &["p", "q"], now),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    let first = backend.claim_deliveries(100).await.unwrap();
+    let claimed: Vec<&str> = first.iter().map(|(d, _)| d.id.as_str()).collect();
+    // A backend that shares its queue between hosts holds what this host
+    // queued from the start; one that a single process owns hands it out
+    // on the first claim. Either way nothing is handed out twice.
+    assert!(
+        claimed.is_empty() || claimed.len() == 3,
+        "all or nothing of what this host queued: {claimed:?}"
+    );
+    for (delivery, its_event) in &first {
+        assert_eq!(its_event.id, delivery.event_id);
+    }
+    assert!(backend.claim_deliveries(100).await.unwrap().is_empty());
+    backend
+        .commit_journal(vec![event("later", None, now, &["p"], now)], BUDGET)
+        .await
+        .unwrap();
+    assert!(
+        backend.claim_deliveries(100).await.unwrap().is_empty(),
+        "queued by this host, so already held by it"
+    );
+    backend.renew_leases().await.unwrap();
+
+    let p = backend.delivery("d-soon-p").await.unwrap().unwrap();
+    let attempt = record("x-claimed", "p", true, now, "ok");
+    let after =
+        crate::journal::apply_change(p.clone(), &DeliveryChange::Succeeded, Some(&attempt), now)
+            .unwrap();
+    let answers = backend
+        .commit_journal(
+            vec![JournalEntry::Settled {
+                delivery: Box::new(Encoded::new(after).unwrap()),
+                previous_due_ms: p.next_attempt_at_ms,
+                record: Some(Box::new(Encoded::new(attempt).unwrap())),
+            }],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers, [JournalAnswer::Written]);
+    assert_eq!(
+        backend.delivery("d-soon-p").await.unwrap().unwrap().state,
+        DeliveryState::Succeeded
+    );
+    assert_eq!(backend.pending_deliveries().await.unwrap().len(), 3);
+    backend.release_leases().await.unwrap();
 }
 
 /// Cancelling applies to a queued delivery, a requeue to a final one.

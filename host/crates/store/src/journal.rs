@@ -244,6 +244,12 @@ pub trait JournalRows: Send + Sync {
     /// order, trimming execution history to `retention` per plugin. An
     /// event whose idempotency key was seen within
     /// [`IDEMPOTENCY_WINDOW_MS`] answers with the first event, not a new one.
+    /// A schedule's event is stored only while the schedule's mark is older
+    /// than the event's `occurred_at_ms` (the slot it fires for); otherwise
+    /// another host fired that slot and it answers as a duplicate. A
+    /// settled attempt of a delivery another host has taken over (this
+    /// host's lease lapsed) is not applied and answers
+    /// [`JournalAnswer::Skipped`].
     async fn commit_journal(
         &self,
         entries: Vec<JournalEntry>,
@@ -257,9 +263,27 @@ pub trait JournalRows: Send + Sync {
     async fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<Delivery>, StoreError>;
     /// Deliveries matching `query`, newest first.
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
-    /// Every delivery still queued, with its event, soonest due first: what
-    /// a start claims and runs.
+    /// Every delivery still queued, with its event, soonest due first.
     async fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError>;
+    /// Claims up to `limit` queued deliveries that no running host holds,
+    /// with their events, soonest due first: this host runs them, and
+    /// holds them under a lease it renews ([`JournalRows::renew_leases`])
+    /// until they are final. Deliveries this host queued itself (new
+    /// events, retries, hand retries) are held from the moment they are
+    /// committed and are never handed out by a claim. A delivery whose
+    /// lease lapsed (its host died) is claimed by the next host that asks:
+    /// at least once, with the same event id and its attempts counted.
+    /// A backend one process owns (redb) hands out every queued delivery
+    /// on the first claim and none after.
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Delivery, EventRecord)>, StoreError>;
+    /// Extends the lease on every delivery this host holds; returns how many.
+    async fn renew_leases(&self) -> Result<u64, StoreError>;
+    /// Lets go of every delivery this host holds (it is stopping), so the
+    /// next claim anywhere takes them without waiting for the lease to lapse.
+    async fn release_leases(&self) -> Result<u64, StoreError>;
     /// Drops the oldest events whose deliveries are all final, past `keep`
     /// events or older than `max_age_ms`; returns how many went.
     async fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError>;

@@ -62,11 +62,25 @@ impl Store {
         data_dir: &Path,
         config: KeyConfig,
     ) -> Result<Self, StoreError> {
+        Self::open_url_with_lease(url, data_dir, config, crate::postgres::DEFAULT_LEASE).await
+    }
+
+    /// [`Store::open_url`] for a host that runs deliveries: a backend
+    /// several hosts share holds this host's deliveries under leases of
+    /// `lease`, which the host renews while it lives.
+    pub async fn open_url_with_lease(
+        url: &StoreUrl,
+        data_dir: &Path,
+        config: KeyConfig,
+        lease: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let backend: Arc<dyn Backend> = match url {
             StoreUrl::Redb { path } => {
                 Arc::new(RedbBackend::open(path.as_deref().unwrap_or(data_dir)).await?)
             }
-            StoreUrl::Postgres(url) => Arc::new(crate::postgres::Postgres::open(url).await?),
+            StoreUrl::Postgres(url) => {
+                Arc::new(crate::postgres::Postgres::open_with_lease(url, lease).await?)
+            }
         };
         Self::over(backend, data_dir, config).await
     }
@@ -677,6 +691,25 @@ impl Store {
     /// Every queued delivery with its event, soonest due first.
     pub async fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
         self.backend.pending_deliveries().await
+    }
+
+    /// Claims queued deliveries no running host holds (see
+    /// [`crate::journal::JournalRows::claim_deliveries`]).
+    pub async fn claim_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        self.backend.claim_deliveries(limit).await
+    }
+
+    /// Extends this host's leases on the deliveries it holds.
+    pub async fn renew_leases(&self) -> Result<u64, StoreError> {
+        self.backend.renew_leases().await
+    }
+
+    /// Lets go of the deliveries this host holds.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        self.backend.release_leases().await
     }
 
     /// Drops old finished events; returns how many went.

@@ -21,10 +21,30 @@ use junction_core::ExecutionRecord;
 
 type Txn<'a> = deadpool_postgres::Transaction<'a>;
 
-/// Stores new deliveries, or replaces them, in one statement.
-async fn put_deliveries(
+/// Who holds the deliveries a batch queues, and until when.
+#[derive(Clone, Copy)]
+struct Lease<'a> {
+    run: &'a str,
+    until_ms: i64,
+}
+
+impl Lease<'_> {
+    /// The holder and end of the lease a delivery in `state` is stored with:
+    /// a queued one is this run's, a final one nobody's.
+    fn for_state(&self, state: DeliveryState) -> (Option<&str>, i64) {
+        if state == DeliveryState::Queued {
+            (Some(self.run), self.until_ms)
+        } else {
+            (None, 0)
+        }
+    }
+}
+
+/// Stores new deliveries (held by this run while queued) in one statement.
+async fn insert_deliveries(
     txn: &Txn<'_>,
     deliveries: &[&Encoded<Delivery>],
+    lease: Lease<'_>,
 ) -> Result<(), StoreError> {
     if deliveries.is_empty() {
         return Ok(());
@@ -41,14 +61,48 @@ async fn put_deliveries(
         .map(|d| big(d.value.next_attempt_at_ms))
         .collect();
     let docs: Vec<&[u8]> = deliveries.iter().map(|d| d.bytes.as_slice()).collect();
+    let (runs, untils): (Vec<Option<&str>>, Vec<i64>) = deliveries
+        .iter()
+        .map(|d| lease.for_state(d.value.state))
+        .unzip();
     txn.run(
-        "INSERT INTO deliveries (id, event_id, plugin, state, due_ms, doc) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[]) \
-         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, due_ms = EXCLUDED.due_ms, doc = EXCLUDED.doc",
-        &[&ids, &events, &plugins, &states, &due, &docs],
+        "INSERT INTO deliveries (id, event_id, plugin, state, due_ms, doc, lease_run, lease_until_ms) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[], $8::bigint[]) \
+         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, due_ms = EXCLUDED.due_ms, doc = EXCLUDED.doc, \
+         lease_run = EXCLUDED.lease_run, lease_until_ms = EXCLUDED.lease_until_ms",
+        &[&ids, &events, &plugins, &states, &due, &docs, &runs, &untils],
     )
     .await?;
     Ok(())
+}
+
+/// Replaces a delivery's stored state. With `held`, only while this run
+/// still holds it: `false` when another host took it over.
+async fn replace_delivery(
+    txn: &Txn<'_>,
+    delivery: &Encoded<Delivery>,
+    lease: Lease<'_>,
+    held: bool,
+) -> Result<bool, StoreError> {
+    let after = &delivery.value;
+    let (run, until) = lease.for_state(after.state);
+    let changed = txn
+        .run(
+            "UPDATE deliveries SET state = $2, due_ms = $3, doc = $4, lease_run = $5, lease_until_ms = $6 \
+             WHERE id = $1 AND (NOT $7 OR lease_run = $8)",
+            &[
+                &after.id,
+                &after.state.as_str(),
+                &big(after.next_attempt_at_ms),
+                &delivery.bytes,
+                &run,
+                &until,
+                &held,
+                &lease.run,
+            ],
+        )
+        .await?;
+    Ok(changed > 0)
 }
 
 /// How many deliveries the stored event `id` has (0 once it was pruned).
@@ -66,8 +120,33 @@ async fn delivery_count(txn: &Txn<'_>, id: &str) -> Result<usize, StoreError> {
 
 /// Accepts one event with its deliveries, or answers with the earlier
 /// event that holds its idempotency key.
-async fn accept(txn: &Txn<'_>, new: &NewEvent, now: u64) -> Result<JournalAnswer, StoreError> {
+async fn accept(
+    txn: &Txn<'_>,
+    new: &NewEvent,
+    now: u64,
+    lease: Lease<'_>,
+) -> Result<JournalAnswer, StoreError> {
     let event = &new.event.value;
+    if let Some((key, at)) = &new.schedule_mark {
+        // The mark moves forward only past the slot this event fires for;
+        // the row lock makes hosts firing the same slot take turns, and
+        // all but the first find it fired.
+        let advanced = txn
+            .maybe_row(
+                "INSERT INTO schedule_marks (key, at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET at_ms = EXCLUDED.at_ms \
+                 WHERE schedule_marks.at_ms < $3 RETURNING 1",
+                &[key, &big(*at), &big(event.occurred_at_ms)],
+            )
+            .await?;
+        if advanced.is_none() {
+            return Ok(JournalAnswer::Event {
+                id: event.id.clone(),
+                matched: 0,
+                duplicate: true,
+            });
+        }
+    }
     if let Some(key) = &event.idempotency_key {
         let expired_before = big(now.saturating_sub(IDEMPOTENCY_WINDOW_MS));
         let claimed = txn
@@ -98,10 +177,7 @@ async fn accept(txn: &Txn<'_>, new: &NewEvent, now: u64) -> Result<JournalAnswer
     )
     .await?;
     let deliveries: Vec<&Encoded<Delivery>> = new.deliveries.iter().collect();
-    put_deliveries(txn, &deliveries).await?;
-    if let Some((key, at)) = &new.schedule_mark {
-        set_mark(txn, key, *at).await?;
-    }
+    insert_deliveries(txn, &deliveries, lease).await?;
     Ok(JournalAnswer::Event {
         id: event.id.clone(),
         matched: new.deliveries.len(),
@@ -115,6 +191,7 @@ async fn change(
     id: &str,
     change: &DeliveryChange,
     now: u64,
+    lease: Lease<'_>,
 ) -> Result<JournalAnswer, StoreError> {
     let Some(row) = txn
         .maybe_row(
@@ -128,7 +205,8 @@ async fn change(
     let current: Delivery = decode(&format!("deliveries/{id}"), row.get(0))?;
     match apply_change(current, change, None, now) {
         Some(after) => {
-            put_deliveries(txn, &[&Encoded::new(after)?]).await?;
+            // A requeue by hand is run by the host that asked for it.
+            replace_delivery(txn, &Encoded::new(after)?, lease, false).await?;
             Ok(JournalAnswer::Written)
         }
         None => Ok(JournalAnswer::Skipped),
@@ -143,6 +221,28 @@ async fn set_mark(txn: &impl Prepared, key: &str, at_ms: u64) -> Result<(), Stor
     )
     .await?;
     Ok(())
+}
+
+/// Rows of (delivery id, delivery, event id, event) as pairs, each event
+/// decoded once however many of its deliveries come with it.
+fn with_events(rows: &[tokio_postgres::Row]) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+    let mut events: HashMap<String, EventRecord> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let delivery: Delivery =
+            decode(&format!("deliveries/{}", row.get::<_, &str>(0)), row.get(1))?;
+        let event_id: &str = row.get(2);
+        let event = match events.get(event_id) {
+            Some(event) => event.clone(),
+            None => {
+                let event: EventRecord = decode(&format!("events/{event_id}"), row.get(3))?;
+                events.insert(event_id.to_owned(), event.clone());
+                event
+            }
+        };
+        out.push((delivery, event));
+    }
+    Ok(out)
 }
 
 fn decode_deliveries(rows: &[tokio_postgres::Row]) -> Result<Vec<Delivery>, StoreError> {
@@ -187,6 +287,10 @@ impl crate::journal::JournalRows for Postgres {
         retention: HistoryBudget,
     ) -> Result<Vec<JournalAnswer>, StoreError> {
         let now = junction_core::now_ms();
+        let lease = Lease {
+            run: &self.run,
+            until_ms: self.lease_until(now),
+        };
         let mut client = self.client().await?;
         let txn = client.transaction().await?;
         let mut answers = Vec::with_capacity(entries.len());
@@ -197,17 +301,23 @@ impl crate::journal::JournalRows for Postgres {
                     records.push(record);
                     JournalAnswer::Written
                 }
-                JournalEntry::Event(new) => accept(&txn, new, now).await?,
+                JournalEntry::Event(new) => accept(&txn, new, now, lease).await?,
                 JournalEntry::Settled {
                     delivery, record, ..
                 } => {
+                    // The attempt's record is kept either way: it ran.
                     if let Some(record) = record {
                         records.push(record);
                     }
-                    put_deliveries(&txn, &[delivery]).await?;
-                    JournalAnswer::Written
+                    if replace_delivery(&txn, delivery, lease, true).await? {
+                        JournalAnswer::Written
+                    } else {
+                        JournalAnswer::Skipped
+                    }
                 }
-                JournalEntry::Delivery { id, change: what } => change(&txn, id, what, now).await?,
+                JournalEntry::Delivery { id, change: what } => {
+                    change(&txn, id, what, now, lease).await?
+                }
                 JournalEntry::Kv(write) => {
                     JournalAnswer::Kv(super::kv::apply_in(&txn, write).await?)
                 }
@@ -264,23 +374,59 @@ impl crate::journal::JournalRows for Postgres {
                 &[],
             )
             .await?;
-        let mut events: HashMap<String, EventRecord> = HashMap::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let delivery: Delivery =
-                decode(&format!("deliveries/{}", row.get::<_, &str>(0)), row.get(1))?;
-            let event_id: &str = row.get(2);
-            let event = match events.get(event_id) {
-                Some(event) => event.clone(),
-                None => {
-                    let event: EventRecord = decode(&format!("events/{event_id}"), row.get(3))?;
-                    events.insert(event_id.to_owned(), event.clone());
-                    event
-                }
-            };
-            out.push((delivery, event));
-        }
-        Ok(out)
+        with_events(&rows)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        let now = junction_core::now_ms();
+        let client = self.client().await?;
+        // SKIP LOCKED: hosts claiming at once each take different rows
+        // instead of queueing behind each other's locks.
+        let rows = client
+            .rows(
+                "WITH claimed AS ( \
+                   UPDATE deliveries d SET lease_run = $1, lease_until_ms = $2 \
+                   WHERE d.id IN ( \
+                     SELECT id FROM deliveries \
+                     WHERE state = 'queued' AND lease_until_ms < $3 \
+                     ORDER BY due_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                   RETURNING d.id, d.doc, d.event_id, d.due_ms) \
+                 SELECT c.id, c.doc, e.id, e.doc FROM claimed c JOIN events e ON e.id = c.event_id \
+                 ORDER BY c.due_ms, c.id",
+                &[
+                    &self.run,
+                    &self.lease_until(now),
+                    &big(now),
+                    &big(limit as u64),
+                ],
+            )
+            .await?;
+        with_events(&rows)
+    }
+
+    async fn renew_leases(&self) -> Result<u64, StoreError> {
+        let until = self.lease_until(junction_core::now_ms());
+        let client = self.client().await?;
+        client
+            .run(
+                "UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'queued' AND lease_run = $1",
+                &[&self.run, &until],
+            )
+            .await
+    }
+
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .run(
+                "UPDATE deliveries SET lease_run = NULL, lease_until_ms = 0 \
+                 WHERE state = 'queued' AND lease_run = $1",
+                &[&self.run],
+            )
+            .await
     }
 
     async fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {

@@ -37,12 +37,25 @@ const POOL_SIZE: usize = 16;
 pub struct Postgres {
     pool: Pool,
     describe: String,
+    /// This open of the backend, as the holder of delivery leases.
+    run: String,
+    /// How long a lease lasts unless renewed.
+    lease: Duration,
 }
+
+/// How long a host holds a delivery without renewing its lease, unless told
+/// otherwise: a dead host's deliveries run elsewhere this long after it died.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl Postgres {
     /// Connects to the database `url` names and brings its schema up to
     /// this build's, refusing one written by a newer build.
     pub async fn open(url: &PostgresUrl) -> Result<Self, StoreError> {
+        Self::open_with_lease(url, DEFAULT_LEASE).await
+    }
+
+    /// [`Postgres::open`], holding deliveries under leases of `lease`.
+    pub async fn open_with_lease(url: &PostgresUrl, lease: Duration) -> Result<Self, StoreError> {
         let mut config = url.config();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -64,6 +77,8 @@ impl Postgres {
         let backend = Postgres {
             pool,
             describe: format!("PostgreSQL at {url}"),
+            run: new_run_id(),
+            lease,
         };
         let mut client = backend.client().await?;
         schema::migrate(&mut client).await?;
@@ -85,6 +100,20 @@ impl Postgres {
 impl crate::backend::Backend for Postgres {
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+/// A run id no other open of any backend has: the time and random bits.
+fn new_run_id() -> String {
+    use rand::Rng;
+    let random: u64 = rand::rng().random();
+    format!("{:x}-{random:016x}", junction_core::now_ms())
+}
+
+impl Postgres {
+    /// When a lease taken or renewed now ends.
+    fn lease_until(&self, now: u64) -> i64 {
+        big(now.saturating_add(u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)))
     }
 }
 
@@ -271,6 +300,128 @@ pub(crate) mod tests {
         for open in opens {
             open.await.unwrap().expect("every host opens");
         }
+    }
+
+    /// The attempt of `delivery` as the dispatcher settles it.
+    fn settled(delivery: &crate::Delivery, attempt: &str) -> crate::journal::JournalEntry {
+        let now = junction_core::now_ms();
+        let record = crate::conformance::record(attempt, &delivery.plugin, true, now, "ok");
+        let after = crate::journal::apply_change(
+            delivery.clone(),
+            &crate::DeliveryChange::Succeeded,
+            Some(&record),
+            now,
+        )
+        .unwrap();
+        crate::journal::JournalEntry::Settled {
+            delivery: Box::new(crate::Encoded::new(after).unwrap()),
+            previous_due_ms: delivery.next_attempt_at_ms,
+            record: Some(Box::new(crate::Encoded::new(record).unwrap())),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lapsed_lease_moves_deliveries_to_another_host_and_the_first_settles_nothing() {
+        use crate::journal::{JournalAnswer, JournalRows};
+        let url = fresh_database().await;
+        let a = Postgres::open_with_lease(&url, Duration::from_millis(300))
+            .await
+            .unwrap();
+        let b = Postgres::open(&url).await.unwrap();
+        let c = Postgres::open(&url).await.unwrap();
+        let now = junction_core::now_ms();
+        let budget = crate::conformance::BUDGET;
+        a.commit_journal(
+            vec![crate::conformance::event("e", None, now, &["p", "q"], now)],
+            budget,
+        )
+        .await
+        .unwrap();
+        assert!(
+            b.claim_deliveries(10).await.unwrap().is_empty(),
+            "a holds what it queued"
+        );
+        // `a` stops renewing (it died); its lease lapses.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let taken = b.claim_deliveries(10).await.unwrap();
+        let ids: Vec<&str> = taken.iter().map(|(d, _)| d.id.as_str()).collect();
+        assert_eq!(ids, ["d-e-p", "d-e-q"]);
+        assert!(taken.iter().all(|(_, event)| event.id == "e"));
+        assert!(
+            c.claim_deliveries(10).await.unwrap().is_empty(),
+            "b holds them now"
+        );
+
+        let (p, _) = &taken[0];
+        let late = a
+            .commit_journal(vec![settled(p, "x-a")], budget)
+            .await
+            .unwrap();
+        assert_eq!(late, [JournalAnswer::Skipped], "a lost its lease");
+        let done = b
+            .commit_journal(vec![settled(p, "x-b")], budget)
+            .await
+            .unwrap();
+        assert_eq!(done, [JournalAnswer::Written]);
+        let stored = b.delivery("d-e-p").await.unwrap().unwrap();
+        assert_eq!(stored.executions, ["x-b"], "attempts counted once");
+        assert!(
+            b.execution("x-a").await.unwrap().is_some(),
+            "a's attempt is still recorded"
+        );
+
+        assert_eq!(b.renew_leases().await.unwrap(), 1, "q is still held");
+        assert_eq!(b.release_leases().await.unwrap(), 1);
+        let moved = c.claim_deliveries(10).await.unwrap();
+        assert_eq!(moved.len(), 1, "a released delivery is claimed at once");
+        assert_eq!(moved[0].0.id, "d-e-q");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hosts_claiming_at_once_never_share_a_delivery() {
+        use crate::journal::JournalRows;
+        let url = fresh_database().await;
+        let source = Postgres::open_with_lease(&url, Duration::from_millis(1))
+            .await
+            .unwrap();
+        let now = junction_core::now_ms();
+        let batch: Vec<_> = (0..200)
+            .map(|n| crate::conformance::event(&format!("e{n}"), None, now, &["p"], now))
+            .collect();
+        source
+            .commit_journal(batch, crate::conformance::BUDGET)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut hosts = Vec::new();
+        for _ in 0..4 {
+            hosts.push(Arc::new(Postgres::open(&url).await.unwrap()));
+        }
+        let claims: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                let host = host.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = host.claim_deliveries(7).await.unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.into_iter().map(|(d, _)| d.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for claim in claims {
+            all.extend(claim.await.unwrap());
+        }
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(total, 200, "every delivery claimed");
+        assert_eq!(all.len(), 200, "none claimed twice");
     }
 
     #[tokio::test]

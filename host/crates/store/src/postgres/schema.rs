@@ -101,6 +101,16 @@ const MIGRATIONS: &[&str] = &[
         doc bytea NOT NULL
     );
     "#,
+    // 2: leases, so several hosts share the queue. A queued delivery is
+    // held by the run (one open of the backend) that queued or claimed it
+    // until `lease_until_ms`, which that run keeps moving forward.
+    r#"
+    ALTER TABLE deliveries
+        ADD COLUMN lease_run text,
+        ADD COLUMN lease_until_ms bigint NOT NULL DEFAULT 0;
+    CREATE INDEX deliveries_claimable ON deliveries (lease_until_ms) WHERE state = 'queued';
+    CREATE INDEX deliveries_held ON deliveries (lease_run) WHERE state = 'queued';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -94,7 +94,23 @@ impl Redb {
                                 .filter(|(_, at)| now.saturating_sub(*at) < IDEMPOTENCY_WINDOW_MS),
                             None => None,
                         };
-                        if let Some((id, _)) = earlier {
+                        // Another host cannot fire a slot here (one
+                        // process owns the file), but a slot fired before
+                        // is still not fired twice.
+                        let slot_taken = match &new.schedule_mark {
+                            Some((key, _)) => schedules
+                                .get(key.as_str())
+                                .map_err(db)?
+                                .is_some_and(|mark| mark.value() >= event.occurred_at_ms),
+                            None => false,
+                        };
+                        if slot_taken {
+                            JournalAnswer::Event {
+                                id: event.id.clone(),
+                                matched: 0,
+                                duplicate: true,
+                            }
+                        } else if let Some((id, _)) = earlier {
                             let matched = match event_ids.get(id.as_str()).map_err(db)? {
                                 Some(seq) => match events.get(seq.value()).map_err(db)? {
                                     Some(bytes) => decode::<EventRecord>("events", bytes.value())?
@@ -538,6 +554,30 @@ impl crate::journal::JournalRows for RedbBackend {
 
     async fn pending_deliveries(&self) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
         self.run(|redb| redb.pending_deliveries()).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Delivery, EventRecord)>, StoreError> {
+        use std::sync::atomic::Ordering;
+        // One process owns the file: whatever is queued at the first claim
+        // is handed out then, and everything queued later was queued by
+        // this process, which already holds it.
+        if self.0.claimed.swap(true, Ordering::AcqRel) {
+            return Ok(Vec::new());
+        }
+        // All of it, whatever `limit` says: there is no second claim.
+        let _ = limit;
+        self.run(|redb| redb.pending_deliveries()).await
+    }
+
+    async fn renew_leases(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn prune_events(&self, keep: u64, max_age_ms: u64) -> Result<u64, StoreError> {

@@ -39,6 +39,8 @@ fn corrupt(what: impl Into<String>, err: impl std::fmt::Display) -> StoreError {
 pub struct Redb {
     db: Database,
     data_dir: PathBuf,
+    /// Whether the queued deliveries were handed out (by the first claim).
+    claimed: std::sync::atomic::AtomicBool,
 }
 
 impl Redb {
@@ -55,6 +57,7 @@ impl Redb {
         let store = Redb {
             db,
             data_dir: data_dir.to_owned(),
+            claimed: std::sync::atomic::AtomicBool::new(false),
         };
         store.migrate()?;
         Ok(store)
