@@ -66,7 +66,7 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Db(#[from] ::redb::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("cannot reach {at}: {source}")]
     Unreachable {
@@ -110,6 +110,15 @@ pub enum StoreError {
     Exists { kind: &'static str, name: String },
     #[error("no {kind} named `{name}`")]
     NotFound { kind: &'static str, name: String },
+}
+
+/// What the server said, when it said something, beside the driver's own
+/// words ("db error" alone names nothing).
+fn postgres_detail(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{err}: {} ({})", db.message(), db.code().code()),
+        None => err.to_string(),
+    }
 }
 
 /// Creates `path` (and its parents) private to the owner: the data

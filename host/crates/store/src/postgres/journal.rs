@@ -412,7 +412,13 @@ impl crate::journal::JournalRows for Postgres {
         let client = self.client().await?;
         client
             .run(
-                "UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'queued' AND lease_run = $1",
+                // Rows locked now are being settled (which leases them
+                // afresh) or are not this host's to renew: skipping them
+                // keeps renewals from ever waiting on, or deadlocking
+                // with, a journal batch.
+                "UPDATE deliveries SET lease_until_ms = $2 WHERE id IN ( \
+                   SELECT id FROM deliveries WHERE state = 'queued' AND lease_run = $1 \
+                   FOR UPDATE SKIP LOCKED)",
                 &[&self.run, &until],
             )
             .await
