@@ -50,6 +50,9 @@ pub struct ProviderState {
     pub refresh_requests: u32,
     /// The next this many token requests answer 503.
     pub fail_next: u32,
+    /// How long the token endpoint takes to answer (a slow provider widens
+    /// the window in which a second refresher could start).
+    pub token_delay: std::time::Duration,
     /// Revocation requests: (token_type_hint, token).
     pub revocations: Vec<(String, String)>,
     /// `api_domain` in token responses.
@@ -213,6 +216,10 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let delay = lock(&state).token_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut s = lock(&state);
     s.token_requests.push(form.clone());
     if s.fail_next > 0 {

@@ -144,3 +144,58 @@ async fn a_second_host_on_the_same_database_serves_what_the_first_stored() {
     let record = first.get(&format!("/v1/executions/{id}")).await;
     assert_eq!(record.status, StatusCode::OK, "{}", record.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hosts_refresh_an_expired_token_once() {
+    use junction_tests::oauth::{self, FakeProvider, service_json};
+    let first = on_postgres().await;
+    let provider = FakeProvider::start().await;
+    first
+        .create("/v1/services", &service_json("fake", &provider, json!({})))
+        .await;
+    first
+        .create(
+            "/v1/connections",
+            &json!({"link_name": "fake", "service": "fake"}),
+        )
+        .await;
+    // Tokens that expire within the refresh margin: every call wants a refresh.
+    provider.lock().expires_in = "60".into();
+    oauth::connect(&first, "fake").await;
+    provider.lock().expires_in = "3600".into();
+    // A slow token endpoint: every host is asking while the refresh runs.
+    provider.lock().token_delay = Duration::from_millis(500);
+    let up = first
+        .upload(
+            "probe",
+            component_bytes("probe"),
+            Some(&json!({"connections": ["fake"]})),
+            None,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let second = first.beside().await;
+    let third = first.beside().await;
+    let hosts = std::sync::Arc::new([first, second, third]);
+
+    let mut calls = Vec::new();
+    for n in 0..600 {
+        let hosts = hosts.clone();
+        calls.push(tokio::spawn(async move {
+            hosts[n % 3]
+                .invoke(
+                    "probe",
+                    "call",
+                    json!({"url": "/api/me", "connection": "fake"}),
+                )
+                .await
+        }));
+    }
+    for call in calls {
+        let run = call.await.expect("call task");
+        assert_eq!(run.json["output"]["status"], 200, "{}", run.text);
+    }
+    // The provider rotates refresh tokens and revokes the grant when one is
+    // presented twice: a second refresh on any host would have failed calls.
+    assert_eq!(provider.lock().refresh_requests, 1);
+}

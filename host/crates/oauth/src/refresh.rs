@@ -6,9 +6,12 @@
 //! stored token is re-read after taking it; whoever waited on a refresh in
 //! flight gets its outcome, success or failure, instead of starting another
 //! (providers that rotate refresh tokens revoke the whole grant when one is
-//! used twice; Zoho allows ten refreshes in ten minutes). Revoking and the
-//! OAuth callback take the same lock, so a refresh in flight cannot undo
-//! them.
+//! used twice; Zoho allows ten refreshes in ten minutes). After this host's
+//! lock the store's is taken too ([`Store::lock_connection`]), so hosts
+//! sharing a PostgreSQL store also refresh one at a time, and the token
+//! re-read under it is whatever the last refresh, on any host, stored.
+//! Revoking and the OAuth callback take the same locks, so a refresh in
+//! flight cannot undo them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,12 +47,21 @@ struct FlightState {
     last_unauthorized: Option<std::time::Instant>,
 }
 
-/// The lock of one connection, held.
+/// The lock of one connection, held: this host's, and then the store's,
+/// which other hosts on a shared store take too.
 struct Held {
     flight: Arc<Flight>,
     guard: tokio::sync::OwnedMutexGuard<FlightState>,
     /// `finished` when this caller started waiting.
     seen: u64,
+    shared: Box<dyn junction_store::ConnectionLock>,
+}
+
+impl Held {
+    /// Lets go of both locks, the store's first.
+    async fn release(self) {
+        self.shared.release().await;
+    }
 }
 
 impl Held {
@@ -129,16 +141,21 @@ impl TokenKeeper {
         locks.entry(link.to_owned()).or_default().clone()
     }
 
-    /// Takes `link`'s refresh lock, owned, so it can outlive the caller.
-    async fn hold(&self, link: &str) -> Held {
+    /// Takes `link`'s refresh lock, owned, so it can outlive the caller:
+    /// this host's first (one waiter per host asks the store), then the
+    /// store's, so hosts sharing a store refresh one at a time too and the
+    /// token re-read after this is the one the last refresh stored.
+    async fn hold(&self, link: &str) -> Result<Held, FlowError> {
         let flight = self.flight(link);
         let seen = flight.finished.load(std::sync::atomic::Ordering::Acquire);
         let guard = flight.state.clone().lock_owned().await;
-        Held {
+        let shared = self.store.lock_connection(link).await?;
+        Ok(Held {
             flight,
             guard,
             seen,
-        }
+            shared,
+        })
     }
 
     /// Refreshes in a task of its own that keeps the lock until the new
@@ -152,9 +169,14 @@ impl TokenKeeper {
         let link = link.to_owned();
         let task = tokio::spawn(async move {
             let Held {
-                flight, mut guard, ..
+                flight,
+                mut guard,
+                shared,
+                ..
             } = held;
             let result = oauth.refresh(&store, &link).await;
+            // The new tokens are stored: other hosts may go ahead.
+            shared.release().await;
             guard.last = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             flight
                 .finished
@@ -203,19 +225,37 @@ impl TokenKeeper {
         if !expires_soon(&connection, self.margin) || !self.is_oauth(&connection).await {
             return Ok(Freshness::Unchanged);
         }
-        let held = self.hold(link).await;
+        let held = self.hold(link).await?;
+        match self.fresh_under_lock(&held, link).await {
+            Ok(None) => {
+                self.refresh_holding(held, link).await?;
+                Ok(Freshness::Refreshed)
+            }
+            done => {
+                held.release().await;
+                done.map(|answer| answer.unwrap_or(Freshness::Refreshed))
+            }
+        }
+    }
+
+    /// Under `link`'s lock: the answer when no refresh is needed (another
+    /// caller or host refreshed meanwhile), `None` when one is.
+    async fn fresh_under_lock(
+        &self,
+        held: &Held,
+        link: &str,
+    ) -> Result<Option<Freshness>, FlowError> {
         // A refresh that ended while this caller waited answers for it.
         if let Some(outcome) = held.shared_outcome() {
-            return outcome.map(|()| Freshness::Refreshed);
+            return outcome.map(|()| Some(Freshness::Refreshed));
         }
         let Some(connection) = self.store.connection(link).await? else {
-            return Ok(Freshness::Unchanged);
+            return Ok(Some(Freshness::Unchanged));
         };
         if !expires_soon(&connection, self.margin) {
-            return Ok(Freshness::Refreshed);
+            return Ok(Some(Freshness::Refreshed));
         }
-        self.refresh_holding(held, link).await?;
-        Ok(Freshness::Refreshed)
+        Ok(None)
     }
 
     /// After the API refused `used_token` with 401: refresh once, unless the
@@ -225,18 +265,42 @@ impl TokenKeeper {
         link: &str,
         used_token: &str,
     ) -> Result<Freshness, FlowError> {
-        let mut held = self.hold(link).await;
+        let mut held = self.hold(link).await?;
+        match self
+            .unauthorized_under_lock(&mut held, link, used_token)
+            .await
+        {
+            Ok(None) => {
+                held.guard.last_unauthorized = Some(std::time::Instant::now());
+                self.refresh_holding(held, link).await?;
+                Ok(Freshness::Refreshed)
+            }
+            done => {
+                held.release().await;
+                done.map(|answer| answer.unwrap_or(Freshness::Refreshed))
+            }
+        }
+    }
+
+    /// Under `link`'s lock after a 401: the answer when no refresh follows,
+    /// `None` when one does.
+    async fn unauthorized_under_lock(
+        &self,
+        held: &mut Held,
+        link: &str,
+        used_token: &str,
+    ) -> Result<Option<Freshness>, FlowError> {
         let Some(connection) = self.store.connection(link).await? else {
-            return Ok(Freshness::Unchanged);
+            return Ok(Some(Freshness::Unchanged));
         };
         if !self.is_oauth(&connection).await {
-            return Ok(Freshness::Unchanged);
+            return Ok(Some(Freshness::Unchanged));
         }
         if access_token(&connection).is_some_and(|current| current != used_token) {
-            return Ok(Freshness::Refreshed);
+            return Ok(Some(Freshness::Refreshed));
         }
         if let Some(outcome) = held.shared_outcome() {
-            return outcome.map(|()| Freshness::Refreshed);
+            return outcome.map(|()| Some(Freshness::Refreshed));
         }
         if let Credentials::Oauth2 {
             refresh_token: None,
@@ -251,7 +315,7 @@ impl TokenKeeper {
                 link,
                 "the API answered 401 to a token without expiry or refresh token; connect again if it keeps happening",
             ).await?;
-            return Ok(Freshness::Unchanged);
+            return Ok(Some(Freshness::Unchanged));
         }
         if held
             .guard
@@ -260,11 +324,9 @@ impl TokenKeeper {
         {
             // A 401 already caused a refresh just now: do not hammer the
             // provider; the plugin gets the 401.
-            return Ok(Freshness::Unchanged);
+            return Ok(Some(Freshness::Unchanged));
         }
-        held.guard.last_unauthorized = Some(std::time::Instant::now());
-        self.refresh_holding(held, link).await?;
-        Ok(Freshness::Refreshed)
+        Ok(None)
     }
 
     /// The background pass: refreshes connected OAuth connections whose
@@ -302,10 +364,19 @@ impl TokenKeeper {
                 continue;
             }
             let link = sealed.link_name.clone();
-            let held = self.hold(&link).await;
-            // Re-check under the lock: a plugin may have refreshed it.
+            let held = match self.hold(&link).await {
+                Ok(held) => held,
+                Err(err) => {
+                    report.failed += 1;
+                    tracing::warn!(link = %link, error = %err, "background refresh cannot take the connection's lock");
+                    continue;
+                }
+            };
+            // Re-check under the lock: a plugin (or another host) may have
+            // refreshed it.
             let current = self.store.sealed_connection(&link).await.ok().flatten();
             if current.is_some_and(|c| c.last_refresh_ms != sealed.last_refresh_ms) {
+                held.release().await;
                 continue;
             }
             match self.refresh_holding(held, &link).await {
@@ -321,8 +392,9 @@ impl TokenKeeper {
 
     /// Refreshes now, whatever the expiry (`POST /v1/connections/{link}/refresh`).
     pub async fn refresh_now(&self, link: &str) -> Result<Connection, FlowError> {
-        let held = self.hold(link).await;
+        let held = self.hold(link).await?;
         if let Some(outcome) = held.shared_outcome() {
+            held.release().await;
             outcome?;
             return self
                 .store
@@ -336,8 +408,10 @@ impl TokenKeeper {
     /// Revokes `link`'s tokens (RFC 7009) under its refresh lock, so a
     /// refresh in flight cannot store new tokens after the revoke.
     pub async fn revoke(&self, link: &str) -> Result<(), FlowError> {
-        let _held = self.hold(link).await;
-        self.oauth.revoke(&self.store, link).await
+        let held = self.hold(link).await?;
+        let revoked = self.oauth.revoke(&self.store, link).await;
+        held.release().await;
+        revoked
     }
 
     /// Completes the provider's redirect back under the connection's
@@ -353,10 +427,23 @@ impl TokenKeeper {
             Some(s) => super::flow::pending_link(&self.store, s).await,
             None => None,
         };
-        let _held = match &link {
-            Some(link) => Some(self.hold(link).await),
+        let held = match &link {
+            Some(link) => match self.hold(link).await {
+                Ok(held) => Some(held),
+                Err(err) => {
+                    return super::flow::Callback {
+                        link: Some(link.clone()),
+                        from_console: false,
+                        result: Err(err),
+                    };
+                }
+            },
             None => None,
         };
-        self.oauth.callback(&self.store, state, code, error).await
+        let done = self.oauth.callback(&self.store, state, code, error).await;
+        if let Some(held) = held {
+            held.release().await;
+        }
+        done
     }
 }

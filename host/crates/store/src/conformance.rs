@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             services_round_trip_and_refuse_conflicts,
             a_service_in_use_is_not_deleted,
             connections_round_trip_and_report_the_previous_status,
+            a_connection_lock_has_one_holder,
             kv_is_namespaced_counted_and_bounded,
             plugin_versions_activate_and_delete,
             concurrent_uploads_get_distinct_versions,
@@ -350,6 +351,37 @@ pub async fn a_service_in_use_is_not_deleted(fresh: &Fresh) {
     }
     backend.delete_connection("main").await.unwrap();
     backend.delete_service("svc").await.unwrap();
+}
+
+/// A connection's refresh lock has one holder: a second taker waits until
+/// it is released (or dropped), and other links' locks are free meanwhile.
+pub async fn a_connection_lock_has_one_holder(fresh: &Fresh) {
+    use std::time::Duration;
+    let backend = &fresh.backend;
+    let first = backend.lock_connection("main").await.unwrap();
+    let waiter = {
+        let backend = backend.clone();
+        tokio::spawn(async move { backend.lock_connection("main").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished(), "a second holder got the lock");
+    let other = tokio::time::timeout(Duration::from_secs(10), backend.lock_connection("other"))
+        .await
+        .expect("another link's lock is free")
+        .unwrap();
+    other.release().await;
+    first.release().await;
+    let second = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter gets the lock once it is released")
+        .unwrap()
+        .unwrap();
+    drop(second);
+    let after_drop = tokio::time::timeout(Duration::from_secs(10), backend.lock_connection("main"))
+        .await
+        .expect("a dropped lock is let go")
+        .unwrap();
+    after_drop.release().await;
 }
 
 /// Create, read, update (answering the previous status), list, delete.

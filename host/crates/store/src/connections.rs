@@ -21,9 +21,23 @@ pub struct ConnectionChange {
     pub reason: Option<String>,
 }
 
+/// A connection's refresh lock, held: across every host on the store,
+/// one holder at a time. [`ConnectionLock::release`] lets it go; a lock
+/// dropped without it is let go too, never kept by a pooled connection.
+#[async_trait]
+pub trait ConnectionLock: Send + Sync {
+    /// Lets the lock go.
+    async fn release(self: Box<Self>);
+}
+
 /// Connections with sealed credentials.
 #[async_trait]
 pub trait ConnectionRows: Send + Sync {
+    /// Waits for, and takes, the refresh lock of `link` (it need not
+    /// exist): whoever refreshes a connection's tokens holds it from
+    /// before re-reading them until the new ones are stored, so a refresh
+    /// token is never redeemed twice, however many hosts share the store.
+    async fn lock_connection(&self, link: &str) -> Result<Box<dyn ConnectionLock>, StoreError>;
     /// Adds a new connection; its service must exist and its link name be
     /// free.
     async fn create_connection(&self, row: &Connection<String>) -> Result<(), StoreError>;

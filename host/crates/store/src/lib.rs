@@ -29,7 +29,7 @@ pub mod snapshot;
 pub mod url;
 
 pub use backend::Backend;
-pub use connections::ConnectionChange;
+pub use connections::{ConnectionChange, ConnectionLock};
 pub use crypto::Cipher;
 pub use encoded::Encoded;
 pub use journal::{

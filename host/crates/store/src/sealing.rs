@@ -389,6 +389,15 @@ impl Store {
         Ok(())
     }
 
+    /// Takes `link`'s refresh lock, one holder across every host on the
+    /// store (see [`crate::connections::ConnectionRows::lock_connection`]).
+    pub async fn lock_connection(
+        &self,
+        link: &str,
+    ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
+        self.backend.lock_connection(link).await
+    }
+
     /// The connection with this link name, secrets opened.
     pub async fn connection(&self, link: &str) -> Result<Option<Connection>, StoreError> {
         match self.backend.connection(link).await? {

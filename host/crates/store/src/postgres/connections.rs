@@ -26,8 +26,69 @@ pub(super) async fn all(client: &impl Prepared) -> Result<Vec<Connection<String>
     rows.iter().map(decode_row).collect()
 }
 
+/// Advisory locks taken for connections share this first key, so they
+/// never meet another application's locks on the same database.
+const CONNECTION_LOCKS: i32 = 0x6a63; // "jc"
+
+/// A session-level advisory lock, held by one pooled connection.
+struct AdvisoryLock {
+    client: Option<deadpool_postgres::Client>,
+    link: String,
+}
+
+#[async_trait]
+impl crate::connections::ConnectionLock for AdvisoryLock {
+    async fn release(mut self: Box<Self>) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let unlocked = client
+            .run(
+                "SELECT pg_advisory_unlock($1, hashtext($2))",
+                &[&CONNECTION_LOCKS, &self.link],
+            )
+            .await;
+        if unlocked.is_err() {
+            // The session ends with the connection, and its locks with it.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Not back to the pool with the lock still held: closing the
+            // connection ends the session, which lets the lock go.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 #[async_trait]
 impl crate::connections::ConnectionRows for Postgres {
+    async fn lock_connection(
+        &self,
+        link: &str,
+    ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
+        // The guard exists before the wait: a caller that gives up while
+        // waiting drops it, and the connection (whose lock request may
+        // still be granted) is closed rather than pooled.
+        let lock = AdvisoryLock {
+            client: Some(self.client().await?),
+            link: link.to_owned(),
+        };
+        if let Some(client) = &lock.client {
+            client
+                .run(
+                    "SELECT pg_advisory_lock($1, hashtext($2))",
+                    &[&CONNECTION_LOCKS, &lock.link],
+                )
+                .await?;
+        }
+        Ok(Box::new(lock))
+    }
+
     async fn create_connection(&self, row: &Connection<String>) -> Result<(), StoreError> {
         let doc = encode(&format!("connections/{}", row.link_name), row)?;
         let mut client = self.client().await?;

@@ -38,6 +38,18 @@ fn collect(
     Ok(out)
 }
 
+/// Per link name, the refresh lock.
+pub(super) type Locks =
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+
+/// A held in-process refresh lock.
+struct Held(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
+#[async_trait]
+impl crate::connections::ConnectionLock for Held {
+    async fn release(self: Box<Self>) {}
+}
+
 impl Redb {
     fn create_connection(&self, row: &Connection<String>) -> Result<(), StoreError> {
         let bytes = encode(row)?;
@@ -127,6 +139,21 @@ impl Redb {
 
 #[async_trait]
 impl crate::connections::ConnectionRows for RedbBackend {
+    async fn lock_connection(
+        &self,
+        link: &str,
+    ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
+        let lock = self
+            .0
+            .connection_locks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(link.to_owned())
+            .or_default()
+            .clone();
+        Ok(Box::new(Held(lock.lock_owned().await)))
+    }
+
     async fn create_connection(&self, row: &Connection<String>) -> Result<(), StoreError> {
         let row = row.clone();
         self.run(move |redb| redb.create_connection(&row)).await

@@ -41,6 +41,9 @@ pub struct Redb {
     data_dir: PathBuf,
     /// Whether the queued deliveries were handed out (by the first claim).
     claimed: std::sync::atomic::AtomicBool,
+    /// Each connection's refresh lock: one process owns the file, so an
+    /// in-process lock is one across every user of the store.
+    connection_locks: connections::Locks,
 }
 
 impl Redb {
@@ -58,6 +61,7 @@ impl Redb {
             db,
             data_dir: data_dir.to_owned(),
             claimed: std::sync::atomic::AtomicBool::new(false),
+            connection_locks: Default::default(),
         };
         store.migrate()?;
         Ok(store)
