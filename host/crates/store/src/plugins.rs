@@ -46,6 +46,36 @@ pub struct PluginRecord {
 }
 
 impl PluginRecord {
+    /// A plugin with no version yet, about to get its first.
+    pub fn empty(name: &str, now: u64) -> Self {
+        PluginRecord {
+            name: name.to_owned(),
+            active_version: 0,
+            versions: Vec::new(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        }
+    }
+
+    /// Appends `new` as the next version (one past the highest, none
+    /// skipped or repeated) and makes it active; returns its number. Every
+    /// backend calls this under its write lock on the record.
+    pub fn add_version(&mut self, new: NewVersion<'_>, now: u64) -> u32 {
+        let number = self.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        self.versions.push(PluginVersion {
+            version: number,
+            sha256: new.sha256.to_owned(),
+            size: new.component.len() as u64,
+            manifest: new.manifest,
+            granted_connections: new.granted_connections,
+            missing_connections: new.missing_connections,
+            created_at_ms: now,
+        });
+        self.active_version = number;
+        self.updated_at_ms = now;
+        number
+    }
+
     /// The active version.
     pub fn active(&self) -> Option<&PluginVersion> {
         self.version(self.active_version)

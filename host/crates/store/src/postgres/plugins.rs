@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::{Postgres, Prepared, decode};
 use crate::StoreError;
 use crate::encoded::encode;
-use crate::plugins::{NewVersion, PluginRecord, PluginVersion};
+use crate::plugins::{NewVersion, PluginRecord};
 
 fn decode_record(name: &str, bytes: &[u8]) -> Result<PluginRecord, StoreError> {
     decode(&format!("plugins/{name}"), bytes)
@@ -40,16 +40,7 @@ impl crate::plugins::PluginRows for Postgres {
         let txn = client.transaction().await?;
         // A placeholder makes the row exist to be locked; a racing upload
         // of a new name waits here for the first to commit.
-        let placeholder = encode(
-            &format!("plugins/{name}"),
-            &PluginRecord {
-                name: name.to_owned(),
-                active_version: 0,
-                versions: Vec::new(),
-                created_at_ms: now,
-                updated_at_ms: now,
-            },
-        )?;
+        let placeholder = encode(&format!("plugins/{name}"), &PluginRecord::empty(name, now))?;
         txn.run(
             "INSERT INTO plugins (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
             &[&name, &placeholder],
@@ -62,18 +53,9 @@ impl crate::plugins::PluginRows for Postgres {
             )
             .await?;
         let mut record = decode_record(name, row.get(0))?;
-        let number = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-        record.versions.push(PluginVersion {
-            version: number,
-            sha256: new.sha256.to_owned(),
-            size: new.component.len() as u64,
-            manifest: new.manifest,
-            granted_connections: new.granted_connections,
-            missing_connections: new.missing_connections,
-            created_at_ms: now,
-        });
-        record.active_version = number;
-        record.updated_at_ms = now;
+        let (sha256, component) = (new.sha256, new.component);
+        let (compatibility, artifact) = (new.compatibility, new.artifact);
+        record.add_version(new, now);
         let doc = encode(&format!("plugins/{name}"), &record)?;
         txn.run(
             "UPDATE plugins SET doc = $2 WHERE name = $1",
@@ -82,13 +64,13 @@ impl crate::plugins::PluginRows for Postgres {
         .await?;
         txn.run(
             "INSERT INTO components (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
-            &[&new.sha256, &new.component],
+            &[&sha256, &component],
         )
         .await?;
         txn.run(
             "INSERT INTO artifacts (sha256, compatibility, tag, bytes) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sha256, compatibility) DO UPDATE SET tag = EXCLUDED.tag, bytes = EXCLUDED.bytes",
-            &[&new.sha256, &new.compatibility, &artifact_tag, &new.artifact],
+            &[&sha256, &compatibility, &artifact_tag, &artifact],
         )
         .await?;
         txn.commit().await?;

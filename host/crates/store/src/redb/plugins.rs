@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Redb, RedbBackend, db};
 use crate::StoreError;
-use crate::plugins::{NewVersion, PluginRecord, PluginVersion};
+use crate::plugins::{NewVersion, PluginRecord};
 
 pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 pub(super) const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
@@ -51,37 +51,22 @@ impl Redb {
             let mut plugins = txn.open_table(PLUGINS).map_err(db)?;
             let mut record = match plugins.get(name).map_err(db)? {
                 Some(bytes) => decode_record(name, bytes.value())?,
-                None => PluginRecord {
-                    name: name.to_owned(),
-                    active_version: 0,
-                    versions: Vec::new(),
-                    created_at_ms: now,
-                    updated_at_ms: now,
-                },
+                None => PluginRecord::empty(name, now),
             };
-            let number = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-            record.versions.push(PluginVersion {
-                version: number,
-                sha256: new.sha256.to_owned(),
-                size: new.component.len() as u64,
-                manifest: new.manifest,
-                granted_connections: new.granted_connections,
-                missing_connections: new.missing_connections,
-                created_at_ms: now,
-            });
-            record.active_version = number;
-            record.updated_at_ms = now;
+            let (sha256, component) = (new.sha256, new.component);
+            let (compatibility, artifact) = (new.compatibility, new.artifact);
+            record.add_version(new, now);
             plugins
                 .insert(name, encode_record(&record)?.as_slice())
                 .map_err(db)?;
 
             let mut components = txn.open_table(COMPONENTS).map_err(db)?;
-            if components.get(new.sha256).map_err(db)?.is_none() {
-                components.insert(new.sha256, new.component).map_err(db)?;
+            if components.get(sha256).map_err(db)?.is_none() {
+                components.insert(sha256, component).map_err(db)?;
             }
             let mut artifacts = txn.open_table(ARTIFACTS).map_err(db)?;
             artifacts
-                .insert((new.sha256, new.compatibility), (tag, new.artifact))
+                .insert((sha256, compatibility), (tag, artifact))
                 .map_err(db)?;
             record
         };
