@@ -58,46 +58,6 @@ async fn invoke_load(host: &Arc<TestHost>, clients: usize) {
     );
 }
 
-/// Signs in to the console the way the sign-in form does; returns the
-/// session cookie.
-async fn console_session(host: &TestHost) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let form = http
-        .get(format!("{}/login", host.url))
-        .send()
-        .await
-        .expect("sign-in page");
-    let cookie = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .expect("cookie")
-    };
-    let login = cookie(&form, "junction_login");
-    let csrf = login.trim_start_matches("junction_login=").to_owned();
-    let signed_in = http
-        .post(format!("{}/login", host.url))
-        .header("cookie", &login)
-        .form(&[
-            ("token", host.token.as_str()),
-            ("_csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
-    cookie(&signed_in, "junction_session")
-}
-
 async fn page_load(host: &Arc<TestHost>, clients: usize, path: &'static str, session: &str) {
     let session = session.to_owned();
     let report = load(
@@ -208,7 +168,7 @@ fn main() {
         }
         // The execution list renders its newest 100 rows; the plugin page
         // reads the plugin, its triggers and 20 executions.
-        let session = console_session(&host).await;
+        let session = host.console_session().await;
         for path in ["/executions", "/plugins/hello", "/"] {
             for clients in [1, 16] {
                 page_load(&host, clients, path, &session).await;

@@ -45,6 +45,19 @@ impl Answer {
     }
 }
 
+/// The `name=value` of the cookie `name` a response sets.
+pub fn set_cookie(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("the response sets cookie `{name}`"))
+}
+
 impl TestHost {
     /// Starts a server with the default configuration.
     pub async fn start() -> Self {
@@ -116,6 +129,35 @@ impl TestHost {
             url,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Signs in to the console the way the sign-in form does; returns the
+    /// session cookie (`junction_session=…`).
+    pub async fn console_session(&self) -> String {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let form = http
+            .get(format!("{}/login", self.url))
+            .send()
+            .await
+            .expect("sign-in page");
+        let login = set_cookie(&form, "junction_login");
+        let csrf = login.trim_start_matches("junction_login=").to_owned();
+        let signed_in = http
+            .post(format!("{}/login", self.url))
+            .header("cookie", &login)
+            .form(&[
+                ("token", self.token.as_str()),
+                ("_csrf", &csrf),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        set_cookie(&signed_in, "junction_session")
     }
 
     /// The running server.

@@ -199,3 +199,315 @@ async fn three_hosts_refresh_an_expired_token_once() {
     // presented twice: a second refresh on any host would have failed calls.
     assert_eq!(provider.lock().refresh_requests, 1);
 }
+
+/// Waits until `ready` answers true, at most `within`; how long it took.
+async fn until<F, Fut>(within: Duration, what: &str, mut ready: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// Whether `host` runs `version` of `plugin` itself: `loaded_from` is only
+/// set for the version its registry holds (asking does not load anything).
+async fn runs_version(host: &TestHost, plugin: &str, version: u64) -> bool {
+    let answer = host.get(&format!("/v1/plugins/{plugin}")).await;
+    answer.json["active_version"] == version && !answer.json["loaded_from"].is_null()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_one_host_changes_every_host_serves_within_a_second() {
+    let a = on_postgres().await;
+    let b = a.beside().await;
+    let c = a.beside().await;
+    let second = Duration::from_secs(1);
+
+    // A deploy on A: C loads it by itself (told, not asked) and runs it.
+    let up = a
+        .upload(
+            "hello",
+            component_bytes("hello"),
+            Some(&json!({"triggers": [{"webhook": "incoming"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let took = until(second, "C serves A's deploy", || {
+        runs_version(&c, "hello", 1)
+    })
+    .await;
+    println!("deploy on A served by C after {took:?}");
+    until(second, "B serves A's deploy", || {
+        runs_version(&b, "hello", 1)
+    })
+    .await;
+    let run = c.invoke("hello", "hello", json!({"name": "Cy"})).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    // Its webhook is in C's trigger index too.
+    until(second, "C knows A's webhook", || async {
+        c.http
+            .get(format!("{}/hooks/hello/incoming", c.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+
+    // A second version on B, a rollback on C: every host follows each.
+    let up = b
+        .upload("hello", component_bytes("hello"), None, None)
+        .await;
+    assert_eq!(up.json["version"], 2, "{}", up.text);
+    until(second, "A runs B's version 2", || {
+        runs_version(&a, "hello", 2)
+    })
+    .await;
+    until(second, "C runs B's version 2", || {
+        runs_version(&c, "hello", 2)
+    })
+    .await;
+    let back = c.post("/v1/plugins/hello/rollback", &json!({})).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    until(second, "A rolled back", || runs_version(&a, "hello", 1)).await;
+    until(second, "B rolled back", || runs_version(&b, "hello", 1)).await;
+
+    // A trigger added through B's API is in A's index.
+    let added = b
+        .create(
+            "/v1/triggers",
+            &json!({"plugin": "hello", "trigger": {"event": "lead.created"}}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    until(second, "A matches B's new trigger", || async {
+        let listed = a.get("/v1/triggers?plugin=hello").await;
+        listed.text.contains("lead.created")
+    })
+    .await;
+
+    // A delete on A: C stops serving it.
+    let gone = a.delete("/v1/plugins/hello").await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+    until(second, "C forgot the deleted plugin", || async {
+        c.invoke("hello", "hello", json!({})).await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    // The admin token rotated on A stops working on B and C.
+    let old = a.token.clone();
+    let rotated = a.post("/v1/token/rotate", &json!({})).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new = std::fs::read_to_string(a.dir.path().join("admin-token"))
+        .expect("the new token is in A's token file")
+        .trim()
+        .to_owned();
+    for host in [&b, &c] {
+        until(second, "the old token refused", || async {
+            let answer = host
+                .send(
+                    host.http
+                        .get(format!("{}/v1/plugins", host.url))
+                        .bearer_auth(&old),
+                )
+                .await;
+            answer.status == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        let answer = host
+            .send(
+                host.http
+                    .get(format!("{}/v1/plugins", host.url))
+                    .bearer_auth(&new),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_session_started_on_one_host_works_on_another() {
+    let a = on_postgres().await;
+    let b = a.beside().await;
+    let session = a.console_session().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = http
+        .get(format!("{}/plugins", b.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("console page on B");
+    assert_eq!(page.status(), StatusCode::OK, "B knows A's session");
+    let html = page.text().await.expect("page");
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries the session's CSRF token")
+        .to_owned();
+    // A form posted to B with the token A's pages carry is accepted:
+    // signing out on B ends the session on A.
+    let out = http
+        .post(format!("{}/logout", b.url))
+        .header("cookie", &session)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sign out on B");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = http
+        .get(format!("{}/plugins", a.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("console page on A");
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "signed out everywhere"
+    );
+    assert!(
+        after
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .is_some_and(|l| l.starts_with("/login")),
+        "sent to sign in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_rate_limit_is_one_allowance_over_every_host() {
+    let a = TestHost::start_with({
+        let store = fresh_database().await;
+        move |config| {
+            config.store = store;
+            config.public_rate_per_minute = 10;
+        }
+    })
+    .await;
+    let b = a.beside().await;
+    let c = a.beside().await;
+    let mut limited = 0;
+    let mut answered = 0;
+    for n in 0..30 {
+        let host = [&a, &b, &c][n % 3];
+        let answer = host
+            .http
+            .get(format!("{}/hooks/none/none", host.url))
+            .send()
+            .await
+            .expect("public route");
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+            assert!(answer.headers().contains_key("retry-after"));
+        } else {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 10,
+        "ten a minute from this address, whichever host"
+    );
+    assert_eq!(limited, 20);
+}
+
+async fn ticks(host: &TestHost) -> Vec<Value> {
+    let answer = host.get("/v1/executions?plugin=ticker").await;
+    answer
+        .json
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("executions: {}", answer.text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_fires_once_a_minute_over_three_hosts_and_catches_up_once() {
+    use junction_host::events::Clock;
+    // 2026-01-01T00:00:30Z, on a clock every host reads.
+    let start = 1_767_225_630_000u64;
+    let clock = Clock::manual(start);
+    let mut a = TestHost::start_with({
+        let store = fresh_database().await;
+        let clock = clock.clone();
+        move |config| {
+            config.store = store;
+            config.clock = clock;
+        }
+    })
+    .await;
+    let mut b = a.beside().await;
+    let mut c = a.beside().await;
+    let up = a
+        .upload(
+            "ticker",
+            component_bytes("hello"),
+            Some(&json!({"triggers": [{"schedule": "* * * * *"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    // Every host's scheduler has the schedule before the clock moves.
+    for host in [&b, &c] {
+        until(
+            Duration::from_secs(5),
+            "the schedule reached the host",
+            || async {
+                host.get("/v1/triggers?plugin=ticker")
+                    .await
+                    .text
+                    .contains("next_fire_at_ms")
+            },
+        )
+        .await;
+    }
+
+    // Three minutes, watched minute by minute: one run each.
+    for minute in 1..=3 {
+        clock.advance(Duration::from_secs(60));
+        until(Duration::from_secs(20), "the minute's run", || async {
+            ticks(&a).await.len() >= minute
+        })
+        .await;
+        // A second run would come from another host's scheduler within
+        // moments: give it the time, then count.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(ticks(&b).await.len(), minute, "minute {minute} fired once");
+    }
+
+    // Every host down for ten minutes, then all back: one catch-up run.
+    for host in [&mut a, &mut b, &mut c] {
+        host.stop().await;
+    }
+    clock.advance(Duration::from_secs(600));
+    for host in [&mut a, &mut b, &mut c] {
+        host.restart().await;
+    }
+    until(Duration::from_secs(20), "the catch-up run", || async {
+        ticks(&c).await.len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let runs = ticks(&a).await;
+    assert_eq!(runs.len(), 4, "one catch-up run over three hosts");
+    let record = a
+        .get(&format!(
+            "/v1/executions/{}",
+            runs[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    let payload = &record.json["output"]["payload"];
+    assert_eq!(payload["missed"], 9, "{payload}");
+    assert_eq!(payload["scheduled_for_ms"], start - 30_000 + 13 * 60_000);
+    for host in [&mut a, &mut b, &mut c] {
+        host.stop().await;
+    }
+}

@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::registry::{Deployed, LoadedFrom, Registry, RegistryError, Upload};
 use junction_core::{Event, ExecutionRecord, FieldError, new_id, now_ms};
 use junction_events::Events;
-use junction_store::{PluginRecord, PluginVersion, Store};
+use junction_store::{Change, PluginRecord, PluginVersion, Store};
 
 /// A plugin as listed.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,8 +142,10 @@ pub async fn deploy(
     events: &Events,
     upload: Upload,
 ) -> Result<Deployed, AppError> {
+    let name = upload.name.clone();
     let deployed = registry.upload(upload).await?;
     reload_triggers(events).await;
+    registry.store().tell_other_hosts(Change::Plugin(name)).await;
     Ok(deployed)
 }
 
@@ -184,6 +186,7 @@ pub async fn rollback(
     };
     let record = registry.rollback(name, version).await?;
     reload_triggers(events).await;
+    store.tell_other_hosts(Change::Plugin(name.to_owned())).await;
     Ok(PluginDetail {
         summary: summary(registry, &record),
         versions: record.versions.clone(),
@@ -196,6 +199,7 @@ pub async fn delete(registry: &Registry, events: &Events, name: &str) -> Result<
     if let Err(err) = events.plugin_deleted(name).await {
         tracing::error!(plugin = %name, error = %err, "the plugin is deleted but its triggers could not be cleared; they are cleared on the next start");
     }
+    registry.store().tell_other_hosts(Change::Plugin(name.to_owned())).await;
     Ok(())
 }
 
@@ -219,7 +223,7 @@ pub async fn invoke(
     name: &str,
     request: InvokeRequest,
 ) -> Result<ExecutionRecord, AppError> {
-    let Some(plugin) = registry.get(name) else {
+    let Some(plugin) = registry.find(name).await else {
         if let Some(reason) = registry.load_error(name) {
             return Err(AppError::Unavailable(format!(
                 "plugin `{name}` cannot run: {reason}"

@@ -102,11 +102,19 @@ pub struct Registry {
     compatibility: String,
     max_component_bytes: usize,
     active: RwLock<HashMap<String, Arc<ActivePlugin>>>,
-    /// Plugins whose active version could not be loaded at start, and why.
-    broken: RwLock<BTreeMap<String, String>>,
+    /// Plugins whose active version could not be loaded, which version
+    /// (number and sha256), and why.
+    broken: RwLock<BTreeMap<String, Broken>>,
     /// Serialises store commits and in-memory swaps, so the active map
     /// always matches the store's active versions.
     commit: tokio::sync::Mutex<()>,
+}
+
+/// An active version that could not be loaded.
+struct Broken {
+    version: u32,
+    sha256: String,
+    reason: String,
 }
 
 /// What [`Registry::load_all`] did.
@@ -155,6 +163,22 @@ impl Registry {
         self.active.read().ok()?.get(name).cloned()
     }
 
+    /// The active version of `name`, looking in the store when it is not
+    /// here: another host sharing the store may have deployed it a moment
+    /// ago, before this one heard.
+    pub async fn find(&self, name: &str) -> Option<Arc<ActivePlugin>> {
+        if let Some(found) = self.get(name) {
+            return Some(found);
+        }
+        if self.load_error(name).is_some() || self.store.backend().cluster().is_none() {
+            return None;
+        }
+        if let Err(err) = self.refresh(name).await {
+            tracing::warn!(plugin = %name, error = %err, "cannot look for a plugin in the store");
+        }
+        self.get(name)
+    }
+
     /// How many plugins are ready to run.
     pub fn active_count(&self) -> usize {
         self.active.read().map(|a| a.len()).unwrap_or(0)
@@ -162,7 +186,7 @@ impl Registry {
 
     /// Why `name`'s active version could not be loaded, if it could not.
     pub fn load_error(&self, name: &str) -> Option<String> {
-        self.broken.read().ok()?.get(name).cloned()
+        Some(self.broken.read().ok()?.get(name)?.reason.clone())
     }
 
     fn set_active(&self, name: &str, plugin: Option<ActivePlugin>) {
@@ -175,6 +199,108 @@ impl Registry {
         if let Ok(mut broken) = self.broken.write() {
             broken.remove(name);
         }
+    }
+
+    fn set_broken(&self, name: &str, version: &PluginVersion, err: &RegistryError) {
+        if let Ok(mut broken) = self.broken.write() {
+            broken.insert(
+                name.to_owned(),
+                Broken {
+                    version: version.version,
+                    sha256: version.sha256.clone(),
+                    reason: err.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Whether what runs of `name` (or failed to load) is `version`.
+    fn holds(&self, name: &str, version: &PluginVersion) -> bool {
+        let running = self
+            .get(name)
+            .is_some_and(|p| p.version == version.version && p.sha256 == version.sha256);
+        running
+            || self.broken.read().is_ok_and(|broken| {
+                broken
+                    .get(name)
+                    .is_some_and(|b| b.version == version.version && b.sha256 == version.sha256)
+            })
+    }
+
+    /// Brings `name` in line with the store after another host deployed,
+    /// rolled back or deleted it: loads its active version (from this
+    /// engine's artifact, compiling only when there is none) unless that
+    /// version already runs here. Whether anything changed.
+    pub async fn refresh(&self, name: &str) -> Result<bool, RegistryError> {
+        let _commit = self.commit.lock().await;
+        let record = self.store.plugin(name).await?;
+        self.refresh_locked(name, record.as_ref()).await
+    }
+
+    /// [`Registry::refresh`] for every plugin: the stored ones, and those
+    /// that run here but are no longer stored. How many changed.
+    pub async fn refresh_all(&self) -> Result<usize, RegistryError> {
+        let _commit = self.commit.lock().await;
+        let records = self.store.plugins().await?;
+        let mut changed = 0;
+        for record in &records {
+            if self.refresh_locked(&record.name, Some(record)).await? {
+                changed += 1;
+            }
+        }
+        let known: Vec<String> = self
+            .active
+            .read()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default();
+        for name in known {
+            if !records.iter().any(|r| r.name == name) && self.refresh_locked(&name, None).await? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn refresh_locked(
+        &self,
+        name: &str,
+        record: Option<&PluginRecord>,
+    ) -> Result<bool, RegistryError> {
+        let Some(version) = record.and_then(|r| r.active()) else {
+            let was_known = self.get(name).is_some() || self.load_error(name).is_some();
+            self.set_active(name, None);
+            if was_known {
+                tracing::info!(plugin = %name, "plugin deleted on another host");
+            }
+            return Ok(was_known);
+        };
+        if self.holds(name, version) {
+            return Ok(false);
+        }
+        let loaded = match self.load_component(&version.sha256).await {
+            Ok((component, from)) => self.link(name, version, &component).map(|l| (l, from)),
+            Err(err) => Err(err),
+        };
+        match loaded {
+            Ok((loaded, from)) => {
+                self.set_active(
+                    name,
+                    Some(ActivePlugin {
+                        version: version.version,
+                        sha256: version.sha256.clone(),
+                        loaded_from: from,
+                        loaded,
+                    }),
+                );
+                tracing::info!(plugin = %name, version = version.version, loaded_from = ?from, "plugin version from another host loaded");
+            }
+            Err(err) => {
+                tracing::error!(plugin = %name, version = version.version, error = %err, "cannot load the version another host made active; it will not run here");
+                self.set_active(name, None);
+                self.set_broken(name, version, &err);
+            }
+        }
+        Ok(true)
     }
 
     /// Loads the active version of every stored plugin.
@@ -215,9 +341,7 @@ impl Registry {
                 Err(err) => {
                     report.failed += 1;
                     tracing::error!(plugin = %record.name, version = version.version, error = %err, "cannot load plugin; it will not run until it is uploaded again");
-                    if let Ok(mut broken) = self.broken.write() {
-                        broken.insert(record.name.clone(), err.to_string());
-                    }
+                    self.set_broken(&record.name, &version, &err);
                 }
             }
         }
@@ -484,7 +608,7 @@ impl Executor for Registry {
         plugin: &str,
         event: junction_core::Event,
     ) -> Result<junction_core::ExecutionRecord, NotRunnable> {
-        match self.get(plugin) {
+        match self.find(plugin).await {
             Some(active) => Ok(self.runtime.execute(&active.loaded, event).await),
             None => Err(match self.load_error(plugin) {
                 Some(reason) => NotRunnable::Broken {

@@ -59,6 +59,13 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+fn parse_hash(hex_hash: &str) -> Result<[u8; 32], AuthError> {
+    hex::decode(hex_hash)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(AuthError::CorruptHash)
+}
+
 /// The token file's path in `data_dir`.
 pub fn token_path(data_dir: &Path) -> PathBuf {
     data_dir.join(TOKEN_FILE)
@@ -91,10 +98,7 @@ impl AdminAuth {
     pub async fn load_or_issue(store: &Store) -> Result<(Self, Option<String>), AuthError> {
         match store.admin_token_hash().await? {
             Some(hex_hash) => {
-                let hash: [u8; 32] = hex::decode(hex_hash)
-                    .ok()
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .ok_or(AuthError::CorruptHash)?;
+                let hash = parse_hash(&hex_hash)?;
                 Ok((
                     AdminAuth {
                         hash: Arc::new(RwLock::new(hash)),
@@ -110,6 +114,21 @@ impl AdminAuth {
                 Ok((auth, Some(token)))
             }
         }
+    }
+
+    /// Reads the token hash from the store again, after another host
+    /// sharing it rotated the token. Whether it changed.
+    pub async fn reload(&self, store: &Store) -> Result<bool, AuthError> {
+        let Some(hex_hash) = store.admin_token_hash().await? else {
+            return Ok(false);
+        };
+        let hash = parse_hash(&hex_hash)?;
+        let Ok(mut current) = self.hash.write() else {
+            return Ok(false);
+        };
+        let changed = *current != hash;
+        *current = hash;
+        Ok(changed)
     }
 
     /// Issues a new token: stores its hash, writes the token file, and makes

@@ -13,7 +13,7 @@ use super::{AppState, stored};
 use junction_events::index::TriggerSource;
 use junction_events::trigger::{Trigger, TriggerKind};
 use junction_events::{EventsError, Incoming};
-use junction_store::{Delivery, DeliveryQuery, DeliveryState, EventRecord, now_ms};
+use junction_store::{Change, Delivery, DeliveryQuery, DeliveryState, EventRecord, now_ms};
 
 impl From<EventsError> for ApiError {
     fn from(err: EventsError) -> Self {
@@ -424,6 +424,7 @@ pub(crate) async fn create_trigger(
     let key = id.clone();
     stored(async move { store.put_trigger(&key, &trigger).await }).await?;
     state.events.reload_triggers().await?;
+    state.store.tell_other_hosts(Change::Triggers).await;
     let registered = state
         .events
         .index()
@@ -468,5 +469,6 @@ pub(crate) async fn delete_trigger(
         return Err(ApiError::not_found(format!("no trigger with id `{id}`")));
     }
     state.events.reload_triggers().await?;
+    state.store.tell_other_hosts(Change::Triggers).await;
     Ok(StatusCode::NO_CONTENT)
 }

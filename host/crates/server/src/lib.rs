@@ -20,6 +20,7 @@ mod openapi;
 pub mod plugins;
 mod ratelimit;
 pub mod services;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
@@ -41,7 +42,7 @@ use junction_events::{EventTasks, Events, EventsError, Journal, JournalError, Re
 use junction_oauth::TokenKeeper;
 use junction_runtime::{Runtime, RuntimeConfig, RuntimeError};
 use junction_store::keys::KeyConfig;
-use junction_store::{Store, StoreError};
+use junction_store::{Change, Store, StoreError};
 
 pub use auth::AdminAuth;
 pub use config::ServerConfig;
@@ -204,7 +205,7 @@ fn router(state: AppState) -> Router {
             get(hooks::check_secret_hook).post(hooks::secret_path_hook),
         )
         .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY));
-    let limiter = ratelimit::PublicLimiter::new(state.config.public_rate_per_minute);
+    let limiter = ratelimit::PublicLimiter::new(state.config.public_rate_per_minute, &state.store);
     let public = Router::new()
         .route("/oauth/callback", get(oauth::callback))
         .merge(hooks)
@@ -380,8 +381,9 @@ async fn rotate_token(State(state): State<AppState>) -> Result<axum::Json<Rotate
         .rotate(&state.store)
         .await
         .map_err(ApiError::internal)?;
-    // Sessions were opened with the old token.
-    state.console.end_all();
+    // Sessions were opened with the old token, on whichever host.
+    state.console.end_all().await?;
+    state.store.tell_other_hosts(Change::AdminToken).await;
     tracing::info!("admin token rotated");
     Ok(axum::Json(RotatedToken {
         token_file: auth::token_path(state.store.data_dir())
@@ -406,6 +408,8 @@ pub struct Server {
     tokens: Arc<junction_oauth::TokenKeeper>,
     events: Arc<Events>,
     event_tasks: EventTasks,
+    /// Applies the other hosts' changes, when the store is shared.
+    follower: Option<sync::Follower>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
@@ -472,6 +476,13 @@ impl Server {
             config.clock.clone(),
         )
         .await?;
+        let follower = sync::follow(
+            store.clone(),
+            registry.clone(),
+            events.clone(),
+            auth.clone(),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -489,8 +500,11 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"));
         let oauth = junction_oauth::OAuth::new(config.network())?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
-        let console =
-            console::Sessions::new(config.console_session, public_url.starts_with("https://"));
+        let console = console::Sessions::new(
+            store.clone(),
+            config.console_session,
+            public_url.starts_with("https://"),
+        );
         let state = Arc::new(Shared {
             console,
             store,
@@ -550,6 +564,7 @@ impl Server {
             tokens: keeper,
             events,
             event_tasks,
+            follower,
             stopping,
         })
     }
@@ -584,6 +599,9 @@ impl Server {
     /// and closes the store.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.stopping.send(true);
+        if let Some(follower) = self.follower {
+            follower.stop().await;
+        }
         let (stop_sweeping, sweeper) = self.sweeper;
         let _ = stop_sweeping.send(());
         let _ = sweeper.await;

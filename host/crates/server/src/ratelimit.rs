@@ -3,7 +3,9 @@
 //! (`governor`): each address gets a burst of a minute's allowance, refilled
 //! evenly; past it the answer is 429 with `Retry-After`, before any work is
 //! done. Addresses not seen for a while are forgotten, so a flood of
-//! addresses costs bounded memory.
+//! addresses costs bounded memory. On a store several hosts share, the
+//! same GCRA is counted in the store, so a client spreading its requests
+//! over the hosts gets one allowance, not one per host.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -18,42 +20,84 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::error::ApiError;
+use junction_store::{RateAnswer, Store, now_ms};
 
 /// Checks between two sweeps of addresses that went quiet.
 const SWEEP_EVERY: u64 = 4096;
 
+/// Where the allowances are counted.
+#[derive(Clone)]
+enum Counting {
+    /// In this process: the only host.
+    Here {
+        limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+        checks: Arc<AtomicU64>,
+    },
+    /// In the store every host shares.
+    Shared(Arc<Store>),
+}
+
 /// The limiter shared by the public routes.
 #[derive(Clone)]
 pub(crate) struct PublicLimiter {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    checks: Arc<AtomicU64>,
+    counting: Counting,
     per_minute: u32,
 }
 
 impl PublicLimiter {
-    /// `per_minute` requests per client address (at least 1).
-    pub(crate) fn new(per_minute: u32) -> Self {
+    /// `per_minute` requests per client address (at least 1), counted in
+    /// `store` when other hosts share it.
+    pub(crate) fn new(per_minute: u32, store: &Arc<Store>) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let counting = if store.backend().cluster().is_some() {
+            Counting::Shared(store.clone())
+        } else {
+            Counting::Here {
+                limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                    per_minute,
+                ))),
+                checks: Arc::new(AtomicU64::new(0)),
+            }
+        };
         PublicLimiter {
-            limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
-                per_minute,
-            ))),
-            checks: Arc::new(AtomicU64::new(0)),
+            counting,
             per_minute: per_minute.get(),
         }
     }
 
     /// `Ok`, or how many seconds to wait.
-    fn check(&self, addr: IpAddr) -> Result<(), u64> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.limiter.retain_recent();
+    async fn check(&self, addr: IpAddr) -> Result<(), u64> {
+        match &self.counting {
+            Counting::Here { limiter, checks } => {
+                if checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+                    limiter.retain_recent();
+                }
+                limiter.check_key(&addr).map_err(|not_until| {
+                    not_until
+                        .wait_time_from(DefaultClock::default().now())
+                        .as_secs()
+                        .max(1)
+                })
+            }
+            Counting::Shared(store) => {
+                let Some(cluster) = store.backend().cluster() else {
+                    return Ok(());
+                };
+                match cluster
+                    .take_rate_token(&format!("public:{addr}"), now_ms(), self.per_minute)
+                    .await
+                {
+                    Ok(RateAnswer::Allowed) => Ok(()),
+                    Ok(RateAnswer::RetryAfterMs(ms)) => Err(ms.div_ceil(1000).max(1)),
+                    // The request needs the store anyway and fails there
+                    // with the reason; the limiter does not hide it.
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot count a public request against its rate limit");
+                        Ok(())
+                    }
+                }
+            }
         }
-        self.limiter.check_key(&addr).map_err(|not_until| {
-            not_until
-                .wait_time_from(DefaultClock::default().now())
-                .as_secs()
-                .max(1)
-        })
     }
 }
 
@@ -68,7 +112,7 @@ pub(crate) async fn limit_public(
     let Some(addr) = super::listen::client_address(request.extensions()) else {
         return next.run(request).await;
     };
-    match limiter.check(addr.ip()) {
+    match limiter.check(addr.ip()).await {
         Ok(()) => next.run(request).await,
         Err(wait_secs) => {
             tracing::warn!(client = %addr.ip(), path = request.uri().path(), "public route rate limit reached");

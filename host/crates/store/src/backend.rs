@@ -3,13 +3,14 @@
 //! the conformance suite (`conformance.rs`); nothing else changes. It only ever
 //! holds sealed secrets: sealing and opening are [`crate::Store`]'s.
 
+use crate::cluster::Cluster;
 use crate::connections::ConnectionRows;
 use crate::journal::{JournalRows, TriggerRows};
 use crate::kv::KvRows;
 use crate::meta::{MetaRows, SealedRows};
 use crate::plugins::PluginRows;
 use crate::services::ServiceRows;
-use crate::sessions::SessionRows;
+use crate::sessions::{ConsoleRows, SessionRows};
 use crate::snapshot::SnapshotRows;
 
 /// Every area of storage.
@@ -23,8 +24,12 @@ pub trait Backend:
     + JournalRows
     + TriggerRows
     + SessionRows
+    + ConsoleRows
     + SnapshotRows
 {
     /// What and where it is, for logs and errors (no credentials).
     fn describe(&self) -> String;
+    /// What several hosts sharing this backend coordinate through; `None`
+    /// for a backend only one host can open.
+    fn cluster(&self) -> Option<&dyn Cluster>;
 }

@@ -18,7 +18,7 @@ use crate::journal::{
 use crate::keys::KeyConfig;
 use crate::meta::SealedArea;
 use crate::plugins::NewVersion;
-use crate::sessions::PendingAuthorization;
+use crate::sessions::{ConsoleFlash, ConsoleSession, PendingAuthorization};
 use crate::snapshot::{Reads, Snapshot};
 use crate::{Store, StoreError};
 use junction_core::kv::{KvOutcome, KvQuota, KvWrite};
@@ -71,6 +71,7 @@ macro_rules! conformance_tests {
             executions_are_listed_and_trimmed,
             triggers_marks_and_hook_secrets,
             an_oauth_state_is_taken_once,
+            console_sessions_are_kept_touched_and_ended,
             sealed_values_are_listed_and_resealed,
             the_backend_only_sees_ciphertext,
             a_rotation_reseals_everything,
@@ -1376,6 +1377,72 @@ pub async fn an_oauth_state_is_taken_once(fresh: &Fresh) {
     assert_eq!(backend.pending_authorization_count().await.unwrap(), 0);
 }
 
+/// Console sessions: started with the idle and the oldest ones dropped,
+/// touched forward only, their message taken by exactly one of several
+/// requests, ended one by one or all at once.
+pub async fn console_sessions_are_kept_touched_and_ended(fresh: &Fresh) {
+    let backend = &fresh.backend;
+    let session = |seen: u64| ConsoleSession {
+        created_at_ms: seen,
+        last_seen_ms: seen,
+        flash: None,
+    };
+    backend
+        .start_console_session("idle", &session(100), 0, 10)
+        .await
+        .unwrap();
+    for (key, seen) in [("a", 1_000), ("b", 2_000), ("c", 3_000)] {
+        backend
+            .start_console_session(key, &session(seen), 500, 2)
+            .await
+            .unwrap();
+    }
+    assert!(backend.console_session("idle").await.unwrap().is_none(), "idle past the cutoff");
+    assert!(
+        backend.console_session("a").await.unwrap().is_none(),
+        "the least recently seen goes when the limit is reached"
+    );
+    assert_eq!(backend.console_session("c").await.unwrap(), Some(session(3_000)));
+
+    assert!(backend.touch_console_session("b", 5_000).await.unwrap());
+    assert!(backend.touch_console_session("b", 4_000).await.unwrap());
+    assert_eq!(
+        backend.console_session("b").await.unwrap().unwrap().last_seen_ms,
+        5_000,
+        "a late touch does not move it back"
+    );
+    assert!(!backend.touch_console_session("gone", 5_000).await.unwrap());
+
+    let flash = ConsoleFlash {
+        kind: "ok".into(),
+        text: "Plugin `hello` deployed".into(),
+    };
+    assert_eq!(backend.swap_console_flash("b", Some(&flash)).await.unwrap(), None);
+    assert_eq!(
+        backend.console_session("b").await.unwrap().unwrap().flash.as_ref(),
+        Some(&flash)
+    );
+    let takers: Vec<_> = (0..6)
+        .map(|_| {
+            let backend = fresh.backend.clone();
+            tokio::spawn(async move { backend.swap_console_flash("b", None).await })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for taker in takers {
+        if let Some(found) = taker.await.unwrap().unwrap() {
+            taken.push(found);
+        }
+    }
+    assert_eq!(taken, [flash], "one request shows the message");
+    assert_eq!(backend.swap_console_flash("gone", None).await.unwrap(), None);
+
+    backend.end_console_session("b").await.unwrap();
+    assert!(backend.console_session("b").await.unwrap().is_none());
+    assert_eq!(backend.end_console_sessions().await.unwrap(), 1);
+    assert!(backend.console_session("c").await.unwrap().is_none());
+}
+
 /// Every area's sealed values are listed where they live, and a reseal
 /// replaces exactly the ones its function returns.
 pub async fn sealed_values_are_listed_and_resealed(fresh: &Fresh) {
@@ -1618,32 +1685,47 @@ pub async fn a_rotation_reseals_everything(fresh: &Fresh) {
         .add_plugin_version("p", version(b"c", "sha", b"machine"))
         .await
         .unwrap();
-    let before: Vec<String> = fresh
-        .backend
-        .sealed_values(SealedArea::Connections)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, sealed)| sealed)
-        .collect();
-    let rotation = store.rotate_key().await.unwrap();
-    assert_ne!(rotation.key_id, rotation.previous_key_id);
-    assert_eq!(
-        rotation.resealed, 4,
-        "client secret, token, hook secret, artifact tag"
-    );
-    let after: Vec<String> = fresh
-        .backend
-        .sealed_values(SealedArea::Connections)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, sealed)| sealed)
-        .collect();
-    assert_ne!(before, after);
-    drop(store);
-
-    let reopened = fresh.store().await;
+    let before = sealed_connections(fresh).await;
+    let reopened = if fresh.backend.cluster().is_some() {
+        // Each host of several holds the key: rotating one host's file
+        // would strand the others, so the store refuses and says how.
+        let refused = store.rotate_key().await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Invalid(why) if why.contains(crate::crypto::PREVIOUS_KEY_ENV)),
+            "{refused}"
+        );
+        drop(store);
+        let old = std::fs::read_to_string(fresh.dir.path().join(crate::crypto::KEY_FILE)).unwrap();
+        let new = {
+            use base64::Engine as _;
+            use rand::RngCore;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
+        let keys = |previous: Option<String>| KeyConfig {
+            current: Some(new.clone()),
+            previous,
+        };
+        let both = Store::over(fresh.backend.clone(), fresh.dir.path(), keys(Some(old.trim().to_owned())))
+            .await
+            .unwrap();
+        drop(both);
+        assert_ne!(before, sealed_connections(fresh).await);
+        Store::over(fresh.backend.clone(), fresh.dir.path(), keys(None))
+            .await
+            .expect("the new key alone opens everything once a start re-sealed")
+    } else {
+        let rotation = store.rotate_key().await.unwrap();
+        assert_ne!(rotation.key_id, rotation.previous_key_id);
+        assert_eq!(
+            rotation.resealed, 4,
+            "client secret, token, hook secret, artifact tag"
+        );
+        assert_ne!(before, sealed_connections(fresh).await);
+        drop(store);
+        fresh.store().await
+    };
     assert_eq!(
         reopened
             .client_secret("svc")
@@ -1675,6 +1757,17 @@ pub async fn a_rotation_reseals_everything(fresh: &Fresh) {
         reopened.artifact("sha", "engine-a").await.unwrap().unwrap(),
         b"machine"
     );
+}
+
+async fn sealed_connections(fresh: &Fresh) -> Vec<String> {
+    fresh
+        .backend
+        .sealed_values(SealedArea::Connections)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, sealed)| sealed)
+        .collect()
 }
 
 /// An artifact whose bytes do not match its tag, or whose tag was made for

@@ -356,6 +356,14 @@ pub(crate) fn environment_rotation() -> StoreError {
     ))
 }
 
+/// Why the key file is not rotated in place on a shared backend: the other
+/// hosts would keep the old key and stop opening what the new one sealed.
+pub(crate) fn shared_rotation() -> StoreError {
+    StoreError::Invalid(format!(
+        "several hosts share this store, and each holds the master key: stop them all, give every host the old key as {PREVIOUS_KEY_ENV} and a new one as {MASTER_KEY_ENV}, and start them again; the first start re-seals every secret under the new key"
+    ))
+}
+
 /// Starts a rotation of the key file: writes `master.key.next` with a new
 /// key (dropping one an unfinished rotation left) and returns the keys to
 /// seal with from now on, with the new and the previous key's ids.

@@ -10,6 +10,7 @@
 //! store URL ([`url`]) says which backend to open.
 
 pub mod backend;
+pub mod cluster;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod connections;
@@ -29,6 +30,7 @@ pub mod snapshot;
 pub mod url;
 
 pub use backend::Backend;
+pub use cluster::{Change, Changes, Cluster, RateAnswer};
 pub use connections::{ConnectionChange, ConnectionLock};
 pub use crypto::Cipher;
 pub use encoded::Encoded;
@@ -49,12 +51,12 @@ pub use junction_core::validate_plugin_name;
 pub use plugins::{NewVersion, PluginRecord, PluginVersion};
 pub use redb::DB_FILE;
 pub use sealing::Store;
-pub use sessions::{PendingAuthorization, STATE_TTL_MS};
+pub use sessions::{ConsoleFlash, ConsoleSession, PendingAuthorization, STATE_TTL_MS};
 pub use snapshot::{Reads, Snapshot};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// The schema this build writes; older data is migrated on open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

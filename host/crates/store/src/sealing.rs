@@ -133,6 +133,17 @@ impl Store {
         Ok(self.cipher().open(sealed, &slot.aad())?)
     }
 
+    /// Tells the other hosts sharing the backend about `change`; nothing
+    /// when it has one host. A failure is only logged: the others catch up
+    /// at their next resync.
+    pub async fn tell_other_hosts(&self, change: crate::cluster::Change) {
+        if let Some(cluster) = self.backend.cluster()
+            && let Err(err) = cluster.announce(&change).await
+        {
+            tracing::warn!(change = %change.encode(), error = %err, "cannot tell the other hosts about a change; they pick it up at their next resync");
+        }
+    }
+
     /// The data directory (the key file's home).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -203,6 +214,9 @@ impl Store {
     /// environment the answer says how to rotate it.
     pub async fn rotate_key(&self) -> Result<Rotation, StoreError> {
         let _one = self.rotation.lock().await;
+        if self.backend.cluster().is_some() {
+            return Err(keys::shared_rotation());
+        }
         let KeySource::File(path) = &self.key_source else {
             return Err(keys::environment_rotation());
         };

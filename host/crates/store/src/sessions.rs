@@ -53,3 +53,55 @@ pub trait SessionRows: Send + Sync {
     /// How many authorizations are pending.
     async fn pending_authorization_count(&self) -> Result<u64, StoreError>;
 }
+
+/// A console sign-in as stored, under the sha256 of its id (the id itself
+/// lives only in the browser's cookie; its CSRF token is derived from it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsoleSession {
+    /// When it started.
+    pub created_at_ms: u64,
+    /// When a request last used it (moved forward at most every few seconds).
+    pub last_seen_ms: u64,
+    /// The message its next page shows, if any.
+    pub flash: Option<ConsoleFlash>,
+}
+
+/// A message shown once on a session's next page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsoleFlash {
+    /// `ok` or `error`.
+    pub kind: String,
+    /// The words.
+    pub text: String,
+}
+
+/// Signed-in console sessions, so any host of several can serve a browser
+/// that signed in on another.
+#[async_trait]
+pub trait ConsoleRows: Send + Sync {
+    /// Stores a new session under `key`, first dropping the sessions last
+    /// seen before `idle_before_ms` and, when `max` are left, the least
+    /// recently seen ones, so at most `max` exist.
+    async fn start_console_session(
+        &self,
+        key: &str,
+        session: &ConsoleSession,
+        idle_before_ms: u64,
+        max: u64,
+    ) -> Result<(), StoreError>;
+    /// The session stored under `key`.
+    async fn console_session(&self, key: &str) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Records that the session was used at `at_ms`; false when it is gone.
+    async fn touch_console_session(&self, key: &str, at_ms: u64) -> Result<bool, StoreError>;
+    /// Replaces the session's message with `flash`, returning the one it
+    /// had: of two requests swapping at once, one gets the old message.
+    async fn swap_console_flash(
+        &self,
+        key: &str,
+        flash: Option<&ConsoleFlash>,
+    ) -> Result<Option<ConsoleFlash>, StoreError>;
+    /// Ends one session.
+    async fn end_console_session(&self, key: &str) -> Result<(), StoreError>;
+    /// Ends every session; how many there were.
+    async fn end_console_sessions(&self) -> Result<u64, StoreError>;
+}

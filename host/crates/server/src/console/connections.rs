@@ -112,7 +112,7 @@ async fn catalog_page(
         .collect();
     let shown = groups.iter().map(|g| g.cards.len()).sum();
     let page = CatalogPage {
-        page: Chrome::new(&state, &session, "connections", "Pick your service"),
+        page: Chrome::new(&session, "connections", "Pick your service"),
         q: query.q,
         groups,
         shown,
@@ -208,7 +208,7 @@ async fn custom_form(
     Extension(session): Extension<Session>,
 ) -> Response {
     let page = CustomPage {
-        page: Chrome::new(&state, &session, "connections", "Custom service"),
+        page: Chrome::new(&session, "connections", "Custom service"),
         f: CustomFields {
             auth_type: "oauth2".into(),
             grant: "authorization-code".into(),
@@ -303,10 +303,7 @@ async fn create_custom(
         Err(message) => Err(message),
     };
     match outcome {
-        Ok(service) => done(
-            &state,
-            &session,
-            Flash::ok(format!(
+        Ok(service) => done(Flash::ok(format!(
                 "Service `{}` is saved. Now create a connection to it.",
                 service.name
             )),
@@ -315,7 +312,7 @@ async fn create_custom(
         Err(message) => {
             fields.client_secret.clear();
             let page = CustomPage {
-                page: Chrome::new(&state, &session, "connections", "Custom service")
+                page: Chrome::new(&session, "connections", "Custom service")
                     .with_error(message),
                 f: fields,
                 redirect_uri: redirect_uri(&state),
@@ -355,9 +352,7 @@ async fn catalog_form(
 ) -> Result<Response, PageError> {
     let entry = catalog_entry(&id)?;
     let page = CatalogFormPage {
-        page: Chrome::new(
-            &state,
-            &session,
+        page: Chrome::new(&session,
             "connections",
             format!("Set up {}", entry.display_name),
         ),
@@ -402,10 +397,7 @@ async fn configure_catalog(
         client_secret: Some(fields.client_secret.clone()).filter(|s| oauth && !s.is_empty()),
     };
     match service_api::create(&state.store, &state.oauth, input).await {
-        Ok(service) => Ok(done(
-            &state,
-            &session,
-            Flash::ok(format!(
+        Ok(service) => Ok(done(Flash::ok(format!(
                 "{} is set up as `{}`. Now create a connection.",
                 entry.display_name, service.name
             )),
@@ -413,9 +405,7 @@ async fn configure_catalog(
         )),
         Err(err) => {
             let page = CatalogFormPage {
-                page: Chrome::new(
-                    &state,
-                    &session,
+                page: Chrome::new(&session,
                     "connections",
                     format!("Set up {}", entry.display_name),
                 )
@@ -526,7 +516,7 @@ async fn service_page(
         })
         .unwrap_or_default();
     let page = ServicePage {
-        page: Chrome::new(&state, &session, "connections", format!("Service {name}")),
+        page: Chrome::new(&session, "connections", format!("Service {name}")),
         auth: format::auth_type(service.auth_type),
         base_url: service.base_url.clone().unwrap_or_default(),
         allowed_hosts: service.allowed_hosts.join(", "),
@@ -547,20 +537,13 @@ async fn service_page(
 
 async fn delete_service(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
     match service_api::delete(&state.store, &name).await {
-        Ok(_) => done(
-            &state,
-            &session,
-            Flash::ok(format!("Service `{name}` is deleted.")),
+        Ok(_) => done(Flash::ok(format!("Service `{name}` is deleted.")),
             "/services",
         ),
-        Err(err) => done(
-            &state,
-            &session,
-            Flash::error(in_words(err)),
+        Err(err) => done(Flash::error(in_words(err)),
             &format!("/services/{}", segment(&name)),
         ),
     }
@@ -579,7 +562,7 @@ async fn list(
 ) -> Result<Response, PageError> {
     let all = api::list(&state.store).await?;
     let page = ListPage {
-        page: Chrome::new(&state, &session, "connections", "Connections"),
+        page: Chrome::new(&session, "connections", "Connections"),
         connections: all.iter().map(ConnectionRow::from).collect(),
     };
     Ok(render(&page))
@@ -630,7 +613,7 @@ async fn new_page(
         .and_then(|s| s.oauth.as_ref())
         .map(|o| o.scopes.join(" "))
         .unwrap_or_default();
-    let mut chrome = Chrome::new(state, session, "connections", "New connection");
+    let mut chrome = Chrome::new(session, "connections", "New connection");
     if let Some(error) = error {
         chrome = chrome.with_error(error);
     }
@@ -764,14 +747,11 @@ async fn create(
     }
     let page = format!("/connections/{}", segment(&link));
     if service.auth_type != AuthType::Oauth2 {
-        return Ok(done(
-            &state,
-            &session,
-            Flash::ok(format!("Connection `{link}` is created and connected.")),
+        return Ok(done(Flash::ok(format!("Connection `{link}` is created and connected.")),
             &page,
         ));
     }
-    Ok(connect(&state, &session, &link).await)
+    Ok(connect(&state, &link).await)
 }
 
 async fn error_form(
@@ -790,7 +770,7 @@ async fn error_form(
 
 /// Starts the OAuth flow: off to the provider, or (client credentials)
 /// straight back to the connection's page.
-async fn connect(state: &AppState, session: &Session, link: &str) -> Response {
+async fn connect(state: &AppState, link: &str) -> Response {
     let page = format!("/connections/{}", segment(link));
     match state
         .oauth
@@ -798,16 +778,10 @@ async fn connect(state: &AppState, session: &Session, link: &str) -> Response {
         .await
     {
         Ok(Started::Redirect { url, .. }) => see_other(&url),
-        Ok(Started::Connected) => done(
-            state,
-            session,
-            Flash::ok(format!("`{link}` is connected (client credentials).")),
+        Ok(Started::Connected) => done(Flash::ok(format!("`{link}` is connected (client credentials).")),
             &page,
         ),
-        Err(err) => done(
-            state,
-            session,
-            Flash::error(format!(
+        Err(err) => done(Flash::error(format!(
                 "Could not start connecting: {}",
                 flow_words(flow_error(err))
             )),
@@ -844,9 +818,7 @@ async fn show(
         None => "—".to_owned(),
     };
     let page = ConnectionPage {
-        page: Chrome::new(
-            &state,
-            &session,
+        page: Chrome::new(&session,
             "connections",
             format!("Connection {link}"),
         ),
@@ -881,12 +853,11 @@ async fn show(
 
 async fn act(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
     Path((link, action)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let page = format!("/connections/{}", segment(&link));
     let outcome = match action.as_str() {
-        "connect" => return Ok(connect(&state, &session, &link).await),
+        "connect" => return Ok(connect(&state, &link).await),
         "refresh" => after_flow(&state, &link, state.tokens.refresh_now(&link).await)
             .await
             .map(|view| {
@@ -902,15 +873,12 @@ async fn act(
             .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it.")),
         "delete" => {
             return Ok(match api::delete(&state.store, &link).await {
-                Ok(_) => done(
-                    &state,
-                    &session,
-                    Flash::ok(format!(
+                Ok(_) => done(Flash::ok(format!(
                         "Connection `{link}` and its credentials are deleted."
                     )),
                     "/connections",
                 ),
-                Err(err) => done(&state, &session, Flash::error(in_words(err)), &page),
+                Err(err) => done(Flash::error(in_words(err)), &page),
             });
         }
         other => {
@@ -924,7 +892,7 @@ async fn act(
         Err(err) if err.status == StatusCode::NOT_FOUND => return Err(err.into()),
         Err(err) => Flash::error(flow_words(err)),
     };
-    Ok(done(&state, &session, flash, &page))
+    Ok(done(flash, &page))
 }
 
 /// The connection as it is after an OAuth `flow` on it, or why the flow failed.

@@ -159,7 +159,7 @@ async fn list(
         ..
     } = stored(state.store.snapshot(&reads)).await?;
     let page = ListPage {
-        page: Chrome::new(&state, &session, "executions", "Executions"),
+        page: Chrome::new(&session, "executions", "Executions"),
         plugins: plugins.into_iter().map(|p| p.name).collect(),
         stream: filter.query(),
         plugin: filter.plugin,
@@ -308,7 +308,7 @@ async fn show(
             ))
         })?;
     let page = DetailPage {
-        page: Chrome::new(&state, &session, "executions", format!("Execution {id}")),
+        page: Chrome::new(&session, "executions", format!("Execution {id}")),
         detail: Detail::from(&record),
     };
     Ok(render(&page))
@@ -368,7 +368,7 @@ async fn deliveries(
     };
     let found = stored(async move { store.deliveries(&query).await }).await?;
     let page = DeliveriesPage {
-        page: Chrome::new(&state, &session, "deliveries", "Dead letters"),
+        page: Chrome::new(&session, "deliveries", "Dead letters"),
         rows: found
             .into_iter()
             .map(|d| DeliveryRow {
@@ -391,23 +391,16 @@ async fn deliveries(
 
 async fn retry(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
     match state.events.retry(&id).await {
-        Ok(delivery) => done(
-            &state,
-            &session,
-            Flash::ok(format!(
+        Ok(delivery) => done(Flash::ok(format!(
                 "Delivery {id} to {} is queued for another attempt; it shows under Executions when it runs.",
                 delivery.plugin
             )),
             "/deliveries",
         ),
-        Err(err) => done(
-            &state,
-            &session,
-            Flash::error(sentence(&crate::error::ApiError::from(err).into_message())),
+        Err(err) => done(Flash::error(sentence(&crate::error::ApiError::from(err).into_message())),
             "/deliveries",
         ),
     }

@@ -42,7 +42,6 @@ pub struct Chrome {
 impl Chrome {
     /// The frame for a page of `section`, taking the session's message.
     pub fn new(
-        state: &AppState,
         session: &Session,
         section: &'static str,
         title: impl Into<String>,
@@ -51,7 +50,7 @@ impl Chrome {
             title: title.into(),
             section,
             csrf: session.csrf.clone(),
-            flash: state.console.take_flash(session),
+            flash: session.flash.clone(),
         }
     }
 
@@ -200,9 +199,10 @@ pub fn see_other(location: &str) -> Response {
 }
 
 /// 303 to `location`, leaving `flash` for the page there.
-pub fn done(state: &AppState, session: &Session, flash: Flash, location: &str) -> Response {
-    state.console.flash(session, flash);
-    see_other(location)
+pub fn done(flash: Flash, location: &str) -> Response {
+    let mut response = see_other(location);
+    response.extensions_mut().insert(session::LeftFlash(flash));
+    response
 }
 
 /// Security headers on every console response: no framing, no scripts or
@@ -390,7 +390,10 @@ async fn login(
         );
     }
     tracing::info!("console sign-in");
-    let cookie = state.console.create();
+    let cookie = match state.console.create().await {
+        Ok(cookie) => cookie,
+        Err(err) => return PageError::from(ApiError::from(err)).into_response(),
+    };
     let response = session::with_cookie(see_other(&next), cookie);
     session::with_cookie(response, state.console.clear_cookie(session::LOGIN_COOKIE))
 }
@@ -399,7 +402,9 @@ async fn logout(
     State(state): State<AppState>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Response {
-    state.console.end(&session);
+    if let Err(err) = state.console.end(&session).await {
+        return PageError::from(ApiError::from(err)).into_response();
+    }
     session::with_cookie(
         see_other("/login"),
         state.console.clear_cookie(session::SESSION_COOKIE),
@@ -491,7 +496,7 @@ async fn overview(
         },
     ];
     let page = OverviewPage {
-        page: Chrome::new(&state, &session, "overview", "Overview"),
+        page: Chrome::new(&session, "overview", "Overview"),
         steps,
         connections: connections.len(),
         connected,

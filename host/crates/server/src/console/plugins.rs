@@ -110,7 +110,7 @@ async fn list(
         })
         .collect();
     let page = ListPage {
-        page: Chrome::new(&state, &session, "plugins", "Plugins"),
+        page: Chrome::new(&session, "plugins", "Plugins"),
         rows,
     };
     Ok(render(&page))
@@ -136,7 +136,7 @@ async fn upload_form(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    let chrome = Chrome::new(&state, &session, "plugins", "Upload a plugin");
+    let chrome = Chrome::new(&session, "plugins", "Upload a plugin");
     render(&upload_page(&state, chrome, String::new()))
 }
 
@@ -273,10 +273,7 @@ async fn upload(
                     version.missing_connections.join(", ")
                 ));
             }
-            Ok(done(
-                &state,
-                &session,
-                Flash::ok(text),
+            Ok(done(Flash::ok(text),
                 &format!("/plugins/{}", segment(&name)),
             ))
         }
@@ -296,7 +293,7 @@ async fn upload(
 }
 
 fn upload_error(state: &AppState, session: &Session, name: String, message: String) -> Response {
-    let chrome = Chrome::new(state, session, "plugins", "Upload a plugin").with_error(message);
+    let chrome = Chrome::new(session, "plugins", "Upload a plugin").with_error(message);
     let mut response = render(&upload_page(state, chrome, name));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response
@@ -395,7 +392,7 @@ async fn plugin_page(
     })
     .await?;
     let summary = &detail.summary;
-    let mut chrome = Chrome::new(state, session, "plugins", format!("Plugin {name}"));
+    let mut chrome = Chrome::new(session, "plugins", format!("Plugin {name}"));
     if let Some(error) = error {
         chrome = chrome.with_error(error);
     }
@@ -541,7 +538,6 @@ struct RollbackFields {
 
 async fn rollback(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
     Path(name): Path<String>,
     Form(fields): Form<RollbackFields>,
 ) -> Response {
@@ -561,27 +557,20 @@ async fn rollback(
         )),
         Err(err) => Flash::error(in_words(err)),
     };
-    done(&state, &session, flash, &page)
+    done(flash, &page)
 }
 
 async fn delete(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
     match api::delete(&state.registry, &state.events, &name).await {
-        Ok(_) => done(
-            &state,
-            &session,
-            Flash::ok(format!(
+        Ok(_) => done(Flash::ok(format!(
                 "{name} is deleted, with every version, its key-value data and its triggers."
             )),
             "/plugins",
         ),
-        Err(err) => done(
-            &state,
-            &session,
-            Flash::error(in_words(err)),
+        Err(err) => done(Flash::error(in_words(err)),
             &format!("/plugins/{}", segment(&name)),
         ),
     }

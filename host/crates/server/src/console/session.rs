@@ -3,13 +3,14 @@
 //! keeps its sha256), and every state-changing request must carry the
 //! session's CSRF token — as the `_csrf` form field, the `X-CSRF-Token`
 //! header (htmx), or for uploads the first multipart part — and must not
-//! come from another site. Sessions live in memory: a restart, an admin
-//! token rotation or `--console-session-secs` of inactivity signs everyone
-//! out.
+//! come from another site. Sessions are kept in the store (by hash), so
+//! every host sharing it serves a browser that signed in on any of them and
+//! a restart signs no one out; an admin token rotation or
+//! `--console-session-secs` of inactivity does. The CSRF token is derived
+//! from the session id, so the store holds no secret of a session.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -25,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 use super::super::AppState;
 use super::PageError;
+use junction_store::{ConsoleFlash, ConsoleSession, Store, StoreError, now_ms};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "junction_session";
@@ -35,8 +37,11 @@ pub const CSRF_FIELD: &str = "_csrf";
 const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest form body the console reads (a run's payload is at most 1 MiB).
 pub const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
-/// Sessions at once; the oldest go first beyond it.
-const MAX_SESSIONS: usize = 10_000;
+/// Sessions at once; the least recently used go first beyond it.
+const MAX_SESSIONS: u64 = 10_000;
+/// The most a session's last use may lag in the store (a write per request
+/// would cost a commit per page).
+const TOUCH_EVERY_MAX_MS: u64 = 10_000;
 
 /// A message shown once on the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,26 +73,28 @@ impl Flash {
     }
 }
 
-struct Entry {
-    csrf: String,
-    last_seen: Instant,
-    flash: Option<Flash>,
-}
-
-/// The signed-in sessions.
+/// The signed-in sessions, kept in the store so that every host sharing it
+/// knows every session.
 pub struct Sessions {
     ttl: Duration,
     secure: bool,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    store: Arc<Store>,
 }
 
 /// The signed-in session of a request (an extension set by [`require_session`]).
 #[derive(Debug, Clone)]
 pub struct Session {
-    key: [u8; 32],
+    key: String,
     /// The token every form of this session carries.
     pub csrf: String,
+    /// The message left for this page (taken on full-page loads only).
+    pub flash: Option<Flash>,
 }
+
+/// A message a handler leaves for the next page (a response extension the
+/// session middleware stores once the handler is done).
+#[derive(Debug, Clone)]
+pub struct LeftFlash(pub Flash);
 
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -95,12 +102,35 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn key_of(id: &str) -> [u8; 32] {
-    Sha256::digest(id.as_bytes()).into()
+/// The stored key of session `id`: its sha256, so the store never holds an id.
+fn key_of(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// The CSRF token of session `id`, derived so nothing but the cookie holds
+/// a secret: knowing it reveals nothing of the id.
+fn csrf_of(id: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"junction console csrf\0");
+    hash.update(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(hash.finalize())
 }
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<ConsoleFlash> for Flash {
+    fn from(stored: ConsoleFlash) -> Self {
+        Flash {
+            kind: if stored.kind == "ok" { "ok" } else { "error" },
+            text: stored.text,
+        }
+    }
 }
 
 /// The value of cookie `name` in the request.
@@ -116,86 +146,91 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl Sessions {
-    /// Sessions that end after `ttl` without a request; cookies are marked
-    /// `Secure` when the console is served over https.
-    pub fn new(ttl: Duration, secure: bool) -> Self {
-        Sessions {
-            ttl,
-            secure,
-            entries: Mutex::new(HashMap::new()),
-        }
+    /// Sessions in `store` that end after `ttl` without a request; cookies
+    /// are marked `Secure` when the console is served over https.
+    pub fn new(store: Arc<Store>, ttl: Duration, secure: bool) -> Self {
+        Sessions { ttl, secure, store }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    /// How long a session's last use may be out of date in the store: a
+    /// request writes only when its session's time is older than this.
+    fn touch_every(&self) -> u64 {
+        (millis(self.ttl) / 20).min(TOUCH_EVERY_MAX_MS)
     }
 
     /// Starts a session; returns the cookie that carries it.
-    pub fn create(&self) -> HeaderValue {
+    pub async fn create(&self) -> Result<HeaderValue, StoreError> {
         let id = random_token();
-        let now = Instant::now();
-        let mut entries = self.entries();
-        entries.retain(|_, e| now.duration_since(e.last_seen) < self.ttl);
-        if entries.len() >= MAX_SESSIONS
-            && let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, e)| e.last_seen)
-                .map(|(k, _)| *k)
-        {
-            entries.remove(&oldest);
-        }
-        entries.insert(
-            key_of(&id),
-            Entry {
-                csrf: random_token(),
-                last_seen: now,
-                flash: None,
-            },
-        );
+        let now = now_ms();
+        let session = ConsoleSession {
+            created_at_ms: now,
+            last_seen_ms: now,
+            flash: None,
+        };
+        self.store
+            .backend()
+            .start_console_session(
+                &key_of(&id),
+                &session,
+                now.saturating_sub(millis(self.ttl)),
+                MAX_SESSIONS,
+            )
+            .await?;
         // A browser-session cookie: the server ends idle sessions, and a
         // cookie that outlived its session says so ("expired") at sign-in.
-        self.cookie_value(SESSION_COOKIE, &id, None)
+        Ok(self.cookie_value(SESSION_COOKIE, &id, None))
     }
 
-    /// The live session the cookie names, its inactivity clock restarted.
-    fn touch(&self, id: &str) -> Option<Session> {
+    /// The live session the cookie names, its inactivity clock restarted;
+    /// with `take_flash`, the message left for it is taken.
+    async fn touch(&self, id: &str, take_flash: bool) -> Result<Option<Session>, StoreError> {
         let key = key_of(id);
-        let now = Instant::now();
-        let mut entries = self.entries();
-        let entry = entries.get_mut(&key)?;
-        if now.duration_since(entry.last_seen) >= self.ttl {
-            entries.remove(&key);
-            return None;
+        let backend = self.store.backend();
+        let Some(stored) = backend.console_session(&key).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let idle = now.saturating_sub(stored.last_seen_ms);
+        if idle >= millis(self.ttl) {
+            backend.end_console_session(&key).await?;
+            return Ok(None);
         }
-        entry.last_seen = now;
-        Some(Session {
+        if idle >= self.touch_every() {
+            backend.touch_console_session(&key, now).await?;
+        }
+        let flash = if take_flash && stored.flash.is_some() {
+            backend.swap_console_flash(&key, None).await?.map(Flash::from)
+        } else {
+            None
+        };
+        Ok(Some(Session {
             key,
-            csrf: entry.csrf.clone(),
-        })
+            csrf: csrf_of(id),
+            flash,
+        }))
     }
 
     /// Ends a session.
-    pub fn end(&self, session: &Session) {
-        self.entries().remove(&session.key);
+    pub async fn end(&self, session: &Session) -> Result<(), StoreError> {
+        self.store.backend().end_console_session(&session.key).await
     }
 
     /// Ends every session (the admin token changed).
-    pub fn end_all(&self) {
-        self.entries().clear();
+    pub async fn end_all(&self) -> Result<u64, StoreError> {
+        self.store.backend().end_console_sessions().await
     }
 
     /// Leaves a message for the session's next page.
-    pub fn flash(&self, session: &Session, flash: Flash) {
-        if let Some(entry) = self.entries().get_mut(&session.key) {
-            entry.flash = Some(flash);
-        }
-    }
-
-    /// Takes the message left for this page, if any.
-    pub fn take_flash(&self, session: &Session) -> Option<Flash> {
-        self.entries()
-            .get_mut(&session.key)
-            .and_then(|e| e.flash.take())
+    async fn flash(&self, session: &Session, flash: Flash) -> Result<(), StoreError> {
+        let stored = ConsoleFlash {
+            kind: flash.kind.to_owned(),
+            text: flash.text,
+        };
+        self.store
+            .backend()
+            .swap_console_flash(&session.key, Some(&stored))
+            .await?;
+        Ok(())
     }
 
     /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site;
@@ -273,7 +308,13 @@ pub async fn require_session(
 ) -> Result<Response, PageError> {
     let sessions = &state.console;
     let id = cookie(request.headers(), SESSION_COOKIE).map(str::to_owned);
-    let Some(session) = id.as_deref().and_then(|id| sessions.touch(id)) else {
+    // A message is shown by the next full page, not by a fragment htmx fetches.
+    let full_page = request.method() == Method::GET && !request.headers().contains_key("hx-request");
+    let session = match id.as_deref() {
+        Some(id) => sessions.touch(id, full_page).await.map_err(stored_error)?,
+        None => None,
+    };
+    let Some(session) = session else {
         return Ok(to_sign_in(&request, id.is_some()));
     };
     let request = if request.method() == Method::POST {
@@ -282,8 +323,16 @@ pub async fn require_session(
         request
     };
     let mut request = request;
-    request.extensions_mut().insert(session);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(session.clone());
+    let mut response = next.run(request).await;
+    if let Some(LeftFlash(flash)) = response.extensions_mut().remove::<LeftFlash>() {
+        sessions.flash(&session, flash).await.map_err(stored_error)?;
+    }
+    Ok(response)
+}
+
+fn stored_error(err: StoreError) -> PageError {
+    super::super::error::ApiError::from(err).into()
 }
 
 /// The answer to a form without this session's token.
@@ -379,34 +428,43 @@ pub fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sessions_expire_and_end() {
-        let sessions = Sessions::new(Duration::from_millis(50), false);
-        let cookie = sessions.create();
+    fn id_in(cookie: &HeaderValue) -> String {
+        let text = cookie.to_str().unwrap();
+        text.strip_prefix("junction_session=")
+            .and_then(|rest| rest.split(';').next())
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_and_end_and_are_shared_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).await.unwrap());
+        let sessions = Sessions::new(store.clone(), Duration::from_millis(300), false);
+        let cookie = sessions.create().await.unwrap();
         let text = cookie.to_str().unwrap().to_owned();
         assert!(text.contains("HttpOnly") && text.contains("SameSite=Strict"));
         assert!(!text.contains("Secure"));
-        let id = text
-            .strip_prefix("junction_session=")
-            .and_then(|rest| rest.split(';').next())
-            .unwrap();
-        let session = sessions.touch(id).expect("live");
-        assert!(sessions.touch("not-a-session").is_none());
-        sessions.flash(&session, Flash::ok("done"));
-        assert_eq!(sessions.take_flash(&session), Some(Flash::ok("done")));
-        assert_eq!(sessions.take_flash(&session), None);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(sessions.touch(id).is_none(), "expired after the ttl");
+        let id = id_in(&cookie);
+        let session = sessions.touch(&id, false).await.unwrap().expect("live");
+        assert!(sessions.touch("not-a-session", false).await.unwrap().is_none());
 
-        let cookie = sessions.create();
-        let text = cookie.to_str().unwrap().to_owned();
-        let id = text
-            .strip_prefix("junction_session=")
-            .and_then(|rest| rest.split(';').next())
-            .unwrap()
-            .to_owned();
-        sessions.end_all();
-        assert!(sessions.touch(&id).is_none());
+        // Another host over the same store knows the session and its token.
+        let beside = Sessions::new(store.clone(), Duration::from_millis(300), false);
+        let there = beside.touch(&id, false).await.unwrap().expect("live there too");
+        assert_eq!(there.csrf, session.csrf);
+        assert_ne!(session.csrf, id, "the token is not the id");
+
+        sessions.flash(&session, Flash::ok("done")).await.unwrap();
+        let shown = beside.touch(&id, true).await.unwrap().unwrap();
+        assert_eq!(shown.flash, Some(Flash::ok("done")));
+        assert_eq!(sessions.touch(&id, true).await.unwrap().unwrap().flash, None, "shown once");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(sessions.touch(&id, false).await.unwrap().is_none(), "expired after the ttl");
+
+        let id = id_in(&sessions.create().await.unwrap());
+        assert_eq!(beside.end_all().await.unwrap(), 1);
+        assert!(sessions.touch(&id, false).await.unwrap().is_none());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! redb gets from its single writer, so they hold across hosts. The
 //! schema is created and brought up to date by [`schema`] at open.
 
+mod cluster;
 mod connections;
+mod console;
 mod executions;
 mod journal;
 mod kv;
@@ -36,6 +38,10 @@ const POOL_SIZE: usize = 16;
 /// A PostgreSQL database behind the storage traits.
 pub struct Postgres {
     pool: Pool,
+    /// How to open a connection outside the pool (the change listener's).
+    config: tokio_postgres::Config,
+    /// Rate checks since the last sweep of lapsed rate limits.
+    rate_checks: std::sync::atomic::AtomicU64,
     describe: String,
     /// This open of the backend, as the holder of delivery leases.
     run: String,
@@ -64,7 +70,7 @@ impl Postgres {
             config.application_name("junction");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -76,6 +82,8 @@ impl Postgres {
             .map_err(StoreError::PoolSetup)?;
         let backend = Postgres {
             pool,
+            config,
+            rate_checks: std::sync::atomic::AtomicU64::new(0),
             describe: format!("PostgreSQL at {url}"),
             run: new_run_id(),
             lease,
@@ -98,6 +106,10 @@ impl Postgres {
 }
 
 impl crate::backend::Backend for Postgres {
+    fn cluster(&self) -> Option<&dyn crate::cluster::Cluster> {
+        Some(self)
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }
@@ -260,6 +272,105 @@ pub(crate) mod tests {
     }
 
     crate::conformance_tests!(fresh);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn announcements_reach_the_other_hosts_and_not_their_sender() {
+        use crate::cluster::{Change, Cluster};
+        use std::time::Duration;
+        let url = fresh_database().await;
+        let (a, b, c) = (
+            Postgres::open(&url).await.unwrap(),
+            Postgres::open(&url).await.unwrap(),
+            Postgres::open(&url).await.unwrap(),
+        );
+        let mut heard_by_a = a.listen().await.unwrap();
+        let mut heard_by_b = b.listen().await.unwrap();
+        let mut heard_by_c = c.listen().await.unwrap();
+        // LISTEN is issued by each listener's own task: wait until all three are on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let listening: i64 = a
+                .client()
+                .await
+                .unwrap()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND query LIKE 'LISTEN%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if listening >= 3 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the listeners never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let plugin = Change::Plugin("hello".into());
+        a.announce(&plugin).await.unwrap();
+        a.announce(&Change::AdminToken).await.unwrap();
+        let within = Duration::from_secs(5);
+        for heard in [&mut heard_by_b, &mut heard_by_c] {
+            assert_eq!(tokio::time::timeout(within, heard.recv()).await.unwrap(), Some(plugin.clone()));
+            assert_eq!(
+                tokio::time::timeout(within, heard.recv()).await.unwrap(),
+                Some(Change::AdminToken)
+            );
+        }
+        b.announce(&Change::Triggers).await.unwrap();
+        assert_eq!(
+            tokio::time::timeout(within, heard_by_a.recv()).await.unwrap(),
+            Some(Change::Triggers),
+            "a hears b, and nothing of its own before it"
+        );
+        // Someone else's text on the channel (a newer build) means "look at everything".
+        a.client()
+            .await
+            .unwrap()
+            .execute("SELECT pg_notify('junction_changes', 'other-run something-new')", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            tokio::time::timeout(within, heard_by_a.recv()).await.unwrap(),
+            Some(Change::Resync)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_limit_is_counted_over_every_host() {
+        use crate::cluster::{Cluster, RateAnswer};
+        let url = fresh_database().await;
+        let hosts = [
+            Postgres::open(&url).await.unwrap(),
+            Postgres::open(&url).await.unwrap(),
+            Postgres::open(&url).await.unwrap(),
+        ];
+        let now = 1_000_000;
+        let mut allowed = 0;
+        for call in 0..30 {
+            if hosts[call % 3].take_rate_token("ip:10.0.0.1", now, 20).await.unwrap()
+                == RateAnswer::Allowed
+            {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 20, "a minute's allowance in a burst, whichever host is asked");
+        match hosts[0].take_rate_token("ip:10.0.0.1", now, 20).await.unwrap() {
+            RateAnswer::RetryAfterMs(wait) => assert_eq!(wait, 3_000, "one request's share of a minute"),
+            RateAnswer::Allowed => panic!("past the allowance"),
+        }
+        assert_eq!(
+            hosts[1].take_rate_token("ip:10.0.0.2", now, 20).await.unwrap(),
+            RateAnswer::Allowed,
+            "another address has its own allowance"
+        );
+        assert_eq!(
+            hosts[2].take_rate_token("ip:10.0.0.1", now + 3_000, 20).await.unwrap(),
+            RateAnswer::Allowed,
+            "refilled evenly"
+        );
+    }
 
     #[tokio::test]
     async fn a_schema_newer_than_this_build_is_refused_and_a_reopen_migrates_nothing() {

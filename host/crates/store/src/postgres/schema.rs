@@ -111,6 +111,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_claimable ON deliveries (lease_until_ms) WHERE state = 'queued';
     CREATE INDEX deliveries_held ON deliveries (lease_run) WHERE state = 'queued';
     "#,
+    // 3: what lets any host serve any request: console sessions, and rate
+    // limits counted across hosts (unlogged: losing them in a crash only
+    // forgives a minute of allowance, and they cost no WAL).
+    r#"
+    CREATE TABLE console_sessions (
+        key text COLLATE "C" PRIMARY KEY,
+        created_at_ms bigint NOT NULL,
+        last_seen_ms bigint NOT NULL,
+        flash bytea
+    );
+    CREATE INDEX console_sessions_by_seen ON console_sessions (last_seen_ms);
+    CREATE UNLOGGED TABLE rate_limits (
+        key text COLLATE "C" PRIMARY KEY,
+        tat_ms bigint NOT NULL
+    );
+    CREATE INDEX rate_limits_by_tat ON rate_limits (tat_ms);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! disk write.
 
 mod connections;
+mod console;
 mod executions;
 mod journal;
 mod kv;
@@ -85,11 +86,12 @@ impl Redb {
             }
             // Version 0 is a new file; version 1 lacked the plugin and
             // execution tables, version 2 the event tables, which opening
-            // creates. Nothing is rewritten.
+            // creates, version 3 the console sessions. Nothing is rewritten.
             txn.open_table(services::SERVICES).map_err(db)?;
             txn.open_table(connections::CONNECTIONS).map_err(db)?;
             txn.open_table(services::SERVICE_SECRETS).map_err(db)?;
             txn.open_table(sessions::AUTHORIZATIONS).map_err(db)?;
+            txn.open_table(console::CONSOLE_SESSIONS).map_err(db)?;
             txn.open_table(kv::KV).map_err(db)?;
             txn.open_table(kv::KV_USAGE).map_err(db)?;
             txn.open_table(plugins::PLUGINS).map_err(db)?;
@@ -163,6 +165,10 @@ impl RedbBackend {
 }
 
 impl crate::backend::Backend for RedbBackend {
+    fn cluster(&self) -> Option<&dyn crate::cluster::Cluster> {
+        None
+    }
+
     fn describe(&self) -> String {
         format!("redb in {}", self.0.data_dir.display())
     }
