@@ -72,11 +72,26 @@ pub async fn load<F>(
 where
     F: Fn(&TestHost) -> reqwest::RequestBuilder + Clone + Send + 'static,
 {
+    load_over(std::slice::from_ref(host), clients, run_for, make, expect).await
+}
+
+/// [`load`] over several hosts: client `n` talks to host `n % hosts.len()`,
+/// as a load balancer spreading connections would.
+pub async fn load_over<F>(
+    hosts: &[Arc<TestHost>],
+    clients: usize,
+    run_for: Duration,
+    make: F,
+    expect: StatusCode,
+) -> LoadReport
+where
+    F: Fn(&TestHost) -> reqwest::RequestBuilder + Clone + Send + 'static,
+{
     let deadline = Instant::now() + run_for;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (host, make) = (host.clone(), make.clone());
+    for client in 0..clients {
+        let (host, make) = (hosts[client % hosts.len()].clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0u64;

@@ -38,14 +38,19 @@ pub(super) async fn insert_in(
     touched.sort_unstable();
     touched.dedup();
     let retention = big(budget.records.max(1));
+    // Hosts trimming one plugin at once would delete the same old rows in
+    // their own orders and deadlock: each takes only the rows no other
+    // trim holds (that one deletes the rest).
     txn.run(
         "DELETE FROM executions WHERE seq IN ( \
-           SELECT seq FROM ( \
-             SELECT seq, \
-               row_number() OVER (PARTITION BY plugin ORDER BY seq DESC) AS newer, \
-               (sum(size) OVER (PARTITION BY plugin ORDER BY seq DESC))::bigint AS kept \
-             FROM executions WHERE plugin = ANY($1)) ranked \
-           WHERE newer > 1 AND (newer > $2 OR kept > $3))",
+           SELECT seq FROM executions WHERE seq IN ( \
+             SELECT seq FROM ( \
+               SELECT seq, \
+                 row_number() OVER (PARTITION BY plugin ORDER BY seq DESC) AS newer, \
+                 (sum(size) OVER (PARTITION BY plugin ORDER BY seq DESC))::bigint AS kept \
+               FROM executions WHERE plugin = ANY($1)) ranked \
+             WHERE newer > 1 AND (newer > $2 OR kept > $3)) \
+           FOR UPDATE SKIP LOCKED)",
         &[&touched, &retention, &big(budget.bytes)],
     )
     .await?;

@@ -11,6 +11,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::{Postgres, Prepared, big, decode, unbig};
+
+/// How many times a journal batch runs before its conflict is reported.
+const BATCH_ATTEMPTS: u32 = 5;
+/// The advisory lock a host prunes the event history under.
+const PRUNE_LOCK: i64 = 0x6a63_7072;
 use crate::StoreError;
 use crate::encoded::{Encoded, encode};
 use crate::journal::{
@@ -279,11 +284,10 @@ pub(super) async fn read_deliveries(
     decode_deliveries(&rows)
 }
 
-#[async_trait]
-impl crate::journal::JournalRows for Postgres {
-    async fn commit_journal(
+impl Postgres {
+    async fn commit_journal_once(
         &self,
-        entries: Vec<JournalEntry>,
+        entries: &[JournalEntry],
         retention: HistoryBudget,
     ) -> Result<Vec<JournalAnswer>, StoreError> {
         let now = junction_core::now_ms();
@@ -295,7 +299,7 @@ impl crate::journal::JournalRows for Postgres {
         let txn = client.transaction().await?;
         let mut answers = Vec::with_capacity(entries.len());
         let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
-        for entry in &entries {
+        for entry in entries {
             let answer = match entry {
                 JournalEntry::Execution(record) => {
                     records.push(record);
@@ -327,6 +331,30 @@ impl crate::journal::JournalRows for Postgres {
         super::executions::insert_in(&txn, &records, retention).await?;
         txn.commit().await?;
         Ok(answers)
+    }
+}
+
+#[async_trait]
+impl crate::journal::JournalRows for Postgres {
+    async fn commit_journal(
+        &self,
+        entries: Vec<JournalEntry>,
+        retention: HistoryBudget,
+    ) -> Result<Vec<JournalAnswer>, StoreError> {
+        // Batches of several hosts touch shared rows (idempotency keys,
+        // schedule marks, kv usage) in their own orders, so PostgreSQL may
+        // end one of two as a deadlock; the batch rolled back whole and is
+        // run again, as its callers expect it to commit.
+        let mut attempt = 1;
+        loop {
+            match self.commit_journal_once(&entries, retention).await {
+                Err(err) if attempt < BATCH_ATTEMPTS && super::is_conflict(&err) => {
+                    tracing::debug!(attempt, error = %err, "journal batch conflicted with another host's; running it again");
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -440,6 +468,14 @@ impl crate::journal::JournalRows for Postgres {
         let cutoff = big(now.saturating_sub(max_age_ms));
         let mut client = self.client().await?;
         let txn = client.transaction().await?;
+        // One host prunes at a time; the others find the work being done.
+        let ours: bool = txn
+            .row("SELECT pg_try_advisory_xact_lock($1)", &[&PRUNE_LOCK])
+            .await?
+            .get(0);
+        if !ours {
+            return Ok(0);
+        }
         let total = unbig(txn.row("SELECT count(*) FROM events", &[]).await?.get(0));
         let excess = big(total.saturating_sub(keep));
         // Beyond the newest `keep`, events whose deliveries all succeeded

@@ -168,6 +168,14 @@ pub(crate) trait Prepared: deadpool_postgres::GenericClient {
 
 impl<T: deadpool_postgres::GenericClient> Prepared for T {}
 
+/// Whether `err` ended a transaction only because another one (another
+/// host's) conflicted with it, so running it again may well succeed.
+fn is_conflict(err: &StoreError) -> bool {
+    matches!(err, StoreError::Postgres(err) if err.code().is_some_and(|code| {
+        *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+    }))
+}
+
 /// Whether `err` is a unique key refusing a second row.
 fn is_unique_violation(err: &StoreError) -> bool {
     matches!(err, StoreError::Postgres(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION))
