@@ -284,6 +284,49 @@ pub(super) async fn read_deliveries(
     decode_deliveries(&rows)
 }
 
+/// The rows a batch may share with another host's batch — idempotency
+/// keys, schedule marks, a plugin's kv usage, a delivery — locked up front
+/// as transaction advisory locks in one order (their hashes'), so two
+/// batches wanting the same rows queue instead of deadlocking.
+async fn lock_shared_rows(
+    txn: &deadpool_postgres::Transaction<'_>,
+    entries: &[JournalEntry],
+) -> Result<(), StoreError> {
+    let mut keys: Vec<String> = Vec::new();
+    for entry in entries {
+        match entry {
+            JournalEntry::Execution(_) => {}
+            JournalEntry::Event(new) => {
+                if let Some(key) = &new.event.value.idempotency_key {
+                    keys.push(format!("idempotency:{key}"));
+                }
+                if let Some((mark, _)) = &new.schedule_mark {
+                    keys.push(format!("schedule:{mark}"));
+                }
+            }
+            JournalEntry::Settled { delivery, .. } => {
+                keys.push(format!("delivery:{}", delivery.value.id));
+            }
+            JournalEntry::Delivery { id, .. } => keys.push(format!("delivery:{id}")),
+            JournalEntry::Kv(write) => {
+                let (junction_core::kv::KvWrite::Set { plugin, .. }
+                | junction_core::kv::KvWrite::Delete { plugin, .. }) = write.as_ref();
+                keys.push(format!("kv:{plugin}"));
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    txn.row(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM ( \
+           SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS ordered",
+        &[&keys],
+    )
+    .await?;
+    Ok(())
+}
+
 impl Postgres {
     async fn commit_journal_once(
         &self,
@@ -297,6 +340,7 @@ impl Postgres {
         };
         let mut client = self.client().await?;
         let txn = client.transaction().await?;
+        lock_shared_rows(&txn, entries).await?;
         let mut answers = Vec::with_capacity(entries.len());
         let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
         for entry in entries {

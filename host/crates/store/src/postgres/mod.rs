@@ -346,6 +346,49 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn journal_batches_of_several_hosts_on_the_same_rows_all_commit() {
+        use crate::conformance::{BUDGET, event, record};
+        use crate::encoded::Encoded;
+        use crate::journal::{JournalEntry, JournalRows};
+        let url = fresh_database().await;
+        let mut hosts = Vec::new();
+        for _ in 0..3 {
+            hosts.push(Arc::new(Postgres::open(&url).await.unwrap()));
+        }
+        // Every batch claims the same idempotency keys (in its own order)
+        // and trims the same plugin's history: rows several transactions
+        // lock at once, as under load.
+        let mut batches = Vec::new();
+        for n in 0..24usize {
+            let host = hosts[n % 3].clone();
+            batches.push(tokio::spawn(async move {
+                let mut entries = Vec::new();
+                for k in 0..8usize {
+                    let key = format!("key-{}", (k * 5 + n) % 8);
+                    entries.push(event(&format!("e-{n}-{k}"), Some(&key), 1_000, &["p"], 0));
+                    entries.push(JournalEntry::Execution(Box::new(
+                        Encoded::new(record(&format!("x-{n}-{k}"), "p", true, 1_000, "ok")).unwrap(),
+                    )));
+                }
+                host.commit_journal(entries, crate::journal::HistoryBudget { records: 10, ..BUDGET })
+                    .await
+            }));
+        }
+        for batch in batches {
+            batch.await.unwrap().expect("every batch commits, whichever host it came from");
+        }
+        let kept: i64 = hosts[0]
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(DISTINCT key) FROM idempotency", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rate_limit_is_counted_over_every_host() {
         use crate::cluster::{Cluster, RateAnswer};
         let url = fresh_database().await;
