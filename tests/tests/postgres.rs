@@ -511,3 +511,62 @@ async fn a_schedule_fires_once_a_minute_over_three_hosts_and_catches_up_once() {
         host.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_starting_together_on_a_new_database_issue_one_admin_token() {
+    use junction_host::server::{Server, ServerConfig};
+    use std::os::unix::fs::PermissionsExt;
+    let store = fresh_database().await;
+    let key = {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut random| random.read_exact(&mut bytes))
+            .expect("random bytes");
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let mut dirs = Vec::new();
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join(junction_host::store::crypto::KEY_FILE);
+        std::fs::write(&file, &key).expect("key file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse().expect("addr"));
+        config.store = store.clone();
+        starts.push(tokio::spawn(Server::start(config)));
+        dirs.push(dir);
+    }
+    let mut servers = Vec::new();
+    for start in starts {
+        servers.push(start.await.expect("start task").expect("every host starts"));
+    }
+    let issued: Vec<String> = servers
+        .iter()
+        .filter_map(|s| s.issued_token().map(str::to_owned))
+        .collect();
+    assert_eq!(issued.len(), 1, "one host issues the token");
+    let files = dirs
+        .iter()
+        .filter(|d| d.path().join("admin-token").exists())
+        .count();
+    assert_eq!(files, 1, "only the issuing host keeps a token file");
+    let http = reqwest::Client::new();
+    for server in &servers {
+        let answer = http
+            .get(format!("http://{}/v1/plugins", server.addr()))
+            .bearer_auth(&issued[0])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "every host takes the token"
+        );
+    }
+    for server in servers {
+        server.shutdown().await.expect("shutdown");
+    }
+}

@@ -92,6 +92,17 @@ fn write_token_file(data_dir: &Path, token: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// [`write_token_file`] into the store's data directory, off the async workers.
+async fn write_token_file_async(store: &Store, token: &str) -> Result<(), AuthError> {
+    let (dir, written) = (store.data_dir().to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || write_token_file(&dir, &written))
+        .await
+        .map_err(|source| AuthError::TokenFile {
+            path: token_path(store.data_dir()).display().to_string(),
+            source: std::io::Error::other(source),
+        })?
+}
+
 impl AdminAuth {
     /// Loads the token hash from the store, issuing a token on first start.
     /// Returns the new token when one was issued, so it can be shown once.
@@ -107,11 +118,33 @@ impl AdminAuth {
                 ))
             }
             None => {
-                let auth = AdminAuth {
-                    hash: Arc::new(RwLock::new([0; 32])),
-                };
-                let token = auth.rotate(store).await?;
-                Ok((auth, Some(token)))
+                // Hosts starting together on a new shared store each make
+                // a token; the first stored is the token, the others read it.
+                // The file first: a token stored but never written down
+                // would lock everyone out.
+                let token = generate_token();
+                let hash = digest(&token);
+                write_token_file_async(store, &token).await?;
+                if !store.add_admin_token_hash(&hex::encode(hash)).await? {
+                    let lost = token_path(store.data_dir());
+                    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(lost)).await;
+                    let stored = store
+                        .admin_token_hash()
+                        .await?
+                        .ok_or(AuthError::CorruptHash)?;
+                    return Ok((
+                        AdminAuth {
+                            hash: Arc::new(RwLock::new(parse_hash(&stored)?)),
+                        },
+                        None,
+                    ));
+                }
+                Ok((
+                    AdminAuth {
+                        hash: Arc::new(RwLock::new(hash)),
+                    },
+                    Some(token),
+                ))
             }
         }
     }
@@ -138,13 +171,7 @@ impl AdminAuth {
         let hash = digest(&token);
         // The file first: if storing the hash fails, the old token still
         // works and the next rotation overwrites the file again.
-        let (dir, written) = (store.data_dir().to_owned(), token.clone());
-        tokio::task::spawn_blocking(move || write_token_file(&dir, &written))
-            .await
-            .map_err(|source| AuthError::TokenFile {
-                path: token_path(store.data_dir()).display().to_string(),
-                source: std::io::Error::other(source),
-            })??;
+        write_token_file_async(store, &token).await?;
         store.set_admin_token_hash(&hex::encode(hash)).await?;
         if let Ok(mut current) = self.hash.write() {
             *current = hash;

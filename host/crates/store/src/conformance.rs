@@ -234,8 +234,28 @@ pub async fn metadata_round_trips(fresh: &Fresh) {
         backend.meta("greeting").await.unwrap().as_deref(),
         Some("hello again")
     );
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let backend = fresh.backend.clone();
+            tokio::spawn(async move { backend.add_meta("first", &format!("racer {n}")).await })
+        })
+        .collect();
+    let mut added = 0;
+    for racer in racers {
+        if racer.await.unwrap().unwrap() {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1, "exactly one of the racers sets it");
+    assert!(backend.meta("first").await.unwrap().unwrap().starts_with("racer "));
     let store = fresh.store().await;
     assert_eq!(store.admin_token_hash().await.unwrap(), None);
+    assert!(store.add_admin_token_hash("first-token").await.unwrap());
+    assert!(!store.add_admin_token_hash("second-token").await.unwrap());
+    assert_eq!(
+        store.admin_token_hash().await.unwrap().as_deref(),
+        Some("first-token")
+    );
     store.set_admin_token_hash("abc123").await.unwrap();
     assert_eq!(
         store.admin_token_hash().await.unwrap().as_deref(),

@@ -95,6 +95,9 @@ pub trait MetaRows: Send + Sync {
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets a metadata value.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Sets a metadata value unless it has one; whether this call set it
+    /// (of hosts racing on a new store, exactly one does).
+    async fn add_meta(&self, key: &str, value: &str) -> Result<bool, StoreError>;
 }
 
 /// The sealed values as a whole, for the master key's lifecycle.

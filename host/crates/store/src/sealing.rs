@@ -246,6 +246,12 @@ impl Store {
         self.backend.meta(ADMIN_TOKEN_HASH).await
     }
 
+    /// Records the sha256 (hex) of the first admin token unless another
+    /// host sharing the store issued one first; whether this one is it.
+    pub async fn add_admin_token_hash(&self, hash: &str) -> Result<bool, StoreError> {
+        self.backend.add_meta(ADMIN_TOKEN_HASH, hash).await
+    }
+
     /// Records the sha256 (hex) of a new admin token; the old one stops working.
     pub async fn set_admin_token_hash(&self, hash: &str) -> Result<(), StoreError> {
         self.backend.set_meta(ADMIN_TOKEN_HASH, hash).await

@@ -223,6 +223,17 @@ impl crate::meta::MetaRows for Postgres {
             .await?;
         Ok(())
     }
+
+    async fn add_meta(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let added = client
+            .run(
+                "INSERT INTO junction_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(added == 1)
+    }
 }
 
 #[cfg(test)]

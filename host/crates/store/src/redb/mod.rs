@@ -131,6 +131,21 @@ impl Redb {
         Ok(meta.get(key).map_err(db)?.map(|v| v.value().to_owned()))
     }
 
+    fn add_meta(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let added = {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            if meta.get(key).map_err(db)?.is_some() {
+                false
+            } else {
+                meta.insert(key, value).map_err(db)?;
+                true
+            }
+        };
+        txn.commit().map_err(db)?;
+        Ok(added)
+    }
+
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(META)
@@ -188,6 +203,11 @@ impl crate::meta::MetaRows for RedbBackend {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.run(move |redb| redb.set_meta(&key, &value)).await
+    }
+
+    async fn add_meta(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(move |redb| redb.add_meta(&key, &value)).await
     }
 }
 
