@@ -9,7 +9,11 @@ use crate::journal::{ExecutionQuery, HistoryBudget};
 use junction_core::ExecutionRecord;
 
 /// Stores `records` inside `txn` and trims each plugin they belong to
-/// down to `budget`, always keeping its newest record.
+/// down to `budget`, always keeping its newest record. Each plugin's count
+/// and bytes are kept beside its records (`execution_totals`), so a trim
+/// deletes just the oldest rows past the budget through the index instead
+/// of ranking the whole history on every batch; the totals row also
+/// serialises two hosts trimming one plugin.
 pub(super) async fn insert_in(
     txn: &deadpool_postgres::Transaction<'_>,
     records: &[&Encoded<ExecutionRecord>],
@@ -24,36 +28,77 @@ pub(super) async fn insert_in(
     let sizes: Vec<i64> = records.iter().map(|r| r.bytes.len() as i64).collect();
     let docs: Vec<&[u8]> = records.iter().map(|r| r.bytes.as_slice()).collect();
     // One statement for the batch; WITH ORDINALITY keeps the batch's order
-    // in the numbering. A record stored twice (an attempt replayed) stays once.
-    txn.run(
-        "INSERT INTO executions (id, plugin, ok, size, doc) \
-         SELECT id, plugin, ok, size, doc FROM \
-         unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bytea[]) \
-         WITH ORDINALITY AS batch (id, plugin, ok, size, doc, n) ORDER BY n \
-         ON CONFLICT (id) DO NOTHING",
-        &[&ids, &plugins, &oks, &sizes, &docs],
-    )
-    .await?;
-    let mut touched: Vec<&str> = plugins.clone();
-    touched.sort_unstable();
-    touched.dedup();
-    let retention = big(budget.records.max(1));
-    // Hosts trimming one plugin at once would delete the same old rows in
-    // their own orders and deadlock: each takes only the rows no other
-    // trim holds (that one deletes the rest).
-    txn.run(
-        "DELETE FROM executions WHERE seq IN ( \
-           SELECT seq FROM executions WHERE seq IN ( \
-             SELECT seq FROM ( \
-               SELECT seq, \
-                 row_number() OVER (PARTITION BY plugin ORDER BY seq DESC) AS newer, \
-                 (sum(size) OVER (PARTITION BY plugin ORDER BY seq DESC))::bigint AS kept \
-               FROM executions WHERE plugin = ANY($1)) ranked \
-             WHERE newer > 1 AND (newer > $2 OR kept > $3)) \
-           FOR UPDATE SKIP LOCKED)",
-        &[&touched, &retention, &big(budget.bytes)],
-    )
-    .await?;
+    // in the numbering. A record stored twice (an attempt replayed) stays
+    // once, and only what was stored is counted.
+    let stored = txn
+        .rows(
+            "INSERT INTO executions (id, plugin, ok, size, doc) \
+             SELECT id, plugin, ok, size, doc FROM \
+             unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bytea[]) \
+             WITH ORDINALITY AS batch (id, plugin, ok, size, doc, n) ORDER BY n \
+             ON CONFLICT (id) DO NOTHING RETURNING plugin, size",
+            &[&ids, &plugins, &oks, &sizes, &docs],
+        )
+        .await?;
+    let mut added: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for row in &stored {
+        let entry = added.entry(row.get(0)).or_default();
+        entry.0 += 1;
+        entry.1 += row.get::<_, i64>(1);
+    }
+    let (keep_records, keep_bytes) = (big(budget.records.max(1)), big(budget.bytes));
+    // In name order, so two batches of the same plugins lock their totals
+    // in the same order.
+    for (plugin, (count, bytes)) in added {
+        let totals = txn
+            .row(
+                "INSERT INTO execution_totals AS t (plugin, records, bytes) VALUES ($1, $2, $3) \
+                 ON CONFLICT (plugin) DO UPDATE SET records = t.records + EXCLUDED.records, \
+                   bytes = t.bytes + EXCLUDED.bytes \
+                 RETURNING records, bytes",
+                &[&plugin, &count, &bytes],
+            )
+            .await?;
+        let (mut records, mut bytes): (i64, i64) = (totals.get(0), totals.get(1));
+        let mut removed = (0i64, 0i64);
+        // Whole rows go oldest first until both budgets hold; the newest
+        // record stays whatever its size.
+        while records > 1 && (records > keep_records || bytes > keep_bytes) {
+            let over_count = (records - keep_records).max(0);
+            let average = (bytes / records.max(1)).max(1);
+            let over_bytes = if bytes > keep_bytes {
+                (bytes - keep_bytes + average - 1) / average
+            } else {
+                0
+            };
+            let take = over_count.max(over_bytes).clamp(1, records - 1);
+            let gone = txn
+                .rows(
+                    "DELETE FROM executions WHERE seq IN ( \
+                       SELECT seq FROM executions WHERE plugin = $1 ORDER BY seq LIMIT $2 \
+                       FOR UPDATE SKIP LOCKED) \
+                     RETURNING size",
+                    &[&plugin, &take],
+                )
+                .await?;
+            if gone.is_empty() {
+                break;
+            }
+            let freed: i64 = gone.iter().map(|row| row.get::<_, i64>(0)).sum();
+            records -= gone.len() as i64;
+            bytes -= freed;
+            removed.0 += gone.len() as i64;
+            removed.1 += freed;
+        }
+        if removed.0 > 0 {
+            txn.run(
+                "UPDATE execution_totals SET records = records - $2, bytes = bytes - $3 \
+                 WHERE plugin = $1",
+                &[&plugin, &removed.0, &removed.1],
+            )
+            .await?;
+        }
+    }
     Ok(())
 }
 

@@ -128,6 +128,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX rate_limits_by_tat ON rate_limits (tat_ms);
     "#,
+    // 4: each plugin's execution count and bytes beside its records, so a
+    // trim is a delete of the oldest rows rather than a ranking of all.
+    r#"
+    CREATE TABLE execution_totals (
+        plugin text COLLATE "C" PRIMARY KEY,
+        records bigint NOT NULL,
+        bytes bigint NOT NULL
+    );
+    INSERT INTO execution_totals (plugin, records, bytes)
+        SELECT plugin, count(*), coalesce(sum(size), 0) FROM executions GROUP BY plugin;
+    "#,
 ];
 
 /// The schema version this build writes.
