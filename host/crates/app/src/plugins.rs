@@ -145,7 +145,10 @@ pub async fn deploy(
     let name = upload.name.clone();
     let deployed = registry.upload(upload).await?;
     reload_triggers(events).await;
-    registry.store().tell_other_hosts(Change::Plugin(name)).await;
+    registry
+        .store()
+        .tell_other_hosts(Change::Plugin(name))
+        .await;
     Ok(deployed)
 }
 
@@ -186,7 +189,9 @@ pub async fn rollback(
     };
     let record = registry.rollback(name, version).await?;
     reload_triggers(events).await;
-    store.tell_other_hosts(Change::Plugin(name.to_owned())).await;
+    store
+        .tell_other_hosts(Change::Plugin(name.to_owned()))
+        .await;
     Ok(PluginDetail {
         summary: summary(registry, &record),
         versions: record.versions.clone(),
@@ -199,7 +204,10 @@ pub async fn delete(registry: &Registry, events: &Events, name: &str) -> Result<
     if let Err(err) = events.plugin_deleted(name).await {
         tracing::error!(plugin = %name, error = %err, "the plugin is deleted but its triggers could not be cleared; they are cleared on the next start");
     }
-    registry.store().tell_other_hosts(Change::Plugin(name.to_owned())).await;
+    registry
+        .store()
+        .tell_other_hosts(Change::Plugin(name.to_owned()))
+        .await;
     Ok(())
 }
 

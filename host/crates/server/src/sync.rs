@@ -97,8 +97,12 @@ impl Followed {
             Change::Resync => {
                 match self.registry.refresh_all().await {
                     Ok(0) => {}
-                    Ok(changed) => tracing::info!(changed, "plugins brought in line with the store"),
-                    Err(err) => tracing::error!(error = %err, "cannot compare the plugins with the store"),
+                    Ok(changed) => {
+                        tracing::info!(changed, "plugins brought in line with the store")
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot compare the plugins with the store")
+                    }
                 }
                 self.reload_triggers().await;
                 self.reload_token().await;
@@ -116,7 +120,9 @@ impl Followed {
         match self.auth.reload(&self.store).await {
             Ok(true) => tracing::info!("admin token rotated on another host"),
             Ok(false) => {}
-            Err(err) => tracing::error!(error = %err, "cannot read the admin token another host rotated"),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the admin token another host rotated")
+            }
         }
     }
 }

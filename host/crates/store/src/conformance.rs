@@ -247,7 +247,14 @@ pub async fn metadata_round_trips(fresh: &Fresh) {
         }
     }
     assert_eq!(added, 1, "exactly one of the racers sets it");
-    assert!(backend.meta("first").await.unwrap().unwrap().starts_with("racer "));
+    assert!(
+        backend
+            .meta("first")
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("racer ")
+    );
     let store = fresh.store().await;
     assert_eq!(store.admin_token_hash().await.unwrap(), None);
     assert!(store.add_admin_token_hash("first-token").await.unwrap());
@@ -1417,17 +1424,28 @@ pub async fn console_sessions_are_kept_touched_and_ended(fresh: &Fresh) {
             .await
             .unwrap();
     }
-    assert!(backend.console_session("idle").await.unwrap().is_none(), "idle past the cutoff");
+    assert!(
+        backend.console_session("idle").await.unwrap().is_none(),
+        "idle past the cutoff"
+    );
     assert!(
         backend.console_session("a").await.unwrap().is_none(),
         "the least recently seen goes when the limit is reached"
     );
-    assert_eq!(backend.console_session("c").await.unwrap(), Some(session(3_000)));
+    assert_eq!(
+        backend.console_session("c").await.unwrap(),
+        Some(session(3_000))
+    );
 
     assert!(backend.touch_console_session("b", 5_000).await.unwrap());
     assert!(backend.touch_console_session("b", 4_000).await.unwrap());
     assert_eq!(
-        backend.console_session("b").await.unwrap().unwrap().last_seen_ms,
+        backend
+            .console_session("b")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_ms,
         5_000,
         "a late touch does not move it back"
     );
@@ -1437,9 +1455,18 @@ pub async fn console_sessions_are_kept_touched_and_ended(fresh: &Fresh) {
         kind: "ok".into(),
         text: "Plugin `hello` deployed".into(),
     };
-    assert_eq!(backend.swap_console_flash("b", Some(&flash)).await.unwrap(), None);
     assert_eq!(
-        backend.console_session("b").await.unwrap().unwrap().flash.as_ref(),
+        backend.swap_console_flash("b", Some(&flash)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        backend
+            .console_session("b")
+            .await
+            .unwrap()
+            .unwrap()
+            .flash
+            .as_ref(),
         Some(&flash)
     );
     let takers: Vec<_> = (0..6)
@@ -1455,7 +1482,10 @@ pub async fn console_sessions_are_kept_touched_and_ended(fresh: &Fresh) {
         }
     }
     assert_eq!(taken, [flash], "one request shows the message");
-    assert_eq!(backend.swap_console_flash("gone", None).await.unwrap(), None);
+    assert_eq!(
+        backend.swap_console_flash("gone", None).await.unwrap(),
+        None
+    );
 
     backend.end_console_session("b").await.unwrap();
     assert!(backend.console_session("b").await.unwrap().is_none());
@@ -1727,9 +1757,13 @@ pub async fn a_rotation_reseals_everything(fresh: &Fresh) {
             current: Some(new.clone()),
             previous,
         };
-        let both = Store::over(fresh.backend.clone(), fresh.dir.path(), keys(Some(old.trim().to_owned())))
-            .await
-            .unwrap();
+        let both = Store::over(
+            fresh.backend.clone(),
+            fresh.dir.path(),
+            keys(Some(old.trim().to_owned())),
+        )
+        .await
+        .unwrap();
         drop(both);
         assert_ne!(before, sealed_connections(fresh).await);
         Store::over(fresh.backend.clone(), fresh.dir.path(), keys(None))

@@ -303,7 +303,8 @@ async fn create_custom(
         Err(message) => Err(message),
     };
     match outcome {
-        Ok(service) => done(Flash::ok(format!(
+        Ok(service) => done(
+            Flash::ok(format!(
                 "Service `{}` is saved. Now create a connection to it.",
                 service.name
             )),
@@ -312,8 +313,7 @@ async fn create_custom(
         Err(message) => {
             fields.client_secret.clear();
             let page = CustomPage {
-                page: Chrome::new(&session, "connections", "Custom service")
-                    .with_error(message),
+                page: Chrome::new(&session, "connections", "Custom service").with_error(message),
                 f: fields,
                 redirect_uri: redirect_uri(&state),
             };
@@ -352,7 +352,8 @@ async fn catalog_form(
 ) -> Result<Response, PageError> {
     let entry = catalog_entry(&id)?;
     let page = CatalogFormPage {
-        page: Chrome::new(&session,
+        page: Chrome::new(
+            &session,
             "connections",
             format!("Set up {}", entry.display_name),
         ),
@@ -397,7 +398,8 @@ async fn configure_catalog(
         client_secret: Some(fields.client_secret.clone()).filter(|s| oauth && !s.is_empty()),
     };
     match service_api::create(&state.store, &state.oauth, input).await {
-        Ok(service) => Ok(done(Flash::ok(format!(
+        Ok(service) => Ok(done(
+            Flash::ok(format!(
                 "{} is set up as `{}`. Now create a connection.",
                 entry.display_name, service.name
             )),
@@ -405,7 +407,8 @@ async fn configure_catalog(
         )),
         Err(err) => {
             let page = CatalogFormPage {
-                page: Chrome::new(&session,
+                page: Chrome::new(
+                    &session,
                     "connections",
                     format!("Set up {}", entry.display_name),
                 )
@@ -535,15 +538,14 @@ async fn service_page(
     Ok(render(&page))
 }
 
-async fn delete_service(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Response {
+async fn delete_service(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     match service_api::delete(&state.store, &name).await {
-        Ok(_) => done(Flash::ok(format!("Service `{name}` is deleted.")),
+        Ok(_) => done(
+            Flash::ok(format!("Service `{name}` is deleted.")),
             "/services",
         ),
-        Err(err) => done(Flash::error(in_words(err)),
+        Err(err) => done(
+            Flash::error(in_words(err)),
             &format!("/services/{}", segment(&name)),
         ),
     }
@@ -747,7 +749,8 @@ async fn create(
     }
     let page = format!("/connections/{}", segment(&link));
     if service.auth_type != AuthType::Oauth2 {
-        return Ok(done(Flash::ok(format!("Connection `{link}` is created and connected.")),
+        return Ok(done(
+            Flash::ok(format!("Connection `{link}` is created and connected.")),
             &page,
         ));
     }
@@ -778,10 +781,12 @@ async fn connect(state: &AppState, link: &str) -> Response {
         .await
     {
         Ok(Started::Redirect { url, .. }) => see_other(&url),
-        Ok(Started::Connected) => done(Flash::ok(format!("`{link}` is connected (client credentials).")),
+        Ok(Started::Connected) => done(
+            Flash::ok(format!("`{link}` is connected (client credentials).")),
             &page,
         ),
-        Err(err) => done(Flash::error(format!(
+        Err(err) => done(
+            Flash::error(format!(
                 "Could not start connecting: {}",
                 flow_words(flow_error(err))
             )),
@@ -818,10 +823,7 @@ async fn show(
         None => "—".to_owned(),
     };
     let page = ConnectionPage {
-        page: Chrome::new(&session,
-            "connections",
-            format!("Connection {link}"),
-        ),
+        page: Chrome::new(&session, "connections", format!("Connection {link}")),
         oauth: view.auth_type == Some(AuthType::Oauth2),
         status,
         status_class,
@@ -873,7 +875,8 @@ async fn act(
             .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it.")),
         "delete" => {
             return Ok(match api::delete(&state.store, &link).await {
-                Ok(_) => done(Flash::ok(format!(
+                Ok(_) => done(
+                    Flash::ok(format!(
                         "Connection `{link}` and its credentials are deleted."
                     )),
                     "/connections",

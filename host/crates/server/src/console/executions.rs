@@ -389,18 +389,17 @@ async fn deliveries(
     Ok(render(&page))
 }
 
-async fn retry(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Response {
+async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.events.retry(&id).await {
-        Ok(delivery) => done(Flash::ok(format!(
+        Ok(delivery) => done(
+            Flash::ok(format!(
                 "Delivery {id} to {} is queued for another attempt; it shows under Executions when it runs.",
                 delivery.plugin
             )),
             "/deliveries",
         ),
-        Err(err) => done(Flash::error(sentence(&crate::error::ApiError::from(err).into_message())),
+        Err(err) => done(
+            Flash::error(sentence(&crate::error::ApiError::from(err).into_message())),
             "/deliveries",
         ),
     }

@@ -41,11 +41,7 @@ pub struct Chrome {
 
 impl Chrome {
     /// The frame for a page of `section`, taking the session's message.
-    pub fn new(
-        session: &Session,
-        section: &'static str,
-        title: impl Into<String>,
-    ) -> Self {
+    pub fn new(session: &Session, section: &'static str, title: impl Into<String>) -> Self {
         Chrome {
             title: title.into(),
             section,

@@ -273,7 +273,8 @@ async fn upload(
                     version.missing_connections.join(", ")
                 ));
             }
-            Ok(done(Flash::ok(text),
+            Ok(done(
+                Flash::ok(text),
                 &format!("/plugins/{}", segment(&name)),
             ))
         }
@@ -560,17 +561,16 @@ async fn rollback(
     done(flash, &page)
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Response {
+async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     match api::delete(&state.registry, &state.events, &name).await {
-        Ok(_) => done(Flash::ok(format!(
+        Ok(_) => done(
+            Flash::ok(format!(
                 "{name} is deleted, with every version, its key-value data and its triggers."
             )),
             "/plugins",
         ),
-        Err(err) => done(Flash::error(in_words(err)),
+        Err(err) => done(
+            Flash::error(in_words(err)),
             &format!("/plugins/{}", segment(&name)),
         ),
     }

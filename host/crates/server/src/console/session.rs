@@ -199,7 +199,10 @@ impl Sessions {
             backend.touch_console_session(&key, now).await?;
         }
         let flash = if take_flash && stored.flash.is_some() {
-            backend.swap_console_flash(&key, None).await?.map(Flash::from)
+            backend
+                .swap_console_flash(&key, None)
+                .await?
+                .map(Flash::from)
         } else {
             None
         };
@@ -309,7 +312,8 @@ pub async fn require_session(
     let sessions = &state.console;
     let id = cookie(request.headers(), SESSION_COOKIE).map(str::to_owned);
     // A message is shown by the next full page, not by a fragment htmx fetches.
-    let full_page = request.method() == Method::GET && !request.headers().contains_key("hx-request");
+    let full_page =
+        request.method() == Method::GET && !request.headers().contains_key("hx-request");
     let session = match id.as_deref() {
         Some(id) => sessions.touch(id, full_page).await.map_err(stored_error)?,
         None => None,
@@ -326,7 +330,10 @@ pub async fn require_session(
     request.extensions_mut().insert(session.clone());
     let mut response = next.run(request).await;
     if let Some(LeftFlash(flash)) = response.extensions_mut().remove::<LeftFlash>() {
-        sessions.flash(&session, flash).await.map_err(stored_error)?;
+        sessions
+            .flash(&session, flash)
+            .await
+            .map_err(stored_error)?;
     }
     Ok(response)
 }
@@ -447,20 +454,37 @@ mod tests {
         assert!(!text.contains("Secure"));
         let id = id_in(&cookie);
         let session = sessions.touch(&id, false).await.unwrap().expect("live");
-        assert!(sessions.touch("not-a-session", false).await.unwrap().is_none());
+        assert!(
+            sessions
+                .touch("not-a-session", false)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Another host over the same store knows the session and its token.
         let beside = Sessions::new(store.clone(), Duration::from_millis(300), false);
-        let there = beside.touch(&id, false).await.unwrap().expect("live there too");
+        let there = beside
+            .touch(&id, false)
+            .await
+            .unwrap()
+            .expect("live there too");
         assert_eq!(there.csrf, session.csrf);
         assert_ne!(session.csrf, id, "the token is not the id");
 
         sessions.flash(&session, Flash::ok("done")).await.unwrap();
         let shown = beside.touch(&id, true).await.unwrap().unwrap();
         assert_eq!(shown.flash, Some(Flash::ok("done")));
-        assert_eq!(sessions.touch(&id, true).await.unwrap().unwrap().flash, None, "shown once");
+        assert_eq!(
+            sessions.touch(&id, true).await.unwrap().unwrap().flash,
+            None,
+            "shown once"
+        );
         tokio::time::sleep(Duration::from_millis(350)).await;
-        assert!(sessions.touch(&id, false).await.unwrap().is_none(), "expired after the ttl");
+        assert!(
+            sessions.touch(&id, false).await.unwrap().is_none(),
+            "expired after the ttl"
+        );
 
         let id = id_in(&sessions.create().await.unwrap());
         assert_eq!(beside.end_all().await.unwrap(), 1);

@@ -40,7 +40,8 @@ impl Cluster for Postgres {
 
     async fn listen(&self) -> Result<Changes, StoreError> {
         let (sender, receiver) = mpsc::channel(BACKLOG);
-        let (config, run, describe) = (self.config.clone(), self.run.clone(), self.describe.clone());
+        let (config, run, describe) =
+            (self.config.clone(), self.run.clone(), self.describe.clone());
         tokio::spawn(async move {
             let mut first = true;
             while !sender.is_closed() {
@@ -92,7 +93,11 @@ impl Cluster for Postgres {
             .maybe_row("SELECT tat_ms FROM rate_limits WHERE key = $1", &[&key])
             .await?
             .map_or(now, |row| row.get(0));
-        let wait = unbig(tat.saturating_add(interval).saturating_sub(now).saturating_sub(window));
+        let wait = unbig(
+            tat.saturating_add(interval)
+                .saturating_sub(now)
+                .saturating_sub(window),
+        );
         Ok(RateAnswer::RetryAfterMs(wait.max(1)))
     }
 }

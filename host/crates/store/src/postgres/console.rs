@@ -13,9 +13,7 @@ fn flash_bytes(flash: Option<&ConsoleFlash>) -> Result<Option<Vec<u8>>, StoreErr
 }
 
 fn flash_of(bytes: Option<Vec<u8>>) -> Result<Option<ConsoleFlash>, StoreError> {
-    bytes
-        .map(|b| decode("console_sessions", &b))
-        .transpose()
+    bytes.map(|b| decode("console_sessions", &b)).transpose()
 }
 
 #[async_trait]

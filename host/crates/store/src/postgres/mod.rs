@@ -323,7 +323,10 @@ pub(crate) mod tests {
             if listening >= 3 {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "the listeners never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the listeners never started"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let plugin = Change::Plugin("hello".into());
@@ -331,7 +334,10 @@ pub(crate) mod tests {
         a.announce(&Change::AdminToken).await.unwrap();
         let within = Duration::from_secs(5);
         for heard in [&mut heard_by_b, &mut heard_by_c] {
-            assert_eq!(tokio::time::timeout(within, heard.recv()).await.unwrap(), Some(plugin.clone()));
+            assert_eq!(
+                tokio::time::timeout(within, heard.recv()).await.unwrap(),
+                Some(plugin.clone())
+            );
             assert_eq!(
                 tokio::time::timeout(within, heard.recv()).await.unwrap(),
                 Some(Change::AdminToken)
@@ -339,7 +345,9 @@ pub(crate) mod tests {
         }
         b.announce(&Change::Triggers).await.unwrap();
         assert_eq!(
-            tokio::time::timeout(within, heard_by_a.recv()).await.unwrap(),
+            tokio::time::timeout(within, heard_by_a.recv())
+                .await
+                .unwrap(),
             Some(Change::Triggers),
             "a hears b, and nothing of its own before it"
         );
@@ -347,11 +355,16 @@ pub(crate) mod tests {
         a.client()
             .await
             .unwrap()
-            .execute("SELECT pg_notify('junction_changes', 'other-run something-new')", &[])
+            .execute(
+                "SELECT pg_notify('junction_changes', 'other-run something-new')",
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(
-            tokio::time::timeout(within, heard_by_a.recv()).await.unwrap(),
+            tokio::time::timeout(within, heard_by_a.recv())
+                .await
+                .unwrap(),
             Some(Change::Resync)
         );
     }
@@ -378,15 +391,25 @@ pub(crate) mod tests {
                     let key = format!("key-{}", (k * 5 + n) % 8);
                     entries.push(event(&format!("e-{n}-{k}"), Some(&key), 1_000, &["p"], 0));
                     entries.push(JournalEntry::Execution(Box::new(
-                        Encoded::new(record(&format!("x-{n}-{k}"), "p", true, 1_000, "ok")).unwrap(),
+                        Encoded::new(record(&format!("x-{n}-{k}"), "p", true, 1_000, "ok"))
+                            .unwrap(),
                     )));
                 }
-                host.commit_journal(entries, crate::journal::HistoryBudget { records: 10, ..BUDGET })
-                    .await
+                host.commit_journal(
+                    entries,
+                    crate::journal::HistoryBudget {
+                        records: 10,
+                        ..BUDGET
+                    },
+                )
+                .await
             }));
         }
         for batch in batches {
-            batch.await.unwrap().expect("every batch commits, whichever host it came from");
+            batch
+                .await
+                .unwrap()
+                .expect("every batch commits, whichever host it came from");
         }
         let kept: i64 = hosts[0]
             .client()
@@ -411,24 +434,42 @@ pub(crate) mod tests {
         let now = 1_000_000;
         let mut allowed = 0;
         for call in 0..30 {
-            if hosts[call % 3].take_rate_token("ip:10.0.0.1", now, 20).await.unwrap()
+            if hosts[call % 3]
+                .take_rate_token("ip:10.0.0.1", now, 20)
+                .await
+                .unwrap()
                 == RateAnswer::Allowed
             {
                 allowed += 1;
             }
         }
-        assert_eq!(allowed, 20, "a minute's allowance in a burst, whichever host is asked");
-        match hosts[0].take_rate_token("ip:10.0.0.1", now, 20).await.unwrap() {
-            RateAnswer::RetryAfterMs(wait) => assert_eq!(wait, 3_000, "one request's share of a minute"),
+        assert_eq!(
+            allowed, 20,
+            "a minute's allowance in a burst, whichever host is asked"
+        );
+        match hosts[0]
+            .take_rate_token("ip:10.0.0.1", now, 20)
+            .await
+            .unwrap()
+        {
+            RateAnswer::RetryAfterMs(wait) => {
+                assert_eq!(wait, 3_000, "one request's share of a minute")
+            }
             RateAnswer::Allowed => panic!("past the allowance"),
         }
         assert_eq!(
-            hosts[1].take_rate_token("ip:10.0.0.2", now, 20).await.unwrap(),
+            hosts[1]
+                .take_rate_token("ip:10.0.0.2", now, 20)
+                .await
+                .unwrap(),
             RateAnswer::Allowed,
             "another address has its own allowance"
         );
         assert_eq!(
-            hosts[2].take_rate_token("ip:10.0.0.1", now + 3_000, 20).await.unwrap(),
+            hosts[2]
+                .take_rate_token("ip:10.0.0.1", now + 3_000, 20)
+                .await
+                .unwrap(),
             RateAnswer::Allowed,
             "refilled evenly"
         );

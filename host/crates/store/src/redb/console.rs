@@ -83,7 +83,9 @@ impl Redb {
             match found {
                 Some(mut session) => {
                     let answer = change(&mut session);
-                    table.insert(key, encode(&session)?.as_slice()).map_err(db)?;
+                    table
+                        .insert(key, encode(&session)?.as_slice())
+                        .map_err(db)?;
                     Some(answer)
                 }
                 None => None,
