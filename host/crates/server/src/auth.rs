@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -20,6 +20,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::AppState;
+use super::api_keys::{self, Caller};
 use super::error::ApiError;
 use junction_store::{Store, StoreError};
 
@@ -189,10 +191,14 @@ impl AdminAuth {
     }
 }
 
-/// Middleware: 401 unless the request carries the admin token.
-pub async fn require_admin(
-    State(auth): State<AdminAuth>,
-    request: Request,
+/// The one route an API key may call (besides MCP, later).
+const KEY_ROUTE: &str = "/v1/plugins/{name}/invoke";
+
+/// Middleware: 401 unless the request carries the admin token or, on the
+/// invoke route, an API key; the request then carries its [`Caller`].
+pub(crate) async fn require_caller(
+    State(state): State<AppState>,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let header = request
@@ -200,7 +206,7 @@ pub async fn require_admin(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let token = match header.and_then(|h| h.strip_prefix("Bearer ")) {
-        Some(token) => token.trim(),
+        Some(token) => token.trim().to_owned(),
         None => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -209,13 +215,36 @@ pub async fn require_admin(
             ));
         }
     };
-    if !auth.verify(token) {
+    let caller = if api_keys::looks_like_key(&token) {
+        let Some(key) = api_keys::find(&state, &token).await? else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the API key is not valid (revoked, or never issued)",
+            ));
+        };
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        if route != Some(KEY_ROUTE) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "an API key may only invoke the plugins it names; this endpoint needs the admin token",
+            ));
+        }
+        Caller::Key(key)
+    } else if state.auth.verify(&token) {
+        Caller::Admin
+    } else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the admin token is not valid",
         ));
-    }
+    };
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
 

@@ -5,6 +5,7 @@
 //! first start, load every active plugin from its artifact, serve, and on
 //! shutdown let in-flight requests finish before the store is closed.
 
+pub mod api_keys;
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -107,7 +108,7 @@ pub(crate) type AppState = Arc<Shared>;
 #[openapi(
     info(
         title = "Junction",
-        description = "WebAssembly component plugins with managed third-party connections. Every /v1 route needs `Authorization: Bearer <admin token>`."
+        description = "WebAssembly component plugins with managed third-party connections. Every /v1 route needs `Authorization: Bearer <admin token>`; `POST /v1/plugins/{name}/invoke` also takes an API key (`jck_…`) that names the plugin."
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -117,6 +118,7 @@ pub(crate) type AppState = Arc<Shared>;
         (name = "events", description = "Events, their deliveries, triggers and webhooks"),
         (name = "connections", description = "Named, authorised accounts of services"),
         (name = "services", description = "Third-party APIs and how to authenticate to them"),
+        (name = "api-keys", description = "Keys for apps and agents: invoke named plugins, never administer"),
         (name = "admin", description = "The admin token and the API description")
     )
 )]
@@ -172,6 +174,8 @@ fn router(state: AppState) -> Router {
             services::update_service,
             services::delete_service
         ))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::delete_api_key))
         .routes(routes!(rotate_token))
         .routes(routes!(rotate_key))
         .routes(routes!(openapi_json))
@@ -192,8 +196,8 @@ fn router(state: AppState) -> Router {
     let _ = state.openapi.set(text);
 
     let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
-        state.auth.clone(),
-        auth::require_admin,
+        state.clone(),
+        auth::require_caller,
     ));
     let hooks = Router::new()
         .route(

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::api_keys::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use junction_app::plugins as app;
 pub use junction_app::plugins::{InvokeRequest, PluginDetail, PluginSummary, RollbackRequest};
@@ -287,6 +288,7 @@ pub(crate) async fn delete_plugin(
         (status = 200, description = "The execution record; `status` says whether it succeeded", body = ExecutionRecord),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "An API key that does not name this plugin", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 413, description = "Payload over the plugin's limit", body = ErrorBody),
         (status = 503, description = "The plugin's active version cannot be loaded", body = ErrorBody)
@@ -295,8 +297,18 @@ pub(crate) async fn delete_plugin(
 pub(crate) async fn invoke_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
     ApiJson(request): ApiJson<InvokeRequest>,
 ) -> Result<Json<ExecutionRecord>, ApiError> {
+    if let Some(axum::Extension(Caller::Key(key))) = &caller
+        && !key.plugins.contains(&name)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("API key `{}` may not invoke plugin `{name}`", key.id),
+        ));
+    }
     Ok(Json(
         app::invoke(&state.registry, &state.events, &name, request).await?,
     ))

@@ -3,6 +3,7 @@
 //! the conformance suite (`conformance.rs`); nothing else changes. It only ever
 //! holds sealed secrets: sealing and opening are [`crate::Store`]'s.
 
+use crate::api_keys::ApiKeyRows;
 use crate::cluster::Cluster;
 use crate::connections::ConnectionRows;
 use crate::journal::{JournalRows, TriggerRows};
@@ -25,6 +26,7 @@ pub trait Backend:
     + TriggerRows
     + SessionRows
     + ConsoleRows
+    + ApiKeyRows
     + SnapshotRows
 {
     /// What and where it is, for logs and errors (no credentials).

@@ -72,6 +72,7 @@ macro_rules! conformance_tests {
             triggers_marks_and_hook_secrets,
             an_oauth_state_is_taken_once,
             console_sessions_are_kept_touched_and_ended,
+            api_keys_are_found_by_hash_listed_and_revoked,
             sealed_values_are_listed_and_resealed,
             the_backend_only_sees_ciphertext,
             a_rotation_reseals_everything,
@@ -1491,6 +1492,48 @@ pub async fn console_sessions_are_kept_touched_and_ended(fresh: &Fresh) {
     assert!(backend.console_session("b").await.unwrap().is_none());
     assert_eq!(backend.end_console_sessions().await.unwrap(), 1);
     assert!(backend.console_session("c").await.unwrap().is_none());
+}
+
+/// API keys: found only by their hash, listed oldest first, revoked by id.
+pub async fn api_keys_are_found_by_hash_listed_and_revoked(fresh: &Fresh) {
+    use crate::api_keys::ApiKey;
+    let backend = &fresh.backend;
+    let key = |id: &str, at: u64, end_user: Option<&str>| ApiKey {
+        id: id.into(),
+        name: format!("key {id}"),
+        end_user: end_user.map(str::to_owned),
+        plugins: vec!["hello".into(), "mailchimp-sync".into()],
+        created_at_ms: at,
+    };
+    backend
+        .put_api_key("hash-b", &key("key_b", 2, None))
+        .await
+        .unwrap();
+    backend
+        .put_api_key("hash-a", &key("key_a", 1, Some("user-42")))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.api_key_by_hash("hash-a").await.unwrap(),
+        Some(key("key_a", 1, Some("user-42")))
+    );
+    assert_eq!(
+        backend.api_key_by_hash("key_a").await.unwrap(),
+        None,
+        "not by id"
+    );
+    let listed: Vec<String> = backend
+        .api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(listed, ["key_a", "key_b"]);
+    assert!(backend.delete_api_key("key_a").await.unwrap());
+    assert!(!backend.delete_api_key("key_a").await.unwrap());
+    assert_eq!(backend.api_key_by_hash("hash-a").await.unwrap(), None);
+    assert_eq!(backend.api_keys().await.unwrap().len(), 1);
 }
 
 /// Every area's sealed values are listed where they live, and a reseal

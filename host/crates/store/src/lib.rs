@@ -9,6 +9,7 @@
 //! master key ([`crypto`], [`keys`]), so backends see only ciphertext. A
 //! store URL ([`url`]) says which backend to open.
 
+pub mod api_keys;
 pub mod backend;
 pub mod cluster;
 #[cfg(any(test, feature = "conformance"))]
@@ -29,6 +30,7 @@ pub mod sessions;
 pub mod snapshot;
 pub mod url;
 
+pub use api_keys::ApiKey;
 pub use backend::Backend;
 pub use cluster::{Change, Changes, Cluster, RateAnswer};
 pub use connections::{ConnectionChange, ConnectionLock};
@@ -56,7 +58,7 @@ pub use snapshot::{Reads, Snapshot};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// The schema this build writes; older data is migrated on open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 //! redb gets from its single writer, so they hold across hosts. The
 //! schema is created and brought up to date by [`schema`] at open.
 
+mod api_keys;
 mod cluster;
 mod connections;
 mod console;

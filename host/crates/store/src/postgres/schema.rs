@@ -139,6 +139,15 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO execution_totals (plugin, records, bytes)
         SELECT plugin, count(*), coalesce(sum(size), 0) FROM executions GROUP BY plugin;
     "#,
+    // 5: API keys, under the sha256 of their secret.
+    r#"
+    CREATE TABLE api_keys (
+        hash text COLLATE "C" PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        created_at_ms bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

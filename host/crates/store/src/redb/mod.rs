@@ -4,6 +4,7 @@
 //! running that work on the blocking pool, so no async worker waits on a
 //! disk write.
 
+mod api_keys;
 mod connections;
 mod console;
 mod executions;
@@ -86,12 +87,14 @@ impl Redb {
             }
             // Version 0 is a new file; version 1 lacked the plugin and
             // execution tables, version 2 the event tables, which opening
-            // creates, version 3 the console sessions. Nothing is rewritten.
+            // creates, version 3 the console sessions, version 4 the API keys.
+            // Nothing is rewritten.
             txn.open_table(services::SERVICES).map_err(db)?;
             txn.open_table(connections::CONNECTIONS).map_err(db)?;
             txn.open_table(services::SERVICE_SECRETS).map_err(db)?;
             txn.open_table(sessions::AUTHORIZATIONS).map_err(db)?;
             txn.open_table(console::CONSOLE_SESSIONS).map_err(db)?;
+            txn.open_table(api_keys::API_KEYS).map_err(db)?;
             txn.open_table(kv::KV).map_err(db)?;
             txn.open_table(kv::KV_USAGE).map_err(db)?;
             txn.open_table(plugins::PLUGINS).map_err(db)?;
