@@ -23,6 +23,52 @@ pub struct Manifest {
     /// Per-plugin limits, within the operator's ceiling.
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// The plugin as a tool for AI agents (served over MCP), when it offers
+    /// itself as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolSpec>,
+}
+
+/// A plugin's tool: what an agent sees in `tools/list`. A call runs the
+/// plugin with the arguments as the event payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ToolSpec {
+    /// The tool's name (1 to 64 of `A-Z a-z 0-9 _ - .`), unique among plugins.
+    pub name: String,
+    /// What it does, for the agent choosing it.
+    pub description: String,
+    /// The JSON Schema of its arguments (an object schema).
+    pub input_schema: serde_json::Value,
+}
+
+impl ToolSpec {
+    /// Checks the name, the description and that the schema describes an object.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !name_ok {
+            return Err(format!(
+                "tool.name `{}` must be 1 to 64 of letters, digits, `_`, `-` and `.`",
+                self.name
+            ));
+        }
+        if self.description.trim().is_empty() || self.description.len() > 4096 {
+            return Err("tool.description must be 1 to 4096 bytes".into());
+        }
+        let is_object_schema = self
+            .input_schema
+            .as_object()
+            .is_some_and(|schema| schema.get("type").and_then(|t| t.as_str()) == Some("object"));
+        if !is_object_schema {
+            return Err("tool.input-schema must be a JSON Schema with \"type\": \"object\"".into());
+        }
+        Ok(())
+    }
 }
 
 /// Limits a plugin may set for itself.
@@ -131,6 +177,9 @@ impl Manifest {
         for (i, trigger) in self.triggers.iter().enumerate() {
             crate::trigger::Trigger::parse(trigger).map_err(|e| format!("triggers[{i}]: {e}"))?;
         }
+        if let Some(tool) = &self.tool {
+            tool.validate()?;
+        }
         if self.limits.timeout_ms == Some(0) {
             return Err("limits.timeout-ms must be above 0".into());
         }
@@ -219,6 +268,51 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tool_needs_a_name_a_description_and_an_object_schema() {
+        let tool = |name: &str, description: &str, schema: serde_json::Value| Manifest {
+            tool: Some(ToolSpec {
+                name: name.into(),
+                description: description.into(),
+                input_schema: schema,
+            }),
+            ..Manifest::default()
+        };
+        let object = serde_json::json!({"type": "object"});
+        assert!(
+            tool("sync_audience", "Syncs", object.clone())
+                .validate()
+                .is_ok()
+        );
+        for (bad, says) in [
+            (tool("", "Syncs", object.clone()), "tool.name"),
+            (tool("has space", "Syncs", object.clone()), "tool.name"),
+            (tool(&"x".repeat(65), "Syncs", object.clone()), "tool.name"),
+            (tool("sync", " ", object.clone()), "tool.description"),
+            (
+                tool("sync", "Syncs", serde_json::json!({"type": "string"})),
+                "tool.input-schema",
+            ),
+            (
+                tool("sync", "Syncs", serde_json::json!([])),
+                "tool.input-schema",
+            ),
+        ] {
+            let err = bad.validate().unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+        let parsed: Manifest = serde_json::from_value(serde_json::json!({
+            "tool": {"name": "t", "description": "d", "input-schema": {"type": "object"}}
+        }))
+        .unwrap();
+        assert_eq!(parsed.tool.unwrap().name, "t");
+        let stored = serde_json::to_value(Manifest::default()).unwrap();
+        assert!(
+            stored.get("tool").is_none(),
+            "a manifest without a tool is stored as before"
+        );
+    }
 
     #[test]
     fn reads_the_cargo_metadata_table() {

@@ -16,6 +16,7 @@ pub mod executions;
 pub mod hooks;
 mod html;
 pub mod listen;
+mod mcp;
 pub mod oauth;
 mod openapi;
 pub mod plugins;
@@ -218,11 +219,18 @@ fn router(state: AppState) -> Router {
             ratelimit::limit_public,
         ));
     let console = console::router(state.clone());
+    let mcp = Router::new()
+        .nest_service("/mcp", mcp::service(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mcp::require_caller,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(public)
         .merge(v1)
+        .merge(mcp)
         .merge(console)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
