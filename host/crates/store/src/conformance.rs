@@ -1293,9 +1293,14 @@ pub async fn triggers_marks_and_hook_secrets(fresh: &Fresh) {
         .set_schedule_mark("a/* * * * *@UTC", 2)
         .await
         .unwrap();
+    backend
+        .set_schedule_mark("a/* * * * *@UTC", 1)
+        .await
+        .unwrap();
     assert_eq!(
         backend.schedule_marks().await.unwrap()["a/* * * * *@UTC"],
-        2
+        2,
+        "a mark never moves back"
     );
     assert_eq!(
         backend

@@ -310,7 +310,9 @@ pub trait TriggerRows: Send + Sync {
     async fn delete_triggers(&self, ids: &[String]) -> Result<usize, StoreError>;
     /// Each schedule's last fire time.
     async fn schedule_marks(&self) -> Result<std::collections::HashMap<String, u64>, StoreError>;
-    /// Records when a schedule last fired.
+    /// Records when a schedule last fired (or started counting). A mark
+    /// never moves back: a host that starts counting a schedule late must
+    /// not undo a slot another host already fired.
     async fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError>;
     /// The sealed secret of webhook `plugin/hook`.
     async fn sealed_hook_secret(

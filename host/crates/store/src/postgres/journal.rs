@@ -220,8 +220,8 @@ async fn change(
 
 async fn set_mark(txn: &impl Prepared, key: &str, at_ms: u64) -> Result<(), StoreError> {
     txn.run(
-        "INSERT INTO schedule_marks (key, at_ms) VALUES ($1, $2) \
-         ON CONFLICT (key) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+        "INSERT INTO schedule_marks AS m (key, at_ms) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET at_ms = GREATEST(m.at_ms, EXCLUDED.at_ms)",
         &[&key, &big(at_ms)],
     )
     .await?;

@@ -405,10 +405,12 @@ impl Redb {
     /// Records when a schedule last fired (or was first seen).
     fn set_schedule_mark(&self, key: &str, at_ms: u64) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
-        txn.open_table(SCHEDULES)
-            .map_err(db)?
-            .insert(key, at_ms)
-            .map_err(db)?;
+        {
+            let mut table = txn.open_table(SCHEDULES).map_err(db)?;
+            let stored = table.get(key).map_err(db)?.map(|v| v.value());
+            let at_ms = stored.map_or(at_ms, |stored| stored.max(at_ms));
+            table.insert(key, at_ms).map_err(db)?;
+        }
         txn.commit().map_err(db)?;
         Ok(())
     }
