@@ -68,11 +68,11 @@ fn setup(
     let bytes = component(package_dir);
     let compiled = runtime.compile(&bytes).expect("compile");
     let grants = Grants {
-        connections: vec![],
         allowed_hosts: allowed
             .iter()
             .map(|h| HostPattern::parse(h).expect("pattern"))
             .collect(),
+        ..Grants::default()
     };
     let plugin = runtime
         .load(name, &compiled, bytes.len(), grants, &Manifest::default())

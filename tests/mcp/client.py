@@ -4,10 +4,13 @@ HTTP with a bearer token, lists the tools, calls one, and prints each
 answer as one JSON line, so the Rust test judges what a real agent sees.
 
 Usage: client.py URL TOKEN [TOOL ARGUMENTS_JSON]
+With JUNCTION_END_USER set, every request names that end user in the
+`Junction-End-User` header (how an app's key acts for one of its users).
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession
@@ -15,7 +18,11 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 
 
 async def main(url: str, token: str, tool: str | None, arguments: dict) -> None:
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    end_user = os.environ.get("JUNCTION_END_USER")
+    if end_user:
+        headers["Junction-End-User"] = end_user
+    http = create_mcp_http_client(headers=headers)
     async with http:
         async with streamable_http_client(url, http_client=http) as streams:
             read, write = streams[0], streams[1]

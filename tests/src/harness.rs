@@ -79,6 +79,8 @@ impl Harness {
         let component = self.runtime.compile(&bytes).expect("compile");
         let grants = Grants {
             connections: connections.iter().map(|s| s.to_string()).collect(),
+            requested: connections.iter().map(|s| s.to_string()).collect(),
+            org_fallback: manifest.org_fallback.clone(),
             allowed_hosts: allowed_hosts
                 .iter()
                 .map(|h| HostPattern::parse(h).expect("pattern"))
@@ -200,6 +202,7 @@ pub async fn store_connection(
     store
         .create_connection(&Connection {
             link_name: link.to_owned(),
+            end_user: None,
             service: service_name.to_owned(),
             status: ConnectionStatus::Connected,
             scopes: vec![],

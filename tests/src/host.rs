@@ -39,6 +39,11 @@ impl Answer {
         self.json["error"]["code"].as_str().unwrap_or("")
     }
 
+    /// The field an error answer names, if it names one.
+    pub fn field(&self) -> Option<&str> {
+        self.json["error"]["field"].as_str()
+    }
+
     /// The error message of an error answer.
     pub fn message(&self) -> &str {
         self.json["error"]["message"].as_str().unwrap_or("")
@@ -279,6 +284,35 @@ impl TestHost {
     }
 
     /// Invokes a plugin with an event.
+    /// Polls the event until every delivery is final (succeeded, dead or
+    /// cancelled), for at most a minute; the event as it is then.
+    pub async fn settled(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let event = self.get(&format!("/v1/events/{id}")).await;
+            assert_eq!(event.status, StatusCode::OK, "{}", event.text);
+            let done = event.json["deliveries"]
+                .as_array()
+                .expect("deliveries")
+                .iter()
+                .all(|d| {
+                    matches!(
+                        d["state"].as_str(),
+                        Some("succeeded" | "dead" | "cancelled")
+                    )
+                });
+            if done {
+                return event.json;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "event {id} did not settle: {}",
+                event.text
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn invoke(&self, name: &str, kind: &str, payload: Value) -> Answer {
         self.post(
             &format!("/v1/plugins/{name}/invoke"),

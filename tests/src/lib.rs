@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod echo;
+pub mod end_users;
 pub mod harness;
 pub mod host;
 pub mod load;

@@ -99,7 +99,7 @@ async fn a_data_directory_from_before_the_crate_split_opens_and_serves() {
     host.stop().await;
     let store = Store::open(host.dir.path()).await.expect("the store opens");
     let demo = store
-        .connection("demo")
+        .connection(None, "demo")
         .await
         .expect("read")
         .expect("exists");

@@ -141,6 +141,7 @@ async fn captured_metadata_cannot_move_where_credentials_go() {
         store
             .create_connection(&junction_host::store::Connection {
                 link_name: link.to_owned(),
+                end_user: None,
                 service: format!("{link}-svc"),
                 status: junction_host::store::ConnectionStatus::Connected,
                 scopes: vec![],

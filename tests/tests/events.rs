@@ -30,34 +30,6 @@ async fn send(host: &TestHost, kind: &str, payload: Value) -> Answer {
         .await
 }
 
-/// Polls the event until every delivery is final (succeeded, dead or cancelled).
-async fn settled(host: &TestHost, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let event = host.get(&format!("/v1/events/{id}")).await;
-        assert_eq!(event.status, StatusCode::OK, "{}", event.text);
-        let done = event.json["deliveries"]
-            .as_array()
-            .expect("deliveries")
-            .iter()
-            .all(|d| {
-                matches!(
-                    d["state"].as_str(),
-                    Some("succeeded" | "dead" | "cancelled")
-                )
-            });
-        if done {
-            return event.json;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "event {id} did not settle: {}",
-            event.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn delivery_to<'a>(event: &'a Value, plugin: &str) -> &'a Value {
     event["deliveries"]
         .as_array()
@@ -101,7 +73,7 @@ async fn events_fan_out_by_glob_and_filter_once_per_idempotency_key() {
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
     assert_eq!(sent.json["matched"], 2);
     let id = sent.json["id"].as_str().unwrap().to_owned();
-    let event = settled(&host, &id).await;
+    let event = host.settled(&id).await;
     assert_eq!(event["source"], "api");
     for plugin in ["all-leads", "new-leads"] {
         let delivery = delivery_to(&event, plugin);
@@ -129,7 +101,7 @@ async fn events_fan_out_by_glob_and_filter_once_per_idempotency_key() {
     assert_eq!(no_owner.json["matched"], 1);
     let updated = send(&host, "lead.updated", json!({})).await;
     assert_eq!(updated.json["matched"], 1);
-    let event = settled(&host, updated.json["id"].as_str().unwrap()).await;
+    let event = host.settled(updated.json["id"].as_str().unwrap()).await;
     delivery_to(&event, "all-leads");
 
     // An unknown kind is accepted and goes nowhere.
@@ -147,7 +119,7 @@ async fn events_fan_out_by_glob_and_filter_once_per_idempotency_key() {
     assert_eq!(first.json["id"], again.json["id"]);
     assert_eq!(again.json["duplicate"], true);
     assert_eq!(again.json["matched"], 1);
-    settled(&host, first.json["id"].as_str().unwrap()).await;
+    host.settled(first.json["id"].as_str().unwrap()).await;
     let runs = host.get("/v1/executions?plugin=campaigns").await;
     assert_eq!(runs.json.as_array().unwrap().len(), 1, "{}", runs.text);
 
@@ -298,7 +270,7 @@ async fn failures_are_retried_then_dead_lettered_and_retried_by_hand() {
     // Fails twice, then succeeds on the third attempt.
     let sent = send(&host, "flaky", json!({ "fail_times": 2 })).await;
     assert_eq!(sent.json["matched"], 2);
-    let event = settled(&host, sent.json["id"].as_str().unwrap()).await;
+    let event = host.settled(sent.json["id"].as_str().unwrap()).await;
     let flaky = delivery_to(&event, "flaky");
     assert_eq!(flaky["state"], "succeeded", "{flaky}");
     assert_eq!(flaky["attempts"], 3);
@@ -346,7 +318,7 @@ async fn failures_are_retried_then_dead_lettered_and_retried_by_hand() {
         .post(&format!("/v1/deliveries/{delivery_id}/retry"), &json!({}))
         .await;
     assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.text);
-    let event = settled(&host, sent.json["id"].as_str().unwrap()).await;
+    let event = host.settled(sent.json["id"].as_str().unwrap()).await;
     let fragile = delivery_to(&event, "fragile");
     assert_eq!(fragile["state"], "succeeded", "{fragile}");
     assert_eq!(fragile["attempts"], 3);
@@ -372,13 +344,13 @@ async fn failures_are_retried_then_dead_lettered_and_retried_by_hand() {
 
     // One that always fails is dead-lettered, and a hand retry dies again.
     let always = send(&host, "fail", json!({})).await;
-    let event = settled(&host, always.json["id"].as_str().unwrap()).await;
+    let event = host.settled(always.json["id"].as_str().unwrap()).await;
     let delivery = delivery_to(&event, "fragile");
     assert_eq!(delivery["state"], "dead");
     let id = delivery["id"].as_str().unwrap();
     host.post(&format!("/v1/deliveries/{id}/retry"), &json!({}))
         .await;
-    let event = settled(&host, always.json["id"].as_str().unwrap()).await;
+    let event = host.settled(always.json["id"].as_str().unwrap()).await;
     let delivery = delivery_to(&event, "fragile");
     assert_eq!(delivery["state"], "dead");
     assert_eq!(delivery["attempts"], 3);
@@ -399,7 +371,7 @@ async fn a_plugins_concurrency_limit_holds_under_a_burst() {
     }
     let mut spans = Vec::new();
     for id in &ids {
-        let event = settled(&host, id).await;
+        let event = host.settled(id).await;
         let delivery = delivery_to(&event, "slow");
         assert_eq!(delivery["state"], "succeeded", "{delivery}");
         let record = host
@@ -513,7 +485,7 @@ async fn webhooks_accept_good_signatures_and_path_secrets_only() {
     assert_eq!(good.status(), StatusCode::ACCEPTED);
     let accepted: Value = good.json().await.unwrap();
     assert_eq!(accepted["matched"], 1);
-    let event = settled(&host, accepted["id"].as_str().unwrap()).await;
+    let event = host.settled(accepted["id"].as_str().unwrap()).await;
     assert_eq!(event["kind"], "webhook.mailchimp");
     assert_eq!(event["source"], "webhook");
     assert_eq!(event["payload"]["body"]["data"]["email"], "a@example.com");
@@ -594,7 +566,7 @@ async fn webhooks_accept_good_signatures_and_path_secrets_only() {
         .unwrap();
     assert_eq!(by_path.status(), StatusCode::ACCEPTED);
     let accepted: Value = by_path.json().await.unwrap();
-    let event = settled(&host, accepted["id"].as_str().unwrap()).await;
+    let event = host.settled(accepted["id"].as_str().unwrap()).await;
     assert_eq!(event["payload"]["body"]["data[email]"], "b@example.com");
     let wrong_path = post(
         "/hooks/hooked/mailchimp/whs_not-the-secret-at-all",
@@ -832,7 +804,7 @@ async fn connection_changes_and_deletes_reach_plugins() {
     );
     let mut cancelled = 0;
     for id in &ids {
-        let event = settled(&host, id).await;
+        let event = host.settled(id).await;
         let delivery = delivery_to(&event, "sleepy");
         if delivery["state"] == "cancelled" {
             cancelled += 1;
@@ -973,7 +945,7 @@ async fn mailchimp_sync_runs_on_an_event_and_on_mailchimps_webhook() {
 
     let sent = send(&host, "campaign.sync", json!({ "campaign_id": "c1" })).await;
     assert_eq!(sent.json["matched"], 1, "{}", sent.text);
-    let event = settled(&host, sent.json["id"].as_str().unwrap()).await;
+    let event = host.settled(sent.json["id"].as_str().unwrap()).await;
     assert_eq!(
         delivery_to(&event, "mailchimp-sync")["state"],
         "succeeded",
@@ -999,7 +971,7 @@ async fn mailchimp_sync_runs_on_an_event_and_on_mailchimps_webhook() {
     assert_eq!(hook.status(), StatusCode::ACCEPTED);
     let accepted: Value = hook.json().await.unwrap();
     assert_eq!(accepted["matched"], 1);
-    let event = settled(&host, accepted["id"].as_str().unwrap()).await;
+    let event = host.settled(accepted["id"].as_str().unwrap()).await;
     assert_eq!(
         delivery_to(&event, "mailchimp-sync")["state"],
         "succeeded",

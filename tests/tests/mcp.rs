@@ -3,10 +3,12 @@
 //! `JUNCTION_MCP_PYTHON`) connects over Streamable HTTP with an API key,
 //! lists the tools of the plugins the key names, and calls one, which runs
 //! the plugin in the sandbox; a key cannot see or call another's tool, and
-//! without a valid key nothing is served.
+//! without a valid key nothing is served. Two end users' keys call the
+//! MailChimp sync tool, each with their own MailChimp account.
 
 use std::process::Command;
 
+use junction_tests::end_users::{ANA_TOKEN, BEN_TOKEN, accounts};
 use junction_tests::host::TestHost;
 use junction_tests::plugins::component_bytes;
 use reqwest::StatusCode;
@@ -23,12 +25,26 @@ fn python() -> String {
 
 /// Runs the client; each line it printed, parsed.
 async fn client(host: &TestHost, token: &str, call: Option<(&str, Value)>) -> Vec<Value> {
+    client_as(host, token, None, call).await
+}
+
+/// [`client`], naming `end_user` in every request's header.
+async fn client_as(
+    host: &TestHost,
+    token: &str,
+    end_user: Option<&str>,
+    call: Option<(&str, Value)>,
+) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/client.py");
     let mut command = Command::new(python());
     command
         .arg(script)
         .arg(format!("{}/mcp", host.url))
         .arg(token);
+    match end_user {
+        Some(user) => command.env("JUNCTION_END_USER", user),
+        None => command.env_remove("JUNCTION_END_USER"),
+    };
     if let Some((tool, arguments)) = call {
         command.arg(tool).arg(arguments.to_string());
     }
@@ -57,10 +73,14 @@ fn tool_manifest(name: &str, description: &str) -> Value {
 }
 
 async fn key_for(host: &TestHost, plugins: &[&str]) -> String {
+    key_of(host, None, plugins).await
+}
+
+async fn key_of(host: &TestHost, end_user: Option<&str>, plugins: &[&str]) -> String {
     let issued = host
         .post(
             "/v1/api-keys",
-            &json!({"name": "agent", "plugins": plugins}),
+            &json!({"name": "agent", "end_user": end_user, "plugins": plugins}),
         )
         .await;
     assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
@@ -157,4 +177,106 @@ async fn mcp_without_a_valid_key_serves_nothing() {
         .await
         .expect("request");
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_end_users_call_the_mailchimp_sync_each_with_their_own_account() {
+    let world = accounts().await;
+    let host = &world.host;
+    let ana = key_of(host, Some("ana"), &["mailchimp-sync"]).await;
+    let ben = key_of(host, Some("ben"), &["mailchimp-sync"]).await;
+    let tool = "sync_mailchimp_campaign";
+
+    let lines = client(host, &ana, Some((tool, json!({"campaign_id": "ca"})))).await;
+    assert_eq!(lines[1]["tools"][0]["name"], tool, "{}", lines[1]);
+    assert_eq!(lines[2]["is_error"], false, "{}", lines[2]);
+    let output = &lines[2]["structured"]["output"];
+    assert_eq!(output["campaign"]["list_id"], "list-ana", "{output}");
+    let execution = lines[2]["structured"]["execution"].as_str().expect("id");
+    let record = host.get(&format!("/v1/executions/{execution}")).await;
+    assert_eq!(record.json["end_user"], "ana", "{}", record.text);
+
+    let lines = client(host, &ben, Some((tool, json!({"campaign_id": "cb"})))).await;
+    assert_eq!(lines[2]["is_error"], false, "{}", lines[2]);
+    assert_eq!(
+        lines[2]["structured"]["output"]["campaign"]["list_id"], "list-ben",
+        "{}",
+        lines[2]
+    );
+    for (account, token) in [(&world.ana, ANA_TOKEN), (&world.ben, BEN_TOKEN)] {
+        let seen = account.journal.all();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter()
+                .all(|r| r.header("authorization") == Some(&format!("Bearer {token}"))),
+            "each account saw only its own end user's token"
+        );
+    }
+
+    // Ana's key reaches only Ana's account: Ben's campaign is not in it.
+    let lines = client(host, &ana, Some((tool, json!({"campaign_id": "cb"})))).await;
+    assert_eq!(lines[2]["is_error"], true, "{}", lines[2]);
+    assert_eq!(
+        lines[2]["structured"]["reason"], "plugin-error",
+        "{}",
+        lines[2]
+    );
+    // Nor can it act as Ben, here or on the invoke route.
+    let lines = client_as(
+        host,
+        &ana,
+        Some("ben"),
+        Some((tool, json!({"campaign_id": "cb"}))),
+    )
+    .await;
+    assert!(lines[2].get("protocol_error").is_some(), "{}", lines[2]);
+    let http = reqwest::Client::new();
+    let as_ben = host
+        .send(
+            http.post(format!("{}/v1/plugins/mailchimp-sync/invoke", host.url))
+                .bearer_auth(&ana)
+                .json(&json!({"kind": "campaign.sync", "payload": {"campaign_id": "cb"}, "end_user": "ben"})),
+        )
+        .await;
+    assert_eq!(as_ben.status, StatusCode::FORBIDDEN, "{}", as_ben.text);
+    // And never an admin route.
+    for path in [
+        "/v1/connections",
+        "/v1/end-users",
+        "/v1/connections/mailchimp?end_user=ana",
+    ] {
+        let answer = host
+            .send(http.get(format!("{}{path}", host.url)).bearer_auth(&ana))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.text
+        );
+        assert!(!answer.text.contains(ANA_TOKEN));
+    }
+
+    // The app's own key names the end user per session.
+    let app = key_of(host, None, &["mailchimp-sync"]).await;
+    let lines = client_as(
+        host,
+        &app,
+        Some("ben"),
+        Some((tool, json!({"campaign_id": "cb"}))),
+    )
+    .await;
+    assert_eq!(lines[2]["is_error"], false, "{}", lines[2]);
+    assert_eq!(
+        lines[2]["structured"]["output"]["campaign"]["list_id"], "list-ben",
+        "{}",
+        lines[2]
+    );
+    let runs = host.get("/v1/executions?end_user=ben").await;
+    assert_eq!(
+        runs.json.as_array().expect("list").len(),
+        2,
+        "{}",
+        runs.text
+    );
 }

@@ -17,33 +17,6 @@ async fn on_postgres() -> TestHost {
     TestHost::start_with(move |config| config.store = store).await
 }
 
-async fn settled(host: &TestHost, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let event = host.get(&format!("/v1/events/{id}")).await;
-        assert_eq!(event.status, StatusCode::OK, "{}", event.text);
-        let done = event.json["deliveries"]
-            .as_array()
-            .expect("deliveries")
-            .iter()
-            .all(|d| {
-                matches!(
-                    d["state"].as_str(),
-                    Some("succeeded" | "dead" | "cancelled")
-                )
-            });
-        if done {
-            return event.json;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "event {id} did not settle: {}",
-            event.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_on_postgres_deploys_invokes_runs_events_and_keeps_them_across_a_restart() {
     let mut host = on_postgres().await;
@@ -73,7 +46,7 @@ async fn a_host_on_postgres_deploys_invokes_runs_events_and_keeps_them_across_a_
         id.as_str(),
         "the key answers with the first event"
     );
-    let event = settled(&host, &id).await;
+    let event = host.settled(&id).await;
     assert_eq!(event["deliveries"][0]["state"], "succeeded", "{event}");
 
     host.restart().await;

@@ -352,7 +352,7 @@ async fn no_plaintext_secret_in_the_redb_file() {
         .await;
         let back = h
             .store()
-            .connection("crm")
+            .connection(None, "crm")
             .await
             .expect("read")
             .expect("exists");

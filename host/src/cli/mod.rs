@@ -400,6 +400,8 @@ pub async fn run_once(
     let component = runtime.compile(&bytes)?;
     let mut grants = Grants {
         connections: built.manifest.connections.clone(),
+        requested: built.manifest.connections.clone(),
+        org_fallback: built.manifest.org_fallback.clone(),
         allowed_hosts: Vec::new(),
     };
     grants.connections.extend(options.grants.iter().cloned());

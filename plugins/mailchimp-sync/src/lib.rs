@@ -38,7 +38,8 @@ struct CrmLead {
 
 fn handle(event: Event) -> Result<serde_json::Value> {
     match event.kind.as_str() {
-        "campaign.sync" => sync_campaign(event.payload()?),
+        // An agent's tool call carries the same arguments.
+        "campaign.sync" | "tool.call" => sync_campaign(event.payload()?),
         "lead.created" => subscribe_lead(event.payload()?),
         "webhook.mailchimp" => {
             let hook: serde_json::Value = event.payload()?;
@@ -55,7 +56,7 @@ fn handle(event: Event) -> Result<serde_json::Value> {
             }
         }
         other => Err(Error::msg(format!(
-            "mailchimp-sync handles campaign.sync and lead.created, not `{other}`"
+            "mailchimp-sync handles campaign.sync (or its tool call) and lead.created, not `{other}`"
         ))),
     }
 }

@@ -69,6 +69,10 @@ pub struct InvokeRequest {
     /// The event id (for deduplication); a new one when absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// The end user to run for: the plugin's requests use their
+    /// connections (an API key scoped to an end user sets it).
+    #[serde(default)]
+    pub end_user: Option<String>,
 }
 
 /// Which version to make active.
@@ -252,11 +256,16 @@ pub async fn invoke(
             payload.len()
         )));
     }
+    if let Some(user) = &request.end_user {
+        junction_core::validate_end_user(user)
+            .map_err(|problem| junction_core::FieldError::new("end_user", problem))?;
+    }
     let event = Event {
         id,
         kind,
         payload,
         occurred_at_ms: now_ms(),
+        end_user: request.end_user,
     };
     let record = registry.runtime().execute(&plugin.loaded, event).await;
     events.metrics().execution(&record);

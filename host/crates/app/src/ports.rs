@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use junction_core::kv::{KvOutcome, KvWrite};
 use junction_core::model::Freshness;
-use junction_core::{Connection, Service};
+use junction_core::{Connection, ConnectionKey, Service};
 use junction_runtime::ports::{ConnectionSource, KvCommitter, KvStore, PortError, Ports};
 
 use junction_events::Journal;
@@ -42,25 +42,28 @@ pub struct StoreConnections {
 
 #[async_trait]
 impl ConnectionSource for StoreConnections {
-    async fn connection(&self, link: &str) -> Result<Option<Connection>, PortError> {
-        self.store.connection(link).await.map_err(PortError::new)
+    async fn connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, PortError> {
+        self.store
+            .connection(key.end_user(), &key.link)
+            .await
+            .map_err(PortError::new)
     }
 
     async fn service(&self, name: &str) -> Result<Option<Service>, PortError> {
         self.store.service(name).await.map_err(PortError::new)
     }
 
-    async fn ensure_fresh(&self, link: &str) -> Result<Freshness, PortError> {
-        self.tokens.ensure_fresh(link).await.map_err(PortError::new)
+    async fn ensure_fresh(&self, key: &ConnectionKey) -> Result<Freshness, PortError> {
+        self.tokens.ensure_fresh(key).await.map_err(PortError::new)
     }
 
     async fn after_unauthorized(
         &self,
-        link: &str,
+        key: &ConnectionKey,
         used_token: &str,
     ) -> Result<Freshness, PortError> {
         self.tokens
-            .after_unauthorized(link, used_token)
+            .after_unauthorized(key, used_token)
             .await
             .map_err(PortError::new)
     }

@@ -404,6 +404,8 @@ impl Registry {
     ) -> Result<LoadedPlugin, RegistryError> {
         let mut grants = Grants {
             connections: version.granted_connections.clone(),
+            requested: version.manifest.connections.clone(),
+            org_fallback: version.manifest.org_fallback.clone(),
             allowed_hosts: Vec::new(),
         };
         for host in &version.manifest.allowed_hosts {

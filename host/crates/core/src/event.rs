@@ -13,6 +13,9 @@ pub struct Event {
     pub payload: String,
     /// When it happened.
     pub occurred_at_ms: u64,
+    /// The end user it runs for: their connections are the ones the
+    /// plugin's requests use.
+    pub end_user: Option<String>,
 }
 
 impl Event {
@@ -23,6 +26,13 @@ impl Event {
             kind: kind.into(),
             payload: payload.into(),
             occurred_at_ms: now_ms(),
+            end_user: None,
         }
+    }
+
+    /// The same event, run for `end_user`.
+    pub fn for_end_user(mut self, end_user: Option<String>) -> Self {
+        self.end_user = end_user;
+        self
     }
 }

@@ -27,8 +27,9 @@ pub use ids::{new_id, now_ms};
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use model::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange,
-    validate_link_name, validate_plugin_name, validate_service_name,
+    AuthType, Connection, ConnectionKey, ConnectionStatus, Credentials, Placement, Service,
+    StateChange, validate_end_user, validate_link_name, validate_plugin_name,
+    validate_service_name,
 };
 pub use oauth_settings::OAuthSettings;
 pub use origin::HostPattern;

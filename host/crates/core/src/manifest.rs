@@ -14,6 +14,11 @@ pub struct Manifest {
     /// Link names of the connections it needs.
     #[serde(default)]
     pub connections: Vec<String>,
+    /// Of those, the ones whose organisation-wide connection is used when
+    /// the execution's end user has none of their own; for every other
+    /// link an end user's execution uses only that end user's connection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub org_fallback: Vec<String>,
     /// Origins it may call without credentials (`https://hooks.slack.com`).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
@@ -170,6 +175,13 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), String> {
         for link in &self.connections {
             crate::model::validate_link_name(link).map_err(|e| format!("connections: {e}"))?;
+        }
+        for link in &self.org_fallback {
+            if !self.connections.contains(link) {
+                return Err(format!(
+                    "org-fallback: `{link}` is not among the plugin's connections; add it to connections"
+                ));
+            }
         }
         for host in &self.allowed_hosts {
             crate::origin::HostPattern::parse(host).map_err(|e| format!("allowed-hosts: {e}"))?;
@@ -347,6 +359,36 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
             .unwrap_err()
             .to_string();
         assert!(err.contains("Bad-Name"), "{err}");
+    }
+
+    #[test]
+    fn org_fallback_names_only_the_plugins_connections() {
+        let manifest = Manifest::from_json(
+            r#"{"connections": ["mailchimp", "zohocrm"], "org-fallback": ["zohocrm"]}"#,
+        )
+        .unwrap();
+        assert_eq!(manifest.org_fallback, ["zohocrm"]);
+        let err =
+            Manifest::from_json(r#"{"connections": ["mailchimp"], "org-fallback": ["slack"]}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("org-fallback") && err.contains("slack"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn end_user_ids_are_opaque_but_bounded() {
+        use crate::model::validate_end_user;
+        for good in ["u1", "auth0|5f3a", "ana@example.com", "Zoë/Example"] {
+            assert!(validate_end_user(good).is_ok(), "{good}");
+        }
+        for bad in ["", " u1", "u1 ", "a b", "a\u{a0}b", "a\nb", "a\u{0}b"] {
+            assert!(validate_end_user(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_end_user(&"é".repeat(128)).is_ok());
+        assert!(validate_end_user(&"é".repeat(129)).is_err());
     }
 
     #[test]

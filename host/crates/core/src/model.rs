@@ -180,6 +180,10 @@ impl<S> Credentials<S> {
 pub struct Connection<S = Secret> {
     /// Fixed once created, e.g. `mailchimp`.
     pub link_name: String,
+    /// The embedding app's end user it belongs to; absent for the
+    /// organisation's own. Link name and end user identify it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
     /// The service's name.
     pub service: String,
     /// Whether it can be used.
@@ -212,6 +216,7 @@ impl<S> Connection<S> {
     pub fn with_credentials<T>(self, credentials: Credentials<T>) -> Connection<T> {
         Connection {
             link_name: self.link_name,
+            end_user: self.end_user,
             service: self.service,
             status: self.status,
             scopes: self.scopes,
@@ -270,6 +275,81 @@ pub fn validate_link_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Most characters in an end user's id.
+pub const END_USER_MAX_CHARS: usize = 128;
+
+/// Checks an end user's id: the embedding app's own opaque id (a user id,
+/// an email, `auth0|123`), 1 to 128 characters, none of them a control
+/// character or whitespace.
+pub fn validate_end_user(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("end user id is empty".into());
+    }
+    if id.chars().count() > END_USER_MAX_CHARS {
+        return Err(format!(
+            "end user id is longer than {END_USER_MAX_CHARS} characters"
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("end user id holds a control character".into());
+    }
+    if id.chars().any(char::is_whitespace) {
+        return Err("end user id holds whitespace".into());
+    }
+    Ok(())
+}
+
+/// How a connection is named in messages: `mailchimp`, or `mailchimp` of
+/// end user `u1`.
+pub fn describe_connection(end_user: Option<&str>, link: &str) -> String {
+    match end_user {
+        None => format!("`{link}`"),
+        Some(user) => format!("`{link}` of end user `{user}`"),
+    }
+}
+
+/// What names one connection: its link name, and the end user it belongs
+/// to (none for the organisation's own). Shown as [`describe_connection`]
+/// does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionKey {
+    /// The end user, absent for an organisation-wide connection.
+    pub end_user: Option<String>,
+    /// The link name.
+    pub link: String,
+}
+
+impl ConnectionKey {
+    /// The key of `end_user`'s (or the organisation's) `link`.
+    pub fn new(end_user: Option<&str>, link: &str) -> Self {
+        ConnectionKey {
+            end_user: end_user.map(str::to_owned),
+            link: link.to_owned(),
+        }
+    }
+
+    /// The organisation's `link`.
+    pub fn org(link: &str) -> Self {
+        Self::new(None, link)
+    }
+
+    /// The key of `connection`.
+    pub fn of<S>(connection: &Connection<S>) -> Self {
+        Self::new(connection.end_user.as_deref(), &connection.link_name)
+    }
+
+    /// The end user, as a borrowed option.
+    pub fn end_user(&self) -> Option<&str> {
+        self.end_user.as_deref()
+    }
+}
+
+impl std::fmt::Display for ConnectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_connection(self.end_user(), &self.link))
+    }
 }
 
 /// Checks a service name: a lower-case letter first, then a-z, 0-9, `_` and `-`,

@@ -147,6 +147,9 @@ pub struct ExecutionRecord {
     pub event_id: String,
     /// The event's kind.
     pub event_kind: String,
+    /// The end user it ran for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
     /// The delivery this execution was an attempt of (absent for a direct invoke).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
@@ -183,6 +186,7 @@ impl ExecutionRecord {
             plugin: plugin.to_owned(),
             event_id: event.id.clone(),
             event_kind: event.kind.clone(),
+            end_user: event.end_user.clone(),
             delivery_id: None,
             attempt: None,
             started_at_ms,

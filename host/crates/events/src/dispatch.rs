@@ -358,6 +358,7 @@ async fn attempt(context: Arc<Context>, job: Job) {
         kind: job.event.kind.clone(),
         payload: job.event.payload.clone(),
         occurred_at_ms: job.event.occurred_at_ms,
+        end_user: job.event.end_user.clone(),
     };
     let (change, record, outcome) =
         match context.executor.execute(&job.delivery.plugin, event).await {

@@ -70,6 +70,8 @@ pub struct Incoming {
     pub targets: Option<Vec<Target>>,
     /// For schedule events, the schedule's key and new last fire time.
     pub schedule_mark: Option<(String, u64)>,
+    /// The end user it runs for.
+    pub end_user: Option<String>,
 }
 
 /// What accepting an event did.
@@ -225,6 +227,9 @@ impl Events {
     /// deliveries (answering only once it is durable) and queues them.
     pub async fn ingest(&self, incoming: Incoming) -> Result<Accepted, EventsError> {
         check_kind(&incoming.kind)?;
+        if let Some(user) = &incoming.end_user {
+            junction_core::model::validate_end_user(user).map_err(EventsError::Invalid)?;
+        }
         if incoming.payload.len() > MAX_PAYLOAD_BYTES {
             return Err(EventsError::TooLarge(incoming.payload.len()));
         }
@@ -253,6 +258,7 @@ impl Events {
                 updated_at_ms: now,
                 last_error: None,
                 executions: Vec::new(),
+                end_user: incoming.end_user.clone(),
             })
             .collect();
         let event = EventRecord {
@@ -264,6 +270,7 @@ impl Events {
             accepted_at_ms: now,
             idempotency_key: incoming.idempotency_key,
             deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
+            end_user: incoming.end_user,
         };
         // The jobs share the event; the journal gets its encoded copy.
         let shared = Arc::new(event.clone());
@@ -496,6 +503,7 @@ async fn watch_connections(
             .unwrap_or(Value::Null);
         let payload = serde_json::json!({
             "link_name": change.link_name,
+            "end_user": change.end_user,
             "service": change.service,
             "status": status,
             "previous": previous,
@@ -510,6 +518,7 @@ async fn watch_connections(
             occurred_at_ms: junction_store::now_ms(),
             targets: None,
             schedule_mark: None,
+            end_user: change.end_user.clone(),
         };
         if let Err(err) = events.ingest(incoming).await {
             tracing::error!(link = %change.link_name, error = %err, "cannot record the connection's change as an event");

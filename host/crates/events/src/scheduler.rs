@@ -101,6 +101,7 @@ async fn tick(
             retries: trigger.trigger.retries,
         }]),
         schedule_mark: Some((key.clone(), now)),
+        end_user: None,
     };
     match events.ingest(incoming).await {
         Ok(accepted) => {

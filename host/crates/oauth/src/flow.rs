@@ -23,8 +23,8 @@ use super::token::{self, FailureClass, TokenError, TokenMapping, TokenResponse};
 use junction_net::NetworkPolicy;
 use junction_net::root_cause;
 use junction_store::{
-    AuthType, Connection, ConnectionStatus, Credentials, PendingAuthorization, STATE_TTL_MS,
-    Secret, Service, Store, StoreError, now_ms,
+    AuthType, Connection, ConnectionKey, ConnectionStatus, Credentials, PendingAuthorization,
+    STATE_TTL_MS, Secret, Service, Store, StoreError, now_ms,
 };
 
 /// Largest token or metadata answer read.
@@ -46,12 +46,12 @@ pub struct ClientError(#[from] reqwest::Error);
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    #[error("no connection with link name `{0}`")]
+    #[error("no connection {0}")]
     UnknownConnection(String),
-    #[error("connection `{link}` belongs to service `{service}`, which does not exist")]
+    #[error("connection {link} belongs to service `{service}`, which does not exist")]
     MissingService { link: String, service: String },
     #[error(
-        "connection `{0}` is not an oauth2 connection; its credentials are set when it is created"
+        "connection {0} is not an oauth2 connection; its credentials are set when it is created"
     )]
     NotOAuth(String),
     #[error("the service has no usable OAuth settings: {0}")]
@@ -67,7 +67,7 @@ pub enum FlowError {
     #[error("the metadata call failed: {0}")]
     Metadata(String),
     #[error(
-        "connection `{0}` has nothing to refresh: its provider issued no refresh token and no expiry, so its token stays valid until it is revoked"
+        "connection {0} has nothing to refresh: its provider issued no refresh token and no expiry, so its token stays valid until it is revoked"
     )]
     NothingToRefresh(String),
     #[error("the refresh another caller was waiting on failed: {0}")]
@@ -92,7 +92,7 @@ pub enum Started {
 
 /// The connection a pending authorization's `state` is for, read without a
 /// write (an unknown state must cost nothing).
-pub(crate) async fn pending_link(store: &Store, state: &str) -> Option<String> {
+pub(crate) async fn pending_link(store: &Store, state: &str) -> Option<ConnectionKey> {
     store
         .pending_authorization_link(&state_key(state))
         .await
@@ -104,7 +104,7 @@ pub(crate) async fn pending_link(store: &Store, state: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct Callback {
     /// The connection it was for, when the state was known.
-    pub link: Option<String>,
+    pub link: Option<ConnectionKey>,
     /// Whether the web console started the flow.
     pub from_console: bool,
     /// Connected, or why not.
@@ -167,7 +167,7 @@ impl OAuth {
     pub async fn authorize(
         &self,
         store: &Store,
-        link: &str,
+        link: &ConnectionKey,
         redirect_uri: &str,
         from_console: bool,
     ) -> Result<Started, FlowError> {
@@ -237,7 +237,8 @@ impl OAuth {
             .put_pending_authorization(
                 &state_key(&state),
                 &PendingAuthorization {
-                    link_name: link.to_owned(),
+                    link_name: link.link.clone(),
+                    end_user: link.end_user.clone(),
                     redirect_uri: redirect_uri.to_owned(),
                     verifier,
                     scopes,
@@ -246,7 +247,7 @@ impl OAuth {
                 },
             )
             .await?;
-        tracing::info!(link, service = %service.name, "authorization started");
+        tracing::info!(link = %link, service = %service.name, "authorization started");
         Ok(Started::Redirect {
             url: url.to_string(),
             expires_at_ms: created_at_ms + STATE_TTL_MS,
@@ -272,7 +273,7 @@ impl OAuth {
             Some(Err(err)) => return Callback::unknown(err.into()),
             Some(Ok(None)) | None => return Callback::unknown(FlowError::BadState),
         };
-        let link = pending.link_name.clone();
+        let link = ConnectionKey::new(pending.end_user.as_deref(), &pending.link_name);
         let from_console = pending.from_console;
         let result = if now_ms().saturating_sub(pending.created_at_ms) > STATE_TTL_MS {
             Err(FlowError::BadState)
@@ -293,7 +294,7 @@ impl OAuth {
         code: Option<&str>,
         error: Option<(&str, Option<&str>)>,
     ) -> Result<(), FlowError> {
-        let link = pending.link_name.clone();
+        let link = ConnectionKey::new(pending.end_user.as_deref(), &pending.link_name);
         if let Some((code, description)) = error {
             let reason = match description {
                 Some(d) => format!("{code} ({d})"),
@@ -339,7 +340,11 @@ impl OAuth {
     /// new refresh token replaces the old one, a response without one keeps
     /// it. A refused grant marks the connection `needs-reauth`, a refused
     /// client marks it `error`; other failures only record the reason.
-    pub(crate) async fn refresh(&self, store: &Store, link: &str) -> Result<Connection, FlowError> {
+    pub(crate) async fn refresh(
+        &self,
+        store: &Store,
+        link: &ConnectionKey,
+    ) -> Result<Connection, FlowError> {
         let (connection, service, settings) = load(store, link).await?;
         let refresh_token = match &connection.credentials {
             Credentials::Oauth2 {
@@ -372,7 +377,7 @@ impl OAuth {
                     _ => true,
                 };
                 if !expired {
-                    return Err(FlowError::NothingToRefresh(link.to_owned()));
+                    return Err(FlowError::NothingToRefresh(link.to_string()));
                 }
                 let reason = "the token expired and the provider gave no refresh token; connect again (some providers need access_type=offline)";
                 mark(store, link, Some(ConnectionStatus::NeedsReauth), reason).await?;
@@ -400,7 +405,7 @@ impl OAuth {
                     attempt += 1;
                     let base = RETRY_BASE.as_millis() as u64 * (1 << attempt);
                     let jitter = rand::random::<u64>() % (base / 2 + 1);
-                    tracing::warn!(link, attempt, error = %err, "refresh failed; retrying");
+                    tracing::warn!(link = %link, attempt, error = %err, "refresh failed; retrying");
                     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
                 }
                 other => break other,
@@ -417,11 +422,11 @@ impl OAuth {
                     TOKEN_REFRESHED,
                 )
                 .await?;
-                tracing::info!(link, "token refreshed");
+                tracing::info!(link = %link, "token refreshed");
                 store
-                    .connection(link)
+                    .connection(link.end_user(), &link.link)
                     .await?
-                    .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))
+                    .ok_or_else(|| FlowError::UnknownConnection(link.to_string()))
             }
             Err(FlowError::Token(err)) => {
                 if err.class == FailureClass::InvalidClient {
@@ -603,7 +608,7 @@ impl OAuth {
     /// Revokes the connection's tokens at the provider (RFC 7009, when the
     /// service has a revocation endpoint), then forgets them: the connection
     /// is left disconnected, and authorising again reconnects it.
-    pub async fn revoke(&self, store: &Store, link: &str) -> Result<(), FlowError> {
+    pub async fn revoke(&self, store: &Store, link: &ConnectionKey) -> Result<(), FlowError> {
         let (mut connection, service, settings) = load(store, link).await?;
         let mut problems = Vec::new();
         if let (
@@ -650,7 +655,7 @@ impl OAuth {
         });
         connection.updated_at_ms = now_ms();
         store.update_connection(&connection).await?;
-        tracing::info!(link, "connection revoked");
+        tracing::info!(link = %link, "connection revoked");
         Ok(())
     }
 
@@ -751,22 +756,22 @@ impl OAuth {
 /// The connection, its service and the service's OAuth settings.
 async fn load(
     store: &Store,
-    link: &str,
+    link: &ConnectionKey,
 ) -> Result<(Connection, Service, OAuthSettings), FlowError> {
     let connection = store
-        .connection(link)
+        .connection(link.end_user(), &link.link)
         .await?
-        .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()))?;
+        .ok_or_else(|| FlowError::UnknownConnection(link.to_string()))?;
     let service =
         store
             .service(&connection.service)
             .await?
             .ok_or_else(|| FlowError::MissingService {
-                link: link.to_owned(),
+                link: link.to_string(),
                 service: connection.service.clone(),
             })?;
     if service.auth_type != AuthType::Oauth2 {
-        return Err(FlowError::NotOAuth(link.to_owned()));
+        return Err(FlowError::NotOAuth(link.to_string()));
     }
     let settings = service.oauth.clone().ok_or_else(|| {
         FlowError::Misconfigured(format!("service `{}` has no oauth settings", service.name))
@@ -786,7 +791,7 @@ fn scopes_for(connection: &Connection, settings: &OAuthSettings) -> Vec<String> 
 /// Keeps the reason on the connection; its tokens and status stay as they were.
 pub(crate) async fn record_failure(
     store: &Store,
-    link: &str,
+    link: &ConnectionKey,
     reason: &str,
 ) -> Result<(), StoreError> {
     mark(store, link, None, reason).await
@@ -815,17 +820,17 @@ async fn flag_service(store: &Store, name: &str, problem: Option<&str>) -> Resul
 /// Records a failure (and a new status, when it changes) on the connection.
 async fn mark(
     store: &Store,
-    link: &str,
+    link: &ConnectionKey,
     status: Option<ConnectionStatus>,
     reason: &str,
 ) -> Result<(), StoreError> {
-    if let Some(mut connection) = store.connection(link).await? {
+    if let Some(mut connection) = store.connection(link.end_user(), &link.link).await? {
         let next = status.unwrap_or(connection.status);
         connection.record(next, reason);
         connection.last_error = Some(reason.to_owned());
         store.update_connection(&connection).await?;
     }
-    tracing::warn!(link, reason, ?status, "connection failure");
+    tracing::warn!(link = %link, reason, ?status, "connection failure");
     Ok(())
 }
 
@@ -862,6 +867,7 @@ mod tests {
     fn pending(created_at_ms: u64) -> PendingAuthorization {
         PendingAuthorization {
             link_name: "crm".into(),
+            end_user: None,
             redirect_uri: "http://127.0.0.1/oauth/callback".into(),
             verifier: Some(Secret::new("verifier".into())),
             scopes: vec![],
@@ -915,6 +921,7 @@ mod tests {
         store
             .create_connection(&Connection {
                 link_name: "slow".into(),
+                end_user: None,
                 service: "slow".into(),
                 status: ConnectionStatus::Connected,
                 scopes: vec![],
@@ -932,7 +939,10 @@ mod tests {
             allow_private: true,
         };
         let oauth = OAuth::with_timeout(open, Duration::from_millis(200)).unwrap();
-        let err = oauth.refresh(&store, "slow").await.unwrap_err();
+        let err = oauth
+            .refresh(&store, &ConnectionKey::org("slow"))
+            .await
+            .unwrap_err();
         match err {
             FlowError::Token(token_err) => {
                 assert_eq!(token_err.class, FailureClass::Transient);
@@ -944,7 +954,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let after = store.connection("slow").await.unwrap().unwrap();
+        let after = store.connection(None, "slow").await.unwrap().unwrap();
         assert_eq!(after.credentials, token, "the previous tokens are kept");
         assert_eq!(after.status, ConnectionStatus::Connected);
         assert!(after.last_error.unwrap().contains("in time"));

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::flow::{FlowError, OAuth};
 use junction_core::model::Freshness;
-use junction_store::{AuthType, Connection, Credentials, Store, now_ms};
+use junction_store::{AuthType, Connection, ConnectionKey, Credentials, Store, now_ms};
 
 /// Refresh when the token expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -91,7 +91,7 @@ pub struct SweepReport {
 pub struct TokenKeeper {
     store: Arc<Store>,
     oauth: OAuth,
-    locks: Mutex<HashMap<String, Arc<Flight>>>,
+    locks: Mutex<HashMap<ConnectionKey, Arc<Flight>>>,
     margin: Duration,
     unauthorized_interval: Duration,
     refreshed: std::sync::atomic::AtomicU64,
@@ -136,20 +136,23 @@ impl TokenKeeper {
         self
     }
 
-    fn flight(&self, link: &str) -> Arc<Flight> {
+    fn flight(&self, link: &ConnectionKey) -> Arc<Flight> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(link.to_owned()).or_default().clone()
+        locks.entry(link.clone()).or_default().clone()
     }
 
     /// Takes `link`'s refresh lock, owned, so it can outlive the caller:
     /// this host's first (one waiter per host asks the store), then the
     /// store's, so hosts sharing a store refresh one at a time too and the
     /// token re-read after this is the one the last refresh stored.
-    async fn hold(&self, link: &str) -> Result<Held, FlowError> {
+    async fn hold(&self, link: &ConnectionKey) -> Result<Held, FlowError> {
         let flight = self.flight(link);
         let seen = flight.finished.load(std::sync::atomic::Ordering::Acquire);
         let guard = flight.state.clone().lock_owned().await;
-        let shared = self.store.lock_connection(link).await?;
+        let shared = self
+            .store
+            .lock_connection(link.end_user(), &link.link)
+            .await?;
         Ok(Held {
             flight,
             guard,
@@ -163,10 +166,14 @@ impl TokenKeeper {
     /// caller cut off meanwhile (an execution reaching its deadline) cannot
     /// leave a rotated refresh token half-stored, nor let a second refresh
     /// start with the old one.
-    async fn refresh_holding(&self, held: Held, link: &str) -> Result<Connection, FlowError> {
+    async fn refresh_holding(
+        &self,
+        held: Held,
+        link: &ConnectionKey,
+    ) -> Result<Connection, FlowError> {
         let store = self.store.clone();
         let oauth = self.oauth.clone();
-        let link = link.to_owned();
+        let link = link.clone();
         let task = tokio::spawn(async move {
             let Held {
                 flight,
@@ -217,8 +224,8 @@ impl TokenKeeper {
     }
 
     /// Refreshes `link` if its token expires within the margin.
-    pub async fn ensure_fresh(&self, link: &str) -> Result<Freshness, FlowError> {
-        let Some(connection) = self.store.connection(link).await? else {
+    pub async fn ensure_fresh(&self, link: &ConnectionKey) -> Result<Freshness, FlowError> {
+        let Some(connection) = self.store.connection(link.end_user(), &link.link).await? else {
             return Ok(Freshness::Unchanged);
         };
         // Cheap test first: only OAuth credentials have an expiry.
@@ -243,13 +250,13 @@ impl TokenKeeper {
     async fn fresh_under_lock(
         &self,
         held: &Held,
-        link: &str,
+        link: &ConnectionKey,
     ) -> Result<Option<Freshness>, FlowError> {
         // A refresh that ended while this caller waited answers for it.
         if let Some(outcome) = held.shared_outcome() {
             return outcome.map(|()| Some(Freshness::Refreshed));
         }
-        let Some(connection) = self.store.connection(link).await? else {
+        let Some(connection) = self.store.connection(link.end_user(), &link.link).await? else {
             return Ok(Some(Freshness::Unchanged));
         };
         if !expires_soon(&connection, self.margin) {
@@ -262,7 +269,7 @@ impl TokenKeeper {
     /// stored token already differs (a concurrent caller refreshed it).
     pub async fn after_unauthorized(
         &self,
-        link: &str,
+        link: &ConnectionKey,
         used_token: &str,
     ) -> Result<Freshness, FlowError> {
         let mut held = self.hold(link).await?;
@@ -287,10 +294,10 @@ impl TokenKeeper {
     async fn unauthorized_under_lock(
         &self,
         held: &mut Held,
-        link: &str,
+        link: &ConnectionKey,
         used_token: &str,
     ) -> Result<Option<Freshness>, FlowError> {
-        let Some(connection) = self.store.connection(link).await? else {
+        let Some(connection) = self.store.connection(link.end_user(), &link.link).await? else {
             return Ok(Some(Freshness::Unchanged));
         };
         if !self.is_oauth(&connection).await {
@@ -363,7 +370,7 @@ impl TokenKeeper {
             if !(expiring || idle) {
                 continue;
             }
-            let link = sealed.link_name.clone();
+            let link = ConnectionKey::of(&sealed);
             let held = match self.hold(&link).await {
                 Ok(held) => held,
                 Err(err) => {
@@ -374,7 +381,12 @@ impl TokenKeeper {
             };
             // Re-check under the lock: a plugin (or another host) may have
             // refreshed it.
-            let current = self.store.sealed_connection(&link).await.ok().flatten();
+            let current = self
+                .store
+                .sealed_connection(link.end_user(), &link.link)
+                .await
+                .ok()
+                .flatten();
             if current.is_some_and(|c| c.last_refresh_ms != sealed.last_refresh_ms) {
                 held.release().await;
                 continue;
@@ -391,23 +403,23 @@ impl TokenKeeper {
     }
 
     /// Refreshes now, whatever the expiry (`POST /v1/connections/{link}/refresh`).
-    pub async fn refresh_now(&self, link: &str) -> Result<Connection, FlowError> {
+    pub async fn refresh_now(&self, link: &ConnectionKey) -> Result<Connection, FlowError> {
         let held = self.hold(link).await?;
         if let Some(outcome) = held.shared_outcome() {
             held.release().await;
             outcome?;
             return self
                 .store
-                .connection(link)
+                .connection(link.end_user(), &link.link)
                 .await?
-                .ok_or_else(|| FlowError::UnknownConnection(link.to_owned()));
+                .ok_or_else(|| FlowError::UnknownConnection(link.to_string()));
         }
         self.refresh_holding(held, link).await
     }
 
     /// Revokes `link`'s tokens (RFC 7009) under its refresh lock, so a
     /// refresh in flight cannot store new tokens after the revoke.
-    pub async fn revoke(&self, link: &str) -> Result<(), FlowError> {
+    pub async fn revoke(&self, link: &ConnectionKey) -> Result<(), FlowError> {
         let held = self.hold(link).await?;
         let revoked = self.oauth.revoke(&self.store, link).await;
         held.release().await;

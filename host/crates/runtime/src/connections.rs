@@ -1,15 +1,19 @@
 //! The `connections` interface, and the lookup `invoke-url` shares with it:
 //! a plugin sees only the connections it was granted, and never a secret.
-//! Its state is [`ConnectionsState`]: the plugin's grants and where
-//! connections come from.
+//! Its state is [`ConnectionsState`]: the plugin's grants, the end user the
+//! execution runs for, and where connections come from. In an end user's
+//! execution a link name means that end user's connection; the
+//! organisation's stands in only for links the manifest lists under
+//! `org-fallback`.
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
+use crate::Grants;
 use crate::bindings::junction::plugin::connections::{self as wit, Host};
 use crate::ports::{ConnectionSource, PortError};
-use junction_core::{Connection, ConnectionStatus, Service};
+use junction_core::{Connection, ConnectionKey, ConnectionStatus, Service};
 
 /// Why a plugin cannot use a connection.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +24,10 @@ pub enum LookupError {
     NotGranted { link: String, plugin: String },
     #[error("no connection has link name `{0}`; create it with `junction connection add`")]
     Unknown(String),
+    #[error(
+        "end user `{end_user}` has no connection `{link}`; connect their account first (a connect link: POST /v1/connect-links)"
+    )]
+    EndUserHasNone { link: String, end_user: String },
     #[error("connection `{link}` refers to service `{service}`, which does not exist")]
     MissingService { link: String, service: String },
     #[error("the store failed: {0}")]
@@ -31,6 +39,9 @@ pub enum LookupError {
 pub(crate) struct ConnectionsState {
     plugin: String,
     granted: Vec<String>,
+    requested: Vec<String>,
+    org_fallback: Vec<String>,
+    end_user: Option<String>,
     source: Arc<dyn ConnectionSource>,
 }
 
@@ -50,22 +61,70 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 }
 
 impl ConnectionsState {
-    /// The connections `plugin` was granted, looked up in `source`.
+    /// The connections `plugin` was granted, for `end_user` (or the
+    /// organisation), looked up in `source`.
     pub(crate) fn new(
         plugin: &str,
-        granted: Vec<String>,
+        grants: Grants,
+        end_user: Option<String>,
         source: Arc<dyn ConnectionSource>,
     ) -> Self {
         ConnectionsState {
             plugin: plugin.to_owned(),
-            granted,
+            granted: grants.connections,
+            requested: grants.requested,
+            org_fallback: grants.org_fallback,
+            end_user,
             source,
         }
     }
 
-    /// Whether `link` was granted.
+    /// Which stored connection `link` means in this execution, and that
+    /// connection: the end user's own, else (where the manifest allows)
+    /// the organisation's. `None` when neither exists.
+    async fn find(&self, link: &str) -> Result<Option<(ConnectionKey, Connection)>, PortError> {
+        let mut candidates = Vec::with_capacity(2);
+        if let Some(user) = &self.end_user
+            && self.requested.iter().any(|l| l == link)
+        {
+            candidates.push(ConnectionKey::new(Some(user), link));
+        }
+        let org_allowed = self.end_user.is_none() || self.org_fallback.iter().any(|l| l == link);
+        if org_allowed && self.granted.iter().any(|l| l == link) {
+            candidates.push(ConnectionKey::org(link));
+        }
+        for key in candidates {
+            if let Some(connection) = self.source.connection(&key).await? {
+                return Ok(Some((key, connection)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Which stored connection `link` means in this execution, if it is
+    /// granted and exists: the key its tokens are refreshed under.
+    pub(crate) async fn key_for(&self, link: &str) -> Option<ConnectionKey> {
+        if !self.is_granted(link) {
+            return None;
+        }
+        if self.end_user.is_none() {
+            return Some(ConnectionKey::org(link));
+        }
+        self.find(link).await.ok().flatten().map(|(key, _)| key)
+    }
+
+    /// Whether `link` may be used in this execution: granted at deploy,
+    /// or, for an end user, asked for by the manifest.
     pub(crate) fn is_granted(&self, link: &str) -> bool {
-        self.granted.iter().any(|granted| granted == link)
+        self.links().iter().any(|granted| granted == link)
+    }
+
+    /// The link names this execution may use.
+    fn links(&self) -> &[String] {
+        match self.end_user {
+            Some(_) => &self.requested,
+            None => &self.granted,
+        }
     }
 
     /// Where connections come from, for refreshing them.
@@ -84,11 +143,13 @@ impl ConnectionsState {
                 plugin: self.plugin.clone(),
             });
         }
-        let connection = self
-            .source
-            .connection(link)
-            .await?
-            .ok_or_else(|| LookupError::Unknown(link.to_owned()))?;
+        let (_, connection) = self.find(link).await?.ok_or_else(|| match &self.end_user {
+            Some(user) => LookupError::EndUserHasNone {
+                link: link.to_owned(),
+                end_user: user.clone(),
+            },
+            None => LookupError::Unknown(link.to_owned()),
+        })?;
         let service = self
             .source
             .service(&connection.service)
@@ -255,7 +316,7 @@ impl Host for ConnectionsState {
 
     async fn all(&mut self) -> wasmtime::Result<Vec<wit::Connection>> {
         let mut out = Vec::new();
-        for link in self.granted.clone() {
+        for link in self.links().to_vec() {
             match self.granted_connection(&link).await {
                 Ok((connection, service)) => out.push(to_wit(connection, &service)),
                 Err(LookupError::Store(err)) => {

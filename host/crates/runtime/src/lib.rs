@@ -82,8 +82,15 @@ impl Default for RuntimeConfig {
 /// may call without credentials.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    /// Link names.
+    /// Link names of the organisation's connections it was granted.
     pub connections: Vec<String>,
+    /// Link names its manifest asks for: in an end user's execution, that
+    /// end user's connections of these names (they are the end user's to
+    /// give, and appear after the deploy, as end users connect).
+    pub requested: Vec<String>,
+    /// Of the granted ones, those an end user's execution may take from the
+    /// organisation when the end user has none of their own.
+    pub org_fallback: Vec<String>,
     /// Origins without credentials.
     pub allowed_hosts: Vec<HostPattern>,
 }
@@ -308,7 +315,13 @@ impl Runtime {
         };
         let deadline = started + limits.timeout;
         let logbook = LogBook::new(limits.log_bytes, limits.log_lines, started);
-        let state = HostState::new(&self.shared, plugin, deadline, logbook.clone());
+        let state = HostState::new(
+            &self.shared,
+            plugin,
+            deadline,
+            logbook.clone(),
+            event.end_user.clone(),
+        );
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -498,7 +511,13 @@ pub struct HostState {
 }
 
 impl HostState {
-    fn new(shared: &Shared, plugin: &LoadedPlugin, deadline: Instant, logbook: LogBook) -> Self {
+    fn new(
+        shared: &Shared,
+        plugin: &LoadedPlugin,
+        deadline: Instant,
+        logbook: LogBook,
+        end_user: Option<String>,
+    ) -> Self {
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         // No preopens, environment, arguments, sockets or name lookup: the
         // builder starts with none, and the network is closed explicitly.
@@ -527,7 +546,8 @@ impl HostState {
             ),
             connections: connections::ConnectionsState::new(
                 &plugin.name,
-                plugin.grants.connections.clone(),
+                plugin.grants.clone(),
+                end_user,
                 shared.ports.connections.clone(),
             ),
             kv: kv::KvState::new(

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use junction_core::kv::{KvOutcome, KvWrite};
 use junction_core::model::Freshness;
-use junction_core::{Connection, Service};
+use junction_core::{Connection, ConnectionKey, Service};
 
 /// A failure behind a port: the host's storage or a token endpoint, never
 /// the plugin's doing. Its text says what failed.
@@ -44,17 +44,17 @@ pub trait KvCommitter: Send + Sync + 'static {
 /// The connections plugins' requests name, and their tokens' freshness.
 #[async_trait]
 pub trait ConnectionSource: Send + Sync + 'static {
-    /// The connection with link name `link`, secrets opened.
-    async fn connection(&self, link: &str) -> Result<Option<Connection>, PortError>;
+    /// The connection `key` names, secrets opened.
+    async fn connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, PortError>;
     /// The service `name`.
     async fn service(&self, name: &str) -> Result<Option<Service>, PortError>;
-    /// Refreshes `link`'s OAuth token if it is about to expire.
-    async fn ensure_fresh(&self, link: &str) -> Result<Freshness, PortError>;
-    /// `used_token` was refused with a 401: refreshes `link` once, unless
-    /// its token was replaced meanwhile.
+    /// Refreshes the OAuth token of `key`'s connection if it is about to expire.
+    async fn ensure_fresh(&self, key: &ConnectionKey) -> Result<Freshness, PortError>;
+    /// `used_token` was refused with a 401: refreshes `key`'s connection
+    /// once, unless its token was replaced meanwhile.
     async fn after_unauthorized(
         &self,
-        link: &str,
+        key: &ConnectionKey,
         used_token: &str,
     ) -> Result<Freshness, PortError>;
 }

@@ -24,10 +24,12 @@ use junction_store::{ApiKey, now_ms, validate_plugin_name};
 pub const KEY_PREFIX: &str = "jck_";
 /// Longest key name.
 const MAX_NAME: usize = 100;
-/// Longest end-user id.
-pub const MAX_END_USER: usize = 128;
 /// Most plugins one key may name.
 const MAX_PLUGINS: usize = 100;
+
+/// The header an app's key (one without an end user of its own) names
+/// the end user of an MCP session with.
+pub const END_USER_HEADER: &str = "junction-end-user";
 
 /// Who a request to `/v1` comes from (a request extension).
 #[derive(Debug, Clone)]
@@ -38,6 +40,33 @@ pub enum Caller {
     Key(ApiKey),
 }
 
+impl Caller {
+    /// The end user a call runs for, given the one it names: a key scoped
+    /// to an end user runs as them (naming another is refused); an app's
+    /// key and the admin run as whoever they name, or as the organisation.
+    pub fn end_user_for(&self, named: Option<String>) -> Result<Option<String>, ApiError> {
+        if let Some(user) = &named {
+            junction_app::connections::checked_end_user(user)
+                .map_err(junction_app::AppError::from)?;
+        }
+        match self {
+            Caller::Key(ApiKey {
+                id,
+                end_user: Some(own),
+                ..
+            }) => match named {
+                Some(other) if other != *own => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("API key `{id}` acts for its own end user only, not for `{other}`"),
+                )),
+                _ => Ok(Some(own.clone())),
+            },
+            Caller::Key(_) | Caller::Admin => Ok(named),
+        }
+    }
+}
+
 /// A key to issue.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,9 +75,11 @@ pub struct NewApiKey {
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// The end user the key acts for: an id chosen by the embedding app
-    /// (1 to 128 visible characters); absent for a key of the app itself.
+    /// (1 to 128 characters, no control characters, no surrounding
+    /// whitespace); absent for a key of the app itself, which names the
+    /// end user per call.
     #[serde(default)]
-    #[schema(pattern = "^[!-~]{1,128}$")]
+    #[schema(min_length = 1, max_length = 128)]
     pub end_user: Option<String>,
     /// The plugins it may invoke (at least one).
     #[schema(min_items = 1, max_items = 100)]
@@ -77,15 +108,8 @@ fn check(new: &NewApiKey) -> Result<(), FieldError> {
             "must be 1 to 100 characters without control characters",
         ));
     }
-    if let Some(user) = &new.end_user
-        && (user.is_empty()
-            || user.len() > MAX_END_USER
-            || !user.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(FieldError::quoted(
-            "end_user",
-            "must be 1 to 128 visible ASCII characters",
-        ));
+    if let Some(user) = &new.end_user {
+        junction_app::connections::checked_end_user(user)?;
     }
     if new.plugins.is_empty() || new.plugins.len() > MAX_PLUGINS {
         return Err(FieldError::quoted("plugins", "must name 1 to 100 plugins"));

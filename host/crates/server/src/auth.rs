@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine as _;
@@ -191,8 +191,39 @@ impl AdminAuth {
     }
 }
 
-/// The one route an API key may call (besides MCP, later).
+/// The one `/v1` route an API key may call (MCP at `/mcp` is the other).
 const KEY_ROUTE: &str = "/v1/plugins/{name}/invoke";
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
+}
+
+/// Who `headers` say the caller is: the admin token or a valid API key in
+/// `Authorization: Bearer …`; `missing` is the answer when there is none.
+pub(crate) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    missing: &str,
+) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token {
+        None => Err(unauthorized(missing)),
+        Some(token) if api_keys::looks_like_key(token) => {
+            match api_keys::find(state, token).await? {
+                Some(key) => Ok(Caller::Key(key)),
+                None => Err(unauthorized(
+                    "the API key is not valid (revoked, or never issued)",
+                )),
+            }
+        }
+        Some(token) if state.auth.verify(token) => Ok(Caller::Admin),
+        Some(_) => Err(unauthorized("the admin token is not valid")),
+    }
+}
 
 /// Middleware: 401 unless the request carries the admin token or, on the
 /// invoke route, an API key; the request then carries its [`Caller`].
@@ -201,28 +232,13 @@ pub(crate) async fn require_caller(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = match header.and_then(|h| h.strip_prefix("Bearer ")) {
-        Some(token) => token.trim().to_owned(),
-        None => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint needs `Authorization: Bearer <admin token>`; the token is in the data directory's admin-token file",
-            ));
-        }
-    };
-    let caller = if api_keys::looks_like_key(&token) {
-        let Some(key) = api_keys::find(&state, &token).await? else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the API key is not valid (revoked, or never issued)",
-            ));
-        };
+    let caller = caller(
+        &state,
+        request.headers(),
+        "this endpoint needs `Authorization: Bearer <admin token>`; the token is in the data directory's admin-token file",
+    )
+    .await?;
+    if matches!(caller, Caller::Key(_)) {
         let route = request
             .extensions()
             .get::<MatchedPath>()
@@ -234,16 +250,7 @@ pub(crate) async fn require_caller(
                 "an API key may only invoke the plugins it names; this endpoint needs the admin token",
             ));
         }
-        Caller::Key(key)
-    } else if state.auth.verify(&token) {
-        Caller::Admin
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin token is not valid",
-        ));
-    };
+    }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

@@ -43,6 +43,9 @@ pub struct NewEventRequest {
     /// The same key within 24 h returns the first event and queues nothing.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The end user it runs for: the plugins' requests use their connections.
+    #[serde(default)]
+    pub end_user: Option<String>,
 }
 
 /// An accepted event.
@@ -74,6 +77,9 @@ pub struct EventView {
     pub accepted_at_ms: u64,
     /// The idempotency key it came with.
     pub idempotency_key: Option<String>,
+    /// The end user it runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
     /// One per plugin it went to.
     pub deliveries: Vec<Delivery>,
 }
@@ -130,6 +136,7 @@ pub(crate) async fn send_event(
             occurred_at_ms: now_ms(),
             targets: None,
             schedule_mark: None,
+            end_user: request.end_user,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted.into())))
@@ -181,6 +188,7 @@ pub(crate) async fn get_event(
         occurred_at_ms,
         accepted_at_ms,
         idempotency_key,
+        end_user,
         ..
     } = event;
     Ok(Json(EventView {
@@ -191,6 +199,7 @@ pub(crate) async fn get_event(
         occurred_at_ms,
         accepted_at_ms,
         idempotency_key,
+        end_user,
         deliveries: deliveries.into_iter().map(|d| live(&state, d)).collect(),
     }))
 }
@@ -203,6 +212,8 @@ pub struct DeliveryListQuery {
     state: Option<String>,
     /// Only this plugin's.
     plugin: Option<String>,
+    /// Only those of events run for this end user.
+    end_user: Option<String>,
     /// At most this many (default 50, at most 1000).
     limit: Option<usize>,
 }
@@ -241,6 +252,7 @@ pub(crate) async fn list_deliveries(
     let filter = DeliveryQuery {
         state: stored_state,
         plugin: query.plugin,
+        end_user: super::connections::end_user_filter(query.end_user)?,
         limit: if wanted == Some(DeliveryState::Running) {
             usize::MAX
         } else {

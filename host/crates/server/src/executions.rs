@@ -18,6 +18,8 @@ use junction_store::ExecutionQuery;
 pub struct ListQuery {
     /// Only this plugin's executions.
     plugin: Option<String>,
+    /// Only those run for this end user.
+    end_user: Option<String>,
     /// `ok` or `failed`.
     status: Option<String>,
     /// At most this many (default 50, at most 1000).
@@ -35,6 +37,9 @@ pub struct ExecutionSummary {
     pub event_id: String,
     /// The event's kind.
     pub event_kind: String,
+    /// The end user it ran for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
     /// The delivery it was an attempt of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
@@ -70,6 +75,7 @@ impl From<&ExecutionRecord> for ExecutionSummary {
             plugin: record.plugin.clone(),
             event_id: record.event_id.clone(),
             event_kind: record.event_kind.clone(),
+            end_user: record.end_user.clone(),
             delivery_id: record.delivery_id.clone(),
             attempt: record.attempt,
             started_at_ms: record.started_at_ms,
@@ -104,6 +110,7 @@ pub(crate) async fn list_executions(
     let limit = super::page_limit(query.limit)?;
     let filter = ExecutionQuery {
         plugin: query.plugin,
+        end_user: super::connections::end_user_filter(query.end_user)?,
         ok,
         limit,
     };
@@ -153,6 +160,8 @@ pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<bool>, ApiErro
 pub struct StreamQuery {
     /// Only this plugin's executions.
     plugin: Option<String>,
+    /// Only those run for this end user.
+    end_user: Option<String>,
     /// `ok` or `failed`.
     status: Option<String>,
 }
@@ -183,7 +192,8 @@ pub(crate) async fn stream_executions(
     use axum::response::sse::{Event, KeepAlive};
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let ok = parse_status(query.status.as_deref())?;
-    let stream = follow(&state, query.plugin, ok).map(|followed| {
+    let end_user = super::connections::end_user_filter(query.end_user)?;
+    let stream = follow(&state, query.plugin, ok, end_user).map(|followed| {
         Ok(match followed {
             Followed::Record(record) => {
                 let summary = ExecutionSummary::from(record.as_ref());
@@ -209,19 +219,21 @@ pub(crate) enum Followed {
     Lagged(u64),
 }
 
-/// Executions as they are recorded, filtered by plugin and outcome. The
+/// Executions as they are recorded, filtered by plugin, outcome and end user. The
 /// stream ends when the server stops, so a follower does not hold up a
 /// graceful shutdown.
 pub(crate) fn follow(
     state: &AppState,
     plugin: Option<String>,
     ok: Option<bool>,
+    end_user: Option<String>,
 ) -> impl futures::Stream<Item = Followed> + Send + use<> {
     use tokio::sync::broadcast::error::RecvError;
     let receiver = state.events.journal().subscribe();
     let stopping = state.stopping.clone();
     futures::stream::unfold((receiver, stopping), move |(mut receiver, mut stopping)| {
         let plugin = plugin.clone();
+        let end_user = end_user.clone();
         async move {
             loop {
                 let received = tokio::select! {
@@ -232,6 +244,9 @@ pub(crate) fn follow(
                     Ok(record) => {
                         if plugin.as_ref().is_some_and(|p| *p != record.plugin)
                             || ok.is_some_and(|want| want != record.is_ok())
+                            || end_user
+                                .as_ref()
+                                .is_some_and(|u| Some(u) != record.end_user.as_ref())
                         {
                             continue;
                         }

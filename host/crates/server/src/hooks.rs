@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
@@ -136,6 +136,7 @@ async fn accept(
     headers: &HeaderMap,
     body: &[u8],
     idempotency_key: Option<String>,
+    end_user: Option<String>,
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
     let payload = payload(hook, headers, body)?;
     let targets = state.events.index().hook_targets(plugin, hook, &payload);
@@ -150,6 +151,7 @@ async fn accept(
             occurred_at_ms: now_ms(),
             targets: Some(targets),
             schedule_mark: None,
+            end_user,
         })
         .await?;
     if accepted.duplicate && replay_guard {
@@ -187,36 +189,56 @@ fn caller_key(plugin: &str, hook: &str, headers: &HeaderMap) -> Option<String> {
         .map(|v| format!("hook:{plugin}/{hook}:key:{v}"))
 }
 
+/// `?end_user=` on a webhook URL: the end user its events run for (the
+/// URL registered at the provider for that end user's account). The
+/// hook's own authentication covers it: a signed call's signature is its
+/// replay key, so a captured call cannot come again naming someone else.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct HookQuery {
+    end_user: Option<String>,
+}
+
+fn end_user_of(
+    query: Result<Query<HookQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Option<String>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    super::connections::end_user_filter(query.end_user)
+}
+
 /// A signed webhook call.
 pub(crate) async fn signed_hook(
     State(state): State<AppState>,
     Path((plugin, hook)): Path<(String, String)>,
+    query: Result<Query<HookQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
+    let end_user = end_user_of(query)?;
     let secret = secret_of(&state, &plugin, &hook).await?;
     let body = body_or_413(body)?;
     let signature = verify_signature(secret.expose().as_bytes(), &headers, &body)?;
     // The signature is the replay guard: within the window it can be sent
     // again, and the durable idempotency index refuses it.
     let key = format!("hook:{plugin}/{hook}:sig:{signature}");
-    accept(&state, &plugin, &hook, &headers, &body, Some(key)).await
+    accept(&state, &plugin, &hook, &headers, &body, Some(key), end_user).await
 }
 
 /// A webhook call with the secret as the last path segment.
 pub(crate) async fn secret_path_hook(
     State(state): State<AppState>,
     Path((plugin, hook, given)): Path<(String, String, String)>,
+    query: Result<Query<HookQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
+    let end_user = end_user_of(query)?;
     let secret = secret_of(&state, &plugin, &hook).await?;
     if !bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())) {
         return Err(unauthorized("the secret in the path is not this webhook's"));
     }
     let body = body_or_413(body)?;
     let key = caller_key(&plugin, &hook, &headers);
-    accept(&state, &plugin, &hook, &headers, &body, key).await
+    accept(&state, &plugin, &hook, &headers, &body, key, end_user).await
 }
 
 /// `GET` on a webhook path: 200 when it exists (providers check URLs this way).

@@ -1,5 +1,8 @@
-//! Text made safe for pages and paths: HTML escaping and path-segment
-//! encoding, shared by the console and the OAuth callback's pages.
+//! Text made safe for pages and paths: HTML escaping, path-segment
+//! encoding and the console path of a connection, shared by the console
+//! and the OAuth callback's pages.
+
+use junction_store::ConnectionKey;
 
 /// HTML-escapes text from providers and users.
 pub fn escape(text: &str) -> String {
@@ -24,4 +27,24 @@ pub fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// The console page of the connection `key` names.
+pub(crate) fn connection_path(key: &ConnectionKey) -> String {
+    let (base, query) = connection_action_base(key);
+    format!("{base}{query}")
+}
+
+/// The connection's page path, and the query (`?end_user=…` or empty)
+/// that its action URLs (`{path}/{action}{query}`) carry too.
+pub(crate) fn connection_action_base(key: &ConnectionKey) -> (String, String) {
+    let base = format!("/connections/{}", segment(&key.link));
+    let query = match key.end_user() {
+        Some(user) => format!(
+            "?end_user={}",
+            url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>()
+        ),
+        None => String::new(),
+    };
+    (base, query)
 }

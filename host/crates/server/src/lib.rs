@@ -117,7 +117,8 @@ pub(crate) type AppState = Arc<Shared>;
         (name = "plugins", description = "Upload, version and run plugins"),
         (name = "executions", description = "What ran and what happened"),
         (name = "events", description = "Events, their deliveries, triggers and webhooks"),
-        (name = "connections", description = "Named, authorised accounts of services"),
+        (name = "connections", description = "Named, authorised accounts of services, the organisation's or an end user's (`?end_user=`)"),
+        (name = "end-users", description = "The embedding app's users who have connections"),
         (name = "services", description = "Third-party APIs and how to authenticate to them"),
         (name = "api-keys", description = "Keys for apps and agents: invoke named plugins, never administer"),
         (name = "admin", description = "The admin token and the API description")
@@ -166,6 +167,9 @@ fn router(state: AppState) -> Router {
             connections::get_connection,
             connections::delete_connection
         ))
+        .routes(routes!(connections::list_end_users))
+        .routes(routes!(connections::delete_end_user))
+        .routes(routes!(connections::end_user_connections))
         .routes(routes!(oauth::authorize_connection))
         .routes(routes!(oauth::refresh_connection))
         .routes(routes!(oauth::revoke_connection))

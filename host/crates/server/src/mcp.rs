@@ -9,8 +9,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 use rmcp::model::{
@@ -67,33 +65,12 @@ pub(crate) async fn require_caller(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    let unauthorized =
-        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned());
-    let caller = match token {
-        None => return Err(unauthorized("MCP needs `Authorization: Bearer <API key>`")),
-        Some(token) if api_keys::looks_like_key(&token) => {
-            match api_keys::find(&state, &token).await? {
-                Some(key) => Caller::Key(key),
-                None => {
-                    return Err(unauthorized(
-                        "the API key is not valid (revoked, or never issued)",
-                    ));
-                }
-            }
-        }
-        Some(token) if state.auth.verify(&token) => Caller::Admin,
-        Some(_) => {
-            return Err(unauthorized(
-                "the token is neither an API key nor the admin token",
-            ));
-        }
-    };
+    let caller = super::auth::caller(
+        &state,
+        request.headers(),
+        "MCP needs `Authorization: Bearer <API key>`",
+    )
+    .await?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
@@ -105,6 +82,23 @@ fn caller_of(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
         .and_then(|parts| parts.extensions.get::<Caller>())
         .cloned()
         .ok_or_else(|| McpError::invalid_request("the request carries no caller", None))
+}
+
+/// The end user an app's key (or the admin) names for this MCP request,
+/// in the [`api_keys::END_USER_HEADER`] header.
+fn named_end_user(context: &RequestContext<RoleServer>) -> Result<Option<String>, McpError> {
+    let Some(parts) = context.extensions.get::<axum::http::request::Parts>() else {
+        return Ok(None);
+    };
+    match parts.headers.get(api_keys::END_USER_HEADER) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
+            McpError::invalid_params(
+                format!("the {} header is not text", api_keys::END_USER_HEADER),
+                None,
+            )
+        }),
+    }
 }
 
 impl Tools {
@@ -170,6 +164,12 @@ impl ServerHandler for Tools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = caller_of(&context)?;
+        let end_user = match caller.end_user_for(named_end_user(&context)?) {
+            Ok(end_user) => end_user,
+            Err(refused) => {
+                return Err(McpError::invalid_params(refused.into_message(), None));
+            }
+        };
         let offered = self.offered(&caller).await?;
         let Some((plugin, _)) = offered.iter().find(|(_, spec)| spec.name == request.name) else {
             return Err(McpError::invalid_params(
@@ -186,6 +186,7 @@ impl ServerHandler for Tools {
                 kind: Some("tool.call".to_owned()),
                 payload: arguments,
                 id: None,
+                end_user,
             },
         )
         .await;

@@ -4,14 +4,16 @@
 //! page that says what happened.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::connections::OwnerQuery;
 use super::error::{ApiError, ErrorBody};
-use super::html::{escape, segment};
+use super::html::{connection_path, escape};
 use junction_app::connections::{self as connections, ConnectionView};
 use junction_oauth::{FlowError, Started};
 
@@ -56,7 +58,7 @@ pub(crate) fn flow_error(err: FlowError) -> ApiError {
     post,
     path = "/v1/connections/{link}/authorize",
     tag = "connections",
-    params(("link" = String, Path, description = "The link name")),
+    params(("link" = String, Path, description = "The link name"), OwnerQuery),
     responses(
         (status = 200, body = AuthorizeResponse),
         (status = 400, body = ErrorBody),
@@ -68,12 +70,14 @@ pub(crate) fn flow_error(err: FlowError) -> ApiError {
 pub(crate) async fn authorize_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
+    owner: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> Result<Json<AuthorizeResponse>, ApiError> {
+    let key = OwnerQuery::read(owner)?.key(&link);
     let redirect_uri = format!("{}/oauth/callback", state.public_url.trim_end_matches('/'));
     let store = state.store.clone();
     let started = state
         .oauth
-        .authorize(&store, &link, &redirect_uri, false)
+        .authorize(&store, &key, &redirect_uri, false)
         .await
         .map_err(flow_error)?;
     Ok(Json(match started {
@@ -95,7 +99,7 @@ pub(crate) async fn authorize_connection(
     post,
     path = "/v1/connections/{link}/refresh",
     tag = "connections",
-    params(("link" = String, Path, description = "The link name")),
+    params(("link" = String, Path, description = "The link name"), OwnerQuery),
     responses(
         (status = 200, body = ConnectionView),
         (status = 400, body = ErrorBody),
@@ -108,9 +112,11 @@ pub(crate) async fn authorize_connection(
 pub(crate) async fn refresh_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
+    owner: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    state.tokens.refresh_now(&link).await.map_err(flow_error)?;
-    Ok(Json(connections::get(&state.store, &link).await?))
+    let key = OwnerQuery::read(owner)?.key(&link);
+    state.tokens.refresh_now(&key).await.map_err(flow_error)?;
+    Ok(Json(connections::get(&state.store, &key).await?))
 }
 
 /// Revokes an oauth2 connection's tokens at the provider (RFC 7009) and
@@ -119,7 +125,7 @@ pub(crate) async fn refresh_connection(
     post,
     path = "/v1/connections/{link}/revoke",
     tag = "connections",
-    params(("link" = String, Path, description = "The link name")),
+    params(("link" = String, Path, description = "The link name"), OwnerQuery),
     responses(
         (status = 200, body = ConnectionView),
         (status = 400, body = ErrorBody),
@@ -130,9 +136,11 @@ pub(crate) async fn refresh_connection(
 pub(crate) async fn revoke_connection(
     State(state): State<AppState>,
     Path(link): Path<String>,
+    owner: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    state.tokens.revoke(&link).await.map_err(flow_error)?;
-    Ok(Json(connections::get(&state.store, &link).await?))
+    let key = OwnerQuery::read(owner)?.key(&link);
+    state.tokens.revoke(&key).await.map_err(flow_error)?;
+    Ok(Json(connections::get(&state.store, &key).await?))
 }
 
 /// What the provider sends back.
@@ -161,24 +169,27 @@ pub(crate) async fn callback(
     // redirect chain started at the provider does not carry; a page of this
     // site that moves on by itself does.
     let back = match (&finished.link, finished.from_console) {
-        (Some(link), true) => Some(format!("/connections/{}", segment(link))),
+        (Some(key), true) => Some(connection_path(key)),
         _ => None,
     };
     match finished.result {
         Ok(()) => {
-            let link = finished.link.unwrap_or_default();
+            let (shown, link) = match &finished.link {
+                Some(key) => (key.to_string(), key.link.clone()),
+                None => (String::new(), String::new()),
+            };
             match back {
                 Some(back) => page(
                     StatusCode::OK,
                     "Connected",
-                    &format!("The connection `{link}` is connected. Going back to the console…"),
+                    &format!("The connection {shown} is connected. Going back to the console…"),
                     Some((&back, true)),
                 ),
                 None => page(
                     StatusCode::OK,
                     "Connected",
                     &format!(
-                        "The connection `{link}` is connected. Plugins granted it can now call the API with .connection(\"{link}\"). You can close this window."
+                        "The connection {shown} is connected. Plugins can now call the API with .connection(\"{link}\"). You can close this window."
                     ),
                     None,
                 ),

@@ -18,6 +18,10 @@ pub const SERVICE_NAME: &str = "^[a-z][a-z0-9_-]{0,62}$";
 pub const PLUGIN_NAME: &str = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
 /// An event kind: 1 to 128 of a-z, 0-9, `.`, `_`, `-`.
 pub const EVENT_KIND: &str = "^[a-z0-9._-]{1,128}$";
+/// An end user id: 1 to 128 characters (the schema's lengths), none a
+/// control character or whitespace.
+pub const END_USER: &str = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$";
+
 /// An OAuth scope: printable ASCII but space, `"`, `,` and `\\`.
 pub const SCOPE: &str = "^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]+$";
 
@@ -26,6 +30,15 @@ fn error_response(description: &str) -> Value {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     })
+}
+
+/// What an end user id may be, on a schema that is one (or may be null).
+fn end_user_schema(schema: &mut Value) {
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("pattern".into(), json!(END_USER));
+        object.insert("minLength".into(), json!(1));
+        object.insert("maxLength".into(), json!(128));
+    }
 }
 
 fn set_pattern(schema: &mut Value, pattern: &str) {
@@ -63,6 +76,14 @@ pub(crate) fn tighten(doc: &mut Value) {
         &mut schemas["NewTriggerRequest"]["properties"]["plugin"],
         PLUGIN_NAME,
     );
+    for schema in [
+        "CreateConnection",
+        "InvokeRequest",
+        "NewEventRequest",
+        "NewApiKey",
+    ] {
+        end_user_schema(&mut schemas[schema]["properties"]["end_user"]);
+    }
     // A service is named, or made from a catalog entry (which names it).
     if let Some(input) = schemas["ServiceInput"].as_object_mut() {
         input.insert(
@@ -166,6 +187,11 @@ fn tighten_operation(path: &str, operation: &mut Value) {
                 schema["enum"] = json!(["queued", "succeeded", "dead", "cancelled"]);
             }
             ("path", "link") => set_pattern(schema, LINK_NAME),
+            ("query", "end_user") => end_user_schema(schema),
+            ("path", "id") if path.starts_with("/v1/end-users") => end_user_schema(schema),
+            ("query", "owner") if path == "/v1/connections" => {
+                schema["enum"] = json!(["all", "organisation"]);
+            }
             ("path", "name") if path.starts_with("/v1/services") => {
                 set_pattern(schema, SERVICE_NAME)
             }
@@ -212,6 +238,19 @@ mod tests {
         let service = regex::Regex::new(SERVICE_NAME).unwrap();
         let plugin = regex::Regex::new(PLUGIN_NAME).unwrap();
         let kind = regex::Regex::new(EVENT_KIND).unwrap();
+        let end_user = regex::Regex::new(END_USER).unwrap();
+        samples.extend(
+            [
+                "ana@example.com",
+                "auth0|1",
+                "a\u{a0}b",
+                "a\tb",
+                "a\u{85}",
+                "\u{3000}x",
+                "zoë",
+            ]
+            .map(str::to_owned),
+        );
         for sample in &samples {
             let sample = sample.as_str();
             assert_eq!(
@@ -234,6 +273,13 @@ mod tests {
                 junction_events::check_kind(sample).is_ok(),
                 "event kind {sample:?}"
             );
+            if sample.chars().count() <= 128 {
+                assert_eq!(
+                    end_user.is_match(sample),
+                    junction_store::validate_end_user(sample).is_ok(),
+                    "end user {sample:?}"
+                );
+            }
         }
     }
 }

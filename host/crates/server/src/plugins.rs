@@ -298,9 +298,17 @@ pub(crate) async fn invoke_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
     caller: Option<axum::Extension<Caller>>,
-    ApiJson(request): ApiJson<InvokeRequest>,
+    ApiJson(mut request): ApiJson<InvokeRequest>,
 ) -> Result<Json<ExecutionRecord>, ApiError> {
-    if let Some(axum::Extension(Caller::Key(key))) = &caller
+    // The middleware always sets it; without it nobody is trusted.
+    let Some(axum::Extension(caller)) = caller else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the request carries no caller",
+        ));
+    };
+    if let Caller::Key(key) = &caller
         && !key.plugins.contains(&name)
     {
         return Err(ApiError::new(
@@ -309,6 +317,7 @@ pub(crate) async fn invoke_plugin(
             format!("API key `{}` may not invoke plugin `{name}`", key.id),
         ));
     }
+    request.end_user = caller.end_user_for(request.end_user.take())?;
     Ok(Json(
         app::invoke(&state.registry, &state.events, &name, request).await?,
     ))

@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
             a_service_in_use_is_not_deleted,
             connections_round_trip_and_report_the_previous_status,
             a_connection_lock_has_one_holder,
+            end_users_have_their_own_connections_and_records,
             kv_is_namespaced_counted_and_bounded,
             plugin_versions_activate_and_delete,
             concurrent_uploads_get_distinct_versions,
@@ -107,6 +108,7 @@ fn service(name: &str, auth_type: AuthType) -> Service {
 fn connection<S>(link: &str, service: &str, credentials: Credentials<S>) -> Connection<S> {
     Connection {
         link_name: link.into(),
+        end_user: None,
         service: service.into(),
         status: ConnectionStatus::Connected,
         scopes: vec![],
@@ -141,6 +143,7 @@ fn version<'a>(component: &'a [u8], sha: &'a str, artifact: &'a [u8]) -> NewVers
 fn delivery(id: &str, event: &str, plugin: &str, due: u64) -> Delivery {
     Delivery {
         id: id.into(),
+        end_user: None,
         event_id: event.into(),
         event_kind: "k".into(),
         plugin: plugin.into(),
@@ -170,6 +173,7 @@ pub(crate) fn event(
     JournalEntry::Event(Box::new(NewEvent {
         event: Encoded::new(EventRecord {
             id: id.into(),
+            end_user: None,
             kind: "k".into(),
             payload: "{}".into(),
             source: "api".into(),
@@ -219,6 +223,7 @@ pub(crate) const BUDGET: HistoryBudget = HistoryBudget {
 fn queued(plugin: Option<&str>, state: Option<DeliveryState>) -> DeliveryQuery {
     DeliveryQuery {
         state,
+        end_user: None,
         plugin: plugin.map(str::to_owned),
         limit: 100,
     }
@@ -378,7 +383,7 @@ pub async fn a_service_in_use_is_not_deleted(fresh: &Fresh) {
         }
         other => panic!("expected ServiceInUse, got {other:?}"),
     }
-    backend.delete_connection("main").await.unwrap();
+    backend.delete_connection(None, "main").await.unwrap();
     backend.delete_service("svc").await.unwrap();
 }
 
@@ -387,17 +392,20 @@ pub async fn a_service_in_use_is_not_deleted(fresh: &Fresh) {
 pub async fn a_connection_lock_has_one_holder(fresh: &Fresh) {
     use std::time::Duration;
     let backend = &fresh.backend;
-    let first = backend.lock_connection("main").await.unwrap();
+    let first = backend.lock_connection(None, "main").await.unwrap();
     let waiter = {
         let backend = backend.clone();
-        tokio::spawn(async move { backend.lock_connection("main").await })
+        tokio::spawn(async move { backend.lock_connection(None, "main").await })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiter.is_finished(), "a second holder got the lock");
-    let other = tokio::time::timeout(Duration::from_secs(10), backend.lock_connection("other"))
-        .await
-        .expect("another link's lock is free")
-        .unwrap();
+    let other = tokio::time::timeout(
+        Duration::from_secs(10),
+        backend.lock_connection(None, "other"),
+    )
+    .await
+    .expect("another link's lock is free")
+    .unwrap();
     other.release().await;
     first.release().await;
     let second = tokio::time::timeout(Duration::from_secs(10), waiter)
@@ -406,11 +414,185 @@ pub async fn a_connection_lock_has_one_holder(fresh: &Fresh) {
         .unwrap()
         .unwrap();
     drop(second);
-    let after_drop = tokio::time::timeout(Duration::from_secs(10), backend.lock_connection("main"))
-        .await
-        .expect("a dropped lock is let go")
-        .unwrap();
+    let after_drop = tokio::time::timeout(
+        Duration::from_secs(10),
+        backend.lock_connection(None, "main"),
+    )
+    .await
+    .expect("a dropped lock is let go")
+    .unwrap();
     after_drop.release().await;
+}
+
+/// An end user's connection is its own row beside the organisation's of
+/// the same link name: found, listed, locked, sealed and deleted apart;
+/// executions and deliveries are listed by the end user they ran for.
+pub async fn end_users_have_their_own_connections_and_records(fresh: &Fresh) {
+    use std::time::Duration;
+    let store = fresh.store().await;
+    let backend = &fresh.backend;
+    store
+        .create_service(&service("svc", AuthType::Bearer), None)
+        .await
+        .unwrap();
+    let owned = |user: Option<&str>, token: &str| {
+        let mut c = connection(
+            "main",
+            "svc",
+            Credentials::Bearer {
+                token: Secret::new(token.into()),
+            },
+        );
+        c.end_user = user.map(str::to_owned);
+        c
+    };
+    store
+        .create_connection(&owned(None, "org-token"))
+        .await
+        .unwrap();
+    store
+        .create_connection(&owned(Some("u1"), "u1-token"))
+        .await
+        .unwrap();
+    store
+        .create_connection(&owned(Some("u/2-ü"), "u2-token"))
+        .await
+        .unwrap();
+    let again = store.create_connection(&owned(Some("u1"), "other")).await;
+    assert!(matches!(again, Err(StoreError::Exists { .. })), "{again:?}");
+    let bad = store.create_connection(&owned(Some(" padded"), "t")).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+
+    let token_of = |c: Connection| match c.credentials {
+        Credentials::Bearer { token } => token.expose().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let read = |user: Option<&'static str>| {
+        let store = &store;
+        async move { store.connection(user, "main").await.unwrap() }
+    };
+    assert_eq!(token_of(read(None).await.unwrap()), "org-token");
+    assert_eq!(token_of(read(Some("u1")).await.unwrap()), "u1-token");
+    assert_eq!(token_of(read(Some("u/2-ü")).await.unwrap()), "u2-token");
+    assert!(read(Some("u3")).await.is_none());
+
+    let listed: Vec<Option<String>> = backend
+        .connections()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.end_user)
+        .collect();
+    assert_eq!(
+        listed,
+        [None, Some("u/2-ü".into()), Some("u1".into())],
+        "the organisation's first, then by end user"
+    );
+    let mine = backend.end_user_connections("u1").await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].end_user.as_deref(), Some("u1"));
+    assert!(backend.end_user_connections("u").await.unwrap().is_empty());
+    assert_eq!(
+        store.end_users().await.unwrap(),
+        [("u/2-ü".to_owned(), 1), ("u1".to_owned(), 1)]
+    );
+
+    // One end user's sealed token does not open as another's.
+    let mut u1_row = backend
+        .connection(Some("u1"), "main")
+        .await
+        .unwrap()
+        .unwrap();
+    let u2_row = backend
+        .connection(Some("u/2-ü"), "main")
+        .await
+        .unwrap()
+        .unwrap();
+    u1_row.credentials = u2_row.credentials.clone();
+    backend.update_connection(&u1_row).await.unwrap();
+    assert!(
+        store.connection(Some("u1"), "main").await.is_err(),
+        "a credential moved between end users must not open"
+    );
+
+    // Locks are per end user.
+    let held = backend.lock_connection(Some("u1"), "main").await.unwrap();
+    let other = tokio::time::timeout(
+        Duration::from_secs(10),
+        backend.lock_connection(None, "main"),
+    )
+    .await
+    .expect("the organisation's lock is another lock")
+    .unwrap();
+    other.release().await;
+    held.release().await;
+
+    backend.delete_connection(Some("u1"), "main").await.unwrap();
+    assert!(read(Some("u1")).await.is_none());
+    assert!(read(None).await.is_some(), "the organisation's stays");
+    assert!(matches!(
+        backend.delete_connection(Some("u1"), "main").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Records by end user.
+    let mut records = Vec::new();
+    for (id, user) in [
+        ("x-0", None),
+        ("x-1", Some("u1")),
+        ("x-2", Some("u2")),
+        ("x-3", Some("u1")),
+    ] {
+        let mut r = record(id, "p", true, 1, "out");
+        r.end_user = user.map(str::to_owned);
+        records.push(r);
+    }
+    backend.insert_executions(records, BUDGET).await.unwrap();
+    for plugin in [None, Some("p".to_owned())] {
+        let query = ExecutionQuery {
+            plugin,
+            ok: None,
+            end_user: Some("u1".into()),
+            limit: 10,
+        };
+        let ids: Vec<String> = backend
+            .executions(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["x-3", "x-1"]);
+    }
+    let JournalEntry::Event(mut new) = event("ev", None, now_ms(), &["p", "q"], now_ms()) else {
+        unreachable!()
+    };
+    for delivery in &mut new.deliveries {
+        delivery.value.end_user = Some("u1".into());
+        *delivery = Encoded::new(delivery.value.clone()).unwrap();
+    }
+    backend
+        .commit_journal(
+            vec![
+                JournalEntry::Event(new),
+                event("ev2", None, now_ms(), &["p"], now_ms()),
+            ],
+            BUDGET,
+        )
+        .await
+        .unwrap();
+    for state in [None, Some(DeliveryState::Queued)] {
+        let mut query = queued(None, state);
+        query.end_user = Some("u1".into());
+        let found: Vec<String> = backend
+            .deliveries(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(found, ["d-ev-p", "d-ev-q"], "{state:?}");
+    }
 }
 
 /// Create, read, update (answering the previous status), list, delete.
@@ -435,14 +617,20 @@ pub async fn connections_round_trip_and_report_the_previous_status(fresh: &Fresh
         .unwrap();
     let dup = backend.create_connection(&main).await;
     assert!(matches!(dup, Err(StoreError::Exists { .. })), "{dup:?}");
-    assert_eq!(backend.connection("main").await.unwrap().unwrap(), main);
+    assert_eq!(
+        backend.connection(None, "main").await.unwrap().unwrap(),
+        main
+    );
 
     let mut expired = main.clone();
     expired.status = ConnectionStatus::NeedsReauth;
     expired.last_error = Some("refresh failed".into());
     let previous = backend.update_connection(&expired).await.unwrap();
     assert_eq!(previous, Some(ConnectionStatus::Connected));
-    assert_eq!(backend.connection("main").await.unwrap().unwrap(), expired);
+    assert_eq!(
+        backend.connection(None, "main").await.unwrap().unwrap(),
+        expired
+    );
     let ghost = backend
         .update_connection(&connection("ghost", "svc", sealed_bearer("t")))
         .await;
@@ -459,10 +647,10 @@ pub async fn connections_round_trip_and_report_the_previous_status(fresh: &Fresh
         .map(|c| c.link_name)
         .collect();
     assert_eq!(links, ["alpha", "main"], "by link name");
-    backend.delete_connection("main").await.unwrap();
-    assert!(backend.connection("main").await.unwrap().is_none());
+    backend.delete_connection(None, "main").await.unwrap();
+    assert!(backend.connection(None, "main").await.unwrap().is_none());
     assert!(matches!(
-        backend.delete_connection("main").await,
+        backend.delete_connection(None, "main").await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -1181,6 +1369,7 @@ pub async fn executions_are_listed_and_trimmed(fresh: &Fresh) {
     backend.insert_executions(records, BUDGET).await.unwrap();
     let query = |plugin: Option<&str>, ok: Option<bool>, limit: usize| ExecutionQuery {
         plugin: plugin.map(str::to_owned),
+        end_user: None,
         ok,
         limit,
     };
@@ -1341,6 +1530,7 @@ pub async fn triggers_marks_and_hook_secrets(fresh: &Fresh) {
 fn pending(link: &str, created_at_ms: u64) -> PendingAuthorization<String> {
     PendingAuthorization {
         link_name: link.into(),
+        end_user: None,
         redirect_uri: "http://127.0.0.1/oauth/callback".into(),
         verifier: Some("sealed-verifier".into()),
         scopes: vec!["read".into()],
@@ -1368,12 +1558,8 @@ pub async fn an_oauth_state_is_taken_once(fresh: &Fresh) {
         "the stale one went"
     );
     assert_eq!(
-        backend
-            .pending_authorization_link("hash-1")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("main")
+        backend.pending_authorization_link("hash-1").await.unwrap(),
+        Some(junction_core::model::ConnectionKey::org("main"))
     );
     assert!(
         backend
@@ -1610,7 +1796,7 @@ pub async fn sealed_values_are_listed_and_resealed(fresh: &Fresh) {
             .as_deref(),
         Some("s-client+new")
     );
-    let row = backend.connection("main").await.unwrap().unwrap();
+    let row = backend.connection(None, "main").await.unwrap().unwrap();
     assert_eq!(
         row.credentials,
         Credentials::Oauth2 {
@@ -1680,6 +1866,7 @@ pub async fn the_backend_only_sees_ciphertext(fresh: &Fresh) {
             "state",
             &PendingAuthorization {
                 link_name: "main".into(),
+                end_user: None,
                 redirect_uri: "http://127.0.0.1/cb".into(),
                 verifier: Some(Secret::new(VERIFIER.into())),
                 scopes: vec![],
@@ -1702,7 +1889,7 @@ pub async fn the_backend_only_sees_ciphertext(fresh: &Fresh) {
             }
         }
     }
-    let row = backend.connection("main").await.unwrap().unwrap();
+    let row = backend.connection(None, "main").await.unwrap().unwrap();
     assert!(!serde_json::to_string(&row).unwrap().contains(TOKEN));
 
     assert_eq!(
@@ -1715,7 +1902,12 @@ pub async fn the_backend_only_sees_ciphertext(fresh: &Fresh) {
         CLIENT
     );
     assert_eq!(
-        store.connection("main").await.unwrap().unwrap().credentials,
+        store
+            .connection(None, "main")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials,
         token
     );
     assert_eq!(
@@ -1839,7 +2031,7 @@ pub async fn a_rotation_reseals_everything(fresh: &Fresh) {
     );
     assert_eq!(
         reopened
-            .connection("main")
+            .connection(None, "main")
             .await
             .unwrap()
             .unwrap()
@@ -1960,6 +2152,7 @@ pub async fn a_snapshot_answers_like_each_area(fresh: &Fresh) {
 
     let executions = ExecutionQuery {
         plugin: Some("alpha".into()),
+        end_user: None,
         ok: Some(true),
         limit: 10,
     };

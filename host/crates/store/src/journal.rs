@@ -37,6 +37,9 @@ pub struct EventRecord {
     /// Its deliveries' ids, one per plugin it was sent to.
     #[serde(default)]
     pub deliveries: Vec<String>,
+    /// The end user it runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
 }
 
 /// Where a delivery stands.
@@ -115,6 +118,9 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// The executions of its attempts, oldest first.
     pub executions: Vec<String>,
+    /// The end user its event runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
 }
 
 /// An event to accept together with its deliveries.
@@ -203,6 +209,8 @@ pub struct DeliveryQuery {
     pub state: Option<DeliveryState>,
     /// Only this plugin's.
     pub plugin: Option<String>,
+    /// Only those run for this end user.
+    pub end_user: Option<String>,
     /// At most this many.
     pub limit: usize,
 }
@@ -232,6 +240,8 @@ pub struct ExecutionQuery {
     pub plugin: Option<String>,
     /// Only successes (`Some(true)`) or failures (`Some(false)`).
     pub ok: Option<bool>,
+    /// Only those run for this end user.
+    pub end_user: Option<String>,
     /// At most this many.
     pub limit: usize,
 }

@@ -45,8 +45,8 @@ pub use junction_core::kv::{
     KvOutcome, KvQuota, KvUsage, KvWrite, MAX_KV_KEY, MAX_KV_VALUE, validate_kv,
 };
 pub use junction_core::model::{
-    AuthType, Connection, ConnectionStatus, Credentials, Placement, Service, StateChange,
-    validate_link_name, validate_service_name,
+    AuthType, Connection, ConnectionKey, ConnectionStatus, Credentials, Placement, Service,
+    StateChange, validate_end_user, validate_link_name, validate_service_name,
 };
 pub use junction_core::now_ms;
 pub use junction_core::validate_plugin_name;
@@ -58,7 +58,7 @@ pub use snapshot::{Reads, Snapshot};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// The schema this build writes; older data is migrated on open.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -48,8 +48,13 @@ impl SealedArea {
 pub enum SealedSlot {
     /// A service's client secret.
     ServiceSecret { service: String },
-    /// One credential field of a connection.
-    Credential { link: String, field: String },
+    /// One credential field of a connection (of an end user, or the
+    /// organisation's).
+    Credential {
+        end_user: Option<String>,
+        link: String,
+        field: String,
+    },
     /// A webhook's secret, `plugin/hook`.
     HookSecret { key: String },
     /// A pending authorization's PKCE verifier.
@@ -67,7 +72,18 @@ impl SealedSlot {
     pub fn aad(&self) -> String {
         match self {
             SealedSlot::ServiceSecret { service } => format!("services/{service}/client_secret"),
-            SealedSlot::Credential { link, field } => format!("connections/{link}/{field}"),
+            SealedSlot::Credential {
+                end_user: None,
+                link,
+                field,
+            } => format!("connections/{link}/{field}"),
+            // Read from the right, the field and the link name (neither
+            // holds `/`) end it, so every end user id gives its own text.
+            SealedSlot::Credential {
+                end_user: Some(user),
+                link,
+                field,
+            } => format!("end-users/{user}/connections/{link}/{field}"),
             SealedSlot::HookSecret { key } => format!("hooks/{key}"),
             SealedSlot::Verifier { state_hash } => {
                 format!("oauth_authorizations/{state_hash}/verifier")

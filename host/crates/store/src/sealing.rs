@@ -25,6 +25,7 @@ use crate::sessions::PendingAuthorization;
 use crate::url::StoreUrl;
 use crate::{StoreError, redb::RedbBackend};
 use junction_core::kv::{KvOutcome, KvQuota, KvUsage, KvWrite};
+use junction_core::model::ConnectionKey;
 use junction_core::model::{
     AuthType, Connection, ConnectionStatus, Credentials, Service, validate_link_name,
     validate_service_name,
@@ -166,6 +167,7 @@ impl Store {
         // Nobody listening (no server running) is fine.
         let _ = self.changes.send(ConnectionChange {
             link_name: connection.link_name.clone(),
+            end_user: connection.end_user.clone(),
             service: connection.service.clone(),
             status: connection.status,
             previous,
@@ -336,6 +338,7 @@ impl Store {
             self.seal(
                 &secret,
                 &SealedSlot::Credential {
+                    end_user: connection.end_user.clone(),
                     link: link.clone(),
                     field: field.to_owned(),
                 },
@@ -350,6 +353,7 @@ impl Store {
             self.open_sealed(
                 &sealed,
                 &SealedSlot::Credential {
+                    end_user: row.end_user.clone(),
                     link: link.clone(),
                     field: field.to_owned(),
                 },
@@ -362,6 +366,9 @@ impl Store {
     /// be of the kind the service uses.
     pub async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
         validate_link_name(&connection.link_name).map_err(StoreError::Invalid)?;
+        if let Some(user) = &connection.end_user {
+            junction_core::model::validate_end_user(user).map_err(StoreError::Invalid)?;
+        }
         let service = self
             .backend
             .service(&connection.service)
@@ -409,24 +416,50 @@ impl Store {
         Ok(())
     }
 
-    /// Takes `link`'s refresh lock, one holder across every host on the
-    /// store (see [`crate::connections::ConnectionRows::lock_connection`]).
+    /// Takes the refresh lock of `end_user`'s (or the organisation's)
+    /// `link`, one holder across every host on the store (see
+    /// [`crate::connections::ConnectionRows::lock_connection`]).
     pub async fn lock_connection(
         &self,
+        end_user: Option<&str>,
         link: &str,
     ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
-        self.backend.lock_connection(link).await
+        self.backend.lock_connection(end_user, link).await
     }
 
-    /// The connection with this link name, secrets opened.
-    pub async fn connection(&self, link: &str) -> Result<Option<Connection>, StoreError> {
-        match self.backend.connection(link).await? {
+    /// `end_user`'s (or, for `None`, the organisation's) connection with
+    /// this link name, secrets opened.
+    pub async fn connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        match self.backend.connection(end_user, link).await? {
             Some(row) => self.open_connection(row).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Every connection, by link name, secrets opened.
+    /// `end_user`'s connections with their secrets still sealed.
+    pub async fn sealed_end_user_connections(
+        &self,
+        end_user: &str,
+    ) -> Result<Vec<Connection<String>>, StoreError> {
+        self.backend.end_user_connections(end_user).await
+    }
+
+    /// Every end user with a connection, with how many they have, by id.
+    pub async fn end_users(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for row in self.backend.connections().await? {
+            if let Some(user) = row.end_user {
+                *counts.entry(user).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Every connection (the organisation's, then each end user's), secrets opened.
     pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
         self.backend
             .connections()
@@ -445,14 +478,19 @@ impl Store {
     /// The connection with this link name, its secrets still sealed.
     pub async fn sealed_connection(
         &self,
+        end_user: Option<&str>,
         link: &str,
     ) -> Result<Option<Connection<String>>, StoreError> {
-        self.backend.connection(link).await
+        self.backend.connection(end_user, link).await
     }
 
     /// Removes a connection.
-    pub async fn delete_connection(&self, link: &str) -> Result<(), StoreError> {
-        self.backend.delete_connection(link).await
+    pub async fn delete_connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<(), StoreError> {
+        self.backend.delete_connection(end_user, link).await
     }
 
     // ----- sessions -----
@@ -479,6 +517,7 @@ impl Store {
             scopes: pending.scopes.clone(),
             created_at_ms: pending.created_at_ms,
             from_console: pending.from_console,
+            end_user: pending.end_user.clone(),
         };
         self.backend
             .put_pending_authorization(state_hash, &row)
@@ -489,7 +528,7 @@ impl Store {
     pub async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<ConnectionKey>, StoreError> {
         self.backend.pending_authorization_link(state_hash).await
     }
 
@@ -516,6 +555,7 @@ impl Store {
             scopes: row.scopes,
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
+            end_user: row.end_user,
         }))
     }
 
@@ -874,6 +914,7 @@ mod tests {
         store.create_service(&service, Some(&secret)).await.unwrap();
         let connection = Connection {
             link_name: "main".into(),
+            end_user: None,
             service: "svc".into(),
             status: ConnectionStatus::Connected,
             scopes: vec![],
@@ -899,7 +940,7 @@ mod tests {
     async fn check(store: &Store) {
         let secret = store.client_secret("svc").await.unwrap().unwrap();
         assert_eq!(secret.expose(), "client-secret-xyz");
-        let connection = store.connection("main").await.unwrap().unwrap();
+        let connection = store.connection(None, "main").await.unwrap().unwrap();
         assert_eq!(
             connection.credentials,
             Credentials::Bearer {
@@ -967,7 +1008,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let err = store.connection("main").await.err().unwrap();
+        let err = store.connection(None, "main").await.err().unwrap();
         assert!(
             matches!(err, StoreError::Crypto(CryptoError::Authentication)),
             "{err}"
@@ -990,7 +1031,11 @@ mod tests {
         drop(store);
         let reopened = open(dir.path(), KeyConfig::file()).await.unwrap();
         check(&reopened).await;
-        let sealed = reopened.sealed_connection("main").await.unwrap().unwrap();
+        let sealed = reopened
+            .sealed_connection(None, "main")
+            .await
+            .unwrap()
+            .unwrap();
         let Credentials::Bearer { token } = &sealed.credentials else {
             panic!("bearer");
         };
@@ -1031,7 +1076,7 @@ mod tests {
         // half-done state.
         let old_only = open(dir.path(), env(&old)).await;
         if let Ok(store) = old_only {
-            assert!(store.connection("main").await.is_err());
+            assert!(store.connection(None, "main").await.is_err());
         }
         let reopened = open(dir.path(), KeyConfig::file()).await.unwrap();
         check(&reopened).await;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use junction_core::Secret;
+use junction_core::model::ConnectionKey;
 
 /// How long a state is accepted.
 pub const STATE_TTL_MS: u64 = 10 * 60 * 1000;
@@ -16,6 +17,8 @@ pub const STATE_TTL_MS: u64 = 10 * 60 * 1000;
 pub struct PendingAuthorization<S = Secret> {
     /// The connection being authorised.
     pub link_name: String,
+    /// Whose: an end user's, or (absent) the organisation's.
+    pub end_user: Option<String>,
     /// The redirect URI sent with the authorize request.
     pub redirect_uri: String,
     /// The PKCE verifier, when PKCE is on.
@@ -42,7 +45,7 @@ pub trait SessionRows: Send + Sync {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<Option<ConnectionKey>, StoreError>;
     /// Takes (removes) the pending authorization: of any number of
     /// concurrent takes of one state, exactly one gets it. A state never
     /// issued costs a read, not a write.

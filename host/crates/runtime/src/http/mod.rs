@@ -163,10 +163,10 @@ impl Host for HttpView<'_> {
         // Only an admitted call may refresh: an OAuth token about to expire
         // is refreshed before it is used; a failure is recorded on the
         // connection, which `prepare` then reports.
-        let granted = connection
-            .as_ref()
-            .filter(|link| self.connections.is_granted(link))
-            .cloned();
+        let granted = match &connection {
+            Some(link) => self.connections.key_for(link).await,
+            None => None,
+        };
         if let Some(link) = &granted
             && let Err(err) = self.connections.source().ensure_fresh(link).await
         {

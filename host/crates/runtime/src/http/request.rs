@@ -87,7 +87,9 @@ pub(super) async fn prepare(scope: &Scope<'_>, request: Request) -> Result<Prepa
                     .granted_connection(link)
                     .await
                     .map_err(|err| match err {
-                        LookupError::NotGranted { .. } | LookupError::Unknown(_) => {
+                        LookupError::NotGranted { .. }
+                        | LookupError::Unknown(_)
+                        | LookupError::EndUserHasNone { .. } => {
                             Error::UnknownConnection(err.to_string())
                         }
                         LookupError::MissingService { .. } | LookupError::Store(_) => {

@@ -22,12 +22,13 @@ use super::{
     words,
 };
 use crate::error::ApiError;
+use crate::html::{connection_action_base, connection_path};
 use crate::oauth::flow_error;
 use crate::{AppState, stored};
 use junction_app::connections::{self as api, ConnectionView};
 use junction_app::services::{self as service_api, ServiceInput, ServiceListing};
 use junction_oauth::{Started, catalog};
-use junction_store::{AuthType, Placement, validate_link_name};
+use junction_store::{AuthType, ConnectionKey, Placement, validate_link_name};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -429,13 +430,17 @@ async fn configure_catalog(
 }
 
 /// A connection in a list.
-struct ConnectionRow {
-    link: String,
-    service: String,
-    status: &'static str,
-    status_class: &'static str,
-    expires: String,
-    used_by: String,
+pub(super) struct ConnectionRow {
+    pub(super) link: String,
+    /// The end user it belongs to, empty for the organisation's.
+    pub(super) end_user: String,
+    /// Its page.
+    pub(super) href: String,
+    pub(super) service: String,
+    pub(super) status: &'static str,
+    pub(super) status_class: &'static str,
+    pub(super) expires: String,
+    pub(super) used_by: String,
 }
 
 impl From<&api::ConnectionView> for ConnectionRow {
@@ -443,6 +448,11 @@ impl From<&api::ConnectionView> for ConnectionRow {
         let (status, status_class) = format::status(view.status);
         ConnectionRow {
             link: view.link_name.clone(),
+            end_user: view.end_user.clone().unwrap_or_default(),
+            href: connection_path(&ConnectionKey::new(
+                view.end_user.as_deref(),
+                &view.link_name,
+            )),
             service: view.service.clone(),
             status,
             status_class,
@@ -481,7 +491,7 @@ async fn service_page(
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     let service = service_api::get(&state.store, &name).await?;
-    let all = api::list(&state.store).await?;
+    let all = api::list(&state.store, &api::Owner::Everyone).await?;
     let placement = match &service.placement {
         Placement::Header { name, template } => format!("header {name}: {template}"),
         Placement::Query { name } => format!("query parameter {name}"),
@@ -562,7 +572,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Result<Response, PageError> {
-    let all = api::list(&state.store).await?;
+    let all = api::list(&state.store, &api::Owner::Everyone).await?;
     let page = ListPage {
         page: Chrome::new(&session, "connections", "Connections"),
         connections: all.iter().map(ConnectionRow::from).collect(),
@@ -577,6 +587,9 @@ struct NewFields {
     service: String,
     #[serde(default)]
     link_name: String,
+    /// The end user it belongs to; empty for the organisation's.
+    #[serde(default)]
+    end_user: String,
     #[serde(default)]
     scopes: String,
     #[serde(default)]
@@ -673,7 +686,7 @@ async fn check_link(
     } else {
         let store = state.store.clone();
         let lookup = name.clone();
-        let taken = stored(async move { store.sealed_connection(&lookup).await })
+        let taken = stored(async move { store.sealed_connection(None, &lookup).await })
             .await?
             .is_some();
         if taken {
@@ -736,8 +749,12 @@ async fn create(
     } else {
         Vec::new()
     };
+    let end_user = fields.end_user.trim().to_owned();
+    let end_user = (!end_user.is_empty()).then_some(end_user);
+    let key = ConnectionKey::new(end_user.as_deref(), &link);
     let input = api::CreateConnection {
         link_name: link.clone(),
+        end_user,
         service: service.name.clone(),
         credentials,
         metadata,
@@ -747,14 +764,14 @@ async fn create(
         let message = in_words(err);
         return error_form(&state, &session, fields, message).await;
     }
-    let page = format!("/connections/{}", segment(&link));
+    let page = connection_path(&key);
     if service.auth_type != AuthType::Oauth2 {
         return Ok(done(
-            Flash::ok(format!("Connection `{link}` is created and connected.")),
+            Flash::ok(format!("Connection {key} is created and connected.")),
             &page,
         ));
     }
-    Ok(connect(&state, &link).await)
+    Ok(connect(&state, &key).await)
 }
 
 async fn error_form(
@@ -773,16 +790,16 @@ async fn error_form(
 
 /// Starts the OAuth flow: off to the provider, or (client credentials)
 /// straight back to the connection's page.
-async fn connect(state: &AppState, link: &str) -> Response {
-    let page = format!("/connections/{}", segment(link));
+async fn connect(state: &AppState, key: &ConnectionKey) -> Response {
+    let page = connection_path(key);
     match state
         .oauth
-        .authorize(&state.store, link, &redirect_uri(state), true)
+        .authorize(&state.store, key, &redirect_uri(state), true)
         .await
     {
         Ok(Started::Redirect { url, .. }) => see_other(&url),
         Ok(Started::Connected) => done(
-            Flash::ok(format!("`{link}` is connected (client credentials).")),
+            Flash::ok(format!("{key} is connected (client credentials).")),
             &page,
         ),
         Err(err) => done(
@@ -799,6 +816,8 @@ async fn connect(state: &AppState, link: &str) -> Response {
 #[template(path = "connection.html")]
 struct ConnectionPage {
     page: Chrome,
+    /// Where its action forms post, before `/{action}`, and the query after.
+    action: (String, String),
     c: ConnectionView,
     oauth: bool,
     status: &'static str,
@@ -811,19 +830,35 @@ struct ConnectionPage {
     manifest: String,
 }
 
+/// Whose connection a page means: `?end_user=`, absent for the organisation's.
+#[derive(Deserialize, Default)]
+pub(super) struct OwnerQuery {
+    #[serde(default)]
+    end_user: Option<String>,
+}
+
+impl OwnerQuery {
+    fn key(&self, link: &str) -> ConnectionKey {
+        ConnectionKey::new(self.end_user.as_deref().filter(|u| !u.is_empty()), link)
+    }
+}
+
 async fn show(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Path(link): Path<String>,
+    Query(owner): Query<OwnerQuery>,
 ) -> Result<Response, PageError> {
-    let view = api::get(&state.store, &link).await?;
+    let key = owner.key(&link);
+    let view = api::get(&state.store, &key).await?;
     let (status, status_class) = format::status(view.status);
     let when = |ms: Option<u64>| match ms {
         Some(ms) => format!("{} ({})", format::time(ms), format::relative(ms)),
         None => "—".to_owned(),
     };
     let page = ConnectionPage {
-        page: Chrome::new(&session, "connections", format!("Connection {link}")),
+        page: Chrome::new(&session, "connections", format!("Connection {key}")),
+        action: connection_action_base(&key),
         oauth: view.auth_type == Some(AuthType::Oauth2),
         status,
         status_class,
@@ -856,11 +891,13 @@ async fn show(
 async fn act(
     State(state): State<AppState>,
     Path((link, action)): Path<(String, String)>,
+    Query(owner): Query<OwnerQuery>,
 ) -> Result<Response, PageError> {
-    let page = format!("/connections/{}", segment(&link));
+    let key = owner.key(&link);
+    let page = connection_path(&key);
     let outcome = match action.as_str() {
-        "connect" => return Ok(connect(&state, &link).await),
-        "refresh" => after_flow(&state, &link, state.tokens.refresh_now(&link).await)
+        "connect" => return Ok(connect(&state, &key).await),
+        "refresh" => after_flow(&state, &key, state.tokens.refresh_now(&key).await)
             .await
             .map(|view| {
                 format!(
@@ -870,15 +907,13 @@ async fn act(
                         .unwrap_or_else(|| "when the provider decides".into())
                 )
             }),
-        "revoke" => after_flow(&state, &link, state.tokens.revoke(&link).await)
+        "revoke" => after_flow(&state, &key, state.tokens.revoke(&key).await)
             .await
-            .map(|_| format!("The tokens of `{link}` are revoked; connect again to use it.")),
+            .map(|_| format!("The tokens of {key} are revoked; connect again to use it.")),
         "delete" => {
-            return Ok(match api::delete(&state.store, &link).await {
+            return Ok(match api::delete(&state.store, &key).await {
                 Ok(_) => done(
-                    Flash::ok(format!(
-                        "Connection `{link}` and its credentials are deleted."
-                    )),
+                    Flash::ok(format!("Connection {key} and its credentials are deleted.")),
                     "/connections",
                 ),
                 Err(err) => done(Flash::error(in_words(err)), &page),
@@ -901,9 +936,9 @@ async fn act(
 /// The connection as it is after an OAuth `flow` on it, or why the flow failed.
 async fn after_flow<T>(
     state: &AppState,
-    link: &str,
+    key: &ConnectionKey,
     flow: Result<T, junction_oauth::FlowError>,
 ) -> Result<ConnectionView, ApiError> {
     flow.map_err(flow_error)?;
-    Ok(api::get(&state.store, link).await?)
+    Ok(api::get(&state.store, key).await?)
 }

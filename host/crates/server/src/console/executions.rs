@@ -147,6 +147,7 @@ async fn list(
     let reads = junction_store::Reads {
         plugins: true,
         executions: Some(ExecutionQuery {
+            end_user: None,
             plugin: filter.plugin(),
             ok,
             limit: 100,
@@ -176,7 +177,7 @@ async fn stream(
     Query(filter): Query<Filter>,
 ) -> Result<Response, PageError> {
     let ok = filter.ok()?;
-    let events = follow(&state, filter.plugin(), ok).filter_map(|followed| async move {
+    let events = follow(&state, filter.plugin(), ok, None).filter_map(|followed| async move {
         match followed {
             Followed::Record(record) => {
                 let row = Row::from(record.as_ref());
@@ -362,6 +363,7 @@ async fn deliveries(
     })?;
     let store = state.store.clone();
     let query = DeliveryQuery {
+        end_user: None,
         state: Some(parsed),
         plugin: None,
         limit: 200,

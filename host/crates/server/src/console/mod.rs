@@ -7,6 +7,7 @@
 
 mod assets;
 mod connections;
+mod end_users;
 mod executions;
 mod format;
 mod plugins;
@@ -232,6 +233,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(overview))
         .route("/logout", post(logout))
         .merge(connections::routes())
+        .merge(end_users::routes())
         .merge(plugins::routes(upload_limit))
         .merge(executions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -444,11 +446,13 @@ async fn overview(
         connections: true,
         plugins: true,
         executions: Some(junction_store::ExecutionQuery {
+            end_user: None,
             plugin: None,
             ok: None,
             limit: 10,
         }),
         deliveries: Some(junction_store::DeliveryQuery {
+            end_user: None,
             state: Some(junction_store::DeliveryState::Dead),
             plugin: None,
             limit: 1000,

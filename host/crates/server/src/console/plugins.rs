@@ -72,6 +72,7 @@ async fn list(
         let mut recent = Vec::new();
         for plugin in names {
             let query = ExecutionQuery {
+                end_user: None,
                 plugin: Some(plugin),
                 ok: None,
                 limit: RECENT,
@@ -385,6 +386,7 @@ async fn plugin_page(
     let records = stored(async move {
         store
             .executions(&ExecutionQuery {
+                end_user: None,
                 plugin: Some(plugin),
                 ok: None,
                 limit: 20,
@@ -516,6 +518,7 @@ async fn run(
         Err(err) => return fail(payload_error(&err)).await,
     };
     let request = InvokeRequest {
+        end_user: None,
         kind: Some(kind.clone()).filter(|k| !k.is_empty()),
         payload,
         id: None,

@@ -1,12 +1,26 @@
-//! Connections in PostgreSQL: one row per link name with its service (a
-//! foreign key) and its JSON, credentials sealed.
+//! Connections in PostgreSQL: one row per end user and link name (`''`
+//! for the organisation's own) with its service (a foreign key) and its
+//! JSON, credentials sealed.
 
 use async_trait::async_trait;
 
 use super::{Postgres, Prepared, decode, is_unique_violation};
 use crate::StoreError;
+use crate::connections::{error_name, row_key};
 use crate::encoded::encode;
 use junction_core::model::{Connection, ConnectionStatus};
+
+/// The `end_user` column's value: `''` stands for the organisation.
+fn owner(end_user: Option<&str>) -> &str {
+    end_user.unwrap_or("")
+}
+
+fn not_found(end_user: Option<&str>, link: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "connection",
+        name: error_name(end_user, link),
+    }
+}
 
 pub(super) fn decode_row(row: &tokio_postgres::Row) -> Result<Connection<String>, StoreError> {
     decode(
@@ -19,7 +33,7 @@ pub(super) fn decode_row(row: &tokio_postgres::Row) -> Result<Connection<String>
 pub(super) async fn all(client: &impl Prepared) -> Result<Vec<Connection<String>>, StoreError> {
     let rows = client
         .rows(
-            "SELECT link_name, doc FROM connections ORDER BY link_name",
+            "SELECT link_name, doc FROM connections ORDER BY end_user, link_name",
             &[],
         )
         .await?;
@@ -33,7 +47,8 @@ const CONNECTION_LOCKS: i32 = 0x6a63; // "jc"
 /// A session-level advisory lock, held by one pooled connection.
 struct AdvisoryLock {
     client: Option<deadpool_postgres::Client>,
-    link: String,
+    /// The connection's [`row_key`].
+    key: String,
 }
 
 #[async_trait]
@@ -45,7 +60,7 @@ impl crate::connections::ConnectionLock for AdvisoryLock {
         let unlocked = client
             .run(
                 "SELECT pg_advisory_unlock($1, hashtext($2))",
-                &[&CONNECTION_LOCKS, &self.link],
+                &[&CONNECTION_LOCKS, &self.key],
             )
             .await;
         if unlocked.is_err() {
@@ -69,6 +84,7 @@ impl Drop for AdvisoryLock {
 impl crate::connections::ConnectionRows for Postgres {
     async fn lock_connection(
         &self,
+        end_user: Option<&str>,
         link: &str,
     ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
         // The guard exists before the wait: a caller that gives up while
@@ -76,13 +92,13 @@ impl crate::connections::ConnectionRows for Postgres {
         // still be granted) is closed rather than pooled.
         let lock = AdvisoryLock {
             client: Some(self.client().await?),
-            link: link.to_owned(),
+            key: row_key(end_user, link),
         };
         if let Some(client) = &lock.client {
             client
                 .run(
                     "SELECT pg_advisory_lock($1, hashtext($2))",
-                    &[&CONNECTION_LOCKS, &lock.link],
+                    &[&CONNECTION_LOCKS, &lock.key],
                 )
                 .await?;
         }
@@ -107,14 +123,14 @@ impl crate::connections::ConnectionRows for Postgres {
         }
         let inserted = txn
             .run(
-                "INSERT INTO connections (link_name, service, doc) VALUES ($1, $2, $3)",
-                &[&row.link_name, &row.service, &doc],
+                "INSERT INTO connections (link_name, service, doc, end_user) VALUES ($1, $2, $3, $4)",
+                &[&row.link_name, &row.service, &doc, &owner(row.end_user.as_deref())],
             )
             .await;
         match inserted {
             Err(err) if is_unique_violation(&err) => Err(StoreError::Exists {
                 kind: "connection",
-                name: row.link_name.clone(),
+                name: error_name(row.end_user.as_deref(), &row.link_name),
             }),
             Err(err) => Err(err),
             Ok(_) => Ok(txn.commit().await?),
@@ -126,39 +142,55 @@ impl crate::connections::ConnectionRows for Postgres {
         row: &Connection<String>,
     ) -> Result<Option<ConnectionStatus>, StoreError> {
         let doc = encode(&format!("connections/{}", row.link_name), row)?;
+        let end_user = owner(row.end_user.as_deref());
         let mut client = self.client().await?;
         let txn = client.transaction().await?;
         let Some(old) = txn
             .maybe_row(
-                "SELECT link_name, doc FROM connections WHERE link_name = $1 FOR UPDATE",
-                &[&row.link_name],
+                "SELECT link_name, doc FROM connections WHERE link_name = $1 AND end_user = $2 FOR UPDATE",
+                &[&row.link_name, &end_user],
             )
             .await?
         else {
-            return Err(StoreError::NotFound {
-                kind: "connection",
-                name: row.link_name.clone(),
-            });
+            return Err(not_found(row.end_user.as_deref(), &row.link_name));
         };
         let previous = decode_row(&old).ok().map(|old| old.status);
         txn.run(
-            "UPDATE connections SET doc = $2, service = $3 WHERE link_name = $1",
-            &[&row.link_name, &doc, &row.service],
+            "UPDATE connections SET doc = $2, service = $3 WHERE link_name = $1 AND end_user = $4",
+            &[&row.link_name, &doc, &row.service, &end_user],
         )
         .await?;
         txn.commit().await?;
         Ok(previous)
     }
 
-    async fn connection(&self, link: &str) -> Result<Option<Connection<String>>, StoreError> {
+    async fn connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<Option<Connection<String>>, StoreError> {
         let client = self.client().await?;
         let row = client
             .maybe_row(
-                "SELECT link_name, doc FROM connections WHERE link_name = $1",
-                &[&link],
+                "SELECT link_name, doc FROM connections WHERE link_name = $1 AND end_user = $2",
+                &[&link, &owner(end_user)],
             )
             .await?;
         row.as_ref().map(decode_row).transpose()
+    }
+
+    async fn end_user_connections(
+        &self,
+        end_user: &str,
+    ) -> Result<Vec<Connection<String>>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT link_name, doc FROM connections WHERE end_user = $1 ORDER BY link_name",
+                &[&end_user],
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
     }
 
     async fn connections(&self) -> Result<Vec<Connection<String>>, StoreError> {
@@ -166,16 +198,20 @@ impl crate::connections::ConnectionRows for Postgres {
         all(&client).await
     }
 
-    async fn delete_connection(&self, link: &str) -> Result<(), StoreError> {
+    async fn delete_connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let removed = client
-            .run("DELETE FROM connections WHERE link_name = $1", &[&link])
+            .run(
+                "DELETE FROM connections WHERE link_name = $1 AND end_user = $2",
+                &[&link, &owner(end_user)],
+            )
             .await?;
         if removed == 0 {
-            return Err(StoreError::NotFound {
-                kind: "connection",
-                name: link.to_owned(),
-            });
+            return Err(not_found(end_user, link));
         }
         Ok(())
     }

@@ -27,17 +27,21 @@ pub(super) async fn insert_in(
     let oks: Vec<bool> = records.iter().map(|r| r.value.is_ok()).collect();
     let sizes: Vec<i64> = records.iter().map(|r| r.bytes.len() as i64).collect();
     let docs: Vec<&[u8]> = records.iter().map(|r| r.bytes.as_slice()).collect();
+    let end_users: Vec<Option<&str>> = records
+        .iter()
+        .map(|r| r.value.end_user.as_deref())
+        .collect();
     // One statement for the batch; WITH ORDINALITY keeps the batch's order
     // in the numbering. A record stored twice (an attempt replayed) stays
     // once, and only what was stored is counted.
     let stored = txn
         .rows(
-            "INSERT INTO executions (id, plugin, ok, size, doc) \
-             SELECT id, plugin, ok, size, doc FROM \
-             unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bytea[]) \
-             WITH ORDINALITY AS batch (id, plugin, ok, size, doc, n) ORDER BY n \
+            "INSERT INTO executions (id, plugin, ok, size, doc, end_user) \
+             SELECT id, plugin, ok, size, doc, end_user FROM \
+             unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bytea[], $6::text[]) \
+             WITH ORDINALITY AS batch (id, plugin, ok, size, doc, end_user, n) ORDER BY n \
              ON CONFLICT (id) DO NOTHING RETURNING plugin, size",
-            &[&ids, &plugins, &oks, &sizes, &docs],
+            &[&ids, &plugins, &oks, &sizes, &docs, &end_users],
         )
         .await?;
     let mut added: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
@@ -115,8 +119,9 @@ pub(super) async fn read(
         .rows(
             "SELECT seq, doc FROM executions \
              WHERE ($1::text IS NULL OR plugin = $1) AND ($2::bool IS NULL OR ok = $2) \
+             AND ($4::text IS NULL OR end_user = $4) \
              ORDER BY seq DESC LIMIT $3",
-            &[&query.plugin, &query.ok, &limit],
+            &[&query.plugin, &query.ok, &limit, &query.end_user],
         )
         .await?;
     rows.iter()

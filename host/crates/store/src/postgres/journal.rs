@@ -70,12 +70,16 @@ async fn insert_deliveries(
         .iter()
         .map(|d| lease.for_state(d.value.state))
         .unzip();
+    let end_users: Vec<Option<&str>> = deliveries
+        .iter()
+        .map(|d| d.value.end_user.as_deref())
+        .collect();
     txn.run(
-        "INSERT INTO deliveries (id, event_id, plugin, state, due_ms, doc, lease_run, lease_until_ms) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[], $8::bigint[]) \
+        "INSERT INTO deliveries (id, event_id, plugin, state, due_ms, doc, lease_run, lease_until_ms, end_user) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[], $8::bigint[], $9::text[]) \
          ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, due_ms = EXCLUDED.due_ms, doc = EXCLUDED.doc, \
          lease_run = EXCLUDED.lease_run, lease_until_ms = EXCLUDED.lease_until_ms",
-        &[&ids, &events, &plugins, &states, &due, &docs, &runs, &untils],
+        &[&ids, &events, &plugins, &states, &due, &docs, &runs, &untils, &end_users],
     )
     .await?;
     Ok(())
@@ -268,16 +272,18 @@ pub(super) async fn read_deliveries(
         client
             .rows(
                 "SELECT id, doc FROM deliveries WHERE state = 'queued' \
-                 AND ($1::text IS NULL OR plugin = $1) ORDER BY due_ms, id LIMIT $2",
-                &[&query.plugin, &limit],
+                 AND ($1::text IS NULL OR plugin = $1) AND ($3::text IS NULL OR end_user = $3) \
+                 ORDER BY due_ms, id LIMIT $2",
+                &[&query.plugin, &limit, &query.end_user],
             )
             .await?
     } else {
         client
             .rows(
                 "SELECT id, doc FROM deliveries WHERE ($1::text IS NULL OR state = $1) \
-                 AND ($2::text IS NULL OR plugin = $2) ORDER BY id LIMIT $3",
-                &[&state, &query.plugin, &limit],
+                 AND ($2::text IS NULL OR plugin = $2) AND ($4::text IS NULL OR end_user = $4) \
+                 ORDER BY id LIMIT $3",
+                &[&state, &query.plugin, &limit, &query.end_user],
             )
             .await?
     };

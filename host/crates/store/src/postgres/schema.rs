@@ -148,6 +148,18 @@ const MIGRATIONS: &[&str] = &[
         doc bytea NOT NULL
     );
     "#,
+    // 6: end users. A connection is named by end user and link name (''
+    // for the organisation's own, which no end user id can be); executions
+    // and deliveries carry the end user they ran for, to filter by.
+    r#"
+    ALTER TABLE connections ADD COLUMN end_user text COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE connections DROP CONSTRAINT connections_pkey;
+    ALTER TABLE connections ADD PRIMARY KEY (end_user, link_name);
+    ALTER TABLE executions ADD COLUMN end_user text COLLATE "C";
+    CREATE INDEX executions_by_end_user ON executions (end_user, seq) WHERE end_user IS NOT NULL;
+    ALTER TABLE deliveries ADD COLUMN end_user text COLLATE "C";
+    CREATE INDEX deliveries_by_end_user ON deliveries (end_user, id) WHERE end_user IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

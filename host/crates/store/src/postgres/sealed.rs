@@ -44,17 +44,19 @@ async fn visit(
         SealedArea::Connections => {
             let rows = txn
                 .rows(
-                    "SELECT link_name, doc FROM connections ORDER BY link_name FOR UPDATE",
+                    "SELECT link_name, doc, end_user FROM connections ORDER BY end_user, link_name FOR UPDATE",
                     &[],
                 )
                 .await?;
             for row in &rows {
                 let link: &str = row.get(0);
+                let end_user: &str = row.get(2);
                 let mut connection: Connection<String> =
                     decode(&format!("connections/{link}"), row.get(1))?;
                 let mut fields = 0;
                 connection.credentials = connection.credentials.try_map(|field, sealed| {
                     let slot = SealedSlot::Credential {
+                        end_user: connection.end_user.clone(),
                         link: link.to_owned(),
                         field: field.to_owned(),
                     };
@@ -69,8 +71,8 @@ async fn visit(
                 if fields > 0 {
                     let doc = encode(&format!("connections/{link}"), &connection)?;
                     txn.run(
-                        "UPDATE connections SET doc = $2 WHERE link_name = $1",
-                        &[&link, &doc],
+                        "UPDATE connections SET doc = $2 WHERE link_name = $1 AND end_user = $3",
+                        &[&link, &doc, &end_user],
                     )
                     .await?;
                     changed += fields;

@@ -9,6 +9,7 @@ use super::{Postgres, Prepared, big, decode, unbig};
 use crate::StoreError;
 use crate::encoded::encode;
 use crate::sessions::{PendingAuthorization, STATE_TTL_MS};
+use junction_core::model::ConnectionKey;
 use junction_core::now_ms;
 
 /// A pending authorization as stored (its verifier sealed).
@@ -20,6 +21,8 @@ pub(super) struct Row {
     pub(super) scopes: Vec<String>,
     pub(super) created_at_ms: u64,
     pub(super) from_console: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) end_user: Option<String>,
 }
 
 #[async_trait]
@@ -38,6 +41,7 @@ impl crate::sessions::SessionRows for Postgres {
                 scopes: pending.scopes.clone(),
                 created_at_ms: pending.created_at_ms,
                 from_console: pending.from_console,
+                end_user: pending.end_user.clone(),
             },
         )?;
         let cutoff = big(now_ms().saturating_sub(STATE_TTL_MS));
@@ -61,7 +65,7 @@ impl crate::sessions::SessionRows for Postgres {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<ConnectionKey>, StoreError> {
         let client = self.client().await?;
         let row = client
             .maybe_row(
@@ -69,8 +73,11 @@ impl crate::sessions::SessionRows for Postgres {
                 &[&state_hash],
             )
             .await?;
-        row.map(|row| decode::<Row>("oauth_authorizations", row.get(0)).map(|r| r.link_name))
-            .transpose()
+        row.map(|row| {
+            decode::<Row>("oauth_authorizations", row.get(0))
+                .map(|r| ConnectionKey::new(r.end_user.as_deref(), &r.link_name))
+        })
+        .transpose()
     }
 
     async fn take_pending_authorization(
@@ -95,6 +102,7 @@ impl crate::sessions::SessionRows for Postgres {
             scopes: row.scopes,
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
+            end_user: row.end_user,
         }))
     }
 

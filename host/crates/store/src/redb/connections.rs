@@ -1,10 +1,12 @@
-//! Connections in redb, their credentials sealed.
+//! Connections in redb, their credentials sealed: one table keyed by
+//! [`row_key`], so an end user's connections sit together.
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Redb, RedbBackend, corrupt, db};
 use crate::StoreError;
+use crate::connections::{end_user_prefix, error_name, listing_order, row_key};
 use junction_core::model::{Connection, ConnectionStatus};
 
 pub(super) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
@@ -15,6 +17,13 @@ fn decode(link: &str, bytes: &[u8]) -> Result<Connection<String>, StoreError> {
 
 fn encode(row: &Connection<String>) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(row).map_err(|e| corrupt(format!("connections/{}", row.link_name), e))
+}
+
+fn not_found(end_user: Option<&str>, link: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "connection",
+        name: error_name(end_user, link),
+    }
 }
 
 /// Every connection, read inside `txn`.
@@ -35,6 +44,7 @@ fn collect(
         let (link, bytes) = row.map_err(db)?;
         out.push(decode(link.value(), bytes.value())?);
     }
+    out.sort_by(listing_order);
     Ok(out)
 }
 
@@ -62,16 +72,15 @@ impl Redb {
                     name: row.service.clone(),
                 });
             }
+            let key = row_key(row.end_user.as_deref(), &row.link_name);
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
-            if table.get(row.link_name.as_str()).map_err(db)?.is_some() {
+            if table.get(key.as_str()).map_err(db)?.is_some() {
                 return Err(StoreError::Exists {
                     kind: "connection",
-                    name: row.link_name.clone(),
+                    name: error_name(row.end_user.as_deref(), &row.link_name),
                 });
             }
-            table
-                .insert(row.link_name.as_str(), bytes.as_slice())
-                .map_err(db)?;
+            table.insert(key.as_str(), bytes.as_slice()).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())
@@ -82,33 +91,31 @@ impl Redb {
         row: &Connection<String>,
     ) -> Result<Option<ConnectionStatus>, StoreError> {
         let bytes = encode(row)?;
+        let key = row_key(row.end_user.as_deref(), &row.link_name);
         let txn = self.db.begin_write().map_err(db)?;
         let previous = {
             let mut table = txn.open_table(CONNECTIONS).map_err(db)?;
-            let previous = match table.get(row.link_name.as_str()).map_err(db)? {
+            let previous = match table.get(key.as_str()).map_err(db)? {
                 Some(old) => serde_json::from_slice::<Connection<String>>(old.value())
                     .map(|old| old.status)
                     .ok(),
-                None => {
-                    return Err(StoreError::NotFound {
-                        kind: "connection",
-                        name: row.link_name.clone(),
-                    });
-                }
+                None => return Err(not_found(row.end_user.as_deref(), &row.link_name)),
             };
-            table
-                .insert(row.link_name.as_str(), bytes.as_slice())
-                .map_err(db)?;
+            table.insert(key.as_str(), bytes.as_slice()).map_err(db)?;
             previous
         };
         txn.commit().map_err(db)?;
         Ok(previous)
     }
 
-    fn connection(&self, link: &str) -> Result<Option<Connection<String>>, StoreError> {
+    fn connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<Option<Connection<String>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(CONNECTIONS).map_err(db)?;
-        match table.get(link).map_err(db)? {
+        match table.get(row_key(end_user, link).as_str()).map_err(db)? {
             Some(bytes) => decode(link, bytes.value()).map(Some),
             None => Ok(None),
         }
@@ -118,19 +125,31 @@ impl Redb {
         read_all(&self.db.begin_read().map_err(db)?)
     }
 
-    fn delete_connection(&self, link: &str) -> Result<(), StoreError> {
+    fn end_user_connections(&self, end_user: &str) -> Result<Vec<Connection<String>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CONNECTIONS).map_err(db)?;
+        let prefix = end_user_prefix(end_user);
+        let mut out = Vec::new();
+        for row in table.range(prefix.as_str()..).map_err(db)? {
+            let (key, bytes) = row.map_err(db)?;
+            let Some(link) = key.value().strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            out.push(decode(link, bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    fn delete_connection(&self, end_user: Option<&str>, link: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         let removed = txn
             .open_table(CONNECTIONS)
             .map_err(db)?
-            .remove(link)
+            .remove(row_key(end_user, link).as_str())
             .map_err(db)?
             .is_some();
         if !removed {
-            return Err(StoreError::NotFound {
-                kind: "connection",
-                name: link.into(),
-            });
+            return Err(not_found(end_user, link));
         }
         txn.commit().map_err(db)?;
         Ok(())
@@ -141,6 +160,7 @@ impl Redb {
 impl crate::connections::ConnectionRows for RedbBackend {
     async fn lock_connection(
         &self,
+        end_user: Option<&str>,
         link: &str,
     ) -> Result<Box<dyn crate::connections::ConnectionLock>, StoreError> {
         let lock = self
@@ -148,7 +168,7 @@ impl crate::connections::ConnectionRows for RedbBackend {
             .connection_locks
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .entry(link.to_owned())
+            .entry(row_key(end_user, link))
             .or_default()
             .clone();
         Ok(Box::new(Held(lock.lock_owned().await)))
@@ -167,17 +187,36 @@ impl crate::connections::ConnectionRows for RedbBackend {
         self.run(move |redb| redb.update_connection(&row)).await
     }
 
-    async fn connection(&self, link: &str) -> Result<Option<Connection<String>>, StoreError> {
-        let link = link.to_owned();
-        self.run(move |redb| redb.connection(&link)).await
+    async fn connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<Option<Connection<String>>, StoreError> {
+        let (end_user, link) = (end_user.map(str::to_owned), link.to_owned());
+        self.run(move |redb| redb.connection(end_user.as_deref(), &link))
+            .await
     }
 
     async fn connections(&self) -> Result<Vec<Connection<String>>, StoreError> {
         self.run(|redb| redb.connections()).await
     }
 
-    async fn delete_connection(&self, link: &str) -> Result<(), StoreError> {
-        let link = link.to_owned();
-        self.run(move |redb| redb.delete_connection(&link)).await
+    async fn end_user_connections(
+        &self,
+        end_user: &str,
+    ) -> Result<Vec<Connection<String>>, StoreError> {
+        let end_user = end_user.to_owned();
+        self.run(move |redb| redb.end_user_connections(&end_user))
+            .await
+    }
+
+    async fn delete_connection(
+        &self,
+        end_user: Option<&str>,
+        link: &str,
+    ) -> Result<(), StoreError> {
+        let (end_user, link) = (end_user.map(str::to_owned), link.to_owned());
+        self.run(move |redb| redb.delete_connection(end_user.as_deref(), &link))
+            .await
     }
 }

@@ -171,6 +171,14 @@ impl Redb {
     }
 }
 
+/// Whether `record` ran for the end user `query` asks for (any, if none).
+fn ran_for(query: &ExecutionQuery, record: &ExecutionRecord) -> bool {
+    query
+        .end_user
+        .as_ref()
+        .is_none_or(|user| Some(user) == record.end_user.as_ref())
+}
+
 /// Executions matching `query`, newest first, as of the read transaction `txn`.
 pub(super) fn read_executions(
     txn: &redb::ReadTransaction,
@@ -196,7 +204,10 @@ pub(super) fn read_executions(
                 }
                 let seq = key.value().1;
                 if let Some(bytes) = executions.get(seq).map_err(db)? {
-                    out.push(decode(seq, bytes.value())?);
+                    let record = decode(seq, bytes.value())?;
+                    if ran_for(query, &record) {
+                        out.push(record);
+                    }
                 }
                 if out.len() >= query.limit {
                     break;
@@ -207,7 +218,7 @@ pub(super) fn read_executions(
             for row in executions.iter().map_err(db)?.rev() {
                 let (seq, bytes) = row.map_err(db)?;
                 let record = decode(seq.value(), bytes.value())?;
-                if query.ok.is_some_and(|want| want != record.is_ok()) {
+                if query.ok.is_some_and(|want| want != record.is_ok()) || !ran_for(query, &record) {
                     continue;
                 }
                 out.push(record);

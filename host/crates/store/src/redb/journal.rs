@@ -672,6 +672,10 @@ pub(super) fn read_deliveries(
     let wanted = |d: &Delivery| {
         query.state.is_none_or(|s| s == d.state)
             && query.plugin.as_ref().is_none_or(|p| *p == d.plugin)
+            && query
+                .end_user
+                .as_ref()
+                .is_none_or(|u| Some(u) == d.end_user.as_ref())
     };
     let mut out = Vec::new();
     let dead_table = txn.open_table(DEAD).map_err(db)?;

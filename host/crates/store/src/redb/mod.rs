@@ -87,7 +87,9 @@ impl Redb {
             }
             // Version 0 is a new file; version 1 lacked the plugin and
             // execution tables, version 2 the event tables, which opening
-            // creates, version 3 the console sessions, version 4 the API keys.
+            // creates, version 3 the console sessions, version 4 the API keys,
+            // version 5 end users' connections (kept in the connections table
+            // under their own keys, which an older build would misread).
             // Nothing is rewritten.
             txn.open_table(services::SERVICES).map_err(db)?;
             txn.open_table(connections::CONNECTIONS).map_err(db)?;

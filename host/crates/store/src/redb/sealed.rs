@@ -66,10 +66,13 @@ fn visit_in(
                 let link = link.value().to_owned();
                 let mut connection: Connection<String> = serde_json::from_slice(bytes.value())
                     .map_err(|e| corrupt(format!("connections/{link}"), e))?;
+                let end_user = connection.end_user.clone();
+                let connection_link = connection.link_name.clone();
                 let mut changed = 0;
                 connection.credentials = connection.credentials.try_map(|field, sealed| {
                     let slot = SealedSlot::Credential {
-                        link: link.clone(),
+                        end_user: end_user.clone(),
+                        link: connection_link.clone(),
                         field: field.to_owned(),
                     };
                     Ok::<_, StoreError>(match each(&slot, &sealed)? {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Redb, RedbBackend, corrupt, db};
 use crate::StoreError;
 use crate::sessions::{PendingAuthorization, STATE_TTL_MS};
+use junction_core::model::ConnectionKey;
 use junction_core::now_ms;
 
 pub(super) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
@@ -23,6 +24,8 @@ pub(super) struct Row {
     pub(super) created_at_ms: u64,
     #[serde(default)]
     pub(super) from_console: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) end_user: Option<String>,
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
@@ -46,6 +49,7 @@ impl Redb {
             scopes: pending.scopes.clone(),
             created_at_ms: pending.created_at_ms,
             from_console: pending.from_console,
+            end_user: pending.end_user.clone(),
         })?;
         let cutoff = now_ms().saturating_sub(STATE_TTL_MS);
         let txn = self.db.begin_write().map_err(db)?;
@@ -64,13 +68,20 @@ impl Redb {
         Ok(())
     }
 
-    fn pending_authorization_link(&self, state_hash: &str) -> Result<Option<String>, StoreError> {
+    fn pending_authorization_link(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<ConnectionKey>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
         let Some(bytes) = table.get(state_hash).map_err(db)? else {
             return Ok(None);
         };
-        Ok(Some(decode(bytes.value())?.link_name))
+        let row = decode(bytes.value())?;
+        Ok(Some(ConnectionKey::new(
+            row.end_user.as_deref(),
+            &row.link_name,
+        )))
     }
 
     fn take_pending_authorization(
@@ -99,6 +110,7 @@ impl Redb {
             scopes: row.scopes,
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
+            end_user: row.end_user,
         }))
     }
 
@@ -124,7 +136,7 @@ impl crate::sessions::SessionRows for RedbBackend {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<ConnectionKey>, StoreError> {
         let state_hash = state_hash.to_owned();
         self.run(move |redb| redb.pending_authorization_link(&state_hash))
             .await
