@@ -373,3 +373,127 @@ async fn the_console_shows_end_users_and_deletes_one() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The first CSRF token on a console page.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries the session's CSRF token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_issues_connect_links_and_api_keys_and_shows_tools() {
+    let world = accounts().await;
+    let host = &world.host;
+    let session = host.console_session().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |path: String| {
+        http.get(format!("{}{path}", host.url))
+            .header("cookie", &session)
+            .send()
+    };
+    let html = get("/end-users".into())
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_of(&html);
+    assert!(html.contains("<option value=\"mailchimp-mock\">"), "{html}");
+
+    // A connect link for a new end user, to copy.
+    let issued = http
+        .post(format!("{}/end-users/connect-link", host.url))
+        .header("cookie", &session)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("end_user", "cyd"),
+            ("service", "mailchimp-mock"),
+            ("link_name", "mailchimp"),
+        ])
+        .send()
+        .await
+        .expect("issue");
+    assert_eq!(issued.status(), StatusCode::OK);
+    let html = issued.text().await.expect("html");
+    let url = html
+        .split("id=\"connect-link-url\" readonly value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the link to copy")
+        .to_owned();
+    assert!(url.starts_with(&format!("{}/connect/", host.url)), "{url}");
+    let hosted = reqwest::get(&url).await.expect("hosted page");
+    assert_eq!(hosted.status(), StatusCode::OK);
+    let refused = http
+        .post(format!("{}/end-users/connect-link", host.url))
+        .header("cookie", &session)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("end_user", "a b"),
+            ("service", "mailchimp-mock"),
+        ])
+        .send()
+        .await
+        .expect("issue");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // An API key, shown once.
+    let html = get("/api-keys".into())
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("value=\"mailchimp-sync\""), "{html}");
+    let made = http
+        .post(format!("{}/api-keys", host.url))
+        .header("cookie", &session)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("name", "Ana's app"),
+            ("end_user", "ana"),
+            ("plugin", "mailchimp-sync"),
+        ])
+        .send()
+        .await
+        .expect("issue key");
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.expect("html");
+    let key = html
+        .split("id=\"issued-key\" readonly value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the key, once")
+        .to_owned();
+    assert!(key.starts_with("jck_"), "{key}");
+    let again = get("/api-keys".into())
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(!again.contains(&key), "the key is shown once");
+    assert!(again.contains("Ana&#39;s app"), "{again}");
+    let listed = host.get("/v1/api-keys").await;
+    assert_eq!(listed.json[0]["end_user"], "ana", "{}", listed.text);
+    assert_eq!(listed.json[0]["plugins"], json!(["mailchimp-sync"]));
+
+    // The plugin's page says which tool it offers.
+    let html = get("/plugins/mailchimp-sync".into())
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("<code>sync_mailchimp_campaign</code>"),
+        "{html}"
+    );
+    assert!(html.contains("campaign_id"), "{html}");
+}

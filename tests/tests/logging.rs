@@ -172,6 +172,23 @@ async fn secrets_stay_out_of_the_host_log() {
         .await
         .expect("hook call");
     assert_eq!(called.status(), 202);
+    // A connect link's page: its token is a credential, so the request
+    // line names the route only.
+    host.create(
+        "/v1/services",
+        &json!({"name": "keyed", "auth_type": "api-key", "base_url": "https://api.example.test"}),
+    )
+    .await;
+    let link = host
+        .create(
+            "/v1/connect-links",
+            &json!({"end_user": "ana", "service": "keyed"}),
+        )
+        .await;
+    let link_url = link.json["url"].as_str().expect("url").to_owned();
+    let link_token = link_url.rsplit('/').next().expect("token").to_owned();
+    let page = host.http.get(&link_url).send().await.expect("connect page");
+    assert_eq!(page.status(), 200);
     host.restart().await;
     assert_eq!(host.get("/v1/plugins").await.status, 200);
     host.stop().await;
@@ -183,9 +200,11 @@ async fn secrets_stay_out_of_the_host_log() {
         "{log}"
     );
     assert!(log.contains("/hooks/hooked/inbox/<secret>"), "{log}");
+    assert!(log.contains("/connect/<token>"), "{log}");
     for secret in [
         SERVER_SECRET,
         HOOK_SECRET,
+        link_token.as_str(),
         first_admin_token.as_str(),
         host.token.as_str(),
     ] {

@@ -279,4 +279,28 @@ async fn two_end_users_call_the_mailchimp_sync_each_with_their_own_account() {
         "{}",
         runs.text
     );
+
+    // An end user without a MailChimp connection gets a link to connect one.
+    let cyd = key_of(host, Some("cyd"), &["mailchimp-sync"]).await;
+    let lines = client(host, &cyd, Some((tool, json!({"campaign_id": "ca"})))).await;
+    assert_eq!(lines[2]["is_error"], true, "{}", lines[2]);
+    let error = &lines[2]["structured"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("end user `cyd` has no connection `mailchimp`"),
+        "{error}"
+    );
+    let connect = &error["connect"][0];
+    assert_eq!(connect["link_name"], "mailchimp", "{error}");
+    assert_eq!(connect["service"], "mailchimp-mock", "{error}");
+    let url = connect["url"].as_str().expect("a connect link");
+    let page = http.get(url).send().await.expect("the hosted page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("Connect your mailchimp-mock account"),
+        "{html}"
+    );
 }

@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// [default: http://<listen address>].
     #[arg(long, env = "JUNCTION_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The app's name that connect-link pages show to end users [default: Junction].
+    #[arg(long, env = "JUNCTION_APP_NAME")]
+    pub app_name: Option<String>,
     /// Let plugins and token endpoints reach loopback and private addresses
     /// (local mocks, on-premises APIs). Link-local and metadata addresses stay refused.
     #[arg(long, env = "JUNCTION_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
@@ -97,6 +100,7 @@ struct FileConfig {
     execution_retention: Option<u64>,
     max_instances: Option<u32>,
     public_url: Option<String>,
+    app_name: Option<String>,
     allow_private_network: Option<bool>,
     event_retention: Option<u64>,
     dispatch_concurrency: Option<usize>,
@@ -135,6 +139,8 @@ pub enum ConfigError {
     },
     #[error("public URL `{0}` is not usable: {1}")]
     PublicUrl(String, String),
+    #[error("app name `{0}` must be 1 to 100 characters without control characters")]
+    AppName(String),
 }
 
 impl ServeArgs {
@@ -263,6 +269,13 @@ impl ServeArgs {
         }
         config.allow_private_network =
             self.allow_private_network || file.allow_private_network.unwrap_or(false);
+        if let Some(name) = self.app_name.clone().or(file.app_name) {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+                return Err(ConfigError::AppName(name));
+            }
+            config.app_name = name;
+        }
         if let Some(public) = self.public_url.clone().or(file.public_url) {
             let parsed = url::Url::parse(&public)
                 .map_err(|e| ConfigError::PublicUrl(public.clone(), e.to_string()))?;

@@ -177,6 +177,10 @@ pub struct ExecutionRecord {
     /// Calls made past the first 100, counted but not listed.
     #[serde(default)]
     pub calls_dropped: u64,
+    /// Link names the plugin asked for that its end user has no connection
+    /// of: what a connect link would fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_connections: Vec<String>,
 }
 
 impl ExecutionRecord {
@@ -198,6 +202,7 @@ impl ExecutionRecord {
             logs_dropped: 0,
             calls: Vec::new(),
             calls_dropped: 0,
+            missing_connections: Vec::new(),
         }
     }
 

@@ -24,7 +24,7 @@ use junction_net::NetworkPolicy;
 use junction_net::root_cause;
 use junction_store::{
     AuthType, Connection, ConnectionKey, ConnectionStatus, Credentials, PendingAuthorization,
-    STATE_TTL_MS, Secret, Service, Store, StoreError, now_ms,
+    PendingTarget, STATE_TTL_MS, Secret, Service, Store, StoreError, now_ms,
 };
 
 /// Largest token or metadata answer read.
@@ -90,14 +90,35 @@ pub enum Started {
     Connected,
 }
 
-/// The connection a pending authorization's `state` is for, read without a
-/// write (an unknown state must cost nothing).
-pub(crate) async fn pending_link(store: &Store, state: &str) -> Option<ConnectionKey> {
+/// Who started an authorization, which decides where the browser ends up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// The API: the callback shows a page of its own.
+    Api,
+    /// The web console: the browser goes back to the connection's page.
+    Console,
+    /// A connect link's hosted page (the link's id): the callback checks
+    /// the browser holds the link.
+    ConnectLink(String),
+}
+
+/// What a pending authorization's `state` is for, read without a write
+/// (an unknown state must cost nothing).
+pub async fn pending_target(store: &Store, state: &str) -> Option<PendingTarget> {
     store
         .pending_authorization_link(&state_key(state))
         .await
         .ok()
         .flatten()
+}
+
+/// Drops the pending authorization of `state` unfinished: its code is
+/// never redeemed. Whether there was one.
+pub async fn forget_state(store: &Store, state: &str) -> Result<bool, StoreError> {
+    Ok(store
+        .take_pending_authorization(&state_key(state))
+        .await?
+        .is_some())
 }
 
 /// How a provider's redirect back ended.
@@ -169,7 +190,7 @@ impl OAuth {
         store: &Store,
         link: &ConnectionKey,
         redirect_uri: &str,
-        from_console: bool,
+        requester: Requester,
     ) -> Result<Started, FlowError> {
         let (connection, service, settings) = load(store, link).await?;
         if settings.grant == Grant::ClientCredentials {
@@ -243,7 +264,11 @@ impl OAuth {
                     verifier,
                     scopes,
                     created_at_ms,
-                    from_console,
+                    from_console: requester == Requester::Console,
+                    connect_link: match requester {
+                        Requester::ConnectLink(id) => Some(id),
+                        Requester::Api | Requester::Console => None,
+                    },
                 },
             )
             .await?;
@@ -873,6 +898,7 @@ mod tests {
             scopes: vec![],
             created_at_ms,
             from_console: false,
+            connect_link: None,
         }
     }
 

@@ -8,7 +8,9 @@ pub mod flow;
 pub mod refresh;
 pub mod token;
 
-pub use flow::{Callback, ClientError, FlowError, OAuth, Started};
+pub use flow::{
+    Callback, ClientError, FlowError, OAuth, Requester, Started, forget_state, pending_target,
+};
 pub use junction_core::model::Freshness;
 pub use junction_core::oauth_settings::{self as settings, ClientAuth, Grant, OAuthSettings};
 pub use refresh::{SweepReport, TokenKeeper, UNAUTHORIZED_INTERVAL};

@@ -436,7 +436,9 @@ impl TokenKeeper {
         error: Option<(&str, Option<&str>)>,
     ) -> super::flow::Callback {
         let link = match state {
-            Some(s) => super::flow::pending_link(&self.store, s).await,
+            Some(s) => super::flow::pending_target(&self.store, s)
+                .await
+                .map(|target| target.key),
             None => None,
         };
         let held = match &link {

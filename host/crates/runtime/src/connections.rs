@@ -43,6 +43,8 @@ pub(crate) struct ConnectionsState {
     org_fallback: Vec<String>,
     end_user: Option<String>,
     source: Arc<dyn ConnectionSource>,
+    /// Granted links the end user turned out to have no connection of.
+    missing: std::sync::Mutex<Vec<String>>,
 }
 
 /// The `connections` interface's data in the linker.
@@ -76,7 +78,13 @@ impl ConnectionsState {
             org_fallback: grants.org_fallback,
             end_user,
             source,
+            missing: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The link names looked up for the end user and not found, in order.
+    pub(crate) fn missing(&self) -> Vec<String> {
+        self.missing.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Which stored connection `link` means in this execution, and that
@@ -144,10 +152,17 @@ impl ConnectionsState {
             });
         }
         let (_, connection) = self.find(link).await?.ok_or_else(|| match &self.end_user {
-            Some(user) => LookupError::EndUserHasNone {
-                link: link.to_owned(),
-                end_user: user.clone(),
-            },
+            Some(user) => {
+                if let Ok(mut missing) = self.missing.lock()
+                    && !missing.iter().any(|l| l == link)
+                {
+                    missing.push(link.to_owned());
+                }
+                LookupError::EndUserHasNone {
+                    link: link.to_owned(),
+                    end_user: user.clone(),
+                }
+            }
             None => LookupError::Unknown(link.to_owned()),
         })?;
         let service = self

@@ -351,6 +351,7 @@ impl Runtime {
         let made = state.http.finish();
         record.calls = made.calls;
         record.calls_dropped = made.dropped;
+        record.missing_connections = state.connections.missing();
         record.outcome = match result {
             Err(_elapsed) => timeout_failure(limits),
             Ok(Ok(Ok(output))) => {

@@ -149,6 +149,11 @@ pub(crate) async fn create_api_key(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<IssuedApiKey>), ApiError> {
+    Ok((StatusCode::CREATED, Json(issue(&state, new).await?)))
+}
+
+/// Issues a key (the route's and the console's work).
+pub(crate) async fn issue(state: &AppState, new: NewApiKey) -> Result<IssuedApiKey, ApiError> {
     check(&new).map_err(|field| ApiError::from(junction_app::AppError::Field(field)))?;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -166,7 +171,7 @@ pub(crate) async fn create_api_key(
     let (store, hash, row) = (state.store.clone(), digest(&key), listed.clone());
     stored(async move { store.backend().put_api_key(&hash, &row).await }).await?;
     tracing::info!(key = %listed.id, "API key issued");
-    Ok((StatusCode::CREATED, Json(IssuedApiKey { key, listed })))
+    Ok(IssuedApiKey { key, listed })
 }
 
 /// Every API key, without its secret.

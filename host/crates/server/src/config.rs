@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub pooling: bool,
     /// Where browsers reach the host; `http://<listen address>` when absent.
     pub public_url: Option<String>,
+    /// The embedding app's name, which connect-link pages show.
+    pub app_name: String,
     /// Whether loopback and private addresses may be reached.
     pub allow_private_network: bool,
     /// Events kept.
@@ -74,6 +76,7 @@ impl ServerConfig {
             max_instances: 64,
             pooling: true,
             public_url: None,
+            app_name: "Junction".to_owned(),
             allow_private_network: false,
             event_retention: junction_events::journal::DEFAULT_EVENT_RETENTION,
             dispatch: junction_events::DispatchConfig::default(),

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use junction_app::AppError;
 use junction_app::registry::RegistryError;
+use junction_oauth::FlowError;
 use junction_store::StoreError;
 
 /// An error response.
@@ -275,4 +276,25 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         _ => rejection.body_text(),
     };
     ApiError::new(status, code, message)
+}
+
+/// The API's answer to a failed OAuth flow.
+pub(crate) fn flow_error(err: FlowError) -> ApiError {
+    match err {
+        FlowError::UnknownConnection(_) => ApiError::not_found(err.to_string()),
+        FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
+            ApiError::invalid(err.to_string())
+        }
+        FlowError::Token(_) | FlowError::Metadata(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
+        }
+        FlowError::BadState | FlowError::Denied(_) => ApiError::invalid(err.to_string()),
+        FlowError::NothingToRefresh(_) => {
+            ApiError::new(StatusCode::CONFLICT, "nothing-to-refresh", err.to_string())
+        }
+        FlowError::SharedFailure(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
+        }
+        FlowError::Store(store) => store.into(),
+    }
 }

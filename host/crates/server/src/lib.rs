@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod config;
+mod connect;
 pub mod connections;
 pub(crate) mod console;
 pub mod error;
@@ -170,6 +171,7 @@ fn router(state: AppState) -> Router {
         .routes(routes!(connections::list_end_users))
         .routes(routes!(connections::delete_end_user))
         .routes(routes!(connections::end_user_connections))
+        .routes(routes!(connect::create_connect_link))
         .routes(routes!(oauth::authorize_connection))
         .routes(routes!(oauth::refresh_connection))
         .routes(routes!(oauth::revoke_connection))
@@ -217,6 +219,10 @@ fn router(state: AppState) -> Router {
     let limiter = ratelimit::PublicLimiter::new(state.config.public_rate_per_minute, &state.store);
     let public = Router::new()
         .route("/oauth/callback", get(oauth::callback))
+        .route(
+            "/connect/{token}",
+            get(connect::connect_page).post(connect::connect_submit),
+        )
         .merge(hooks)
         .route_layer(axum::middleware::from_fn_with_state(
             limiter,
@@ -266,11 +272,15 @@ async fn log_request(
     response
 }
 
-/// The path as logged: a webhook's secret segment is replaced.
+/// The path as logged: a webhook's secret segment and a connect link's
+/// token (whoever holds it may connect an account) are replaced.
 fn loggable_path(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').collect();
     if segments.len() >= 5 && segments[1] == "hooks" {
         return format!("/hooks/{}/{}/<secret>", segments[2], segments[3]);
+    }
+    if segments.len() >= 3 && segments[1] == "connect" {
+        return "/connect/<token>".to_owned();
     }
     path.to_owned()
 }

@@ -186,7 +186,7 @@ impl ServerHandler for Tools {
                 kind: Some("tool.call".to_owned()),
                 payload: arguments,
                 id: None,
-                end_user,
+                end_user: end_user.clone(),
             },
         )
         .await;
@@ -206,12 +206,74 @@ impl ServerHandler for Tools {
                 "output": output,
                 "execution": record.id,
             })),
-            Outcome::Failed { failure, message } => CallToolResult::structured_error(json!({
-                "reason": failure,
-                "message": message,
-                "execution": record.id,
-            })),
+            Outcome::Failed { failure, message } => {
+                let connect = match &end_user {
+                    Some(user) => self.connect_links(user, &record.missing_connections).await,
+                    None => Vec::new(),
+                };
+                let mut error = json!({
+                    "reason": failure,
+                    "message": message,
+                    "execution": record.id,
+                });
+                if !connect.is_empty() {
+                    error["connect"] = Value::Array(connect);
+                }
+                CallToolResult::structured_error(error)
+            }
         }
         .into())
+    }
+}
+
+impl Tools {
+    /// A fresh connect link for each link name `end_user` lacked, so the
+    /// agent can hand it to them: the service is the one other connections
+    /// of that link name use (the organisation's first).
+    async fn connect_links(&self, end_user: &str, missing: &[String]) -> Vec<Value> {
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        let known = self
+            .state
+            .store
+            .sealed_connections()
+            .await
+            .unwrap_or_default();
+        let mut links = Vec::new();
+        for link in missing {
+            let Some(service) = known
+                .iter()
+                .find(|c| c.link_name == *link)
+                .map(|c| c.service.clone())
+            else {
+                links.push(json!({
+                    "link_name": link,
+                    "problem": format!("no service is known for link name `{link}`; ask the app's admin"),
+                }));
+                continue;
+            };
+            let asked = super::connect::NewConnectLink {
+                end_user: end_user.to_owned(),
+                service,
+                link_name: Some(link.clone()),
+                scopes: None,
+                expires_in: None,
+                app: None,
+            };
+            match super::connect::issue(&self.state, asked).await {
+                Ok(issued) => links.push(json!({
+                    "link_name": issued.link_name,
+                    "service": issued.service,
+                    "url": issued.url,
+                    "expires_at_ms": issued.expires_at_ms,
+                })),
+                Err(err) => links.push(json!({
+                    "link_name": link,
+                    "problem": err.into_message(),
+                })),
+            }
+        }
+        links
     }
 }

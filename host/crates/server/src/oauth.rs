@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::connections::OwnerQuery;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, flow_error};
 use super::html::{connection_path, escape};
 use junction_app::connections::{self as connections, ConnectionView};
 use junction_oauth::{FlowError, Started};
@@ -26,26 +26,6 @@ pub struct AuthorizeResponse {
     pub expires_at_ms: Option<u64>,
     /// True when the connection was connected without a browser (client credentials).
     pub connected: bool,
-}
-
-pub(crate) fn flow_error(err: FlowError) -> ApiError {
-    match err {
-        FlowError::UnknownConnection(_) => ApiError::not_found(err.to_string()),
-        FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
-            ApiError::invalid(err.to_string())
-        }
-        FlowError::Token(_) | FlowError::Metadata(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
-        }
-        FlowError::BadState | FlowError::Denied(_) => ApiError::invalid(err.to_string()),
-        FlowError::NothingToRefresh(_) => {
-            ApiError::new(StatusCode::CONFLICT, "nothing-to-refresh", err.to_string())
-        }
-        FlowError::SharedFailure(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
-        }
-        FlowError::Store(store) => store.into(),
-    }
 }
 
 /// Starts authorising an oauth2 connection.
@@ -77,7 +57,7 @@ pub(crate) async fn authorize_connection(
     let store = state.store.clone();
     let started = state
         .oauth
-        .authorize(&store, &key, &redirect_uri, false)
+        .authorize(&store, &key, &redirect_uri, junction_oauth::Requester::Api)
         .await
         .map_err(flow_error)?;
     Ok(Json(match started {
@@ -156,11 +136,25 @@ pub(crate) struct CallbackQuery {
 pub(crate) async fn callback(
     State(state): State<AppState>,
     Query(query): Query<CallbackQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let error = query
         .error
         .as_deref()
         .map(|code| (code, query.error_description.as_deref()));
+    // A flow a connect link's page started ends on the hosted pages, and
+    // only in the browser that holds the link.
+    if let Some(oauth_state) = query.state.as_deref()
+        && let Some(target) = junction_oauth::pending_target(&state.store, oauth_state).await
+        && let Some(link) = target.connect_link
+    {
+        let answer = super::connect::Answer {
+            oauth_state,
+            code: query.code.as_deref(),
+            error,
+        };
+        return super::connect::callback(&state, &link, answer, &headers).await;
+    }
     let finished = state
         .tokens
         .callback(query.state.as_deref(), query.code.as_deref(), error)

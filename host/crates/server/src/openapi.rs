@@ -81,9 +81,27 @@ pub(crate) fn tighten(doc: &mut Value) {
         "InvokeRequest",
         "NewEventRequest",
         "NewApiKey",
+        "NewConnectLink",
     ] {
         end_user_schema(&mut schemas[schema]["properties"]["end_user"]);
     }
+    set_pattern(
+        &mut schemas["NewConnectLink"]["properties"]["service"],
+        SERVICE_NAME,
+    );
+    set_pattern(
+        &mut schemas["NewConnectLink"]["properties"]["link_name"],
+        LINK_NAME,
+    );
+    let items = &mut schemas["NewConnectLink"]["properties"]["scopes"]["items"];
+    if items.is_object() {
+        items["pattern"] = json!(SCOPE);
+    }
+    // An app's name: something visible, no control characters.
+    set_pattern(
+        &mut schemas["NewConnectLink"]["properties"]["app"],
+        "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    );
     // A service is named, or made from a catalog entry (which names it).
     if let Some(input) = schemas["ServiceInput"].as_object_mut() {
         input.insert(

@@ -5,6 +5,7 @@
 
 use crate::api_keys::ApiKeyRows;
 use crate::cluster::Cluster;
+use crate::connect_links::ConnectLinkRows;
 use crate::connections::ConnectionRows;
 use crate::journal::{JournalRows, TriggerRows};
 use crate::kv::KvRows;
@@ -27,6 +28,7 @@ pub trait Backend:
     + SessionRows
     + ConsoleRows
     + ApiKeyRows
+    + ConnectLinkRows
     + SnapshotRows
 {
     /// What and where it is, for logs and errors (no credentials).

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             an_oauth_state_is_taken_once,
             console_sessions_are_kept_touched_and_ended,
             api_keys_are_found_by_hash_listed_and_revoked,
+            a_connect_link_binds_one_browser_and_is_used_once,
             sealed_values_are_listed_and_resealed,
             the_backend_only_sees_ciphertext,
             a_rotation_reseals_everything,
@@ -422,6 +423,83 @@ pub async fn a_connection_lock_has_one_holder(fresh: &Fresh) {
     .expect("a dropped lock is let go")
     .unwrap();
     after_drop.release().await;
+}
+
+/// A connect link is bound to the first browser only, used once by that
+/// browser only (of racing uses exactly one wins), and long-expired links
+/// are dropped when a new one is stored.
+pub async fn a_connect_link_binds_one_browser_and_is_used_once(fresh: &Fresh) {
+    use crate::connect_links::{ConnectLink, KEEP_EXPIRED_MS};
+    let backend = &fresh.backend;
+    let now = now_ms();
+    let link = |id: &str, created: u64| ConnectLink {
+        id: id.into(),
+        end_user: "ana".into(),
+        service: "svc".into(),
+        link_name: "main".into(),
+        scopes: vec!["read".into()],
+        app: "Acme".into(),
+        created_at_ms: created,
+        expires_at_ms: created + 60_000,
+        browser: None,
+        used_at_ms: None,
+    };
+    let old = now - KEEP_EXPIRED_MS - 120_000;
+    backend.put_connect_link(&link("old", old)).await.unwrap();
+    backend.put_connect_link(&link("cl", now)).await.unwrap();
+    assert!(
+        backend.connect_link("old").await.unwrap().is_none(),
+        "a link expired over a day ago is dropped"
+    );
+    assert_eq!(
+        backend.connect_link("cl").await.unwrap().unwrap(),
+        link("cl", now)
+    );
+    assert!(backend.connect_link("nope").await.unwrap().is_none());
+    assert!(
+        backend
+            .bind_connect_link("nope", "b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(
+        !backend.use_connect_link("cl", "b1", now).await.unwrap(),
+        "an unbound link cannot be used"
+    );
+    let bound = backend
+        .bind_connect_link("cl", "b1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bound.browser.as_deref(), Some("b1"));
+    let second = backend
+        .bind_connect_link("cl", "b2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.browser.as_deref(),
+        Some("b1"),
+        "the first browser keeps it"
+    );
+    assert!(!backend.use_connect_link("cl", "b2", now).await.unwrap());
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let backend = backend.clone();
+            tokio::spawn(async move { backend.use_connect_link("cl", "b1", now).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for racer in racers {
+        if racer.await.unwrap().unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1, "a link is used exactly once");
+    let used = backend.connect_link("cl").await.unwrap().unwrap();
+    assert_eq!(used.used_at_ms, Some(now));
 }
 
 /// An end user's connection is its own row beside the organisation's of
@@ -1536,6 +1614,7 @@ fn pending(link: &str, created_at_ms: u64) -> PendingAuthorization<String> {
         scopes: vec!["read".into()],
         created_at_ms,
         from_console: true,
+        connect_link: None,
     }
 }
 
@@ -1559,7 +1638,10 @@ pub async fn an_oauth_state_is_taken_once(fresh: &Fresh) {
     );
     assert_eq!(
         backend.pending_authorization_link("hash-1").await.unwrap(),
-        Some(junction_core::model::ConnectionKey::org("main"))
+        Some(crate::sessions::PendingTarget {
+            key: junction_core::model::ConnectionKey::org("main"),
+            connect_link: None,
+        })
     );
     assert!(
         backend
@@ -1872,6 +1954,7 @@ pub async fn the_backend_only_sees_ciphertext(fresh: &Fresh) {
                 scopes: vec![],
                 created_at_ms: now_ms(),
                 from_console: false,
+                connect_link: None,
             },
         )
         .await

@@ -14,6 +14,7 @@ pub mod backend;
 pub mod cluster;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod connect_links;
 pub mod connections;
 pub mod crypto;
 pub mod encoded;
@@ -33,6 +34,7 @@ pub mod url;
 pub use api_keys::ApiKey;
 pub use backend::Backend;
 pub use cluster::{Change, Changes, Cluster, RateAnswer};
+pub use connect_links::{ConnectLink, ConnectLinkRows};
 pub use connections::{ConnectionChange, ConnectionLock};
 pub use crypto::Cipher;
 pub use encoded::Encoded;
@@ -53,12 +55,14 @@ pub use junction_core::validate_plugin_name;
 pub use plugins::{NewVersion, PluginRecord, PluginVersion};
 pub use redb::DB_FILE;
 pub use sealing::Store;
-pub use sessions::{ConsoleFlash, ConsoleSession, PendingAuthorization, STATE_TTL_MS};
+pub use sessions::{
+    ConsoleFlash, ConsoleSession, PendingAuthorization, PendingTarget, STATE_TTL_MS,
+};
 pub use snapshot::{Reads, Snapshot};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// The schema this build writes; older data is migrated on open.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

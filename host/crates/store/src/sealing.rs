@@ -21,11 +21,10 @@ use crate::journal::{
 use crate::keys::{self, KeyConfig, KeySource, Rotation};
 use crate::meta::{SealedSlot, keys::ADMIN_TOKEN_HASH};
 use crate::plugins::{NewVersion, PluginRecord};
-use crate::sessions::PendingAuthorization;
+use crate::sessions::{PendingAuthorization, PendingTarget};
 use crate::url::StoreUrl;
 use crate::{StoreError, redb::RedbBackend};
 use junction_core::kv::{KvOutcome, KvQuota, KvUsage, KvWrite};
-use junction_core::model::ConnectionKey;
 use junction_core::model::{
     AuthType, Connection, ConnectionStatus, Credentials, Service, validate_link_name,
     validate_service_name,
@@ -132,6 +131,35 @@ impl Store {
 
     fn open_sealed(&self, sealed: &str, slot: &SealedSlot) -> Result<Secret, StoreError> {
         Ok(self.cipher().open(sealed, &slot.aad())?)
+    }
+
+    /// Seals `text` for `purpose` into a URL-safe token that only this
+    /// store's keys open (and that opens for no other purpose): what a
+    /// connect link's URL carries, so a forged one is refused unread.
+    pub fn seal_token(&self, purpose: &str, text: &str) -> Result<String, StoreError> {
+        use base64::Engine as _;
+        let sealed = self
+            .cipher()
+            .seal(&Secret::new(text.to_owned()), &format!("tokens/{purpose}"))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// The text of a token [`Store::seal_token`] made for `purpose`; `None`
+    /// for anything else (altered, made for another purpose, or sealed
+    /// with a key this store no longer has).
+    pub fn open_token(&self, purpose: &str, token: &str) -> Option<String> {
+        use base64::Engine as _;
+        if token.len() > 1024 {
+            return None;
+        }
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?;
+        let sealed = String::from_utf8(sealed).ok()?;
+        self.cipher()
+            .open(&sealed, &format!("tokens/{purpose}"))
+            .ok()
+            .map(|secret| secret.expose().to_owned())
     }
 
     /// Tells the other hosts sharing the backend about `change`; nothing
@@ -518,6 +546,7 @@ impl Store {
             created_at_ms: pending.created_at_ms,
             from_console: pending.from_console,
             end_user: pending.end_user.clone(),
+            connect_link: pending.connect_link.clone(),
         };
         self.backend
             .put_pending_authorization(state_hash, &row)
@@ -528,7 +557,7 @@ impl Store {
     pub async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<ConnectionKey>, StoreError> {
+    ) -> Result<Option<PendingTarget>, StoreError> {
         self.backend.pending_authorization_link(state_hash).await
     }
 
@@ -556,6 +585,7 @@ impl Store {
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
             end_user: row.end_user,
+            connect_link: row.connect_link,
         }))
     }
 

@@ -29,6 +29,18 @@ pub struct PendingAuthorization<S = Secret> {
     pub created_at_ms: u64,
     /// Whether the web console started it (the browser goes back there).
     pub from_console: bool,
+    /// The connect link whose hosted page started it: the callback checks
+    /// the browser holds the link before redeeming the code.
+    pub connect_link: Option<String>,
+}
+
+/// What a pending authorization is for, read without taking it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTarget {
+    /// The connection.
+    pub key: ConnectionKey,
+    /// The connect link that started it, if one did.
+    pub connect_link: Option<String>,
 }
 
 /// Pending OAuth authorizations.
@@ -45,7 +57,7 @@ pub trait SessionRows: Send + Sync {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<ConnectionKey>, StoreError>;
+    ) -> Result<Option<PendingTarget>, StoreError>;
     /// Takes (removes) the pending authorization: of any number of
     /// concurrent takes of one state, exactly one gets it. A state never
     /// issued costs a read, not a write.

@@ -22,8 +22,8 @@ use super::{
     words,
 };
 use crate::error::ApiError;
+use crate::error::flow_error;
 use crate::html::{connection_action_base, connection_path};
-use crate::oauth::flow_error;
 use crate::{AppState, stored};
 use junction_app::connections::{self as api, ConnectionView};
 use junction_app::services::{self as service_api, ServiceInput, ServiceListing};
@@ -794,7 +794,12 @@ async fn connect(state: &AppState, key: &ConnectionKey) -> Response {
     let page = connection_path(key);
     match state
         .oauth
-        .authorize(&state.store, key, &redirect_uri(state), true)
+        .authorize(
+            &state.store,
+            key,
+            &redirect_uri(state),
+            junction_oauth::Requester::Console,
+        )
         .await
     {
         Ok(Started::Redirect { url, .. }) => see_other(&url),

@@ -5,6 +5,7 @@
 //! module owns the routes, the page chrome, error pages and the security
 //! headers every console response carries.
 
+mod api_keys;
 mod assets;
 mod connections;
 mod end_users;
@@ -234,6 +235,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(logout))
         .merge(connections::routes())
         .merge(end_users::routes())
+        .merge(api_keys::routes())
         .merge(plugins::routes(upload_limit))
         .merge(executions::routes())
         .route_layer(axum::middleware::from_fn_with_state(

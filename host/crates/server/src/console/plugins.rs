@@ -350,6 +350,8 @@ struct PluginPage {
     payload: String,
     kind: String,
     result: Option<Detail>,
+    /// The MCP tool it offers: name, description, input schema as JSON.
+    tool: Option<(String, String, String)>,
 }
 
 async fn plugin_page(
@@ -427,6 +429,18 @@ async fn plugin_page(
         payload,
         kind,
         result,
+        tool: detail
+            .versions
+            .iter()
+            .find(|v| v.version == summary.active_version)
+            .and_then(|v| v.manifest.tool.as_ref())
+            .map(|tool| {
+                (
+                    tool.name.clone(),
+                    tool.description.clone(),
+                    serde_json::to_string_pretty(&tool.input_schema).unwrap_or_default(),
+                )
+            }),
     };
     Ok(render(&page))
 }

@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod cluster;
+mod connect_links;
 mod connections;
 mod console;
 mod executions;

@@ -160,6 +160,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deliveries ADD COLUMN end_user text COLLATE "C";
     CREATE INDEX deliveries_by_end_user ON deliveries (end_user, id) WHERE end_user IS NOT NULL;
     "#,
+    // 7: connect links, each with its expiry beside its JSON for pruning.
+    r#"
+    CREATE TABLE connect_links (
+        id text COLLATE "C" PRIMARY KEY,
+        expires_at_ms bigint NOT NULL,
+        doc bytea NOT NULL
+    );
+    CREATE INDEX connect_links_by_expiry ON connect_links (expires_at_ms);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Postgres, Prepared, big, decode, unbig};
 use crate::StoreError;
 use crate::encoded::encode;
+use crate::sessions::PendingTarget;
 use crate::sessions::{PendingAuthorization, STATE_TTL_MS};
 use junction_core::model::ConnectionKey;
 use junction_core::now_ms;
@@ -23,6 +24,8 @@ pub(super) struct Row {
     pub(super) from_console: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) end_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) connect_link: Option<String>,
 }
 
 #[async_trait]
@@ -42,6 +45,7 @@ impl crate::sessions::SessionRows for Postgres {
                 created_at_ms: pending.created_at_ms,
                 from_console: pending.from_console,
                 end_user: pending.end_user.clone(),
+                connect_link: pending.connect_link.clone(),
             },
         )?;
         let cutoff = big(now_ms().saturating_sub(STATE_TTL_MS));
@@ -65,7 +69,7 @@ impl crate::sessions::SessionRows for Postgres {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<ConnectionKey>, StoreError> {
+    ) -> Result<Option<PendingTarget>, StoreError> {
         let client = self.client().await?;
         let row = client
             .maybe_row(
@@ -74,8 +78,10 @@ impl crate::sessions::SessionRows for Postgres {
             )
             .await?;
         row.map(|row| {
-            decode::<Row>("oauth_authorizations", row.get(0))
-                .map(|r| ConnectionKey::new(r.end_user.as_deref(), &r.link_name))
+            decode::<Row>("oauth_authorizations", row.get(0)).map(|r| PendingTarget {
+                key: ConnectionKey::new(r.end_user.as_deref(), &r.link_name),
+                connect_link: r.connect_link,
+            })
         })
         .transpose()
     }
@@ -103,6 +109,7 @@ impl crate::sessions::SessionRows for Postgres {
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
             end_user: row.end_user,
+            connect_link: row.connect_link,
         }))
     }
 

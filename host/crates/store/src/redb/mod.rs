@@ -5,6 +5,7 @@
 //! disk write.
 
 mod api_keys;
+mod connect_links;
 mod connections;
 mod console;
 mod executions;
@@ -89,7 +90,8 @@ impl Redb {
             // execution tables, version 2 the event tables, which opening
             // creates, version 3 the console sessions, version 4 the API keys,
             // version 5 end users' connections (kept in the connections table
-            // under their own keys, which an older build would misread).
+            // under their own keys, which an older build would misread),
+            // version 6 the connect links.
             // Nothing is rewritten.
             txn.open_table(services::SERVICES).map_err(db)?;
             txn.open_table(connections::CONNECTIONS).map_err(db)?;
@@ -97,6 +99,7 @@ impl Redb {
             txn.open_table(sessions::AUTHORIZATIONS).map_err(db)?;
             txn.open_table(console::CONSOLE_SESSIONS).map_err(db)?;
             txn.open_table(api_keys::API_KEYS).map_err(db)?;
+            txn.open_table(connect_links::CONNECT_LINKS).map_err(db)?;
             txn.open_table(kv::KV).map_err(db)?;
             txn.open_table(kv::KV_USAGE).map_err(db)?;
             txn.open_table(plugins::PLUGINS).map_err(db)?;

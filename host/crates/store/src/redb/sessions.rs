@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Redb, RedbBackend, corrupt, db};
 use crate::StoreError;
+use crate::sessions::PendingTarget;
 use crate::sessions::{PendingAuthorization, STATE_TTL_MS};
 use junction_core::model::ConnectionKey;
 use junction_core::now_ms;
@@ -26,6 +27,8 @@ pub(super) struct Row {
     pub(super) from_console: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) end_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) connect_link: Option<String>,
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
@@ -50,6 +53,7 @@ impl Redb {
             created_at_ms: pending.created_at_ms,
             from_console: pending.from_console,
             end_user: pending.end_user.clone(),
+            connect_link: pending.connect_link.clone(),
         })?;
         let cutoff = now_ms().saturating_sub(STATE_TTL_MS);
         let txn = self.db.begin_write().map_err(db)?;
@@ -71,17 +75,17 @@ impl Redb {
     fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<ConnectionKey>, StoreError> {
+    ) -> Result<Option<PendingTarget>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(AUTHORIZATIONS).map_err(db)?;
         let Some(bytes) = table.get(state_hash).map_err(db)? else {
             return Ok(None);
         };
         let row = decode(bytes.value())?;
-        Ok(Some(ConnectionKey::new(
-            row.end_user.as_deref(),
-            &row.link_name,
-        )))
+        Ok(Some(PendingTarget {
+            key: ConnectionKey::new(row.end_user.as_deref(), &row.link_name),
+            connect_link: row.connect_link,
+        }))
     }
 
     fn take_pending_authorization(
@@ -111,6 +115,7 @@ impl Redb {
             created_at_ms: row.created_at_ms,
             from_console: row.from_console,
             end_user: row.end_user,
+            connect_link: row.connect_link,
         }))
     }
 
@@ -136,7 +141,7 @@ impl crate::sessions::SessionRows for RedbBackend {
     async fn pending_authorization_link(
         &self,
         state_hash: &str,
-    ) -> Result<Option<ConnectionKey>, StoreError> {
+    ) -> Result<Option<PendingTarget>, StoreError> {
         let state_hash = state_hash.to_owned();
         self.run(move |redb| redb.pending_authorization_link(&state_hash))
             .await
