@@ -40,6 +40,7 @@ mod event;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod tool;
 
 pub use error::{Error, Result};
 pub use event::Event;
@@ -95,8 +96,29 @@ pub mod __private {
 /// }
 /// junction_sdk::export!(handle);
 /// ```
+///
+/// A plugin that is an MCP tool may name the type of its arguments, and
+/// the host derives the tool's input schema from it at upload (see
+/// [`tool`]): `junction_sdk::export!(handle, tool_input = CampaignSync);`
 #[macro_export]
 macro_rules! export {
+    ($handler:path, tool_input = $input:ty) => {
+        #[doc(hidden)]
+        struct __JunctionPlugin;
+
+        impl $crate::bindings::Guest for __JunctionPlugin {
+            fn handle(
+                event: $crate::bindings::Event,
+            ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                if event.kind == $crate::tool::DESCRIBE_KIND {
+                    return Ok($crate::tool::input_schema::<$input>().to_string());
+                }
+                $crate::__private::run(event, $handler)
+            }
+        }
+
+        $crate::bindings::__export_plugin_world!(__JunctionPlugin with_types_in $crate::bindings);
+    };
     ($handler:path) => {
         #[doc(hidden)]
         struct __JunctionPlugin;

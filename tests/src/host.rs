@@ -50,6 +50,15 @@ impl Answer {
     }
 }
 
+/// The CSRF token a console page's first form carries.
+pub fn csrf_of(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries the session's CSRF token")
+        .to_owned()
+}
+
 /// The `name=value` of the cookie `name` a response sets.
 pub fn set_cookie(response: &Response, name: &str) -> String {
     response

@@ -10,6 +10,7 @@ pub mod harness;
 pub mod host;
 pub mod load;
 pub mod mailchimp;
+pub mod mcp;
 pub mod oauth;
 pub mod plugins;
 pub mod postgres;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use junction_tests::end_users::{ANA_TOKEN, BEN_TOKEN, accounts};
-use junction_tests::host::TestHost;
+use junction_tests::host::{TestHost, csrf_of};
 use junction_tests::oauth::{FakeProvider, browser, follow, service_json};
 use junction_tests::plugins::{component_bytes, example_manifest_json};
 use reqwest::StatusCode;
@@ -352,12 +352,7 @@ async fn the_console_shows_end_users_and_deletes_one() {
 
     let user = page("/end-users/ana").await.expect("page");
     let html = user.text().await.expect("html");
-    let csrf = html
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = csrf_of(&html);
     let deleted = http
         .post(format!("{}/end-users/ana/delete", host.url))
         .header("cookie", &session)
@@ -372,15 +367,6 @@ async fn the_console_shows_end_users_and_deletes_one() {
         page("/end-users/ana").await.expect("page").status(),
         StatusCode::NOT_FOUND
     );
-}
-
-/// The first CSRF token on a console page.
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries the session's CSRF token")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

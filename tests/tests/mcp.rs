@@ -6,26 +6,16 @@
 //! without a valid key nothing is served. Two end users' keys call the
 //! MailChimp sync tool, each with their own MailChimp account.
 
-use std::process::Command;
-
 use junction_tests::end_users::{ANA_TOKEN, BEN_TOKEN, accounts};
 use junction_tests::host::TestHost;
+use junction_tests::mcp;
 use junction_tests::plugins::component_bytes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn python() -> String {
-    match std::env::var("JUNCTION_MCP_PYTHON") {
-        Ok(path) if !path.trim().is_empty() => path,
-        _ => panic!(
-            "the MCP tests need the Python `mcp` SDK: run ./scripts/test.sh, which installs it into a cache, or set JUNCTION_MCP_PYTHON to a python that has `mcp` installed"
-        ),
-    }
-}
-
 /// Runs the client; each line it printed, parsed.
 async fn client(host: &TestHost, token: &str, call: Option<(&str, Value)>) -> Vec<Value> {
-    client_as(host, token, None, call).await
+    mcp::client(host, token, None, call).await
 }
 
 /// [`client`], naming `end_user` in every request's header.
@@ -35,33 +25,7 @@ async fn client_as(
     end_user: Option<&str>,
     call: Option<(&str, Value)>,
 ) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/client.py");
-    let mut command = Command::new(python());
-    command
-        .arg(script)
-        .arg(format!("{}/mcp", host.url))
-        .arg(token);
-    match end_user {
-        Some(user) => command.env("JUNCTION_END_USER", user),
-        None => command.env_remove("JUNCTION_END_USER"),
-    };
-    if let Some((tool, arguments)) = call {
-        command.arg(tool).arg(arguments.to_string());
-    }
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("client task")
-        .expect("the Python client runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "the MCP client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
-        .collect()
+    mcp::client(host, token, end_user, call).await
 }
 
 fn tool_manifest(name: &str, description: &str) -> Value {
@@ -101,6 +65,27 @@ async fn an_agent_lists_and_calls_the_tools_its_key_names() {
             .await;
         assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
     }
+    // A tool without an input schema whose plugin does not describe one
+    // is refused at upload, saying how to give it.
+    let undescribed = host
+        .upload(
+            "undescribed",
+            component_bytes("hello"),
+            Some(&json!({"tool": {"name": "u", "description": "no schema"}})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        undescribed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        undescribed.text
+    );
+    assert!(
+        undescribed.text.contains("tool_input"),
+        "{}",
+        undescribed.text
+    );
     // A plugin without a tool is no tool.
     let plain = host
         .upload("plain", component_bytes("hello"), None, None)
@@ -189,6 +174,21 @@ async fn two_end_users_call_the_mailchimp_sync_each_with_their_own_account() {
 
     let lines = client(host, &ana, Some((tool, json!({"campaign_id": "ca"})))).await;
     assert_eq!(lines[1]["tools"][0]["name"], tool, "{}", lines[1]);
+    // The schema came from the plugin's own type (schemars, at upload).
+    let schema = &lines[1]["tools"][0]["input_schema"];
+    assert_eq!(schema["required"], json!(["campaign_id"]), "{schema}");
+    assert_eq!(
+        schema["properties"]["campaign_id"]["type"], "string",
+        "{schema}"
+    );
+    assert_eq!(
+        schema["properties"]["campaign_id"]["description"], "The MailChimp campaign id.",
+        "{schema}"
+    );
+    assert_eq!(
+        schema["properties"]["page_size"]["maximum"], 1000,
+        "{schema}"
+    );
     assert_eq!(lines[2]["is_error"], false, "{}", lines[2]);
     let output = &lines[2]["structured"]["output"];
     assert_eq!(output["campaign"]["list_id"], "list-ana", "{output}");

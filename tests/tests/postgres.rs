@@ -320,12 +320,7 @@ async fn a_console_session_started_on_one_host_works_on_another() {
         .expect("console page on B");
     assert_eq!(page.status(), StatusCode::OK, "B knows A's session");
     let html = page.text().await.expect("page");
-    let csrf = html
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries the session's CSRF token")
-        .to_owned();
+    let csrf = junction_tests::host::csrf_of(&html);
     // A form posted to B with the token A's pages carry is accepted:
     // signing out on B ends the session on A.
     let out = http
@@ -542,4 +537,91 @@ async fn hosts_starting_together_on_a_new_database_issue_one_admin_token() {
     for server in servers {
         server.shutdown().await.expect("shutdown");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_users_connect_links_and_mcp_work_across_hosts() {
+    use junction_tests::end_users::{ANA_TOKEN, accounts_on};
+    let world = accounts_on(on_postgres().await).await;
+    let a = &world.host;
+    let b = a.beside().await;
+
+    // A connect link issued on A is opened on B and completed on A.
+    let issued = a
+        .post(
+            "/v1/connect-links",
+            &json!({"end_user": "cyd", "service": "mailchimp-mock", "link_name": "second"}),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    let path = issued.json["url"]
+        .as_str()
+        .expect("url")
+        .trim_start_matches(&a.url)
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = http
+        .get(format!("{}{path}", b.url))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = junction_tests::host::set_cookie(&page, "junction_connect");
+    let done = http
+        .post(format!("{}{path}", a.url))
+        .header("cookie", &cookie)
+        .form(&[("token", "cyd-token-1")])
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(done.status(), StatusCode::OK);
+    let made = b.get("/v1/connections/second?end_user=cyd").await;
+    assert_eq!(made.json["status"], "connected", "{}", made.text);
+    let again = http
+        .get(format!("{}{path}", b.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(again.status(), StatusCode::GONE, "used on A, refused on B");
+
+    // Ana's key, issued on A, runs her tool call on B with her account.
+    let key = a
+        .post(
+            "/v1/api-keys",
+            &json!({"name": "ana", "end_user": "ana", "plugins": ["mailchimp-sync"]}),
+        )
+        .await;
+    let key = key.json["key"].as_str().expect("key").to_owned();
+    let lines = junction_tests::mcp::client(
+        &b,
+        &key,
+        None,
+        Some(("sync_mailchimp_campaign", json!({"campaign_id": "ca"}))),
+    )
+    .await;
+    assert_eq!(lines[2]["is_error"], false, "{}", lines[2]);
+    assert_eq!(
+        lines[2]["structured"]["output"]["campaign"]["list_id"], "list-ana",
+        "{}",
+        lines[2]
+    );
+    assert!(
+        world
+            .ana
+            .journal
+            .all()
+            .iter()
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {ANA_TOKEN}")))
+    );
+    let runs = a.get("/v1/executions?end_user=ana").await;
+    assert_eq!(
+        runs.json.as_array().expect("list").len(),
+        1,
+        "{}",
+        runs.text
+    );
 }

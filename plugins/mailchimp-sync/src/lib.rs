@@ -19,9 +19,15 @@ use serde::Deserialize;
 /// Members fetched per page when the event does not say.
 const DEFAULT_PAGE_SIZE: u64 = 500;
 
-#[derive(Deserialize)]
+/// What to sync: a `campaign.sync` payload, and the tool's arguments (the
+/// tool's input schema is derived from this type).
+#[derive(Deserialize, junction_sdk::tool::JsonSchema)]
+#[schemars(crate = "junction_sdk::tool::schemars")]
 struct CampaignSync {
+    /// The MailChimp campaign id.
     campaign_id: String,
+    /// Members fetched per page (default 500).
+    #[schemars(range(min = 1, max = 1000))]
     page_size: Option<u64>,
 }
 
@@ -61,7 +67,7 @@ fn handle(event: Event) -> Result<serde_json::Value> {
     }
 }
 
-junction_sdk::export!(handle);
+junction_sdk::export!(handle, tool_input = CampaignSync);
 
 fn cursor_key(list_id: &str) -> String {
     format!("cursor/{list_id}")

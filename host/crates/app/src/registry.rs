@@ -424,6 +424,34 @@ impl Registry {
 
     /// Which requested connections to grant: the explicit list (each must
     /// exist and be requested) or every requested one that exists.
+    /// A tool's input schema, asked of the plugin itself (in its sandbox,
+    /// with its limits): what the Rust SDK derives from the type named by
+    /// `export!(handle, tool_input = T)`.
+    async fn described_input(
+        &self,
+        loaded: &LoadedPlugin,
+    ) -> Result<serde_json::Value, RegistryError> {
+        let asked = junction_core::Event::new(junction_core::manifest::TOOL_SCHEMA_KIND, "{}");
+        let record = self.runtime.execute(loaded, asked).await;
+        let unanswered = |why: String| {
+            RegistryError::Manifest(format!(
+                "tool.input-schema is absent and the plugin did not describe its input ({why}); declare input-schema in the manifest, or export the handler with `junction_sdk::export!(handle, tool_input = YourArgs)`"
+            ))
+        };
+        match record.output() {
+            Some(schema) => {
+                junction_core::manifest::check_input_schema(schema).map_err(unanswered)?;
+                Ok(schema.clone())
+            }
+            None => Err(unanswered(
+                record
+                    .failure()
+                    .map(|(_, message)| message.to_owned())
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
     async fn resolve_grants(
         &self,
         manifest: &Manifest,
@@ -508,6 +536,12 @@ impl Registry {
             created_at_ms: 0,
         };
         let loaded = self.link(&upload.name, &draft, &component)?;
+        let mut manifest = upload.manifest;
+        if let Some(tool) = &mut manifest.tool
+            && tool.input_schema.is_none()
+        {
+            tool.input_schema = Some(self.described_input(&loaded).await?);
+        }
 
         let _commit = self.commit.lock().await;
         let record = self
@@ -519,7 +553,7 @@ impl Registry {
                     sha256: &sha256,
                     compatibility: &self.compatibility,
                     artifact: &artifact,
-                    manifest: upload.manifest,
+                    manifest,
                     granted_connections: granted,
                     missing_connections: missing,
                 },

@@ -43,8 +43,26 @@ pub struct ToolSpec {
     pub name: String,
     /// What it does, for the agent choosing it.
     pub description: String,
-    /// The JSON Schema of its arguments (an object schema).
-    pub input_schema: serde_json::Value,
+    /// The JSON Schema of its arguments (an object schema). When absent,
+    /// the host asks the plugin at upload (an event of kind
+    /// [`TOOL_SCHEMA_KIND`]; the Rust SDK answers with the schema derived
+    /// from the type named by `export!(handle, tool_input = T)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+}
+
+/// The event kind the host sends at upload to ask a tool for its input schema.
+pub const TOOL_SCHEMA_KIND: &str = "junction.tool-schema";
+
+/// Checks that `schema` is a JSON Schema of an object.
+pub fn check_input_schema(schema: &serde_json::Value) -> Result<(), String> {
+    let is_object_schema = schema
+        .as_object()
+        .is_some_and(|schema| schema.get("type").and_then(|t| t.as_str()) == Some("object"));
+    if !is_object_schema {
+        return Err("tool.input-schema must be a JSON Schema with \"type\": \"object\"".into());
+    }
+    Ok(())
 }
 
 impl ToolSpec {
@@ -65,14 +83,10 @@ impl ToolSpec {
         if self.description.trim().is_empty() || self.description.len() > 4096 {
             return Err("tool.description must be 1 to 4096 bytes".into());
         }
-        let is_object_schema = self
-            .input_schema
-            .as_object()
-            .is_some_and(|schema| schema.get("type").and_then(|t| t.as_str()) == Some("object"));
-        if !is_object_schema {
-            return Err("tool.input-schema must be a JSON Schema with \"type\": \"object\"".into());
+        match &self.input_schema {
+            Some(schema) => check_input_schema(schema),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -287,7 +301,7 @@ mod tests {
             tool: Some(ToolSpec {
                 name: name.into(),
                 description: description.into(),
-                input_schema: schema,
+                input_schema: Some(schema),
             }),
             ..Manifest::default()
         };

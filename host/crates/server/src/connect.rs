@@ -13,7 +13,7 @@
 use askama::Template;
 use axum::Json;
 use axum::extract::{Form, Path, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
@@ -305,15 +305,9 @@ pub(crate) fn failed_page(status: StatusCode, app: &str, why: &str) -> Response 
 
 /// The browser cookie's value in `headers`, if it carries one.
 pub(crate) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BROWSER_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    super::html::cookie(headers, BROWSER_COOKIE)
         .filter(|v| !v.is_empty() && v.len() <= 100)
+        .map(str::to_owned)
 }
 
 /// What a link stores of the browser holding it: the cookie's hash, per link.

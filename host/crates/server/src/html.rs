@@ -1,7 +1,9 @@
 //! Text made safe for pages and paths: HTML escaping, path-segment
-//! encoding and the console path of a connection, shared by the console
-//! and the OAuth callback's pages.
+//! encoding, the console path of a connection and reading a cookie,
+//! shared by the console, the OAuth callback's and the connect pages.
 
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
 use junction_store::ConnectionKey;
 
 /// HTML-escapes text from providers and users.
@@ -47,4 +49,16 @@ pub(crate) fn connection_action_base(key: &ConnectionKey) -> (String, String) {
         None => String::new(),
     };
     (base, query)
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }

@@ -46,7 +46,12 @@ pub(crate) fn service(state: AppState) -> StreamableHttpService<Tools, LocalSess
     {
         hosts.push(host.to_owned());
     }
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    // No sessions: the current revision (2026-07-28) has none, and older
+    // clients are served statelessly too, so any host sharing the store
+    // answers any request, behind any load balancer.
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_legacy_session_mode(false);
     StreamableHttpService::new(
         move || {
             Ok(Tools {
@@ -149,7 +154,7 @@ impl ServerHandler for Tools {
             .into_iter()
             .map(|(_, spec)| {
                 let schema = match spec.input_schema {
-                    Value::Object(schema) => schema,
+                    Some(Value::Object(schema)) => schema,
                     _ => serde_json::Map::new(),
                 };
                 Tool::new(spec.name, spec.description, Arc::new(schema))

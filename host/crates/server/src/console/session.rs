@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -133,17 +133,7 @@ impl From<ConsoleFlash> for Flash {
     }
 }
 
-/// The value of cookie `name` in the request.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
+pub use crate::html::cookie;
 
 impl Sessions {
     /// Sessions in `store` that end after `ttl` without a request; cookies
@@ -494,7 +484,10 @@ mod tests {
     #[test]
     fn reads_cookies_and_marks_cross_site_requests() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("a=1; junction_login=xyz"));
+        headers.insert(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("a=1; junction_login=xyz"),
+        );
         assert_eq!(cookie(&headers, LOGIN_COOKIE), Some("xyz"));
         assert_eq!(cookie(&headers, "b"), None);
         assert!(login_token_matches(&headers, "xyz"));
