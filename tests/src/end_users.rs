@@ -99,6 +99,16 @@ pub async fn accounts_on(host: TestHost) -> Accounts {
     }
 }
 
+/// Whether every request `account` received carried `token` as its bearer.
+pub fn saw_only(account: &MockMailchimp, token: &str) -> bool {
+    let bearer = format!("Bearer {token}");
+    account
+        .journal
+        .all()
+        .iter()
+        .all(|r| r.header("authorization") == Some(bearer.as_str()))
+}
+
 /// [`accounts_on`] a new host on the embedded store.
 pub async fn accounts() -> Accounts {
     accounts_on(TestHost::start().await).await

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use junction_tests::end_users::{ANA_TOKEN, BEN_TOKEN, accounts};
+use junction_tests::end_users::{ANA_TOKEN, BEN_TOKEN, accounts, saw_only};
 use junction_tests::host::{TestHost, csrf_of};
 use junction_tests::oauth::{FakeProvider, browser, follow, service_json};
 use junction_tests::plugins::{component_bytes, example_manifest_json};
@@ -41,11 +41,7 @@ async fn each_end_user_runs_with_their_own_account() {
     for (account, token) in [(&world.ana, ANA_TOKEN), (&world.ben, BEN_TOKEN)] {
         let seen = account.journal.all();
         assert!(!seen.is_empty());
-        assert!(
-            seen.iter()
-                .all(|r| r.header("authorization") == Some(&format!("Bearer {token}"))),
-            "{seen:?}"
-        );
+        assert!(saw_only(account, token), "{seen:?}");
     }
     assert_eq!(world.crm.lead_count(), 5);
 
@@ -53,12 +49,7 @@ async fn each_end_user_runs_with_their_own_account() {
     let crossed = sync_as(host, Some("ana"), "cb").await;
     assert_eq!(crossed["status"], "failed", "{crossed}");
     assert!(
-        world
-            .ben
-            .journal
-            .all()
-            .iter()
-            .all(|r| r.header("authorization") == Some(&format!("Bearer {BEN_TOKEN}"))),
+        saw_only(&world.ben, BEN_TOKEN),
         "Ben's account never saw Ana's run"
     );
     // The organisation has no MailChimp connection of its own.

@@ -609,14 +609,7 @@ async fn end_users_connect_links_and_mcp_work_across_hosts() {
         "{}",
         lines[2]
     );
-    assert!(
-        world
-            .ana
-            .journal
-            .all()
-            .iter()
-            .all(|r| r.header("authorization") == Some(&format!("Bearer {ANA_TOKEN}")))
-    );
+    assert!(junction_tests::end_users::saw_only(&world.ana, ANA_TOKEN));
     let runs = a.get("/v1/executions?end_user=ana").await;
     assert_eq!(
         runs.json.as_array().expect("list").len(),
