@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub use junction_app::{ports, registry};
+pub use junction_core::Language;
 pub use junction_core::manifest;
 pub use junction_events as events;
 pub use junction_events::metrics;

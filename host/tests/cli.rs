@@ -78,7 +78,108 @@ fn build_then_run_hello() {
     let out = run_component(&core, event, data.path(), None);
     assert_fails_with(&out, "core WebAssembly module, not a component");
     let out = junction(&["build", data.path().to_str().expect("path")], None);
-    assert_fails_with(&out, "has no Cargo.toml");
+    assert_fails_with(&out, "is not a plugin project");
+}
+
+/// `junction build`, `run` and `deploy` take a Python or a JavaScript
+/// project the way they take a crate.
+#[test]
+fn build_run_and_deploy_python_and_javascript_plugins() {
+    let target_dir = plugin_target_dir();
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ServeChild::start(data.path());
+    for (package, language) in [("hello-py", "Python"), ("hello-js", "JavaScript")] {
+        let project = workspace().join("plugins").join(package);
+        let project = project.to_str().expect("path");
+        let out = junction(&["build", project, "--target-dir", &target_dir], None);
+        assert!(out.status.success(), "{package}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains(&format!("({language}, ")) && stdout.contains("sha256"),
+            "{package}: {stdout}"
+        );
+        assert!(
+            stdout.contains("matches the junction:plugin/plugin world"),
+            "{package}: {stdout}"
+        );
+        // The project folder is left as it was: no bytecode caches, no output.
+        let leftovers: Vec<String> = walk(Path::new(project))
+            .into_iter()
+            .filter(|p| p.contains("__pycache__") || p.ends_with(".wasm"))
+            .collect();
+        assert!(leftovers.is_empty(), "{package}: {leftovers:?}");
+
+        let run_dir = tempfile::tempdir().expect("tempdir");
+        let event = run_dir.path().join("event.json");
+        std::fs::write(&event, r#"{"kind": "hello", "payload": {"name": "Ada"}}"#).expect("write");
+        let out = junction(
+            &[
+                "run",
+                project,
+                "--event",
+                event.to_str().expect("path"),
+                "--data-dir",
+                run_dir.path().to_str().expect("path"),
+                "--target-dir",
+                &target_dir,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{package}: {}", text(&out.stderr));
+        let record: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("record is JSON");
+        assert_eq!(record["status"], "ok", "{package}: {record}");
+        assert_eq!(record["output"]["payload"]["name"], "Ada", "{package}");
+
+        let out = server.client(&["deploy", project, "--target-dir", &target_dir], None);
+        assert!(out.status.success(), "{package}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(&format!("deployed {package} version 1")),
+            "{package}: {}",
+            text(&out.stdout)
+        );
+        let out = server.client(
+            &["invoke", package, "--event", "-"],
+            Some(r#"{"kind": "hello", "payload": {"name": "Grace"}}"#),
+        );
+        assert!(out.status.success(), "{package}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("\"Grace\""), "{package}");
+    }
+
+    // A project whose manifest is wrong is refused naming the field.
+    let broken = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        broken.path().join("package.json"),
+        r#"{"name": "broken-js", "junction": {"limits": {"memory-mb": "lots"}}}"#,
+    )
+    .expect("write");
+    let out = junction(&["build", broken.path().to_str().expect("path")], None);
+    assert_fails_with(&out, "\"junction\" in package.json");
+    assert_fails_with(&out, "memory-mb");
+    std::fs::write(
+        broken.path().join("pyproject.toml"),
+        "[project]\nname = \"broken-py\"\n",
+    )
+    .expect("write");
+    let out = junction(&["build", broken.path().to_str().expect("path")], None);
+    assert_fails_with(&out, "has both pyproject.toml and package.json");
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Every file below `dir`, as text.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            found.push(path.display().to_string());
+            if path.is_dir() {
+                found.extend(walk(&path));
+            }
+        }
+    }
+    found
 }
 
 #[test]

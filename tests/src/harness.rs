@@ -1,15 +1,18 @@
 //! The real runtime and store in a temporary data directory.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use junction_host::manifest::Manifest;
 use junction_host::runtime::{
-    Event, ExecutionRecord, Grants, HostPattern, LoadedPlugin, Runtime, RuntimeConfig,
+    Component, Event, ExecutionRecord, Grants, HostPattern, LoadedPlugin, Runtime, RuntimeConfig,
 };
 use junction_host::store::{
     AuthType, Connection, ConnectionStatus, Credentials, Placement, Secret, Service, Store, now_ms,
 };
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::plugins;
@@ -75,8 +78,7 @@ impl Harness {
         allowed_hosts: &[String],
         manifest: &Manifest,
     ) -> LoadedPlugin {
-        let bytes = plugins::component_bytes(package);
-        let component = self.runtime.compile(&bytes).expect("compile");
+        let (component, bytes) = self.compiled(package);
         let grants = Grants {
             connections: connections.iter().map(|s| s.to_string()).collect(),
             requested: connections.iter().map(|s| s.to_string()).collect(),
@@ -87,8 +89,45 @@ impl Harness {
                 .collect(),
         };
         self.runtime
-            .load(name, &component, bytes.len(), grants, manifest)
+            .load(name, &component, bytes, grants, manifest)
             .expect("load")
+    }
+
+    /// The compiled component of `package` and its size. Compiled once per
+    /// engine configuration and component, and kept beside the built
+    /// plugins for the next test binary: a Python or JavaScript component
+    /// carries its interpreter, whose compilation would dominate every test
+    /// that loads it.
+    pub fn compiled(&self, package: &str) -> (Component, usize) {
+        type Artifacts = Mutex<HashMap<PathBuf, Arc<(Vec<u8>, usize)>>>;
+        static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+        let artifacts = ARTIFACTS.get_or_init(Default::default);
+        let bytes = plugins::component_bytes(package);
+        let sha = hex::encode(&Sha256::digest(&bytes)[..16]);
+        let compatibility = self.runtime.compatibility_hash();
+        let path = plugins::plugin_target_dir()
+            .join("artifacts")
+            .join(format!("{sha}-{}.cwasm", &compatibility[..16]));
+        let mut artifacts = artifacts.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = artifacts
+            .entry(path.clone())
+            .or_insert_with(|| {
+                let artifact = std::fs::read(&path).unwrap_or_else(|_| {
+                    let (artifact, _) = self.runtime.precompile(&bytes).expect("compile");
+                    keep_artifact(&path, &artifact);
+                    artifact
+                });
+                Arc::new((artifact, bytes.len()))
+            })
+            .clone();
+        drop(artifacts);
+        // The file is one this test suite's own engine wrote, under its
+        // compatibility hash.
+        let component = self
+            .runtime
+            .deserialize_own_artifact(&entry.0)
+            .expect("load the artifact the test suite compiled");
+        (component, entry.1)
     }
 
     pub fn load_simple(&self, package: &str, connections: &[&str]) -> LoadedPlugin {
@@ -164,6 +203,19 @@ impl Harness {
         )
         .await
         .expect("store connection");
+    }
+}
+
+/// Writes an artifact beside the built plugins (through a temporary file,
+/// so a concurrent reader never sees half of one).
+fn keep_artifact(path: &Path, artifact: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let partial = path.with_extension(format!("{}.partial", std::process::id()));
+    if std::fs::write(&partial, artifact).is_ok() {
+        let _ = std::fs::rename(&partial, path);
     }
 }
 

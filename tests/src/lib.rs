@@ -16,3 +16,26 @@ pub mod plugins;
 pub mod postgres;
 pub mod server;
 pub mod zoho;
+
+/// One test per plugin language for each scenario: `each_language!(a, b)`
+/// turns `async fn a(language: Language)` into the tests `rust::a`,
+/// `python::a` and `javascript::a`, so a failure names its language and
+/// the languages run in parallel.
+#[macro_export]
+macro_rules! each_language {
+    ($($scenario:ident),* $(,)?) => {
+        $crate::each_language!(@in rust, Rust, $($scenario),*);
+        $crate::each_language!(@in python, Python, $($scenario),*);
+        $crate::each_language!(@in javascript, JavaScript, $($scenario),*);
+    };
+    (@in $module:ident, $language:ident, $($scenario:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(::junction_host::Language::$language).await
+                }
+            )*
+        }
+    };
+}

@@ -1,9 +1,11 @@
 //! The MailChimp sync plugin through the real runtime against mock MailChimp
 //! and mock Zoho CRM servers: the auth headers the host injected, subscriber
 //! hashes, paging, upsert batches, the incremental kv cursor, 429 retries,
-//! problem+json errors and CRM per-record errors.
+//! problem+json errors and CRM per-record errors — the same scenarios for
+//! the plugin in Rust, Python and JavaScript.
 
 use base64::Engine as _;
+use junction_host::Language;
 use junction_host::manifest::Manifest;
 use junction_host::runtime::{ExecutionRecord, Failure, LoadedPlugin};
 use junction_host::store::{AuthType, Credentials, Placement, Secret};
@@ -39,7 +41,7 @@ struct World {
 
 /// MailChimp as an OAuth-style bearer connection whose base URL comes from
 /// the `dc`-like metadata, Zoho CRM with `Zoho-oauthtoken` on its `api_domain`.
-async fn world(member_count: usize) -> World {
+async fn world(member_count: usize, language: Language) -> World {
     let harness = Harness::new().await;
     let mailchimp = MockMailchimp::start(MC_TOKEN, MC_API_KEY).await;
     let crm = MockCrm::start(CRM_TOKEN).await;
@@ -68,9 +70,10 @@ async fn world(member_count: usize) -> World {
             &[("api_domain", &crm.api_domain())],
         )
         .await;
-    let manifest = plugins::example_manifest("mailchimp-sync");
+    let package = plugins::in_language("mailchimp-sync", language);
+    let manifest = plugins::example_manifest(&package);
     let plugin = harness.load(
-        "mailchimp-sync",
+        &package,
         "mailchimp-sync",
         &["mailchimp", "zohocrm"],
         &[],
@@ -101,9 +104,8 @@ impl World {
     }
 }
 
-#[tokio::test]
-async fn full_then_incremental_sync() {
-    let w = world(250).await;
+async fn full_then_incremental_sync(language: Language) {
+    let w = world(250, language).await;
     let (record, summary) = w.sync().await;
 
     assert_eq!(summary["campaign"]["id"], "c100");
@@ -211,9 +213,8 @@ async fn full_then_incremental_sync() {
     assert_eq!(leads["person3@example.com"]["Last_Name"], "Renamed");
 }
 
-#[tokio::test]
-async fn rate_limit_is_retried_after_retry_after() {
-    let w = world(20).await;
+async fn rate_limit_is_retried_after_retry_after(language: Language) {
+    let w = world(20, language).await;
     w.mailchimp
         .rate_limited
         .store(1, std::sync::atomic::Ordering::SeqCst);
@@ -240,9 +241,8 @@ async fn rate_limit_is_retried_after_retry_after() {
     );
 }
 
-#[tokio::test]
-async fn problem_json_becomes_a_plugin_error() {
-    let w = world(1).await;
+async fn problem_json_becomes_a_plugin_error(language: Language) {
+    let w = world(1, language).await;
     let record = w
         .harness
         .run(
@@ -260,9 +260,8 @@ async fn problem_json_becomes_a_plugin_error() {
     assert!(message.contains("/campaigns/missing"), "{message}");
 }
 
-#[tokio::test]
-async fn crm_record_errors_are_counted_and_keep_the_cursor() {
-    let w = world(5).await;
+async fn crm_record_errors_are_counted_and_keep_the_cursor(language: Language) {
+    let w = world(5, language).await;
     w.crm
         .rejected
         .lock()
@@ -293,9 +292,8 @@ async fn crm_record_errors_are_counted_and_keep_the_cursor() {
     );
 }
 
-#[tokio::test]
-async fn new_crm_lead_is_subscribed_by_hash() {
-    let w = world(0).await;
+async fn new_crm_lead_is_subscribed_by_hash(language: Language) {
+    let w = world(0, language).await;
     let lead = json!({"Email": "New.Lead@Example.COM", "First_Name": "Nia", "Last_Name": "Lee", "list_id": "list1"});
     let record = w.harness.run(&w.plugin, "lead.created", lead).await;
     let output = record
@@ -318,6 +316,15 @@ async fn new_crm_lead_is_subscribed_by_hash() {
     );
     assert_eq!(body["email_address"], "New.Lead@Example.COM");
 }
+
+junction_tests::each_language!(
+    full_then_incremental_sync,
+    rate_limit_is_retried_after_retry_after,
+    problem_json_becomes_a_plugin_error,
+    crm_record_errors_are_counted_and_keep_the_cursor,
+    new_crm_lead_is_subscribed_by_hash,
+    cli_run_builds_and_syncs_against_the_mocks,
+);
 
 #[tokio::test]
 async fn api_key_goes_as_http_basic() {
@@ -360,11 +367,10 @@ async fn api_key_goes_as_http_basic() {
     );
 }
 
-#[tokio::test]
-async fn cli_run_builds_and_syncs_against_the_mocks() {
+async fn cli_run_builds_and_syncs_against_the_mocks(language: Language) {
     // `junction run <plugin dir>` as the CLI does it: build, load with the
     // manifest's grants, run on the data directory's store.
-    let w = world(12).await;
+    let w = world(12, language).await;
     let data_dir = w.harness.dir.path().to_owned();
     let event_file = data_dir.join("event.json");
     std::fs::write(
@@ -392,7 +398,9 @@ async fn cli_run_builds_and_syncs_against_the_mocks() {
         allow_private_network: true,
     };
     let record = junction_host::cli::run_once(
-        &plugins::workspace_root().join("plugins/mailchimp-sync"),
+        &plugins::workspace_root()
+            .join("plugins")
+            .join(plugins::in_language("mailchimp-sync", language)),
         event_file.to_str().expect("path"),
         &options,
     )

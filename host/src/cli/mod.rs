@@ -39,17 +39,17 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build a plugin crate into a component and check it against the plugin world.
+    /// Build a plugin (Rust, Python or JavaScript, told by its project file) into a component and check it against the plugin world.
     Build {
-        /// The plugin crate's folder.
+        /// The plugin's folder: a crate (`Cargo.toml`), a Python project (`pyproject.toml`) or a JavaScript one (`package.json`).
         dir: PathBuf,
-        /// Cargo's target directory.
+        /// Where the component goes (cargo's target directory for Rust).
         #[arg(long)]
         target_dir: Option<PathBuf>,
     },
     /// Run a plugin once on the local store and print the execution record.
     Run {
-        /// A plugin crate's folder (built first) or a component `.wasm` file.
+        /// A plugin project's folder (built first: Rust, Python or JavaScript) or a component `.wasm` file.
         plugin: PathBuf,
         /// The event: a JSON file `{"kind": ..., "payload": ...}`, or `-` for standard input.
         #[arg(long)]
@@ -257,8 +257,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build { dir, target_dir } => {
             let built = build::build_plugin(&dir, target_dir.as_deref())?;
+            let language = built.language.map(|l| format!("{l}, ")).unwrap_or_default();
             println!(
-                "built {} ({} bytes, sha256 {})",
+                "built {} ({language}{} bytes, sha256 {})",
                 built.path.display(),
                 built.size,
                 built.sha256
@@ -344,7 +345,7 @@ pub struct RunOptions {
     /// Allow an origin without credentials beyond the manifest's (repeatable).
     #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
-    /// The plugin's `Cargo.toml` with `[package.metadata.junction]`, for a `.wasm` file.
+    /// The plugin's project file with its manifest (`Cargo.toml`, `pyproject.toml` or `package.json`), for a `.wasm` file.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
     /// Cargo's target directory, when building.
@@ -369,7 +370,7 @@ pub async fn run_once(
     } else {
         let mut built = build::check_file(plugin)?;
         if let Some(path) = &options.manifest {
-            built.manifest = Manifest::from_cargo_toml(path)?;
+            built.manifest = Manifest::from_file(path)?;
         }
         built
     };

@@ -23,7 +23,7 @@ const CHUNK: usize = 64 * 1024;
 /// Arguments of `junction deploy`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    /// A plugin crate's folder (built first) or a component `.wasm` file.
+    /// A plugin project's folder (built first: Rust, Python or JavaScript) or a component `.wasm` file.
     pub plugin: PathBuf,
     /// Deploy under this name instead of the crate's.
     #[arg(long)]
@@ -32,7 +32,7 @@ pub struct DeployArgs {
     /// connection that exists is granted.
     #[arg(long = "grant")]
     pub grants: Vec<String>,
-    /// The plugin's `Cargo.toml`, for a `.wasm` file.
+    /// The plugin's project file with its manifest (`Cargo.toml`, `pyproject.toml` or `package.json`), for a `.wasm` file.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
     /// Cargo's target directory, when building.
@@ -59,7 +59,7 @@ pub async fn deploy(args: DeployArgs) -> Result<(), CliError> {
     } else {
         let mut built = build::check_file(&args.plugin)?;
         if let Some(path) = &args.manifest {
-            built.manifest = Manifest::from_cargo_toml(path)?;
+            built.manifest = Manifest::from_file(path)?;
         }
         built
     };

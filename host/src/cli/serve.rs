@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7070].
     #[arg(long, env = "JUNCTION_LISTEN")]
     pub listen: Option<String>,
-    /// Largest component upload, in MiB [default: 10].
+    /// Largest component upload, in MiB [default: 64].
     #[arg(long, env = "JUNCTION_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
     /// Execution records kept per plugin [default: 10000].

@@ -22,6 +22,10 @@ pub struct PluginSummary {
     pub sha256: String,
     /// The active component's size in bytes.
     pub size: u64,
+    /// The language the active version was written in, when its component
+    /// says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<junction_core::Language>,
     /// When the first version was uploaded.
     pub created_at_ms: u64,
     /// When a version was last uploaded or activated.
@@ -93,6 +97,7 @@ pub fn summary(registry: &Registry, record: &PluginRecord) -> PluginSummary {
         active_version: record.active_version,
         sha256: active.map(|v| v.sha256.clone()).unwrap_or_default(),
         size: active.map(|v| v.size).unwrap_or(0),
+        language: active.and_then(|v| v.language),
         created_at_ms: record.created_at_ms,
         updated_at_ms: record.updated_at_ms,
         requested_connections: active

@@ -20,8 +20,10 @@ use junction_store::{
     NewVersion, PluginRecord, PluginVersion, Store, StoreError, validate_plugin_name,
 };
 
-/// Largest component accepted by default.
-pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 10 * 1024 * 1024;
+/// Largest component accepted by default: room for a Python plugin
+/// (componentize-py puts CPython inside; hello is about 18 MB) or a
+/// JavaScript one (SpiderMonkey inside; about 12 MB).
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// How the running copy of a plugin was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -524,12 +526,14 @@ impl Registry {
         let (artifact, component) = blocking(move || runtime.precompile(&compile_bytes)).await??;
         let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
         let sha256 = hex::encode(Sha256::digest(bytes.as_slice()));
+        let language = junction_runtime::component_language(&bytes);
 
         // Link before storing: a component the linker refuses is never kept.
         let draft = PluginVersion {
             version: 0,
             sha256: sha256.clone(),
             size: bytes.len() as u64,
+            language,
             manifest: upload.manifest.clone(),
             granted_connections: granted.clone(),
             missing_connections: missing.clone(),
@@ -553,6 +557,7 @@ impl Registry {
                     sha256: &sha256,
                     compatibility: &self.compatibility,
                     artifact: &artifact,
+                    language,
                     manifest,
                     granted_connections: granted,
                     missing_connections: missing,

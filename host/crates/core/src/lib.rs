@@ -3,14 +3,16 @@
 //! of an execution ([`record`]), an input wrong in one field ([`field`]),
 //! services and connections ([`model`],
 //! [`oauth_settings`], [`secret`]), per-execution limits ([`limits`]),
-//! origins ([`origin`]), triggers ([`trigger`]) and the plugin manifest
-//! ([`manifest`]). It sits at the bottom of the crate graph: no tokio,
+//! origins ([`origin`]), triggers ([`trigger`]), the plugin manifest
+//! ([`manifest`]) and the languages plugins are written in
+//! ([`language`]). It sits at the bottom of the crate graph: no tokio,
 //! wasmtime, redb or axum, so a type here can be used by any layer.
 
 pub mod event;
 pub mod field;
 pub mod ids;
 pub mod kv;
+pub mod language;
 pub mod limits;
 pub mod manifest;
 pub mod model;
@@ -24,8 +26,9 @@ pub mod trigger;
 pub use event::Event;
 pub use field::FieldError;
 pub use ids::{new_id, now_ms};
+pub use language::Language;
 pub use limits::Limits;
-pub use manifest::Manifest;
+pub use manifest::{Manifest, ManifestSource};
 pub use model::{
     AuthType, Connection, ConnectionKey, ConnectionStatus, Credentials, Placement, Service,
     StateChange, validate_end_user, validate_link_name, validate_plugin_name,

@@ -1,6 +1,8 @@
-//! The plugin manifest: `[package.metadata.junction]` in a plugin's
-//! `Cargo.toml` (the way cargo-component keeps its metadata), or the same
-//! fields as JSON when uploaded.
+//! The plugin manifest: `[package.metadata.junction]` in a Rust plugin's
+//! `Cargo.toml` (the way cargo-component keeps its metadata),
+//! `[tool.junction]` in a Python plugin's `pyproject.toml`, `"junction"` in
+//! a JavaScript plugin's `package.json` — the same fields in each — or the
+//! same fields as JSON when uploaded.
 
 use std::path::Path;
 use std::time::Duration;
@@ -118,53 +120,152 @@ pub enum ManifestError {
     },
     #[error("{path} is not valid TOML: {message}")]
     Toml { path: String, message: String },
-    #[error("[package.metadata.junction] in {path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error("{path} is not valid JSON: {message}")]
+    PackageJson { path: String, message: String },
+    #[error("{table} in {path}: {message}")]
+    Invalid {
+        table: &'static str,
+        path: String,
+        message: String,
+    },
     #[error("manifest: {0}")]
     Json(String),
+}
+
+/// The project file a manifest is read from, one per plugin language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// `Cargo.toml`, `[package.metadata.junction]`.
+    CargoToml,
+    /// `pyproject.toml`, `[tool.junction]`.
+    PyProject,
+    /// `package.json`, `"junction"`.
+    PackageJson,
+}
+
+impl ManifestSource {
+    /// Every source, in the order a project folder is searched.
+    pub const ALL: [ManifestSource; 3] = [
+        ManifestSource::CargoToml,
+        ManifestSource::PyProject,
+        ManifestSource::PackageJson,
+    ];
+
+    /// The project file's name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ManifestSource::CargoToml => "Cargo.toml",
+            ManifestSource::PyProject => "pyproject.toml",
+            ManifestSource::PackageJson => "package.json",
+        }
+    }
+
+    /// Where in that file the manifest is, as a reader would write it.
+    pub fn table(self) -> &'static str {
+        match self {
+            ManifestSource::CargoToml => "[package.metadata.junction]",
+            ManifestSource::PyProject => "[tool.junction]",
+            ManifestSource::PackageJson => "\"junction\" in package.json",
+        }
+    }
+
+    /// The source a file of this name holds, if any.
+    pub fn for_file(path: &Path) -> Option<ManifestSource> {
+        let name = path.file_name()?.to_str()?;
+        Self::ALL.into_iter().find(|s| s.file_name() == name)
+    }
 }
 
 impl Manifest {
     /// Reads `[package.metadata.junction]` from a plugin's `Cargo.toml`; a
     /// crate without the table has an empty manifest.
     pub fn from_cargo_toml(path: &Path) -> Result<Self, ManifestError> {
+        Self::from_project_file(ManifestSource::CargoToml, path)
+    }
+
+    /// Reads the manifest from a project file (`Cargo.toml`,
+    /// `pyproject.toml` or `package.json`, told by its name).
+    pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
+        let source = ManifestSource::for_file(path).ok_or_else(|| ManifestError::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a manifest comes from Cargo.toml, pyproject.toml or package.json",
+            ),
+        })?;
+        Self::from_project_file(source, path)
+    }
+
+    /// Reads the manifest of `source` from the file at `path`.
+    pub fn from_project_file(source: ManifestSource, path: &Path) -> Result<Self, ManifestError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
             path: shown.clone(),
             source,
         })?;
-        Self::from_cargo_toml_text(&text, &shown)
+        Self::from_source_text(source, &text, &shown)
     }
 
     /// Reads `[package.metadata.junction]` from a `Cargo.toml`'s text;
     /// `shown` names it in errors.
     pub fn from_cargo_toml_text(text: &str, shown: &str) -> Result<Self, ManifestError> {
-        let shown = shown.to_owned();
-        let doc: toml::Table = toml::from_str(text).map_err(|e| ManifestError::Toml {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let table = doc
-            .get("package")
-            .and_then(|p| p.get("metadata"))
-            .and_then(|m| m.get("junction"));
-        let Some(table) = table else {
-            return Ok(Manifest::default());
+        Self::from_source_text(ManifestSource::CargoToml, text, shown)
+    }
+
+    /// Reads the manifest from a project file's text; a file without the
+    /// table (or key) has an empty manifest. `shown` names it in errors.
+    pub fn from_source_text(
+        source: ManifestSource,
+        text: &str,
+        shown: &str,
+    ) -> Result<Self, ManifestError> {
+        let invalid = |message: String| ManifestError::Invalid {
+            table: source.table(),
+            path: shown.to_owned(),
+            message,
         };
-        let manifest: Manifest =
-            table
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| ManifestError::Invalid {
-                    path: shown.clone(),
+        let manifest: Manifest = match source {
+            ManifestSource::CargoToml | ManifestSource::PyProject => {
+                let doc: toml::Table = toml::from_str(text).map_err(|e| ManifestError::Toml {
+                    path: shown.to_owned(),
                     message: e.to_string(),
                 })?;
-        manifest
-            .validate()
-            .map_err(|message| ManifestError::Invalid {
-                path: shown,
-                message,
-            })?;
+                let table = match source {
+                    ManifestSource::CargoToml => doc
+                        .get("package")
+                        .and_then(|p| p.get("metadata"))
+                        .and_then(|m| m.get("junction")),
+                    _ => doc.get("tool").and_then(|t| t.get("junction")),
+                };
+                let Some(table) = table else {
+                    return Ok(Manifest::default());
+                };
+                table
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| invalid(e.to_string()))?
+            }
+            ManifestSource::PackageJson => {
+                let doc: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| ManifestError::PackageJson {
+                        path: shown.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                let Some(value) = doc.get("junction") else {
+                    return Ok(Manifest::default());
+                };
+                serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if path == "." {
+                        invalid(inner.to_string())
+                    } else {
+                        invalid(format!("`{path}`: {inner}"))
+                    }
+                })?
+            }
+        };
+        manifest.validate().map_err(invalid)?;
         Ok(manifest)
     }
 
@@ -361,6 +462,75 @@ limits = { timeout-ms = 30000, memory-mb = 64, http-calls = 10 }
         assert_eq!(manifest.connections, ["mailchimp", "zohocrm"]);
         assert_eq!(manifest.limits.memory_mb, Some(64));
         assert_eq!(manifest.triggers.len(), 1);
+    }
+
+    #[test]
+    fn every_project_file_holds_the_same_fields() {
+        let cargo = r#"
+[package]
+name = "x"
+[package.metadata.junction]
+connections = ["mailchimp"]
+triggers = [{ event = "campaign.sync" }, { schedule = "0 */6 * * *" }]
+limits = { timeout-ms = 30000, memory-mb = 64 }
+"#;
+        let python = r#"
+[project]
+name = "x"
+[tool.junction]
+connections = ["mailchimp"]
+triggers = [{ event = "campaign.sync" }, { schedule = "0 */6 * * *" }]
+limits = { timeout-ms = 30000, memory-mb = 64 }
+"#;
+        let javascript = r#"{"name": "x", "junction": {
+            "connections": ["mailchimp"],
+            "triggers": [{"event": "campaign.sync"}, {"schedule": "0 */6 * * *"}],
+            "limits": {"timeout-ms": 30000, "memory-mb": 64}}}"#;
+        let read = |source, text| Manifest::from_source_text(source, text, "project").unwrap();
+        let rust = read(ManifestSource::CargoToml, cargo);
+        assert_eq!(rust.limits.memory_mb, Some(64));
+        assert_eq!(rust.triggers.len(), 2);
+        assert_eq!(read(ManifestSource::PyProject, python), rust);
+        assert_eq!(read(ManifestSource::PackageJson, javascript), rust);
+        // Without the table or key, an empty manifest.
+        assert_eq!(
+            read(ManifestSource::PackageJson, r#"{"name": "x"}"#),
+            Manifest::default()
+        );
+        assert_eq!(
+            read(ManifestSource::PyProject, "[project]\nname = \"x\"\n"),
+            Manifest::default()
+        );
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_with_its_file_and_table() {
+        let err = Manifest::from_source_text(
+            ManifestSource::PackageJson,
+            r#"{"junction": {"limits": {"memory-mb": "lots"}}}"#,
+            "package.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("\"junction\" in package.json") && err.contains("limits.memory-mb"),
+            "{err}"
+        );
+        let err = Manifest::from_source_text(
+            ManifestSource::PyProject,
+            "[tool.junction]\nconections = []\n",
+            "pyproject.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[tool.junction]") && err.contains("conections"),
+            "{err}"
+        );
+        let err = Manifest::from_source_text(ManifestSource::PackageJson, "{", "package.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("package.json is not valid JSON"), "{err}");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 
 mod bindings;
 mod connections;
+mod fit;
 mod http;
 mod kv;
+mod language;
 mod limiter;
 mod log;
 pub mod ports;
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
     Store as WasmStore, UpdateDeadline,
@@ -40,6 +42,8 @@ pub use junction_core::record::{
     MAX_FAILURE_MESSAGE, Outcome, max_stored_bytes,
 };
 pub use junction_core::{Event, HostPattern, Limits, new_id};
+pub use language::component_language;
+pub use wasmtime::component::Component;
 pub use world::LoadError;
 
 use bindings::PluginPre;
@@ -278,6 +282,12 @@ impl Runtime {
         let limits = manifest
             .resolve_limits(&self.config.defaults, &self.config.ceiling)
             .map_err(LoadError::Manifest)?;
+        fit::check(
+            component,
+            limits.memory_bytes,
+            self.config.ceiling.memory_bytes,
+            self.pooling.then_some(POOL_SLOTS),
+        )?;
         let pre = world::instantiate_pre(&self.engine, &self.linker, component)?;
         Ok(LoadedPlugin {
             name: name.to_owned(),
@@ -458,6 +468,15 @@ fn trap_message(error: &wasmtime::Error) -> String {
     lines.join("\n")
 }
 
+/// What the instance pool gives each plugin instance. Sized for Rust,
+/// Python (componentize-py) and JavaScript (componentize-js) components;
+/// a component needing more is refused at upload by [`fit::check`].
+const POOL_SLOTS: fit::PoolSlots = fit::PoolSlots {
+    memories: 4,
+    tables: 16,
+    table_elements: limiter::MAX_TABLE_ELEMENTS as u64,
+};
+
 fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> {
     let mut wasm = Config::new();
     wasm.wasm_component_model(true);
@@ -473,8 +492,9 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> 
             .total_tables(instances * 8)
             .total_stacks(instances)
             .max_core_instances_per_component(16)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
+            .max_memories_per_component(POOL_SLOTS.memories)
+            .max_tables_per_component(POOL_SLOTS.tables)
+            .table_elements(limiter::MAX_TABLE_ELEMENTS)
             .max_memory_size(config.ceiling.memory_bytes)
             // Reset small memories and tables with memset (guided by
             // PAGEMAP_SCAN where the kernel has it) instead of madvise: a

@@ -24,6 +24,8 @@ pub enum LoadError {
     WrongWorld(String),
     #[error("the plugin's manifest: {0}")]
     Manifest(String),
+    #[error("the component cannot start here: {0}")]
+    DoesNotFit(String),
 }
 
 /// Interfaces a plugin may import.

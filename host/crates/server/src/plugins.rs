@@ -46,7 +46,7 @@ pub struct UploadResponse {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The component (`wasm32-wasip2`), at most the upload limit (10 MiB by default).
+    /// The component (`wasm32-wasip2`), at most the upload limit (64 MiB by default).
     #[schema(format = Binary, content_media_type = "application/wasm")]
     component: Vec<u8>,
     /// The manifest as JSON: `{"connections": [...], "allowed-hosts": [...], "triggers": [...], "limits": {...}}`.

@@ -135,6 +135,7 @@ fn version<'a>(component: &'a [u8], sha: &'a str, artifact: &'a [u8]) -> NewVers
         sha256: sha,
         compatibility: "engine-a",
         artifact,
+        language: Some(junction_core::Language::Python),
         manifest: Manifest::default(),
         granted_connections: vec![],
         missing_connections: vec![],
@@ -834,6 +835,11 @@ pub async fn plugin_versions_activate_and_delete(fresh: &Fresh) {
         .unwrap();
     assert_eq!(two.active_version, 2);
     assert_eq!(two.versions[1].size, 3);
+    // The language is kept with each version.
+    assert_eq!(
+        two.versions[1].language,
+        Some(junction_core::Language::Python)
+    );
     assert_eq!(backend.component("sha-2").await.unwrap().unwrap(), b"two");
     let back = backend.activate_plugin_version("demo", 1).await.unwrap();
     assert_eq!(back.active().unwrap().sha256, "sha-1");

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use junction_core::Manifest;
+use junction_core::{Language, Manifest};
 
 /// One uploaded version of a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -19,6 +19,10 @@ pub struct PluginVersion {
     pub sha256: String,
     /// Size of the component in bytes.
     pub size: u64,
+    /// The language it was written in, when its component says (versions
+    /// uploaded before languages were recorded have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
     /// What the plugin asked for.
     #[schema(value_type = Object)]
     pub manifest: Manifest,
@@ -66,6 +70,7 @@ impl PluginRecord {
             version: number,
             sha256: new.sha256.to_owned(),
             size: new.component.len() as u64,
+            language: new.language,
             manifest: new.manifest,
             granted_connections: new.granted_connections,
             missing_connections: new.missing_connections,
@@ -97,6 +102,8 @@ pub struct NewVersion<'a> {
     pub compatibility: &'a str,
     /// The precompiled artifact.
     pub artifact: &'a [u8],
+    /// The language the component was written in, if known.
+    pub language: Option<Language>,
     /// What the plugin asked for.
     pub manifest: Manifest,
     /// What it was granted.

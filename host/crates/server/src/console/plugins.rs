@@ -46,6 +46,7 @@ const RECENT: usize = 50;
 struct PluginRow {
     name: String,
     version: u32,
+    language: String,
     size: String,
     triggers: usize,
     last_run: String,
@@ -90,6 +91,7 @@ async fn list(
             PluginRow {
                 name: plugin.name.clone(),
                 version: plugin.active_version,
+                language: language_name(plugin.language),
                 size: format::bytes(plugin.size),
                 triggers: plugin.triggers.len(),
                 last_run: records
@@ -301,9 +303,15 @@ fn upload_error(state: &AppState, session: &Session, name: String, message: Stri
     response
 }
 
+/// A plugin's language as the console shows it.
+fn language_name(language: Option<junction_core::Language>) -> String {
+    language.map_or_else(|| "—".to_owned(), |l| l.display_name().to_owned())
+}
+
 struct VersionRow {
     version: u32,
     active: bool,
+    language: String,
     size: String,
     sha: String,
     uploaded: String,
@@ -337,6 +345,7 @@ struct PluginPage {
     page: Chrome,
     name: String,
     version: u32,
+    language: String,
     size: String,
     problem: Option<String>,
     granted: Vec<String>,
@@ -405,6 +414,7 @@ async fn plugin_page(
         page: chrome,
         name: summary.name.clone(),
         version: summary.active_version,
+        language: language_name(summary.language),
         size: format::bytes(summary.size),
         problem: summary.load_error.clone(),
         granted: summary.granted_connections.clone(),
@@ -417,6 +427,7 @@ async fn plugin_page(
             .map(|v| VersionRow {
                 version: v.version,
                 active: v.version == summary.active_version,
+                language: language_name(v.language),
                 size: format::bytes(v.size),
                 sha: v.sha256.chars().take(12).collect(),
                 uploaded: format::time(v.created_at_ms),

@@ -227,7 +227,8 @@ impl crate::plugins::PluginRows for RedbBackend {
         let sha256 = new.sha256.to_owned();
         let compatibility = new.compatibility.to_owned();
         let artifact = new.artifact.to_vec();
-        let (manifest, granted, missing) = (
+        let (language, manifest, granted, missing) = (
+            new.language,
             new.manifest,
             new.granted_connections,
             new.missing_connections,
@@ -240,6 +241,7 @@ impl crate::plugins::PluginRows for RedbBackend {
                     sha256: &sha256,
                     compatibility: &compatibility,
                     artifact: &artifact,
+                    language,
                     manifest,
                     granted_connections: granted,
                     missing_connections: missing,

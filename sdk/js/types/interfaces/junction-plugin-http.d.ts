@@ -1,0 +1,136 @@
+declare module 'junction:plugin/http@0.1.0' {
+  /**
+   * Performs one request and waits for the whole response.
+   */
+  export function invokeUrl(request: Request): Response;
+  /**
+   * The HTTP method of a request.
+   * # Variants
+   * 
+   * ## `"get"`
+   * 
+   * ## `"head"`
+   * 
+   * ## `"post"`
+   * 
+   * ## `"put"`
+   * 
+   * ## `"patch"`
+   * 
+   * ## `"delete"`
+   */
+  export type Method = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
+  /**
+   * One outbound request.
+   */
+  export interface Request {
+    /**
+     * The method to use.
+     */
+    method: Method,
+    /**
+     * An absolute `https://` or `http://` URL, or (with a connection) a path
+     * such as `/lists/abc/members`, resolved against the connection's API
+     * base URL.
+     */
+    url: string,
+    /**
+     * Query parameters appended to the URL, in order ("parameters").
+     */
+    query: Array<[string, string]>,
+    /**
+     * Request headers. With a connection, `authorization`,
+     * `proxy-authorization` and `cookie` are refused.
+     */
+    headers: Array<[string, string]>,
+    /**
+     * The request body, if any.
+     */
+    body?: Uint8Array,
+    /**
+     * Link name of the connection whose credentials the host attaches.
+     */
+    connection?: string,
+    /**
+     * Time limit for this call in milliseconds; the host never waits longer
+     * than the execution's remaining time.
+     */
+    timeoutMs?: number,
+  }
+  /**
+   * The answer to a request. Any status, 2xx or not, is a response.
+   */
+  export interface Response {
+    /**
+     * The HTTP status code.
+     */
+    status: number,
+    /**
+     * Response headers, names in lower case.
+     */
+    headers: Array<[string, string]>,
+    /**
+     * The whole response body.
+     */
+    body: Uint8Array,
+  }
+  /**
+   * Why a request could not be made. Each message says what to fix.
+   */
+  export type Error = ErrorUnknownConnection | ErrorConnectionUnavailable | ErrorForbidden | ErrorInvalidRequest | ErrorTimeout | ErrorTooLarge | ErrorLimitExceeded | ErrorTransport;
+  /**
+   * No connection has this link name, or it was not granted to this plugin.
+   */
+  export interface ErrorUnknownConnection {
+    tag: 'unknown-connection',
+    val: string,
+  }
+  /**
+   * The connection exists but cannot be used now: not authorised, revoked,
+   * or its token could not be refreshed.
+   */
+  export interface ErrorConnectionUnavailable {
+    tag: 'connection-unavailable',
+    val: string,
+  }
+  /**
+   * The destination or a header is not allowed.
+   */
+  export interface ErrorForbidden {
+    tag: 'forbidden',
+    val: string,
+  }
+  /**
+   * The request itself is malformed (bad URL, bad header, ...).
+   */
+  export interface ErrorInvalidRequest {
+    tag: 'invalid-request',
+    val: string,
+  }
+  /**
+   * The call did not finish within its time limit.
+   */
+  export interface ErrorTimeout {
+    tag: 'timeout',
+  }
+  /**
+   * The response body is larger than the host accepts.
+   */
+  export interface ErrorTooLarge {
+    tag: 'too-large',
+  }
+  /**
+   * A per-execution budget (number of calls, concurrent calls) is used up.
+   */
+  export interface ErrorLimitExceeded {
+    tag: 'limit-exceeded',
+    val: string,
+  }
+  /**
+   * The connection failed (refused, reset, TLS, DNS, ...).
+   */
+  export interface ErrorTransport {
+    tag: 'transport',
+    val: string,
+  }
+}
