@@ -157,9 +157,12 @@ fn sources_digest(inputs: &[PathBuf]) -> String {
         walk(input, &mut files);
     }
     files.sort();
+    let root = workspace_root();
     let mut hasher = Sha256::new();
     for file in files {
-        hasher.update(file.to_string_lossy().as_bytes());
+        // Relative names: another checkout of the same sources reuses it.
+        let name = file.strip_prefix(&root).unwrap_or(&file);
+        hasher.update(name.to_string_lossy().as_bytes());
         hasher.update([0]);
         hasher.update(std::fs::read(&file).unwrap_or_default());
         hasher.update([0]);
