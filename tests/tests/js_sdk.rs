@@ -4,7 +4,8 @@
 //! scripts/test.sh and named by `JUNCTION_TSC`) checks the plugins'
 //! sources against `sdk/js/index.d.ts`.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use junction_tests::plugins::workspace_root;
 
@@ -17,16 +18,10 @@ fn tsc() -> String {
     }
 }
 
-#[test]
-fn the_javascript_plugins_type_check_against_the_sdk_declarations() {
+/// Runs `tsc` over `files`, with the SDK's declarations standing for the
+/// `junction-sdk` import.
+fn type_check(files: &[PathBuf]) -> Output {
     let root = workspace_root();
-    let files = [
-        "sdk/js/index.d.ts",
-        "sdk/js/types/plugin.d.ts",
-        "plugins/hello-js/index.js",
-        "plugins/mailchimp-sync-js/src/index.js",
-        "tests/plugins/probe-js/index.js",
-    ];
     let config = serde_json::json!({
         "compilerOptions": {
             "noEmit": true,
@@ -45,16 +40,32 @@ fn the_javascript_plugins_type_check_against_the_sdk_declarations() {
             "baseUrl": root,
             "paths": { "junction-sdk": ["sdk/js/index.d.ts"] },
         },
-        "files": files.iter().map(|f| root.join(f)).collect::<Vec<_>>(),
+        "files": files,
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tsconfig.json");
     std::fs::write(&path, config.to_string()).expect("write tsconfig");
-    let out = Command::new(tsc())
+    Command::new(tsc())
         .arg("-p")
         .arg(&path)
         .output()
-        .expect("run tsc");
+        .expect("run tsc")
+}
+
+#[test]
+fn the_javascript_plugins_type_check_against_the_sdk_declarations() {
+    let root = workspace_root();
+    let files: Vec<PathBuf> = [
+        "sdk/js/index.d.ts",
+        "sdk/js/types/plugin.d.ts",
+        "plugins/hello-js/index.js",
+        "plugins/mailchimp-sync-js/src/index.js",
+        "tests/plugins/probe-js/index.js",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    let out = type_check(&files);
     assert!(
         out.status.success(),
         "tsc found problems:\n{}{}",
@@ -67,7 +78,6 @@ fn the_javascript_plugins_type_check_against_the_sdk_declarations() {
 fn a_wrong_call_is_caught_by_the_declarations() {
     // The check above could pass by checking nothing: a plugin calling the
     // SDK wrongly must fail it.
-    let root = workspace_root();
     let dir = tempfile::tempdir().expect("tempdir");
     let plugin = dir.path().join("wrong.js");
     std::fs::write(
@@ -75,23 +85,7 @@ fn a_wrong_call_is_caught_by_the_declarations() {
         "import { Request } from 'junction-sdk';\nRequest.get('/x').connection(42).sendd();\n",
     )
     .expect("write plugin");
-    let config = serde_json::json!({
-        "compilerOptions": {
-            "noEmit": true, "allowJs": true, "checkJs": true, "strict": true,
-            "target": "es2022", "module": "es2022", "moduleResolution": "bundler",
-            "lib": ["es2022", "dom"], "types": [],
-            "baseUrl": root,
-            "paths": { "junction-sdk": ["sdk/js/index.d.ts"] },
-        },
-        "files": [plugin, root.join("sdk/js/index.d.ts")],
-    });
-    let path = dir.path().join("tsconfig.json");
-    std::fs::write(&path, config.to_string()).expect("write tsconfig");
-    let out = Command::new(tsc())
-        .arg("-p")
-        .arg(&path)
-        .output()
-        .expect("run tsc");
+    let out = type_check(&[plugin, workspace_root().join("sdk/js/index.d.ts")]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "tsc accepted a wrong call");
     assert!(report.contains("sendd"), "{report}");

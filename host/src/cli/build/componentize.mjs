@@ -19,7 +19,7 @@ const bundle = await rolldown({
   resolve: { alias: { 'junction-sdk': args.sdk } },
   logLevel: 'warn',
 });
-await bundle.write({ file: args.bundle, format: 'esm', inlineDynamicImports: true });
+await bundle.write({ file: args.bundle, format: 'esm', codeSplitting: false });
 await bundle.close();
 
 const { component } = await componentize({
