@@ -2,10 +2,11 @@
 //! language's hello uploads with the manifest from its own project file,
 //! runs, and shows its language in the API and the console; a Python or
 //! JavaScript component that cannot start inside its memory limit is
-//! refused at upload, in words that say what to change.
+//! refused at upload, in words that say what to change; the console's
+//! upload form takes a `pyproject.toml` or `package.json` as the manifest.
 
 use junction_host::Language;
-use junction_tests::host::TestHost;
+use junction_tests::host::{TestHost, csrf_of};
 use junction_tests::plugins::{self, in_language};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -115,4 +116,74 @@ async fn an_interpreter_that_cannot_start_in_its_memory_limit_is_refused_at_uplo
         )
         .await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text);
+}
+
+#[tokio::test]
+async fn the_console_takes_a_pyproject_or_package_json_as_the_manifest() {
+    let host = TestHost::start().await;
+    let cookie = host.console_session().await;
+    for (language, project_file) in [
+        (Language::Python, "pyproject.toml"),
+        (Language::JavaScript, "package.json"),
+    ] {
+        let package = in_language("hello", language);
+        let form_page = host
+            .http
+            .get(format!("{}/plugins/new", host.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("upload page")
+            .text()
+            .await
+            .expect("html");
+        let manifest = std::fs::read(
+            plugins::workspace_root()
+                .join("plugins")
+                .join(&package)
+                .join(project_file),
+        )
+        .expect("project file");
+        let form = reqwest::multipart::Form::new()
+            .text("_csrf", csrf_of(&form_page))
+            .text("name", package.clone())
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(plugins::component_bytes(&package))
+                    .file_name("plugin.wasm"),
+            )
+            .part(
+                "manifest_file",
+                reqwest::multipart::Part::bytes(manifest).file_name(project_file),
+            );
+        let uploaded = host
+            .http
+            .post(format!("{}/plugins/new", host.url))
+            .header("cookie", &cookie)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(uploaded.status(), StatusCode::OK, "{language}");
+        assert!(
+            uploaded
+                .url()
+                .path()
+                .ends_with(&format!("/plugins/{package}")),
+            "{language}: landed on {}",
+            uploaded.url()
+        );
+        let detail = host.get(&format!("/v1/plugins/{package}")).await;
+        assert_eq!(
+            detail.json["triggers"],
+            json!([{"event": "hello"}]),
+            "{language}: {}",
+            detail.text
+        );
+        assert_eq!(
+            detail.json["language"],
+            serde_json::to_value(language).expect("language"),
+            "{language}"
+        );
+    }
 }

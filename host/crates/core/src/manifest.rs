@@ -269,6 +269,34 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Reads a manifest from text that may be any project file or the JSON
+    /// form, told by its content: JSON with a `"name"` or `"junction"` key
+    /// is a `package.json`, other JSON the manifest itself; TOML with a
+    /// `[project]` or `[tool.junction]` table is a `pyproject.toml`, other
+    /// TOML a `Cargo.toml`. For uploads that come without a file name.
+    pub fn from_project_text(text: &str, shown: &str) -> Result<Self, ManifestError> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            let package_json = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .is_some_and(|v| v.get("junction").is_some() || v.get("name").is_some());
+            return if package_json {
+                Self::from_source_text(ManifestSource::PackageJson, text, shown)
+            } else {
+                Self::from_json(text)
+            };
+        }
+        let pyproject = toml::from_str::<toml::Table>(text).ok().is_some_and(|doc| {
+            doc.contains_key("project") || doc.get("tool").and_then(|t| t.get("junction")).is_some()
+        });
+        let source = if pyproject {
+            ManifestSource::PyProject
+        } else {
+            ManifestSource::CargoToml
+        };
+        Self::from_source_text(source, text, shown)
+    }
+
     /// Parses the JSON form sent with an upload.
     pub fn from_json(text: &str) -> Result<Self, ManifestError> {
         // The error names the field's path (`limits.memory-mb`), not just a column.
@@ -499,6 +527,32 @@ limits = { timeout-ms = 30000, memory-mb = 64 }
         );
         assert_eq!(
             read(ManifestSource::PyProject, "[project]\nname = \"x\"\n"),
+            Manifest::default()
+        );
+    }
+
+    #[test]
+    fn any_project_file_is_told_by_its_content() {
+        let expected = Manifest::from_json(r#"{"connections": ["crm"]}"#).unwrap();
+        for text in [
+            r#"{"connections": ["crm"]}"#,
+            r#"{"name": "p", "junction": {"connections": ["crm"]}}"#,
+            "[project]\nname = \"p\"\n[tool.junction]\nconnections = [\"crm\"]\n",
+            "[package]\nname = \"p\"\n[package.metadata.junction]\nconnections = [\"crm\"]\n",
+        ] {
+            assert_eq!(
+                Manifest::from_project_text(text, "upload").unwrap(),
+                expected,
+                "{text}"
+            );
+        }
+        // A package.json or pyproject.toml without the table is an empty manifest.
+        assert_eq!(
+            Manifest::from_project_text(r#"{"name": "p"}"#, "upload").unwrap(),
+            Manifest::default()
+        );
+        assert_eq!(
+            Manifest::from_project_text("[project]\nname = \"p\"\n", "upload").unwrap(),
             Manifest::default()
         );
     }

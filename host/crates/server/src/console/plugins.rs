@@ -188,24 +188,22 @@ async fn read_upload(mut form: Multipart, max: usize) -> Result<UploadFields, Up
     Ok(fields)
 }
 
-/// The manifest: a plugin's `Cargo.toml` (its `[package.metadata.junction]`)
-/// or the JSON form; none is an empty manifest.
+/// The manifest: a plugin's project file (`Cargo.toml`, `pyproject.toml` or
+/// `package.json`, told by its content) or the JSON form; none is an empty
+/// manifest.
 fn parse_manifest(fields: &UploadFields) -> Result<Manifest, String> {
     let text = if fields.manifest_text.trim().is_empty() {
-        String::from_utf8(fields.manifest_file.clone())
-            .map_err(|_| "The manifest file is not text; choose the plugin's Cargo.toml.")?
+        String::from_utf8(fields.manifest_file.clone()).map_err(|_| {
+            "The manifest file is not text; choose the plugin's Cargo.toml, pyproject.toml or package.json."
+        })?
     } else {
         fields.manifest_text.clone()
     };
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Ok(Manifest::default());
     }
-    if text.starts_with('{') {
-        Manifest::from_json(text).map_err(|e| format!("The manifest: {}", sentence(&e.to_string())))
-    } else {
-        Manifest::from_cargo_toml_text(text, "the manifest").map_err(|e| sentence(&e.to_string()))
-    }
+    Manifest::from_project_text(&text, "the manifest")
+        .map_err(|e| format!("The manifest: {}", sentence(&e.to_string())))
 }
 
 async fn upload(
