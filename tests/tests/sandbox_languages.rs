@@ -2,7 +2,8 @@
 //! probe in Rust, Python (CPython inside the component) and JavaScript
 //! (SpiderMonkey inside) tries to loop forever, allocate without end, read
 //! files, the environment, sockets and name lookup, and get at a
-//! connection's credentials, through the real runtime.
+//! connection's credentials, through the real runtime; the host's refusals
+//! of a call arrive in each language as the same WIT error.
 
 use std::time::Duration;
 
@@ -211,6 +212,86 @@ async fn credentials_never_reach_the_plugin(language: Language) {
     assert!(!output.to_string().contains(TOKEN), "{language}");
 }
 
+async fn http_errors_read_the_same_in_every_language(language: Language) {
+    let h = Harness::new().await;
+    let api = EchoServer::start().await;
+    let manifest = Manifest::from_json(&format!(
+        r#"{{"limits": {{"http-calls": 2, "timeout-ms": 5000, "memory-mb": {ROOMY_MB}}}}}"#
+    ))
+    .expect("manifest");
+    let plugin = h.load(&probe(language), "probe", &[], &[api.origin()], &manifest);
+    let call = json!({"url": api.url("/a")});
+    let record = h.run(&plugin, "calls", json!([call, call, call])).await;
+    let results = record
+        .output()
+        .unwrap_or_else(|| panic!("{language}: {record:#?}"));
+    assert_eq!(results[0]["status"], 200, "{language}: {results}");
+    assert_eq!(results[1]["status"], 200, "{language}: {results}");
+    assert_eq!(
+        api.journal.all().len(),
+        2,
+        "{language}: the third was not sent"
+    );
+    let expectations = [
+        (
+            results[2].clone(),
+            "invoke-url: limit exceeded: ",
+            "limit-exceeded",
+        ),
+        (
+            h.run(
+                &plugin,
+                "call",
+                json!({"url": api.url("/slow"), "timeout_ms": 200}),
+            )
+            .await
+            .output()
+            .cloned()
+            .unwrap_or_default(),
+            "invoke-url: the request timed out",
+            "timeout",
+        ),
+        (
+            h.run(&plugin, "call", json!({"url": api.url("/huge")}))
+                .await
+                .output()
+                .cloned()
+                .unwrap_or_default(),
+            "invoke-url: the response body is too large",
+            "too-large",
+        ),
+        (
+            h.run(&plugin, "call", json!({"url": "ftp://x/y"}))
+                .await
+                .output()
+                .cloned()
+                .unwrap_or_default(),
+            "invoke-url: invalid request: ",
+            "invalid-request",
+        ),
+        (
+            h.run(&plugin, "call", json!({"url": "/x", "connection": "ghost"}))
+                .await
+                .output()
+                .cloned()
+                .unwrap_or_default(),
+            "invoke-url: unknown connection: ",
+            "unknown-connection",
+        ),
+    ];
+    for (result, message, case) in expectations {
+        let error = result["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(message),
+            "{language}: expected `{message}…`, got {result}"
+        );
+        // Python and JavaScript name the WIT case; Rust's is the enum variant.
+        if language != Language::Rust {
+            assert_eq!(result["case"], case, "{language}: {result}");
+        }
+    }
+}
+
 async fn kv_is_private_and_bounded(language: Language) {
     let h = Harness::new().await;
     let roomy = limits(Duration::from_secs(10), ROOMY_MB);
@@ -238,5 +319,6 @@ junction_tests::each_language!(
     allocation_past_the_cap_is_a_memory_limit,
     no_files_env_args_sockets_or_name_lookup,
     credentials_never_reach_the_plugin,
+    http_errors_read_the_same_in_every_language,
     kv_is_private_and_bounded,
 );

@@ -68,6 +68,8 @@ export const handle = exportHandler((event) => {
       return escape();
     case 'call':
       return call(event.payload());
+    case 'calls':
+      return event.payload().map(call);
     case 'connections':
       return {
         all: connections.all().map((c) => ({

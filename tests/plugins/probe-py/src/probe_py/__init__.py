@@ -68,6 +68,8 @@ def handle(event: Event) -> Any:
         return escape(event.payload())
     if event.kind == "call":
         return call(event.payload())
+    if event.kind == "calls":
+        return [call(spec) for spec in event.payload()]
     if event.kind == "connections":
         return {
             "all": [
