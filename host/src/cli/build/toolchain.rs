@@ -92,7 +92,10 @@ fn create_dir(dir: &Path) -> Result<(), BuildError> {
 
 /// Holds `<dir>.lock` until dropped.
 fn lock(dir: &Path) -> Result<File, BuildError> {
-    let path = dir.with_extension("lock");
+    // Appended, not `with_extension`: `componentize-py-0.25.1` would lose its `.1`.
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
     if let Some(parent) = path.parent() {
         create_dir(parent)?;
     }
