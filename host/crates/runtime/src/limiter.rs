@@ -6,7 +6,7 @@
 use wasmtime::ResourceLimiter;
 
 /// Table elements any one table may grow to.
-pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 pub(crate) struct MemoryLimiter {
     cap: usize,
