@@ -11,6 +11,19 @@ use junction_tests::plugins::{self, in_language};
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// A console page's HTML, signed in with `cookie`.
+async fn console_page(host: &TestHost, cookie: &str, path: &str) -> String {
+    host.http
+        .get(format!("{}{path}", host.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("console page")
+        .text()
+        .await
+        .expect("html")
+}
+
 async fn hello_uploads_runs_and_shows_its_language(language: Language) {
     let host = TestHost::start().await;
     let package = in_language("hello", language);
@@ -53,16 +66,7 @@ async fn hello_uploads_runs_and_shows_its_language(language: Language) {
 
     let cookie = host.console_session().await;
     for page in ["/plugins".to_owned(), format!("/plugins/{package}")] {
-        let html = host
-            .http
-            .get(format!("{}{page}", host.url))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("console page")
-            .text()
-            .await
-            .expect("html");
+        let html = console_page(&host, &cookie, &page).await;
         assert!(
             html.contains(&format!("<td>{}</td>", language.display_name()))
                 || html.contains(&format!("{} · v1", language.display_name())),
@@ -127,16 +131,7 @@ async fn the_console_takes_a_pyproject_or_package_json_as_the_manifest() {
         (Language::JavaScript, "package.json"),
     ] {
         let package = in_language("hello", language);
-        let form_page = host
-            .http
-            .get(format!("{}/plugins/new", host.url))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("upload page")
-            .text()
-            .await
-            .expect("html");
+        let form_page = console_page(&host, &cookie, "/plugins/new").await;
         let manifest = std::fs::read(
             plugins::workspace_root()
                 .join("plugins")

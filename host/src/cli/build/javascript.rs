@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{BuildError, plugin_name, toolchain};
+use super::{BuildError, plugin_name, read_project_file, toolchain};
 
 /// Builds the project whose `package.json` is `project_file` into
 /// `out_dir`; answers the plugin's name and the component's path.
@@ -16,10 +16,7 @@ pub(super) fn build(
     project_file: &Path,
     out_dir: &Path,
 ) -> Result<(String, PathBuf), BuildError> {
-    let text = std::fs::read_to_string(project_file).map_err(|source| BuildError::Read {
-        path: project_file.display().to_string(),
-        source,
-    })?;
+    let text = read_project_file(project_file)?;
     let package: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| BuildError::Project {
             path: project_file.display().to_string(),

@@ -141,6 +141,14 @@ pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin
     })
 }
 
+/// The text of a Python or JavaScript project's file.
+fn read_project_file(project_file: &Path) -> Result<String, BuildError> {
+    std::fs::read_to_string(project_file).map_err(|source| BuildError::Read {
+        path: project_file.display().to_string(),
+        source,
+    })
+}
+
 /// A Python or JavaScript project's name as a plugin name: it must already
 /// be one, so the name people see is the name they wrote.
 fn plugin_name(project_file: &Path, name: Option<&str>) -> Result<String, BuildError> {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{BuildError, plugin_name, toolchain};
+use super::{BuildError, plugin_name, read_project_file, toolchain};
 
 /// The SDK's distribution name, supplied by the build rather than pip.
 const SDK_DISTRIBUTION: &str = "junction-sdk";
@@ -17,10 +17,7 @@ pub(super) fn build(
     project_file: &Path,
     out_dir: &Path,
 ) -> Result<(String, PathBuf), BuildError> {
-    let text = std::fs::read_to_string(project_file).map_err(|source| BuildError::Read {
-        path: project_file.display().to_string(),
-        source,
-    })?;
+    let text = read_project_file(project_file)?;
     let doc: toml::Table = toml::from_str(&text).map_err(|e| BuildError::Project {
         path: project_file.display().to_string(),
         message: e.to_string(),
