@@ -5,5 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
-cargo build -p junction-host
-cargo run -p junction-tests --bin junction-demo
+# One cargo invocation for both binaries: cargo unifies features per
+# invocation, so building `junction` and the demo separately would compile
+# most dependencies twice.
+cargo build -p junction-host -p junction-tests --bin junction --bin junction-demo
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+exec "$target_dir/debug/junction-demo" "$@"

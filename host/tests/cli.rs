@@ -57,7 +57,7 @@ fn build_then_run_hello() {
     );
 
     // The event can come from standard input too.
-    let wasm = Path::new(&target_dir).join("wasm32-wasip2/release/hello.wasm");
+    let wasm = Path::new(&target_dir).join("wasm32-wasip2/junction-plugin/hello.wasm");
     let stdin_event = r#"{"kind": "hello", "payload": [1, 2]}"#;
     let out = run_component(&wasm, "-", data.path(), Some(stdin_event));
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use junction_host::Language;
+use junction_host::cli::build::rust;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -65,13 +66,9 @@ pub fn component(package: &str) -> PathBuf {
         let mut command = Command::new(cargo);
         command
             .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
+            .args(["build", "--target", rust::WASM_TARGET])
+            .args(rust::profile_args())
+            .arg("--target-dir")
             .arg(&target_dir);
         for package in PACKAGES {
             command.args(["-p", package]);
@@ -83,7 +80,7 @@ pub fn component(package: &str) -> PathBuf {
             status.success(),
             "building the test plugins failed (is the wasm32-wasip2 target installed?)"
         );
-        target_dir.join("wasm32-wasip2").join("release")
+        target_dir.join(rust::WASM_TARGET).join(rust::PLUGIN_PROFILE)
     });
     assert!(PACKAGES.contains(&package), "unknown test plugin {package}");
     dir.join(format!("{}.wasm", package.replace('-', "_")))

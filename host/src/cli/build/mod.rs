@@ -7,7 +7,7 @@
 
 mod javascript;
 mod python;
-mod rust;
+pub mod rust;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -118,7 +118,7 @@ pub fn project_language(dir: &Path) -> Result<Language, BuildError> {
     }
 }
 
-/// Builds the plugin project in `dir` (release profile for Rust) and checks
+/// Builds the plugin project in `dir` (Rust in the size-optimised `junction-plugin` profile) and checks
 /// the result. `target_dir` overrides where the output goes (cargo's
 /// target directory for Rust).
 pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> Result<BuiltPlugin, BuildError> {

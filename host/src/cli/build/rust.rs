@@ -1,5 +1,6 @@
-//! Rust plugins: `cargo build --release --target wasm32-wasip2`, reading
-//! cargo's JSON messages for the crate's `.wasm`.
+//! Rust plugins: `cargo build --target wasm32-wasip2` in Junction's own
+//! size-optimised profile, reading cargo's JSON messages for the crate's
+//! `.wasm`.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,34 @@ use super::BuildError;
 
 /// The target plugins are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The cargo profile Rust plugins are built in. It is defined on the
+/// command line (`--config`), so a project needs nothing in its own
+/// `Cargo.toml`, and a workspace's `release` profile stays the host's
+/// (optimised for speed) while plugins stay small: a component is
+/// compiled once at upload, so its size costs more than its speed.
+pub const PLUGIN_PROFILE: &str = "junction-plugin";
+
+/// The arguments that define and select [`PLUGIN_PROFILE`] for `cargo
+/// build`.
+pub fn profile_args() -> Vec<String> {
+    let settings = [
+        ("inherits", "\"release\""),
+        ("opt-level", "\"s\""),
+        ("lto", "true"),
+        ("codegen-units", "1"),
+        ("strip", "true"),
+        ("debug", "false"),
+    ];
+    let mut args = Vec::with_capacity(settings.len() * 2 + 2);
+    for (key, value) in settings {
+        args.push("--config".to_owned());
+        args.push(format!("profile.{PLUGIN_PROFILE}.{key}={value}"));
+    }
+    args.push("--profile".to_owned());
+    args.push(PLUGIN_PROFILE.to_owned());
+    args
+}
 
 /// Builds the crate whose `Cargo.toml` is `manifest_path`; answers the
 /// package's name and the component's path.
@@ -28,12 +57,12 @@ pub(super) fn build(
     command
         .args([
             "build",
-            "--release",
             "--target",
             WASM_TARGET,
             "--message-format",
             "json-render-diagnostics",
         ])
+        .args(profile_args())
         .arg("--manifest-path")
         .arg(&canonical)
         .stdout(Stdio::piped())

@@ -483,7 +483,7 @@ async fn overview(
         Step {
             done: !plugins.is_empty(),
             title: "Upload a plugin",
-            text: "Upload a component built for wasm32-wasip2 with its Cargo.toml as the manifest. For the example: `cargo build -p hello --target wasm32-wasip2 --release`, then upload `target/wasm32-wasip2/release/hello.wasm` with `plugins/hello/Cargo.toml`.".into(),
+            text: "Upload a component built for wasm32-wasip2 with its Cargo.toml as the manifest. For the example: `junction build plugins/hello` (it prints the component's path), then upload that `hello.wasm` with `plugins/hello/Cargo.toml`.".into(),
             href: "/plugins/new".into(),
             action: "Upload a plugin",
         },
