@@ -91,6 +91,15 @@ export class Request {
   send(): Response;
 }
 
+/**
+ * Sends several requests at once and waits for all of them: the answers come
+ * in the order of the requests, each a `Response` or the `HttpError` its
+ * `send()` would have thrown. The host keeps at most the plugin's in-flight
+ * limit (`limits.http-concurrency`, 6 by default) in flight; each request
+ * counts against `limits.http-calls`.
+ */
+export function sendAll(requests: Iterable<Request>): Array<Response | HttpError>;
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 /** Lines for the execution's log. */

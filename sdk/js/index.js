@@ -12,7 +12,7 @@
 // Build with `junction build <dir>`; the manifest is `"junction"` in the
 // project's package.json.
 
-import { invokeUrl } from 'junction:plugin/http@0.1.0';
+import { invokeMany, invokeUrl } from 'junction:plugin/http@0.1.0';
 import * as witConnections from 'junction:plugin/connections@0.1.0';
 import * as witKv from 'junction:plugin/kv@0.1.0';
 import { log as witLog } from 'junction:plugin/log@0.1.0';
@@ -76,11 +76,14 @@ const HTTP_MESSAGES = {
 function httpErrorFromWit(thrown) {
   // componentize-js throws an import's `err` as an Error whose `payload` is
   // the WIT value: here the `http.error` variant, `{tag, val}`.
-  const payload = thrown && thrown.payload;
-  if (payload && typeof payload.tag === 'string' && HTTP_MESSAGES[payload.tag]) {
-    return new HttpError(payload.tag, HTTP_MESSAGES[payload.tag](payload.val));
+  return httpErrorFromVariant(thrown && thrown.payload, thrown);
+}
+
+function httpErrorFromVariant(variant, shown) {
+  if (variant && typeof variant.tag === 'string' && HTTP_MESSAGES[variant.tag]) {
+    return new HttpError(variant.tag, HTTP_MESSAGES[variant.tag](variant.val));
   }
-  return new HttpError('unknown', `invoke-url: ${thrown}`);
+  return new HttpError('unknown', `invoke-url: ${shown}`);
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -200,20 +203,44 @@ export class Request {
   send() {
     let answer;
     try {
-      answer = invokeUrl({
-        method: this.method.toLowerCase(),
-        url: this.url,
-        query: this.queryPairs,
-        headers: this.headers,
-        body: this.bodyBytes,
-        connection: this.connectionName,
-        timeoutMs: this.timeoutMs,
-      });
+      answer = invokeUrl(this.toWit());
     } catch (thrown) {
       throw httpErrorFromWit(thrown);
     }
     return new Response(answer.status, answer.headers, answer.body);
   }
+
+  /** The request as the WIT `http.request` record. */
+  toWit() {
+    return {
+      method: this.method.toLowerCase(),
+      url: this.url,
+      query: this.queryPairs,
+      headers: this.headers,
+      body: this.bodyBytes,
+      connection: this.connectionName,
+      timeoutMs: this.timeoutMs,
+    };
+  }
+}
+
+/**
+ * Sends several requests at once and waits for all of them, like
+ * `Promise.allSettled`: the answers come in the order of the requests, each
+ * a `Response` or the `HttpError` its `send()` would have thrown. The host
+ * keeps at most the plugin's in-flight limit (`limits.http-concurrency`, 6
+ * by default) in flight; each request counts against `limits.http-calls`.
+ */
+export function sendAll(requests) {
+  const batch = Array.from(requests, (request) => request.toWit());
+  if (batch.length === 0) {
+    return [];
+  }
+  return invokeMany(batch).map((answer) =>
+    answer.tag === 'ok'
+      ? new Response(answer.val.status, answer.val.headers, answer.val.body)
+      : httpErrorFromVariant(answer.val, answer.tag),
+  );
 }
 
 function logAt(level) {

@@ -319,7 +319,13 @@ impl Request {
     /// # Ok(()) }
     /// ```
     pub fn send(&self) -> Result<Response, HttpError> {
-        let request = wit::Request {
+        wit::invoke_url(&self.to_wit())
+            .map(Response::from_wit)
+            .map_err(HttpError::from)
+    }
+
+    fn to_wit(&self) -> wit::Request {
+        wit::Request {
             method: self.method.to_wit(),
             url: self.url.clone(),
             query: self.query.clone(),
@@ -327,16 +333,46 @@ impl Request {
             body: self.body.clone(),
             connection: self.connection.clone(),
             timeout_ms: self.timeout_ms,
-        };
-        match wit::invoke_url(&request) {
-            Ok(response) => Ok(Response {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            }),
-            Err(err) => Err(HttpError::from(err)),
         }
     }
+}
+
+/// Sends several requests at once and waits for all of them; the answers
+/// come in the order of the requests, each as [`Request::send`] would
+/// answer it.
+///
+/// The host keeps at most the plugin's in-flight limit
+/// (`limits.http-concurrency`, 6 by default) in flight and starts the next
+/// request as one finishes. Each request counts against the call budget
+/// (`limits.http-calls`) like one `send`; those past it are answered
+/// [`HttpError::LimitExceeded`]. More requests than the whole budget end
+/// the execution.
+///
+/// ```no_run
+/// use junction_sdk::{Request, send_all};
+///
+/// let pages: Vec<Request> = (0..4)
+///     .map(|page| {
+///         Request::get("/lists/abc/members")
+///             .connection("mailchimp")
+///             .query(&[("offset", page * 100)])
+///     })
+///     .collect();
+/// for answer in send_all(&pages) {
+///     let members: serde_json::Value = answer?.error_for_status()?.json()?;
+///     println!("{}", members["members"]);
+/// }
+/// # Ok::<(), junction_sdk::http::HttpError>(())
+/// ```
+pub fn send_all(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
+    if requests.is_empty() {
+        return Vec::new();
+    }
+    let requests: Vec<wit::Request> = requests.iter().map(Request::to_wit).collect();
+    wit::invoke_many(&requests)
+        .into_iter()
+        .map(|answer| answer.map(Response::from_wit).map_err(HttpError::from))
+        .collect()
 }
 
 /// A whole HTTP response.
@@ -354,6 +390,14 @@ pub struct Response {
 }
 
 impl Response {
+    fn from_wit(response: wit::Response) -> Self {
+        Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+
     /// Makes a response, for unit tests of a handler.
     ///
     /// ```

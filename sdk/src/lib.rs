@@ -44,7 +44,7 @@ pub mod tool;
 
 pub use error::{Error, Result};
 pub use event::Event;
-pub use http::{Method, Request, Response};
+pub use http::{Method, Request, Response, send_all};
 pub use serde_json::{Value, json};
 
 /// Generated bindings for the `junction:plugin` world. Plugin authors do not

@@ -1,7 +1,10 @@
 //! A plain server that records every request: to prove what reached a host
-//! (and what did not), and to serve redirects, slow and huge responses.
+//! (and what did not), and to serve redirects, slow, held, sized and huge
+//! responses. It counts the requests it holds at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,13 +18,41 @@ use crate::server::{Journal, query_pairs, serve};
 pub struct EchoServer {
     pub addr: SocketAddr,
     pub journal: Journal,
+    held: Held,
+}
+
+/// Requests inside `/hold` now, and the most there were at once.
+#[derive(Clone, Default)]
+struct Held {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+#[derive(Clone)]
+struct EchoState {
+    journal: Journal,
+    held: Held,
 }
 
 impl EchoServer {
     pub async fn start() -> Self {
         let journal = Journal::default();
-        let addr = serve(Router::new().fallback(handle).with_state(journal.clone())).await;
-        EchoServer { addr, journal }
+        let held = Held::default();
+        let state = EchoState {
+            journal: journal.clone(),
+            held: held.clone(),
+        };
+        let addr = serve(Router::new().fallback(handle).with_state(state)).await;
+        EchoServer {
+            addr,
+            journal,
+            held,
+        }
+    }
+
+    /// The most requests `/hold` held at once so far.
+    pub fn most_held_at_once(&self) -> usize {
+        self.held.most.load(Ordering::SeqCst)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -34,7 +65,7 @@ impl EchoServer {
 }
 
 async fn handle(
-    State(journal): State<Journal>,
+    State(EchoState { journal, held }): State<EchoState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -56,6 +87,29 @@ async fn handle(
             "late".into_response()
         }
         "/huge" => vec![b'z'; 11 * 1024 * 1024].into_response(),
+        // Waits `ms` milliseconds (default 200) while counting the requests
+        // waiting here at once.
+        "/hold" => {
+            let ms = query
+                .iter()
+                .find(|(k, _)| k == "ms")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(200);
+            let now = held.now.fetch_add(1, Ordering::SeqCst) + 1;
+            held.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            held.now.fetch_sub(1, Ordering::SeqCst);
+            "held".into_response()
+        }
+        // `bytes` bytes of `s`.
+        "/sized" => {
+            let bytes = query
+                .iter()
+                .find(|(k, _)| k == "bytes")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0usize);
+            vec![b's'; bytes.min(64 * 1024 * 1024)].into_response()
+        }
         // Everything the request carried, in the body and in headers, plus
         // a session cookie: what a careless or hostile API hands back.
         "/mirror" => {

@@ -27,7 +27,7 @@ pub fn plugin_target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target").join("plugins"))
 }
 
-const PACKAGES: [&str; 4] = ["hello", "mailchimp-sync", "probe", "wrong-world"];
+const PACKAGES: [&str; 5] = ["hello", "mailchimp-sync", "probe", "wrong-world", "noop"];
 
 /// Plugins in Python and JavaScript: package name and folder under the
 /// workspace root.
@@ -80,7 +80,9 @@ pub fn component(package: &str) -> PathBuf {
             status.success(),
             "building the test plugins failed (is the wasm32-wasip2 target installed?)"
         );
-        target_dir.join(rust::WASM_TARGET).join(rust::PLUGIN_PROFILE)
+        target_dir
+            .join(rust::WASM_TARGET)
+            .join(rust::PLUGIN_PROFILE)
     });
     assert!(PACKAGES.contains(&package), "unknown test plugin {package}");
     dir.join(format!("{}.wasm", package.replace('-', "_")))

@@ -1,7 +1,8 @@
 //! MailChimp ⇄ Zoho CRM sync, the seed's example custom function.
 //!
 //! * `campaign.sync` `{campaign_id, page_size?}`: reads the campaign and its
-//!   report from MailChimp, pages through the campaign list's members (only
+//!   report from MailChimp, reads the campaign list's members (the first
+//!   page, then the others several at once with `send_all`; only
 //!   those changed since the last successful run, using a kv cursor), upserts
 //!   them as Zoho CRM leads in batches of 100, and returns a summary.
 //! * `lead.created` (a CRM lead, plus `list_id` or a stored `config/list_id`):
@@ -15,6 +16,10 @@ mod mailchimp;
 
 use junction_sdk::{Error, Event, Request, Result, json};
 use serde::Deserialize;
+
+/// Member pages requested in one batch; the host keeps at most the
+/// plugin's in-flight limit (6 by default) of them in flight.
+const PAGES_AT_ONCE: usize = 12;
 
 /// Members fetched per page when the event does not say.
 const DEFAULT_PAGE_SIZE: u64 = 500;
@@ -86,9 +91,8 @@ fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
     let previous_cursor: Option<String> = junction_sdk::kv::get_json(&cursor_key(&list_id))?;
     let mut next_cursor = previous_cursor.clone();
     let mut leads = Vec::new();
-    let mut offset = 0u64;
-    let mut pages = 0u64;
-    loop {
+    let members_path = format!("/lists/{list_id}/members");
+    let query_at = |offset: u64| {
         let mut query = vec![
             ("count", page_size.to_string()),
             ("offset", offset.to_string()),
@@ -96,10 +100,21 @@ fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
         if let Some(since) = &previous_cursor {
             query.push(("since_last_changed", since.clone()));
         }
-        let page: mailchimp::MembersPage =
-            mailchimp::get(&format!("/lists/{list_id}/members"), &query)?;
-        pages += 1;
-        let fetched = page.members.len() as u64;
+        query
+    };
+    // The first page says how many members there are; the other pages are
+    // then fetched several at once.
+    let first: mailchimp::MembersPage = mailchimp::get(&members_path, &query_at(0))?;
+    let later_offsets: Vec<u64> = if first.members.is_empty() {
+        Vec::new()
+    } else {
+        (1..)
+            .map(|page| page * page_size)
+            .take_while(|offset| *offset < first.total_items)
+            .collect()
+    };
+    let mut pages = 1u64;
+    let mut collect = |page: mailchimp::MembersPage| {
         for member in page.members {
             if let Some(changed) = &member.last_changed
                 && next_cursor.as_ref().is_none_or(|c| changed > c)
@@ -108,9 +123,14 @@ fn sync_campaign(request: CampaignSync) -> Result<serde_json::Value> {
             }
             leads.push(lead_from_member(&member, &campaign));
         }
-        offset += fetched;
-        if fetched == 0 || offset >= page.total_items {
-            break;
+    };
+    collect(first);
+    for offsets in later_offsets.chunks(PAGES_AT_ONCE) {
+        let queries: Vec<_> = offsets.iter().map(|offset| query_at(*offset)).collect();
+        let batch: Vec<mailchimp::MembersPage> = mailchimp::get_each(&members_path, &queries)?;
+        for page in batch {
+            pages += 1;
+            collect(page);
         }
     }
     junction_sdk::info!(

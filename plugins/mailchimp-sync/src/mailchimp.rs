@@ -133,10 +133,19 @@ pub fn subscriber_hash(email: &str) -> String {
 /// Sends `request`, waiting and retrying on 429 as `Retry-After` says, and
 /// turns error responses into readable errors.
 pub fn send(request: Request) -> Result<Response> {
-    let request = request.connection(CONNECTION);
+    settle(request.connection(CONNECTION), None)
+}
+
+/// `request`'s final response: `first` (when it was already sent, as part
+/// of a batch) or its own send, then waits and retries on 429 as
+/// `Retry-After` says.
+fn settle(request: Request, mut first: Option<Response>) -> Result<Response> {
     let mut attempt = 1;
     loop {
-        let response = request.send()?;
+        let response = match first.take() {
+            Some(response) => response,
+            None => request.send()?,
+        };
         if response.status() == 429 && attempt < MAX_ATTEMPTS {
             let wait = response
                 .header("retry-after")
@@ -189,7 +198,29 @@ fn problem_error(request: &Request, response: &Response) -> Error {
 
 /// GET a JSON document.
 pub fn get<T: DeserializeOwned>(path: &str, query: &[(&str, String)]) -> Result<T> {
-    let response = send(Request::get(path).query(query))?;
+    parse(path, send(Request::get(path).query(query))?)
+}
+
+/// GETs `path` once per query, all at once (the host keeps up to the
+/// plugin's in-flight limit in flight), the documents in the order of the
+/// queries; one answered 429 is retried on its own as `Retry-After` says.
+pub fn get_each<T: DeserializeOwned>(
+    path: &str,
+    queries: &[Vec<(&str, String)>],
+) -> Result<Vec<T>> {
+    let requests: Vec<Request> = queries
+        .iter()
+        .map(|query| Request::get(path).query(query).connection(CONNECTION))
+        .collect();
+    let answers = junction_sdk::send_all(&requests);
+    requests
+        .into_iter()
+        .zip(answers)
+        .map(|(request, answer)| parse(path, settle(request, Some(answer?))?))
+        .collect()
+}
+
+fn parse<T: DeserializeOwned>(path: &str, response: Response) -> Result<T> {
     response
         .json()
         .map_err(|err| Error::msg(format!("MailChimp GET {path}: unexpected response: {err}")))

@@ -1,6 +1,6 @@
 // Test plugin: each event kind tries one thing at the sandbox's edge from
 // JavaScript and reports what happened, like the Rust `probe`.
-import { HttpError, JunctionError, Request, connections, exportHandler, kv } from 'junction-sdk';
+import { HttpError, JunctionError, Request, connections, exportHandler, kv, sendAll } from 'junction-sdk';
 
 function attempt(action) {
   try {
@@ -30,19 +30,28 @@ function escape() {
   };
 }
 
-function call(spec) {
+function requestOf(spec) {
   const request = new Request(spec.method ?? 'GET', spec.url).query(spec.query ?? []);
   if (spec.connection) request.connection(spec.connection);
   for (const [name, value] of spec.headers ?? []) request.header(name, value);
   if (spec.body !== undefined && spec.body !== null) request.body(spec.body);
   if (spec.timeout_ms !== undefined && spec.timeout_ms !== null) request.timeout(spec.timeout_ms);
+  return request;
+}
+
+function call(spec) {
   let response;
   try {
-    response = request.send();
+    response = requestOf(spec).send();
   } catch (err) {
     if (err instanceof HttpError) return { error: err.message, case: err.kind };
     throw err;
   }
+  return answer(response);
+}
+
+function answer(response) {
+  if (response instanceof HttpError) return { error: response.message, case: response.kind };
   // Printed, so a test can check what the plugin saw holds no credential.
   console.log(`got ${response.status} ${response.text()}`);
   return { status: response.status, body: response.text(), headers: response.headers };
@@ -70,6 +79,8 @@ export const handle = exportHandler((event) => {
       return call(event.payload());
     case 'calls':
       return event.payload().map(call);
+    case 'batches':
+      return event.payload().map((batch) => sendAll(batch.map(requestOf)).map(answer));
     case 'connections':
       return {
         all: connections.all().map((c) => ({

@@ -54,6 +54,7 @@ impl Limits {
             timeout: Duration::from_secs(15 * 60),
             memory_bytes: 1024 * 1024 * 1024,
             http_calls: 1000,
+            http_concurrency: 32,
             kv_bytes: 1024 * 1024 * 1024,
             kv_keys: 1_000_000,
             ..Limits::default()

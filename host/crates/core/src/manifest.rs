@@ -102,6 +102,8 @@ pub struct ManifestLimits {
     pub memory_mb: Option<u64>,
     /// `invoke-url` calls per execution.
     pub http_calls: Option<u32>,
+    /// Outbound calls in flight at once (an `invoke-many` batch's width).
+    pub http_concurrency: Option<u32>,
     /// Deliveries of this plugin run at once (the host's global limit still applies).
     pub concurrency: Option<u32>,
     /// What the plugin may keep in kv, in MiB (keys plus values).
@@ -341,6 +343,9 @@ impl Manifest {
         if self.limits.memory_mb == Some(0) {
             return Err("limits.memory-mb must be above 0".into());
         }
+        if self.limits.http_concurrency == Some(0) {
+            return Err("limits.http-concurrency must be above 0".into());
+        }
         if let Some(n) = self.limits.concurrency
             && !(1..=1024).contains(&n)
         {
@@ -366,6 +371,9 @@ impl Manifest {
         }
         if let Some(calls) = self.limits.http_calls {
             limits.http_calls = calls;
+        }
+        if let Some(width) = self.limits.http_concurrency {
+            limits.http_concurrency = usize::try_from(width).unwrap_or(usize::MAX);
         }
         if let Some(mb) = self.limits.kv_mb {
             limits.kv_bytes = mb.saturating_mul(1024 * 1024);
@@ -408,6 +416,13 @@ impl Manifest {
                 u64::from(limits.http_calls),
                 u64::from(ceiling.http_calls),
                 limits.http_calls > ceiling.http_calls,
+                "",
+            ),
+            (
+                "http-concurrency",
+                limits.http_concurrency as u64,
+                ceiling.http_concurrency as u64,
+                limits.http_concurrency > ceiling.http_concurrency,
                 "",
             ),
         ];

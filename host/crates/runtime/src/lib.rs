@@ -37,6 +37,7 @@ use junction_core::Manifest;
 use junction_core::now_ms;
 
 pub use connections::LookupError;
+pub use http::build_client as outbound_client;
 pub use junction_core::record::{
     CallRecord, ExecutionRecord, Failure, LogLine, MAX_CALL_RECORDS, MAX_CALL_TEXT,
     MAX_FAILURE_MESSAGE, Outcome, max_stored_bytes,

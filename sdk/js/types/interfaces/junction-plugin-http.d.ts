@@ -4,6 +4,16 @@ declare module 'junction:plugin/http@0.1.0' {
    */
   export function invokeUrl(request: Request): Response;
   /**
+   * Performs several requests at once and waits for all of them; the
+   * answers come in the order of the requests. The host keeps at most the
+   * execution's in-flight limit (`limits.http-concurrency`) in flight and
+   * starts the next request as one finishes. Each request counts against
+   * the call budget (`limits.http-calls`) like one `invoke-url`; those past
+   * it are answered `limit-exceeded`. A list longer than the whole budget
+   * ends the execution.
+   */
+  export function invokeMany(requests: Array<Request>): Array<Result<Response, Error>>;
+  /**
    * The HTTP method of a request.
    * # Variants
    * 
@@ -133,4 +143,5 @@ declare module 'junction:plugin/http@0.1.0' {
     tag: 'transport',
     val: string,
   }
+  export type Result<T, E> = { tag: 'ok', val: T } | { tag: 'err', val: E };
 }

@@ -32,7 +32,7 @@ from .errors import (
     UnknownConnection,
 )
 from .event import TOOL_SCHEMA_KIND, Event, export
-from .http import Request, Response
+from .http import Request, Response, send_all
 
 __all__ = [
     "ConnectionUnavailable",
@@ -57,4 +57,5 @@ __all__ = [
     "export",
     "kv",
     "log",
+    "send_all",
 ]

@@ -150,7 +150,14 @@ class Request:
 
     def send(self) -> Response:
         """Performs the request through the host and waits for the whole response."""
-        request = _wit.Request(
+        try:
+            answer = _wit.invoke_url(self._to_wit())
+        except Err as err:
+            raise _error_from_wit(err.value) from None
+        return Response(answer.status, list(answer.headers), bytes(answer.body))
+
+    def _to_wit(self) -> Any:
+        return _wit.Request(
             method=_METHODS[self.method],
             url=self.url,
             query=list(self.query_pairs),
@@ -159,11 +166,26 @@ class Request:
             connection=self.connection_name,
             timeout_ms=self.timeout_ms,
         )
-        try:
-            answer = _wit.invoke_url(request)
-        except Err as err:
-            raise _error_from_wit(err.value) from None
-        return Response(answer.status, list(answer.headers), bytes(answer.body))
+
+
+def send_all(requests: Iterable[Request]) -> list[Response | errors.HttpError]:
+    """Sends several requests at once and waits for all of them, like
+    `asyncio.gather(..., return_exceptions=True)`: the answers come in the
+    order of the requests, each a `Response` or the `HttpError` its `send()`
+    would have raised. The host keeps at most the plugin's in-flight limit
+    (`limits.http-concurrency`, 6 by default) in flight; each request counts
+    against `limits.http-calls`."""
+    batch = [request._to_wit() for request in requests]
+    if not batch:
+        return []
+    answers: list[Response | errors.HttpError] = []
+    for answer in _wit.invoke_many(batch):
+        if isinstance(answer, Err):
+            answers.append(_error_from_wit(answer.value))
+        else:
+            response = answer.value
+            answers.append(Response(response.status, list(response.headers), bytes(response.body)))
+    return answers
 
 
 def _error_from_wit(error: Any) -> errors.HttpError:

@@ -21,7 +21,7 @@ struct Call {
     timeout_ms: Option<u64>,
 }
 
-fn call(call: Call) -> serde_json::Value {
+fn request(call: Call) -> Request {
     let method = match call.method.as_deref().unwrap_or("GET") {
         "POST" => Method::Post,
         "PUT" => Method::Put,
@@ -43,19 +43,37 @@ fn call(call: Call) -> serde_json::Value {
     if let Some(ms) = call.timeout_ms {
         request = request.timeout(std::time::Duration::from_millis(ms));
     }
-    match request.send() {
+    request
+}
+
+fn answer(
+    result: std::result::Result<junction_sdk::Response, junction_sdk::http::HttpError>,
+) -> serde_json::Value {
+    match result {
         Ok(response) => {
             // Printed, so a test can check that what the plugin saw (and
             // what it put in its log) holds no credential.
-            println!("got {} {}", response.status(), response.text());
+            // Large bodies (the batch tests' sized responses) are only
+            // counted, so the output stays under the host's output limit.
+            let size = response.bytes().len();
+            let text = (size <= 64 * 1024).then(|| response.text());
+            match &text {
+                Some(text) => println!("got {} {}", response.status(), text),
+                None => println!("got {} ({size} bytes)", response.status()),
+            }
             json!({
                 "status": response.status(),
-                "body": response.text(),
+                "body": text,
+                "bytes": size,
                 "headers": response.headers(),
             })
         }
         Err(err) => json!({ "error": err.to_string() }),
     }
+}
+
+fn call(call: Call) -> serde_json::Value {
+    answer(request(call).send())
 }
 
 fn u64_field(event: &Event, name: &str) -> Result<u64> {
@@ -114,6 +132,37 @@ fn handle(event: Event) -> Result<serde_json::Value> {
             Ok(serde_json::Value::Array(
                 calls.into_iter().map(call).collect(),
             ))
+        }
+        // Batches of calls, each sent at once with `send_all`.
+        "batches" => {
+            let batches: Vec<Vec<Call>> = event.payload()?;
+            let mut answers = Vec::new();
+            for batch in batches {
+                let requests: Vec<Request> = batch.into_iter().map(request).collect();
+                let batch: Vec<serde_json::Value> = junction_sdk::send_all(&requests)
+                    .into_iter()
+                    .map(answer)
+                    .collect();
+                answers.push(serde_json::Value::Array(batch));
+            }
+            Ok(serde_json::Value::Array(answers))
+        }
+        // The same GET `times` times, quietly: what `invoke-url` costs per
+        // call, without the printing `calls` does.
+        "gets" => {
+            #[derive(Deserialize)]
+            struct Fetch {
+                url: String,
+                times: u32,
+            }
+            let fetch: Fetch = event.payload()?;
+            let mut ok = 0u32;
+            for _ in 0..fetch.times {
+                if Request::get(fetch.url.as_str()).send()?.status() == 200 {
+                    ok += 1;
+                }
+            }
+            Ok(json!({ "ok": ok }))
         }
         "connections" => {
             let all: Vec<serde_json::Value> = junction_sdk::connections::all()

@@ -1,6 +1,7 @@
 //! The per-execution call budgets: how many `invoke-url` calls in all
 //! (`limits.http-calls`) and how many at once (`limits.http-concurrency`).
-//! A call past either fails fast with `limit-exceeded`; a plugin that goes on
+//! A single call past either fails fast with `limit-exceeded`; the calls
+//! of an `invoke-many` batch wait for a place in flight instead; a plugin that goes on
 //! calling past [`CALLS_PAST_BUDGET`] refusals is ended, so it cannot spin
 //! on the error.
 
@@ -36,22 +37,49 @@ impl CallBudget {
         }
     }
 
-    /// Counts a call against the budgets; the permit is its place in flight.
+    /// Counts one call against the budgets; the permit is its place in
+    /// flight. A single call never waits for a place: it fails fast.
     pub(super) fn admit(&mut self) -> Result<OwnedSemaphorePermit, Error> {
-        if self.started >= self.limit {
+        if let Err(error) = self.take() {
             self.over_budget += 1;
-            return Err(Error::LimitExceeded(format!(
-                "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
-                self.limit
-            )));
+            return Err(error);
         }
-        self.started += 1;
         self.in_flight.clone().try_acquire_owned().map_err(|_| {
             Error::LimitExceeded(format!(
                 "more than {} invoke-url calls in flight at once",
                 self.concurrency
             ))
         })
+    }
+
+    /// Counts one call of a batch against the total; the batch then waits
+    /// for each call's place in flight ([`CallBudget::in_flight`]).
+    pub(super) fn take(&mut self) -> Result<(), Error> {
+        if self.started >= self.limit {
+            return Err(Error::LimitExceeded(format!(
+                "this execution already made {} invoke-url calls, its limit; raise limits.http-calls in the manifest",
+                self.limit
+            )));
+        }
+        self.started += 1;
+        Ok(())
+    }
+
+    /// Counts a batch that had calls refused for the spent budget, as one
+    /// refused call: spinning is calling again and again, not asking much
+    /// at once.
+    pub(super) fn batch_refused(&mut self) {
+        self.over_budget += 1;
+    }
+
+    /// The in-flight places, which a batch's calls wait on.
+    pub(super) fn in_flight(&self) -> Arc<Semaphore> {
+        self.in_flight.clone()
+    }
+
+    /// The most calls one execution may make.
+    pub(super) fn limit(&self) -> u32 {
+        self.limit
     }
 
     /// Why the execution ends, once the plugin has gone on calling past

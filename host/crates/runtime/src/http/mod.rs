@@ -1,5 +1,6 @@
-//! The `http` interface: `invoke-url`, outbound HTTP done by the host with one
-//! shared `reqwest::Client`. With a connection named, the host resolves a
+//! The `http` interface: `invoke-url` and `invoke-many` (several requests
+//! in flight at once, up to the execution's in-flight limit), outbound HTTP
+//! done by the host with one shared `reqwest::Client`. With a connection named, the host resolves a
 //! relative URL against the connection's base URL and attaches its
 //! credentials — only to the hosts the service allows, never when the guest
 //! set its own `Authorization`, `Proxy-Authorization` or `Cookie`. Without a
@@ -7,8 +8,8 @@
 //! token about to expire is refreshed first, and a call the API answers
 //! with 401 is retried once with a new token.
 //!
-//! This module owns the interface's state ([`HttpState`]) and the order of
-//! one call; each step is its own module: [`budget`] admits it,
+//! This module owns the interface's state ([`HttpState`]), the order of
+//! one call ([`perform`]) and how a batch shares the budget; each step is its own module: [`budget`] admits it,
 //! [`request`] checks and resolves it, [`destination`] says where it may
 //! go, [`send`] sends it and follows redirects, [`attach`] puts the
 //! credential on and scrubs it out of the response, [`record`] keeps what
@@ -21,6 +22,7 @@ mod record;
 mod request;
 mod send;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker};
@@ -38,7 +40,7 @@ use request::{Scope, method_name, prepare};
 
 /// The one HTTP client: connection pooling, no automatic redirects (they are
 /// followed and checked in [`send`]).
-pub(crate) fn build_client(network: NetworkPolicy) -> reqwest::Result<reqwest::Client> {
+pub fn build_client(network: NetworkPolicy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         // Proxy variables from the environment would send traffic around
@@ -58,6 +60,9 @@ pub(crate) struct HttpState {
     network: NetworkPolicy,
     allowed_hosts: Vec<HostPattern>,
     response_bytes: usize,
+    /// The most response bytes one `invoke-many` may hold for the guest:
+    /// half its memory, which must also hold the guest's own data.
+    batch_bytes: usize,
     deadline: Instant,
     budget: CallBudget,
     log: CallLog,
@@ -91,6 +96,7 @@ impl HttpState {
             network,
             allowed_hosts,
             response_bytes: limits.response_bytes,
+            batch_bytes: limits.memory_bytes / 2,
             deadline,
             budget: CallBudget::new(limits.http_calls, limits.http_concurrency),
             log: CallLog::default(),
@@ -130,28 +136,150 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     wit::add_to_linker::<T, Http>(linker, get)
 }
 
+impl HttpState {
+    /// What the calls of this execution share while they are in flight.
+    fn context<'a>(&'a self, connections: &'a ConnectionsState) -> CallContext<'a> {
+        CallContext {
+            client: &self.client,
+            response_bytes: self.response_bytes,
+            scope: Scope {
+                plugin: &self.plugin,
+                connections,
+                allowed_hosts: &self.allowed_hosts,
+                deadline: self.deadline,
+                network: self.network,
+            },
+        }
+    }
+
+    /// Records a finished call and answers its result.
+    fn keep(&mut self, call: Finished) -> Result<Response, Error> {
+        let status = call.result.as_ref().ok().map(|r| r.status);
+        self.log.record(
+            &self.plugin,
+            call.method,
+            call.url,
+            status,
+            call.started,
+            call.connection,
+            call.result.as_ref().err(),
+            call.redactions,
+        );
+        call.result
+    }
+}
+
+/// What one call needs from its execution; shared by the calls of a batch.
+struct CallContext<'a> {
+    client: &'a reqwest::Client,
+    response_bytes: usize,
+    scope: Scope<'a>,
+}
+
+/// A call that is over, for the call log and the guest.
+struct Finished {
+    method: String,
+    /// Redacted.
+    url: String,
+    started: Instant,
+    connection: Option<String>,
+    result: Result<Response, Error>,
+    redactions: u32,
+}
+
+impl Finished {
+    /// A call refused before anything was sent.
+    fn refused(request: &Request, started: Instant, error: Error) -> Self {
+        Finished {
+            method: method_name(request.method).to_owned(),
+            url: redact(&request.url, None),
+            started,
+            connection: request.connection.clone(),
+            result: Err(error),
+            redactions: 0,
+        }
+    }
+}
+
+/// One admitted call: resolve, attach, send, retry once after a 401 with a
+/// refreshed token, scrub the credential out of the answer.
+async fn perform(context: &CallContext<'_>, request: Request, started: Instant) -> Finished {
+    let scope = &context.scope;
+    let connections = scope.connections;
+    let connection = request.connection.clone();
+    // Only an admitted call may refresh: an OAuth token about to expire
+    // is refreshed before it is used; a failure is recorded on the
+    // connection, which `prepare` then reports.
+    let granted = match &connection {
+        Some(link) => connections.key_for(link).await,
+        None => None,
+    };
+    if let Some(link) = &granted
+        && let Err(err) = connections.source().ensure_fresh(link).await
+    {
+        tracing::warn!(plugin = %scope.plugin, link = %link, error = %err, "refresh before the call failed");
+    }
+    let retry = granted.as_ref().map(|_| request.clone());
+    let refused = |request: &Request, error| Finished::refused(request, started, error);
+    let mut prepared = match prepare(scope, request.clone()).await {
+        Ok(prepared) => prepared,
+        Err(error) => return refused(&request, error),
+    };
+    let mut result = send::send(context.client, context.response_bytes, &mut prepared).await;
+    // A 401 with an OAuth token: refresh once (unless it was already
+    // replaced) and retry once with the new token.
+    if let (Ok(response), Some(link), Some(used), Some(again)) =
+        (&result, &granted, prepared.oauth_token.clone(), retry)
+        && prepared.refresh_on_status.contains(&response.status)
+        && matches!(
+            connections
+                .source()
+                .after_unauthorized(link, used.expose())
+                .await,
+            Ok(Freshness::Refreshed)
+        )
+    {
+        match prepare(scope, again).await {
+            Ok(mut retried) => {
+                result = send::send(context.client, context.response_bytes, &mut retried).await;
+                // The first token may be echoed too; scrub both.
+                retried.scrub.append(&mut prepared.scrub);
+                prepared = retried;
+            }
+            Err(error) => result = Err(error),
+        }
+    }
+    let redactions = match &mut result {
+        Ok(response) => scrub_response(response, &prepared.scrub),
+        Err(_) => 0,
+    };
+    let url = match &prepared.attach {
+        Some(Attach::Query(name, _)) => {
+            // Show that the credential parameter went along, not its value.
+            let mut shown = prepared.url.clone();
+            shown.query_pairs_mut().append_pair(name, "REDACTED");
+            redact(shown.as_str(), Some(name))
+        }
+        _ => redact(prepared.url.as_str(), None),
+    };
+    Finished {
+        method: prepared.method.to_string(),
+        url,
+        started,
+        connection,
+        result,
+        redactions,
+    }
+}
+
 impl Host for HttpView<'_> {
     async fn invoke_url(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
         let started = Instant::now();
-        let method = method_name(request.method).to_owned();
-        let connection = request.connection.clone();
         let http = &mut *self.http;
-
         let _permit = match http.budget.admit() {
             Ok(permit) => permit,
             Err(error) => {
-                let url = redact(&request.url, None);
-                let plugin = &http.plugin;
-                http.log.record(
-                    plugin,
-                    method,
-                    url,
-                    None,
-                    started,
-                    connection,
-                    Some(&error),
-                    0,
-                );
+                let _refused = http.keep(Finished::refused(&request, started, error.clone()));
                 if let Some(message) = http.budget.spinning() {
                     http.ended = Some(message.clone());
                     return Err(wasmtime::Error::msg(message));
@@ -159,95 +287,73 @@ impl Host for HttpView<'_> {
                 return Ok(Err(error));
             }
         };
+        let finished = perform(&http.context(self.connections), request, started).await;
+        Ok(http.keep(finished))
+    }
 
-        // Only an admitted call may refresh: an OAuth token about to expire
-        // is refreshed before it is used; a failure is recorded on the
-        // connection, which `prepare` then reports.
-        let granted = match &connection {
-            Some(link) => self.connections.key_for(link).await,
-            None => None,
-        };
-        if let Some(link) = &granted
-            && let Err(err) = self.connections.source().ensure_fresh(link).await
-        {
-            tracing::warn!(plugin = %http.plugin, link = %link, error = %err, "refresh before the call failed");
+    async fn invoke_many(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
+        let started = Instant::now();
+        let http = &mut *self.http;
+        let limit = http.budget.limit();
+        if requests.len() > limit as usize {
+            // Answering each one would cost the host memory for nothing.
+            let message = format!(
+                "invoke-many was given {} requests, more than this execution's limit of {limit} invoke-url calls in all; raise limits.http-calls in the manifest or send fewer at once",
+                requests.len()
+            );
+            http.ended = Some(message.clone());
+            return Err(wasmtime::Error::msg(message));
         }
-        let retry = granted.as_ref().map(|_| request.clone());
-        let given_url = request.url.clone();
-        let scope = Scope {
-            plugin: &http.plugin,
-            connections: self.connections,
-            allowed_hosts: &http.allowed_hosts,
-            deadline: http.deadline,
-            network: http.network,
-        };
-        let mut prepared = match prepare(&scope, request).await {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                let url = redact(&given_url, None);
-                let plugin = &http.plugin;
-                http.log.record(
-                    plugin,
-                    method,
-                    url,
-                    None,
-                    started,
-                    connection,
-                    Some(&error),
-                    0,
-                );
-                return Ok(Err(error));
-            }
-        };
-        let mut result = send::send(&http.client, http.response_bytes, &mut prepared).await;
-        // A 401 with an OAuth token: refresh once (unless it was already
-        // replaced) and retry once with the new token.
-        if let (Ok(response), Some(link), Some(used), Some(again)) =
-            (&result, &granted, prepared.oauth_token.clone(), retry)
-            && prepared.refresh_on_status.contains(&response.status)
-            && matches!(
-                self.connections
-                    .source()
-                    .after_unauthorized(link, used.expose())
-                    .await,
-                Ok(Freshness::Refreshed)
-            )
-        {
-            match prepare(&scope, again).await {
-                Ok(mut retried) => {
-                    result = send::send(&http.client, http.response_bytes, &mut retried).await;
-                    // The first token may be echoed too; scrub both.
-                    retried.scrub.append(&mut prepared.scrub);
-                    prepared = retried;
+        let admitted: Vec<(Request, Result<(), Error>)> = requests
+            .into_iter()
+            .map(|request| {
+                let admitted = http.budget.take();
+                (request, admitted)
+            })
+            .collect();
+        if admitted.iter().any(|(_, admitted)| admitted.is_err()) {
+            http.budget.batch_refused();
+        }
+        let in_flight = http.budget.in_flight();
+        // The answers wait here until the last call is over: together they
+        // may hold no more than half the plugin's memory, which could not
+        // take much more anyway.
+        let room = AtomicUsize::new(http.batch_bytes);
+        let context = http.context(self.connections);
+        let calls = admitted.into_iter().map(|(request, admitted)| {
+            let (context, in_flight, room) = (&context, &in_flight, &room);
+            async move {
+                if let Err(error) = admitted {
+                    return Finished::refused(&request, started, error);
                 }
-                Err(error) => result = Err(error),
+                let Ok(_place) = in_flight.acquire().await else {
+                    let error = Error::LimitExceeded("the execution is ending".into());
+                    return Finished::refused(&request, started, error);
+                };
+                let mut finished = perform(context, request, Instant::now()).await;
+                if let Ok(response) = &finished.result {
+                    let size = response.body.len();
+                    let fits = room
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                            left.checked_sub(size)
+                        })
+                        .is_ok();
+                    if !fits {
+                        finished.result = Err(Error::TooLarge);
+                    }
+                }
+                finished
             }
+        });
+        let finished = futures::future::join_all(calls).await;
+        let answers = finished.into_iter().map(|call| http.keep(call)).collect();
+        if let Some(message) = http.budget.spinning() {
+            http.ended = Some(message.clone());
+            return Err(wasmtime::Error::msg(message));
         }
-        let redactions = match &mut result {
-            Ok(response) => scrub_response(response, &prepared.scrub),
-            Err(_) => 0,
-        };
-        let url = match &prepared.attach {
-            Some(Attach::Query(name, _)) => {
-                // Show that the credential parameter went along, not its value.
-                let mut shown = prepared.url.clone();
-                shown.query_pairs_mut().append_pair(name, "REDACTED");
-                redact(shown.as_str(), Some(name))
-            }
-            _ => redact(prepared.url.as_str(), None),
-        };
-        let status = result.as_ref().ok().map(|r| r.status);
-        let plugin = &http.plugin;
-        http.log.record(
-            plugin,
-            prepared.method.to_string(),
-            url,
-            status,
-            started,
-            connection,
-            result.as_ref().err(),
-            redactions,
-        );
-        Ok(result)
+        Ok(answers)
     }
 }

@@ -6,7 +6,7 @@ import socket
 import sys
 from typing import Any
 
-from junction_sdk import Event, HttpError, JunctionError, Request, connections, export, kv
+from junction_sdk import Event, HttpError, JunctionError, Request, connections, export, kv, send_all
 
 
 def attempt(action: Any) -> tuple[bool, str]:
@@ -36,7 +36,7 @@ def escape(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def call(spec: dict[str, Any]) -> dict[str, Any]:
+def request_of(spec: dict[str, Any]) -> Request:
     request = Request(spec.get("method", "GET"), spec["url"]).query(spec.get("query", []))
     if spec.get("connection"):
         request.connection(spec["connection"])
@@ -46,10 +46,20 @@ def call(spec: dict[str, Any]) -> dict[str, Any]:
         request.body_bytes(spec["body"])
     if spec.get("timeout_ms") is not None:
         request.timeout(spec["timeout_ms"] / 1000)
+    return request
+
+
+def call(spec: dict[str, Any]) -> dict[str, Any]:
     try:
-        response = request.send()
+        response = request_of(spec).send()
     except HttpError as err:
         return {"error": str(err), "case": err.case}
+    return answer(response)
+
+
+def answer(response: Any) -> dict[str, Any]:
+    if isinstance(response, HttpError):
+        return {"error": str(response), "case": response.case}
     # Printed, so a test can check what the plugin saw holds no credential.
     print(f"got {response.status} {response.text()}")
     return {"status": response.status, "body": response.text(), "headers": response.headers}
@@ -70,6 +80,11 @@ def handle(event: Event) -> Any:
         return call(event.payload())
     if event.kind == "calls":
         return [call(spec) for spec in event.payload()]
+    if event.kind == "batches":
+        return [
+            [answer(response) for response in send_all(request_of(spec) for spec in batch)]
+            for batch in event.payload()
+        ]
     if event.kind == "connections":
         return {
             "all": [
