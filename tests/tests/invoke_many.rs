@@ -78,10 +78,13 @@ async fn a_batch_runs_at_once_up_to_the_in_flight_limit(language: Language) {
 #[tokio::test]
 async fn a_width_of_zero_or_above_the_ceiling_is_refused() {
     let h = Harness::new().await;
-    let zero = manifest(json!({"http-concurrency": 0})).validate();
-    assert_eq!(
-        zero.err().as_deref(),
-        Some("limits.http-concurrency must be above 0")
+    let zero = Manifest::from_json(r#"{"limits": {"http-concurrency": 0}}"#)
+        .err()
+        .expect("a width of 0 is refused");
+    assert!(
+        zero.to_string()
+            .contains("limits.http-concurrency must be above 0"),
+        "{zero}"
     );
     let (component, bytes) = h.compiled("probe");
     let error = h
