@@ -1,8 +1,9 @@
 // MailChimp ⇄ Zoho CRM sync in JavaScript, the same function as the Rust
 // `mailchimp-sync`:
 // * `campaign.sync` {campaign_id, page_size?} (and the MCP tool call with
-//   the same arguments): reads the campaign and its report, pages through
-//   the list's members changed since the last successful run (a kv cursor),
+//   the same arguments): reads the campaign and its report, reads (the first
+//   page, then the others several at once with `sendAll`) the list's members
+//   changed since the last successful run (a kv cursor),
 //   upserts them as Zoho CRM leads in batches of 100, answers a summary.
 // * `lead.created`: adds or updates the CRM lead as a list subscriber.
 // * `webhook.mailchimp`: a `campaign` notice syncs that campaign.
@@ -12,6 +13,9 @@ import * as mailchimp from './mailchimp.js';
 
 // Members fetched per page when the event does not say.
 const DEFAULT_PAGE_SIZE = 500;
+// Member pages requested in one batch; the host keeps at most the plugin's
+// in-flight limit (6 by default) of them in flight.
+const PAGES_AT_ONCE = 12;
 
 // The tool's arguments: campaign.sync's payload.
 const CAMPAIGN_SYNC_SCHEMA = {
@@ -62,22 +66,32 @@ function syncCampaign(campaignId, requestedPageSize) {
   const previousCursor = kv.getJson(cursorKey(listId)) ?? null;
   let nextCursor = previousCursor;
   const leads = [];
-  let offset = 0;
-  let pages = 0;
-  for (;;) {
+  const membersPath = `/lists/${listId}/members`;
+  const queryAt = (offset) => {
     const query = [['count', String(pageSize)], ['offset', String(offset)]];
     if (previousCursor !== null) query.push(['since_last_changed', previousCursor]);
-    const page = mailchimp.get(`/lists/${listId}/members`, query);
-    pages += 1;
-    const members = page.members ?? [];
-    for (const member of members) {
+    return query;
+  };
+  // The first page says how many members there are; the other pages are
+  // then fetched several at once.
+  const first = mailchimp.get(membersPath, queryAt(0));
+  const later = [];
+  if ((first.members ?? []).length > 0) {
+    for (let offset = pageSize; offset < (first.total_items ?? 0); offset += pageSize) later.push(offset);
+  }
+  const documents = [first];
+  for (let start = 0; start < later.length; start += PAGES_AT_ONCE) {
+    const batch = later.slice(start, start + PAGES_AT_ONCE);
+    documents.push(...mailchimp.getEach(membersPath, batch.map(queryAt)));
+  }
+  for (const page of documents) {
+    for (const member of page.members ?? []) {
       const changed = member.last_changed;
       if (changed && (nextCursor === null || changed > nextCursor)) nextCursor = changed;
       leads.push(leadFromMember(member, settings.title ?? ''));
     }
-    offset += members.length;
-    if (members.length === 0 || offset >= (page.total_items ?? 0)) break;
   }
+  const pages = documents.length;
   log.info(`campaign ${campaign.id}: ${leads.length} changed members on list ${listId} in ${pages} pages`);
 
   const totals = crm.newTotals();

@@ -1,6 +1,6 @@
 // The MailChimp Marketing API v3 through the `mailchimp` connection, and
 // its error conventions (`application/problem+json`, 429 with `Retry-After`).
-import { JunctionError, Request, log, sleep } from 'junction-sdk';
+import { HttpError, JunctionError, Request, log, sendAll, sleep } from 'junction-sdk';
 import { md5Hex } from './md5.js';
 
 export const CONNECTION = 'mailchimp';
@@ -31,9 +31,16 @@ function problemError(request, response) {
 
 /** Sends `request`, waiting and retrying on 429 as `Retry-After` says. */
 export function send(request) {
-  request.connection(CONNECTION);
+  return settle(request.connection(CONNECTION), undefined);
+}
+
+// `request`'s final response: `first` (when it was already sent, as part of
+// a batch) or its own send, then waits and retries on 429 as `Retry-After`
+// says.
+function settle(request, first) {
   for (let attempt = 1; ; attempt++) {
-    const response = request.send();
+    const response = first ?? request.send();
+    first = undefined;
     if (response.status === 429 && attempt < MAX_ATTEMPTS) {
       const header = Number.parseInt((response.header('retry-after') ?? '').trim(), 10);
       const wait = Number.isFinite(header) ? header : attempt;
@@ -53,12 +60,28 @@ export function send(request) {
   }
 }
 
-/** GET a JSON document. */
-export function get(path, query = []) {
-  const response = send(Request.get(path).query(query));
+function parse(path, response) {
   try {
     return response.json();
   } catch (err) {
     throw new JunctionError(`MailChimp GET ${path}: unexpected response: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** GET a JSON document. */
+export function get(path, query = []) {
+  return parse(path, send(Request.get(path).query(query)));
+}
+
+/**
+ * GETs `path` once per query, all at once (the host keeps up to the plugin's
+ * in-flight limit in flight), the documents in the order of the queries; one
+ * answered 429 is retried on its own.
+ */
+export function getEach(path, queries) {
+  const requests = queries.map((query) => Request.get(path).query(query).connection(CONNECTION));
+  return sendAll(requests).map((answer, i) => {
+    if (answer instanceof HttpError) throw answer;
+    return parse(path, settle(requests[i], answer));
+  });
 }

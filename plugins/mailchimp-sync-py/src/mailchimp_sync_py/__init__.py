@@ -2,7 +2,8 @@
 `mailchimp-sync`:
 
 * `campaign.sync` `{campaign_id, page_size?}` (and the MCP tool call with
-  the same arguments): reads the campaign and its report, pages through the
+  the same arguments): reads the campaign and its report, reads (the first page, then the
+  others several at once with `send_all`) the
   list's members changed since the last successful run (a kv cursor),
   upserts them as Zoho CRM leads in batches of 100, answers a summary.
 * `lead.created`: adds or updates the CRM lead as a list subscriber.
@@ -19,6 +20,9 @@ from . import crm, mailchimp
 
 #: Members fetched per page when the event does not say.
 DEFAULT_PAGE_SIZE = 500
+#: Member pages requested in one batch; the host keeps at most the plugin's
+#: in-flight limit (6 by default) of them in flight.
+PAGES_AT_ONCE = 12
 
 #: The tool's arguments: campaign.sync's payload.
 CAMPAIGN_SYNC_SCHEMA: dict[str, Any] = {
@@ -77,23 +81,30 @@ def sync_campaign(campaign_id: str, page_size: int | None) -> dict[str, Any]:
     previous_cursor = kv.get_json(cursor_key(list_id))
     next_cursor = previous_cursor
     leads: list[dict[str, Any]] = []
-    offset = 0
-    pages = 0
-    while True:
+    members_path = f"/lists/{list_id}/members"
+
+    def query_at(offset: int) -> list[tuple[str, str]]:
         query = [("count", str(page_size)), ("offset", str(offset))]
         if previous_cursor is not None:
             query.append(("since_last_changed", previous_cursor))
-        page = mailchimp.get(f"/lists/{list_id}/members", query)
-        pages += 1
-        members = page.get("members", [])
-        for member in members:
+        return query
+
+    # The first page says how many members there are; the other pages are
+    # then fetched several at once.
+    first = mailchimp.get(members_path, query_at(0))
+    total = first.get("total_items", 0)
+    later = list(range(page_size, total, page_size)) if first.get("members") else []
+    documents = [first]
+    for start in range(0, len(later), PAGES_AT_ONCE):
+        batch = later[start : start + PAGES_AT_ONCE]
+        documents += mailchimp.get_each(members_path, [query_at(offset) for offset in batch])
+    for page in documents:
+        for member in page.get("members", []):
             changed = member.get("last_changed")
             if changed and (next_cursor is None or changed > next_cursor):
                 next_cursor = changed
             leads.append(lead_from_member(member, settings.get("title", "")))
-        offset += len(members)
-        if not members or offset >= page.get("total_items", 0):
-            break
+    pages = len(documents)
     log.info(f"campaign {campaign['id']}: {len(leads)} changed members on list {list_id} in {pages} pages")
 
     totals = crm.UpsertTotals()

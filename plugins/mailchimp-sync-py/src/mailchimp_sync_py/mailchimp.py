@@ -7,7 +7,7 @@ import hashlib
 import time
 from typing import Any
 
-from junction_sdk import JunctionError, Request, Response, log
+from junction_sdk import HttpError, JunctionError, Request, Response, log, send_all
 
 CONNECTION = "mailchimp"
 #: Attempts for one request when MailChimp answers 429.
@@ -24,10 +24,17 @@ def subscriber_hash(email: str) -> str:
 def send(request: Request) -> Response:
     """Sends `request`, waiting and retrying on 429 as `Retry-After` says,
     and turns error responses into readable errors."""
-    request.connection(CONNECTION)
+    return settle(request.connection(CONNECTION), None)
+
+
+def settle(request: Request, first: Response | None) -> Response:
+    """`request`'s final response: `first` (when it was already sent, as
+    part of a batch) or its own send, then waits and retries on 429 as
+    `Retry-After` says."""
     attempt = 1
     while True:
-        response = request.send()
+        response = first if first is not None else request.send()
+        first = None
         if response.status == 429 and attempt < MAX_ATTEMPTS:
             try:
                 wait = int((response.header("retry-after") or "").strip())
@@ -64,7 +71,23 @@ def problem_error(request: Request, response: Response) -> JunctionError:
 
 def get(path: str, query: list[tuple[str, str]] | None = None) -> Any:
     """GET a JSON document."""
-    response = send(Request.get(path).query(query or []))
+    return parse(path, send(Request.get(path).query(query or [])))
+
+
+def get_each(path: str, queries: list[list[tuple[str, str]]]) -> list[Any]:
+    """GETs `path` once per query, all at once (the host keeps up to the
+    plugin's in-flight limit in flight), the documents in the order of the
+    queries; one answered 429 is retried on its own."""
+    requests = [Request.get(path).query(query).connection(CONNECTION) for query in queries]
+    documents = []
+    for request, answer in zip(requests, send_all(requests)):
+        if isinstance(answer, HttpError):
+            raise answer
+        documents.append(parse(path, settle(request, answer)))
+    return documents
+
+
+def parse(path: str, response: Response) -> Any:
     try:
         return response.json()
     except JunctionError as err:

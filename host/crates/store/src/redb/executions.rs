@@ -89,35 +89,43 @@ pub(super) fn insert_in(
         kept.insert(plugin, (count + 1, bytes + encoded.bytes.len() as u64));
         seq += 1;
     }
-    // Trimmed once per plugin per batch: one range walk for all its excess.
+    // Trimmed once per plugin per batch, reading only as many of the oldest
+    // keys as are over the budget in records (at least one while over it in
+    // bytes): a walk over the whole history on every batch would make each
+    // commit cost as much as the history is long.
     for (plugin, (count, bytes)) in kept.iter_mut() {
-        if *count <= retention && *bytes <= budget.bytes {
-            continue;
-        }
-        let oldest: Vec<u64> = by_plugin
-            .range((*plugin, 0)..=(*plugin, u64::MAX))
-            .map_err(db)?
-            .take(count.saturating_sub(1) as usize)
-            .map(|row| row.map(|(key, _)| key.value().1))
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
-        for old in oldest {
-            if *count <= retention && *bytes <= budget.bytes {
+        while *count > 1 && (*count > retention || *bytes > budget.bytes) {
+            let excess = count.saturating_sub(retention).max(1).min(*count - 1);
+            let oldest: Vec<u64> = by_plugin
+                .range((*plugin, 0)..=(*plugin, u64::MAX))
+                .map_err(db)?
+                .take(excess as usize)
+                .map(|row| row.map(|(key, _)| key.value().1))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            if oldest.is_empty() {
                 break;
             }
-            by_plugin.remove((*plugin, old)).map_err(db)?;
-            if let Some(stored) = executions.remove(old).map_err(db)? {
-                *bytes = bytes.saturating_sub(stored.value().len() as u64);
-                // Only the id is needed; the rest is skipped unparsed.
-                #[derive(serde::Deserialize)]
-                struct IdOnly {
-                    id: String,
+            for old in oldest {
+                if *count <= retention && *bytes <= budget.bytes {
+                    break;
                 }
-                let old_record: IdOnly = serde_json::from_slice(stored.value())
-                    .map_err(|e| StoreError::Corrupt(format!("executions/{old}"), e.to_string()))?;
-                ids.remove(old_record.id.as_str()).map_err(db)?;
+                by_plugin.remove((*plugin, old)).map_err(db)?;
+                if let Some(stored) = executions.remove(old).map_err(db)? {
+                    *bytes = bytes.saturating_sub(stored.value().len() as u64);
+                    // Only the id is needed; the rest is skipped unparsed.
+                    #[derive(serde::Deserialize)]
+                    struct IdOnly {
+                        id: String,
+                    }
+                    let old_record: IdOnly =
+                        serde_json::from_slice(stored.value()).map_err(|e| {
+                            StoreError::Corrupt(format!("executions/{old}"), e.to_string())
+                        })?;
+                    ids.remove(old_record.id.as_str()).map_err(db)?;
+                }
+                *count -= 1;
             }
-            *count -= 1;
         }
     }
     for (plugin, (count, bytes)) in kept {
