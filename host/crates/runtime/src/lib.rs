@@ -507,11 +507,7 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> 
             .linear_memory_keep_resident(2 * 1024 * 1024)
             .table_keep_resident(64 * 1024)
             .pagemap_scan(Enabled::Auto)
-            // Every release queues a few (often empty) decommit ranges; one
-            // process_madvise per 64 of them instead of per 8 (measured: a
-            // syscall every third execution otherwise). A full pool flushes
-            // the queue before it refuses an instance.
-            .decommit_batch_size(64);
+            .decommit_batch_size(8);
         let mut pooled = wasm.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {

@@ -190,11 +190,27 @@ struct Finished {
 impl Finished {
     /// A call refused before anything was sent.
     fn refused(request: &Request, started: Instant, error: Error) -> Self {
-        Finished {
-            method: method_name(request.method).to_owned(),
-            url: redact(&request.url, None),
+        Self::refused_as(
+            method_name(request.method),
+            &request.url,
+            request.connection.clone(),
             started,
-            connection: request.connection.clone(),
+            error,
+        )
+    }
+
+    fn refused_as(
+        method: &str,
+        url: &str,
+        connection: Option<String>,
+        started: Instant,
+        error: Error,
+    ) -> Self {
+        Finished {
+            method: method.to_owned(),
+            url: redact(url, None),
+            started,
+            connection,
             result: Err(error),
             redactions: 0,
         }
@@ -220,10 +236,13 @@ async fn perform(context: &CallContext<'_>, request: Request, started: Instant) 
         tracing::warn!(plugin = %scope.plugin, link = %link, error = %err, "refresh before the call failed");
     }
     let retry = granted.as_ref().map(|_| request.clone());
-    let refused = |request: &Request, error| Finished::refused(request, started, error);
-    let mut prepared = match prepare(scope, request.clone()).await {
+    let method = method_name(request.method);
+    let given_url = request.url.clone();
+    let mut prepared = match prepare(scope, request).await {
         Ok(prepared) => prepared,
-        Err(error) => return refused(&request, error),
+        Err(error) => {
+            return Finished::refused_as(method, &given_url, connection, started, error);
+        }
     };
     let mut result = send::send(context.client, context.response_bytes, &mut prepared).await;
     // A 401 with an OAuth token: refresh once (unless it was already
