@@ -79,8 +79,7 @@ async fn a_batch_runs_at_once_up_to_the_in_flight_limit(language: Language) {
 async fn a_width_of_zero_or_above_the_ceiling_is_refused() {
     let h = Harness::new().await;
     let zero = Manifest::from_json(r#"{"limits": {"http-concurrency": 0}}"#)
-        .err()
-        .expect("a width of 0 is refused");
+        .expect_err("a width of 0 is refused");
     assert!(
         zero.to_string()
             .contains("limits.http-concurrency must be above 0"),
@@ -96,8 +95,7 @@ async fn a_width_of_zero_or_above_the_ceiling_is_refused() {
             Default::default(),
             &manifest(json!({"http-concurrency": 1000})),
         )
-        .err()
-        .expect("a width above the ceiling is refused");
+        .expect_err("a width above the ceiling is refused");
     assert!(
         error.to_string().contains("limits.http-concurrency 1000"),
         "{error}"
