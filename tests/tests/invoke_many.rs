@@ -7,7 +7,7 @@
 
 use junction_host::Language;
 use junction_host::manifest::Manifest;
-use junction_host::runtime::Failure;
+use junction_host::runtime::{Failure, LoadedPlugin};
 use junction_tests::echo::EchoServer;
 use junction_tests::harness::Harness;
 use junction_tests::plugins::in_language;
@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 
 fn manifest(limits: Value) -> Manifest {
     Manifest::from_json(&json!({ "limits": limits }).to_string()).expect("manifest")
+}
+
+/// `package` (a probe) loaded as `probe`, allowed to call `api`, with
+/// these manifest limits.
+fn probe_calling(h: &Harness, package: &str, api: &EchoServer, limits: Value) -> LoadedPlugin {
+    h.load(package, "probe", &[], &[api.origin()], &manifest(limits))
 }
 
 fn held_calls(api: &EchoServer, n: usize) -> Value {
@@ -42,7 +48,7 @@ async fn a_batch_runs_at_once_up_to_the_in_flight_limit(language: Language) {
     let probe = in_language("probe", language);
 
     // The default limit: 6 in flight.
-    let plugin = h.load(&probe, "probe", &[], &[api.origin()], &Manifest::default());
+    let plugin = probe_calling(&h, &probe, &api, json!({}));
     let record = h
         .run(&plugin, "batches", json!([held_calls(&api, 20)]))
         .await;
@@ -60,13 +66,7 @@ async fn a_batch_runs_at_once_up_to_the_in_flight_limit(language: Language) {
 
     // The manifest's own limit.
     let api = EchoServer::start().await;
-    let plugin = h.load(
-        &probe,
-        "probe",
-        &[],
-        &[api.origin()],
-        &manifest(json!({"http-concurrency": 3})),
-    );
+    let plugin = probe_calling(&h, &probe, &api, json!({"http-concurrency": 3}));
     let record = h
         .run(&plugin, "batches", json!([held_calls(&api, 7)]))
         .await;
@@ -105,13 +105,7 @@ async fn each_request_of_a_batch_counts_against_the_budget(language: Language) {
     let h = Harness::new().await;
     let api = EchoServer::start().await;
     let probe = in_language("probe", language);
-    let plugin = h.load(
-        &probe,
-        "probe",
-        &[],
-        &[api.origin()],
-        &manifest(json!({"http-calls": 5})),
-    );
+    let plugin = probe_calling(&h, &probe, &api, json!({"http-calls": 5}));
     let call = json!({"url": api.url("/a")});
     let record = h
         .run(
@@ -134,13 +128,7 @@ async fn each_request_of_a_batch_counts_against_the_budget(language: Language) {
     // More requests in one batch than the whole budget: the execution ends,
     // and nothing was sent.
     let api = EchoServer::start().await;
-    let plugin = h.load(
-        &probe,
-        "probe",
-        &[],
-        &[api.origin()],
-        &manifest(json!({"http-calls": 5})),
-    );
+    let plugin = probe_calling(&h, &probe, &api, json!({"http-calls": 5}));
     let call = json!({"url": api.url("/a")});
     let record = h.run(&plugin, "batches", json!([vec![call; 6]])).await;
     match &record.outcome {
@@ -163,13 +151,7 @@ async fn a_batch_holds_no_more_than_the_plugin_could_take() {
     let api = EchoServer::start().await;
     // 16 MiB of memory: a batch may hold half of it in answers; six bodies
     // of 3 MiB would be 18.
-    let plugin = h.load(
-        "probe",
-        "probe",
-        &[],
-        &[api.origin()],
-        &manifest(json!({"memory-mb": 16})),
-    );
+    let plugin = probe_calling(&h, "probe", &api, json!({"memory-mb": 16}));
     let call = json!({"url": api.url(&format!("/sized?bytes={}", 3 * 1024 * 1024))});
     let record = h.run(&plugin, "batches", json!([vec![call; 6]])).await;
     let answers = record.output().unwrap_or_else(|| panic!("{record:#?}"));
