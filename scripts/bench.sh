@@ -33,8 +33,9 @@ hello_wasm="$("$junction" build plugins/hello --target-dir "$plugin_target" | se
 
 echo "== fresh executions and invoke-url (cargo bench -p junction-host --bench runtime)"
 # `figures-only`: a criterion filter that matches none of its groups, so
-# only the figures run.
-cargo bench -p junction-host --bench runtime -- figures-only | tee -a "$figures"
+# only the figures run. The release profile, not cargo's `bench` one: the
+# same settings under another name would build every dependency twice.
+cargo bench --profile release -p junction-host --bench runtime -- figures-only | tee -a "$figures"
 
 echo "== the release binary under wrk (scripts/bench_http.py)"
 python3 scripts/bench_http.py "$junction" "$hello_wasm" plugins/hello/Cargo.toml | tee -a "$figures"

@@ -64,6 +64,14 @@ impl EchoServer {
     }
 }
 
+/// The first value of query parameter `name`.
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 async fn handle(
     State(EchoState { journal, held }): State<EchoState>,
     method: Method,
@@ -75,11 +83,7 @@ async fn handle(
     let query: Vec<(String, String)> = query_pairs(&uri);
     match uri.path() {
         "/redirect" => {
-            let to = query
-                .iter()
-                .find(|(k, _)| k == "to")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let to = param(&query, "to").unwrap_or_default().to_owned();
             (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
         }
         "/slow" => {
@@ -90,10 +94,8 @@ async fn handle(
         // Waits `ms` milliseconds (default 200) while counting the requests
         // waiting here at once.
         "/hold" => {
-            let ms = query
-                .iter()
-                .find(|(k, _)| k == "ms")
-                .and_then(|(_, v)| v.parse().ok())
+            let ms = param(&query, "ms")
+                .and_then(|v| v.parse().ok())
                 .unwrap_or(200);
             let now = held.now.fetch_add(1, Ordering::SeqCst) + 1;
             held.most.fetch_max(now, Ordering::SeqCst);
@@ -103,10 +105,8 @@ async fn handle(
         }
         // `bytes` bytes of `s`.
         "/sized" => {
-            let bytes = query
-                .iter()
-                .find(|(k, _)| k == "bytes")
-                .and_then(|(_, v)| v.parse().ok())
+            let bytes = param(&query, "bytes")
+                .and_then(|v| v.parse().ok())
                 .unwrap_or(0usize);
             vec![b's'; bytes.min(64 * 1024 * 1024)].into_response()
         }

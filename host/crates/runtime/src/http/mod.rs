@@ -298,12 +298,12 @@ impl Host for HttpView<'_> {
         let _permit = match http.budget.admit() {
             Ok(permit) => permit,
             Err(error) => {
-                let _refused = http.keep(Finished::refused(&request, started, error.clone()));
+                let refused = http.keep(Finished::refused(&request, started, error));
                 if let Some(message) = http.budget.spinning() {
                     http.ended = Some(message.clone());
                     return Err(wasmtime::Error::msg(message));
                 }
-                return Ok(Err(error));
+                return Ok(refused);
             }
         };
         let finished = perform(&http.context(self.connections), request, started).await;
