@@ -2,8 +2,10 @@
 # Every performance figure in one run, each printed beside its goal and, where
 # a peer or plain reqwest is the reference, as a ratio to it:
 #  * a fresh isolated execution (noop, hello; pooled and on demand) against
-#    wasmtime's floor on the same engine, and `invoke-url` per call against
-#    plain reqwest with the host's client settings (host/benches/runtime.rs);
+#    wasmtime's floors on the same engine (a bare component; one with hello's
+#    memory shape), and `invoke-url` per call against plain reqwest with the
+#    host's client settings and against wasmtime's floor for an async host
+#    call making the same GET (host/benches/runtime.rs);
 #  * the release `junction` binary under wrk, a separate process: invokes of
 #    hello at 16 and 64 connections, events accepted, events executed end to
 #    end (scripts/bench_http.py).

@@ -3,16 +3,22 @@
 //! * a fresh execution (new store, instantiate from the cached
 //!   `InstancePre`, `handle`, drop) of `noop` (the host's own cost) and of
 //!   `hello` (plus a log line and a parsed payload), pooled and on demand,
-//!   against wasmtime's floor on the same engine: a bare store and a
-//!   one-function component instantiated and called the same way;
+//!   against wasmtime's floors on the same engine: a bare store and a
+//!   one-function component instantiated and called the same way, with a
+//!   one-page memory and with hello's memory shape (what the pool's reset
+//!   costs);
 //! * `invoke-url` per call against a loopback server: the marginal cost of
 //!   a call inside an execution (an execution of 20 calls minus one of 0,
 //!   over 20), against the same GET with plain reqwest built with the host's
-//!   client settings.
+//!   client settings, and against wasmtime's floor for it: a bare async
+//!   host import making the same GET; a call refused before sending gives
+//!   the host's own cost.
 //!
 //! Run with `cargo bench -p junction-host --bench runtime`. With
 //! `JUNCTION_BENCH_PROFILE=noop` (or `hello`) it only runs that plugin's
-//! fresh executions in a loop, for perf or callgrind.
+//! fresh executions in a loop, for perf or callgrind; `gets` and `reqwest`
+//! loop the two sides of the invoke-url comparison, and `refused` calls
+//! the host refuses before sending.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,33 +98,90 @@ fn setup(
     }
 }
 
-/// wasmtime's floor on the runtime's own engine: a component with one
-/// exported function and a one-page memory, instantiated in a bare store
-/// and called, the way the runtime does it (async, pooled).
+/// wasmtime's floor on the runtime's own engine: a component instantiated
+/// in a bare store (no WASI, no host state) and its `run(n)` called, the
+/// way the runtime does it (async, pooled).
 struct Floor {
     engine: wasmtime::Engine,
     pre: wasmtime::component::InstancePre<()>,
 }
 
+/// One exported function and a one-page memory: instantiation alone.
+const BARE_FLOOR: &str = r#"(component
+    (core module $m
+      (memory (export "memory") 1)
+      (func (export "run") (param i32) (result i32) i32.const 42))
+    (core instance $i (instantiate $m))
+    (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))"#;
+
+/// hello's memory shape: 17 pages with a data segment (so the pool keeps
+/// an image to restore), and `run` writes four pages — two of the stack
+/// below 1 MiB, the data, the heap — which the pool must reset afterwards.
+const SHAPED_FLOOR: &str = r#"(component
+    (core module $m
+      (memory (export "memory") 17)
+      (data (i32.const 1048576) "an image for the pool to restore")
+      (func (export "run") (param $n i32) (result i32)
+        (i32.store (i32.const 1040000) (local.get $n))
+        (i32.store (i32.const 1048000) (local.get $n))
+        (i32.store (i32.const 1048600) (local.get $n))
+        (i32.store (i32.const 1064960) (local.get $n))
+        i32.const 42))
+    (core instance $i (instantiate $m))
+    (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))"#;
+
+/// An async host import `get`, called `n` times; answers how many were 200.
+const CALLING_FLOOR: &str = r#"(component
+    (import "get" (func $get (result u32)))
+    (core func $get_lowered (canon lower (func $get)))
+    (core module $m
+      (import "host" "get" (func $get (result i32)))
+      (memory (export "memory") 1)
+      (func (export "run") (param $n i32) (result i32) (local $ok i32)
+        (block $done
+          (loop $next
+            (br_if $done (i32.eqz (local.get $n)))
+            (local.set $ok (i32.add (local.get $ok) (i32.eq (call $get) (i32.const 200))))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $next)))
+        (local.get $ok)))
+    (core instance $h (export "get" (func $get_lowered)))
+    (core instance $i (instantiate $m (with "host" (instance $h))))
+    (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))"#;
+
 impl Floor {
-    fn new(runtime: &Runtime) -> Self {
+    fn new(runtime: &Runtime, wat: &str) -> Self {
+        let linker = wasmtime::component::Linker::new(runtime.engine());
+        Self::linked(runtime, wat, &linker)
+    }
+
+    /// The calling floor: `get` is the same GET as plain reqwest's, made
+    /// by a host function with nothing around it.
+    fn calling(runtime: &Runtime, client: reqwest::Client, url: String) -> Self {
+        let mut linker = wasmtime::component::Linker::new(runtime.engine());
+        linker
+            .root()
+            .func_wrap_async("get", move |_store, (): ()| {
+                let (client, url) = (client.clone(), url.clone());
+                Box::new(async move {
+                    let response = client.get(&url).send().await?;
+                    let status = response.status().as_u16();
+                    response.bytes().await?;
+                    Ok((u32::from(status),))
+                })
+            })
+            .expect("get");
+        Self::linked(runtime, CALLING_FLOOR, &linker)
+    }
+
+    fn linked(runtime: &Runtime, wat: &str, linker: &wasmtime::component::Linker<()>) -> Self {
         let engine = runtime.engine().clone();
-        let component = wasmtime::component::Component::new(
-            &engine,
-            r#"(component
-                (core module $m
-                  (memory (export "memory") 1)
-                  (func (export "run") (result i32) i32.const 42))
-                (core instance $i (instantiate $m))
-                (func (export "run") (result u32) (canon lift (core func $i "run"))))"#,
-        )
-        .expect("floor component");
-        let linker = wasmtime::component::Linker::new(&engine);
+        let component = wasmtime::component::Component::new(&engine, wat).expect("floor component");
         let pre = linker.instantiate_pre(&component).expect("pre");
         Floor { engine, pre }
     }
 
-    async fn run(&self) -> u32 {
+    async fn run(&self, n: u32) -> u32 {
         let mut store = wasmtime::Store::new(&self.engine, ());
         // The runtime's ticker advances the epoch; the floor never stops.
         store.set_epoch_deadline(u64::MAX / 2);
@@ -128,9 +191,9 @@ impl Floor {
             .await
             .expect("instantiate");
         let run = instance
-            .get_typed_func::<(), (u32,)>(&mut store, "run")
+            .get_typed_func::<(u32,), (u32,)>(&mut store, "run")
             .expect("run");
-        let (answer,) = run.call_async(&mut store, ()).await.expect("call");
+        let (answer,) = run.call_async(&mut store, (n,)).await.expect("call");
         answer
     }
 }
@@ -181,15 +244,60 @@ async fn fresh_samples(setup: &Setup) -> Vec<Duration> {
 
 async fn floor_samples(floor: &Floor) -> Vec<Duration> {
     for _ in 0..1000 {
-        floor.run().await;
+        floor.run(1).await;
     }
     let mut samples = Vec::with_capacity(FRESH_SAMPLES);
     for _ in 0..FRESH_SAMPLES {
         let start = Instant::now();
-        assert_eq!(floor.run().await, 42);
+        assert_eq!(floor.run(1).await, 42);
         samples.push(start.elapsed());
     }
     samples
+}
+
+/// `JUNCTION_BENCH_PROFILE=gets` loops executions of 20 invoke-url GETs,
+/// `refused` executions of 20 calls the host refuses before sending, and
+/// `reqwest` the same GETs with plain reqwest, for a profiler.
+fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
+    let origin = rt.block_on(loopback_server());
+    let url = format!("{origin}/ping");
+    let network = junction_host::netguard::NetworkPolicy {
+        allow_private: true,
+    };
+    if what == "reqwest" {
+        let client = junction_host::runtime::outbound_client(network).expect("client");
+        rt.block_on(async {
+            for _ in 0..2_000 * CALLS_PER_EXECUTION {
+                let body = client.get(&url).send().await.expect("send").bytes().await;
+                assert_eq!(&body.expect("body")[..], b"pong");
+            }
+        });
+        return;
+    }
+    let caller = setup(
+        rt,
+        "tests/plugins/probe",
+        "probe",
+        true,
+        std::slice::from_ref(&origin),
+    );
+    // `refused`: a host outside the allowed ones, so nothing is sent.
+    let target = if what == "refused" {
+        "http://192.0.2.1/ping".to_owned()
+    } else {
+        url
+    };
+    let payload = serde_json::json!({"url": target, "times": CALLS_PER_EXECUTION}).to_string();
+    rt.block_on(async {
+        let rounds = if what == "refused" { 50_000 } else { 2_000 };
+        for _ in 0..rounds {
+            let record = caller
+                .runtime
+                .execute(&caller.plugin, Event::new("gets", payload.clone()))
+                .await;
+            assert!(record.is_ok(), "{record:?}");
+        }
+    });
 }
 
 fn main() {
@@ -200,6 +308,10 @@ fn main() {
         .expect("tokio");
 
     if let Ok(plugin) = std::env::var("JUNCTION_BENCH_PROFILE") {
+        if ["gets", "refused", "reqwest"].contains(&plugin.as_str()) {
+            profile_calls(&rt, &plugin);
+            return;
+        }
         let dir = if plugin == "hello" {
             "plugins/hello"
         } else {
@@ -217,7 +329,8 @@ fn main() {
     let pooled = setup(&rt, "plugins/hello", "hello", true, &[]);
     let on_demand = setup(&rt, "plugins/hello", "hello", false, &[]);
     let noop = setup(&rt, "tests/plugins/noop", "noop", true, &[]);
-    let floor = Floor::new(&pooled.runtime);
+    let floor = Floor::new(&pooled.runtime, BARE_FLOOR);
+    let shaped_floor = Floor::new(&pooled.runtime, SHAPED_FLOOR);
     let origin = rt.block_on(loopback_server());
     let caller = setup(
         &rt,
@@ -227,19 +340,24 @@ fn main() {
         std::slice::from_ref(&origin),
     );
     let url = format!("{origin}/ping");
-    let fetch = |times: u32| {
+    // Not in the allowed hosts: refused before anything is sent.
+    let refused_url = "http://192.0.2.1/ping";
+    let fetch_from = |url: &str, times: u32| {
         Event::new(
             "gets",
             serde_json::json!({"url": url, "times": times}).to_string(),
         )
     };
+    let fetch = |times: u32| fetch_from(&url, times);
     let network = junction_host::netguard::NetworkPolicy {
         allow_private: true,
     };
     let client = junction_host::runtime::outbound_client(network).expect("client");
+    let calling_floor = Floor::calling(&pooled.runtime, client.clone(), url.clone());
 
     rt.block_on(async {
         let mut floor_times = floor_samples(&floor).await;
+        let mut shaped_times = floor_samples(&shaped_floor).await;
         let mut noop_times = fresh_samples(&noop).await;
         let mut hello_times = fresh_samples(&pooled).await;
         let mut on_demand_times = fresh_samples(&on_demand).await;
@@ -261,6 +379,11 @@ fn main() {
                 &mut floor_times,
                 "-",
             ),
+            (
+                "wasmtime floor with hello's memory: 17 pages, 4 written",
+                &mut shaped_times,
+                "-",
+            ),
         ] {
             let p50 = percentile(samples, 0.5);
             let p99 = percentile(samples, 0.99);
@@ -274,11 +397,41 @@ fn main() {
 
         // Interleaved rounds, so both sides see the same machine.
         let (mut none, mut twenty, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut floor_none, mut floor_twenty) = (Vec::new(), Vec::new());
+        let (mut one, mut floor_one) = (Vec::new(), Vec::new());
+        let mut refused = Vec::new();
         for _ in 0..CALL_ROUNDS {
+            let start = Instant::now();
+            let record = caller
+                .runtime
+                .execute(&caller.plugin, fetch_from(refused_url, CALLS_PER_EXECUTION))
+                .await;
+            refused.push(start.elapsed());
+            assert!(
+                record.is_ok() && record.calls.iter().all(|c| c.error.is_some()),
+                "{record:?}"
+            );
+
+            let start = Instant::now();
+            calling_floor.run(0).await;
+            floor_none.push(start.elapsed());
+            let start = Instant::now();
+            assert_eq!(calling_floor.run(1).await, 1);
+            floor_one.push(start.elapsed());
+            let start = Instant::now();
+            let ok = calling_floor.run(CALLS_PER_EXECUTION).await;
+            floor_twenty.push(start.elapsed());
+            assert_eq!(ok, CALLS_PER_EXECUTION);
+
             let start = Instant::now();
             let record = caller.runtime.execute(&caller.plugin, fetch(0)).await;
             none.push(start.elapsed());
             assert!(record.is_ok(), "{record:?}");
+
+            let start = Instant::now();
+            let record = caller.runtime.execute(&caller.plugin, fetch(1)).await;
+            one.push(start.elapsed());
+            assert!(record.is_ok() && record.calls.len() == 1, "{record:?}");
 
             let start = Instant::now();
             let record = caller
@@ -306,12 +459,36 @@ fn main() {
             plain.push(start.elapsed());
         }
         let n = f64::from(CALLS_PER_EXECUTION);
-        let per_call =
-            (micros(percentile(&mut twenty, 0.5)) - micros(percentile(&mut none, 0.5))) / n;
-        let plain_per_call = micros(percentile(&mut plain, 0.5)) / n;
+        let refused_per_call =
+            (micros(percentile(&mut refused, 0.5)) - micros(percentile(&mut none, 0.5))) / n;
+        figure(
+            "invoke-url refused before sending, per call",
+            format!("{refused_per_call:.2} us"),
+            "-",
+            "the host's own cost of a call: guest, canonical ABI, checks, record".into(),
+        );
+        // The first call of an execution also pays what the guest sets up
+        // once (its allocator growing, the SDK's first use); the calls
+        // after it are the per-call cost.
+        let median = |samples: &mut Vec<Duration>| micros(percentile(samples, 0.5));
+        let per_call = (median(&mut twenty) - median(&mut one)) / (n - 1.0);
+        let first_call = median(&mut one) - median(&mut none);
+        let floor_per_call = (median(&mut floor_twenty) - median(&mut floor_one)) / (n - 1.0);
+        let floor_first_call = median(&mut floor_one) - median(&mut floor_none);
+        let plain_per_call = median(&mut plain) / n;
+        figure(
+            "wasmtime floor: a bare async host import making the same GET",
+            format!("{floor_per_call:.1} us per call (first call {floor_first_call:.1} us)"),
+            "-",
+            format!(
+                "{:.3}x plain reqwest; invoke-url is {:.3}x this floor",
+                floor_per_call / plain_per_call,
+                per_call / floor_per_call
+            ),
+        );
         figure(
             "invoke-url per call (loopback GET)",
-            format!("{per_call:.1} us"),
+            format!("{per_call:.1} us (first call of an execution {first_call:.1} us)"),
             "<= 1.05x plain reqwest",
             format!(
                 "{:.3}x plain reqwest ({plain_per_call:.1} us per GET, same client settings)",
@@ -330,7 +507,7 @@ fn main() {
         b.to_async(&rt)
             .iter(|| noop.runtime.execute(&noop.plugin, event()))
     });
-    group.bench_function("floor", |b| b.to_async(&rt).iter(|| floor.run()));
+    group.bench_function("floor", |b| b.to_async(&rt).iter(|| floor.run(1)));
     group.finish();
     criterion.final_summary();
 }

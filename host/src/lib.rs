@@ -5,6 +5,13 @@
 //! the benchmarks use; `ARCHITECTURE.md` draws them.
 
 pub mod cli;
+
+/// mimalloc instead of glibc's malloc: under load glibc's allocator was a
+/// seventh of the server's CPU (`_int_malloc`, `_int_free`,
+/// `malloc_consolidate`). Set here, in the library, so the binary, its
+/// tests and its benches all run the allocator that ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use junction_app::{ports, registry};
 pub use junction_core::Language;
 pub use junction_core::manifest;

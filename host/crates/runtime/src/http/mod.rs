@@ -35,7 +35,7 @@ use junction_core::model::Freshness;
 use junction_core::record::CallRecord;
 use junction_core::{HostPattern, Limits};
 use junction_net::NetworkPolicy;
-use record::{CallLog, redact};
+use record::{CallLog, redact, redact_url};
 use request::{Scope, method_name, prepare};
 
 /// The one HTTP client: connection pooling, no automatic redirects (they are
@@ -277,9 +277,9 @@ async fn perform(context: &CallContext<'_>, request: Request, started: Instant) 
             // Show that the credential parameter went along, not its value.
             let mut shown = prepared.url.clone();
             shown.query_pairs_mut().append_pair(name, "REDACTED");
-            redact(shown.as_str(), Some(name))
+            redact_url(shown, Some(name))
         }
-        _ => redact(prepared.url.as_str(), None),
+        _ => redact_url(prepared.url.clone(), None),
     };
     Finished {
         method: prepared.method.to_string(),
