@@ -33,6 +33,8 @@ use junction_host::store::Store;
 const CALLS_PER_EXECUTION: u32 = 20;
 const FRESH_SAMPLES: usize = 20_000;
 const CALL_ROUNDS: usize = 400;
+/// Not among the probe's allowed hosts: refused before anything is sent.
+const REFUSED_URL: &str = "http://192.0.2.1/ping";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -281,9 +283,8 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
         true,
         std::slice::from_ref(&origin),
     );
-    // `refused`: a host outside the allowed ones, so nothing is sent.
     let target = if what == "refused" {
-        "http://192.0.2.1/ping".to_owned()
+        REFUSED_URL.to_owned()
     } else {
         url
     };
@@ -340,8 +341,6 @@ fn main() {
         std::slice::from_ref(&origin),
     );
     let url = format!("{origin}/ping");
-    // Not in the allowed hosts: refused before anything is sent.
-    let refused_url = "http://192.0.2.1/ping";
     let fetch_from = |url: &str, times: u32| {
         Event::new(
             "gets",
@@ -399,12 +398,12 @@ fn main() {
         let (mut none, mut twenty, mut plain) = (Vec::new(), Vec::new(), Vec::new());
         let (mut floor_none, mut floor_twenty) = (Vec::new(), Vec::new());
         let (mut one, mut floor_one) = (Vec::new(), Vec::new());
-        let mut refused = Vec::new();
+        let (mut refused, mut plain_one) = (Vec::new(), Vec::new());
         for _ in 0..CALL_ROUNDS {
             let start = Instant::now();
             let record = caller
                 .runtime
-                .execute(&caller.plugin, fetch_from(refused_url, CALLS_PER_EXECUTION))
+                .execute(&caller.plugin, fetch_from(REFUSED_URL, CALLS_PER_EXECUTION))
                 .await;
             refused.push(start.elapsed());
             assert!(
@@ -445,7 +444,10 @@ fn main() {
             );
 
             let start = Instant::now();
-            for _ in 0..CALLS_PER_EXECUTION {
+            for call in 0..CALLS_PER_EXECUTION {
+                if call == 1 {
+                    plain_one.push(start.elapsed());
+                }
                 let body = client
                     .get(&url)
                     .send()
@@ -467,15 +469,16 @@ fn main() {
             "-",
             "the host's own cost of a call: guest, canonical ABI, checks, record".into(),
         );
-        // The first call of an execution also pays what the guest sets up
-        // once (its allocator growing, the SDK's first use); the calls
-        // after it are the per-call cost.
+        // The first call of a round is slower on every side (the workers
+        // have gone to sleep between rounds; a guest also sets up its
+        // allocator and the SDK once): each side's per-call cost is what
+        // the 19 calls after its first one take.
         let median = |samples: &mut Vec<Duration>| micros(percentile(samples, 0.5));
         let per_call = (median(&mut twenty) - median(&mut one)) / (n - 1.0);
         let first_call = median(&mut one) - median(&mut none);
         let floor_per_call = (median(&mut floor_twenty) - median(&mut floor_one)) / (n - 1.0);
         let floor_first_call = median(&mut floor_one) - median(&mut floor_none);
-        let plain_per_call = median(&mut plain) / n;
+        let plain_per_call = (median(&mut plain) - median(&mut plain_one)) / (n - 1.0);
         figure(
             "wasmtime floor: a bare async host import making the same GET",
             format!("{floor_per_call:.1} us per call (first call {floor_first_call:.1} us)"),
