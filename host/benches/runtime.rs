@@ -33,6 +33,10 @@ use junction_host::store::Store;
 const CALLS_PER_EXECUTION: u32 = 20;
 const FRESH_SAMPLES: usize = 20_000;
 const CALL_ROUNDS: usize = 400;
+/// The loopback servers listen on 127.0.0.1.
+const LOOPBACK: junction_host::netguard::NetworkPolicy = junction_host::netguard::NetworkPolicy {
+    allow_private: true,
+};
 /// Not among the probe's allowed hosts: refused before anything is sent.
 const REFUSED_URL: &str = "http://192.0.2.1/ping";
 
@@ -66,16 +70,12 @@ fn setup(
 ) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(rt.block_on(Store::open(dir.path())).expect("store"));
-    // The echo server listens on 127.0.0.1.
-    let network = junction_host::netguard::NetworkPolicy {
-        allow_private: true,
-    };
-    let tokens = junction_host::ports::token_keeper(store.clone(), network).expect("tokens");
+    let tokens = junction_host::ports::token_keeper(store.clone(), LOOPBACK).expect("tokens");
     let runtime = Runtime::new(
         junction_host::ports::over_store(store, tokens),
         RuntimeConfig {
             pooling,
-            network,
+            network: LOOPBACK,
             ..RuntimeConfig::default()
         },
     )
@@ -226,6 +226,25 @@ async fn loopback_server() -> String {
     format!("http://{addr}")
 }
 
+/// The probe, allowed to call `origin`.
+fn probe_calling(rt: &tokio::runtime::Runtime, origin: &str) -> Setup {
+    setup(
+        rt,
+        "tests/plugins/probe",
+        "probe",
+        true,
+        &[origin.to_owned()],
+    )
+}
+
+/// The probe's `gets`: `times` GETs of `url`, one after another.
+fn gets(url: &str, times: u32) -> Event {
+    Event::new(
+        "gets",
+        serde_json::json!({"url": url, "times": times}).to_string(),
+    )
+}
+
 fn event() -> Event {
     Event::new("bench", r#"{"n":1}"#)
 }
@@ -263,11 +282,8 @@ async fn floor_samples(floor: &Floor) -> Vec<Duration> {
 fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
     let origin = rt.block_on(loopback_server());
     let url = format!("{origin}/ping");
-    let network = junction_host::netguard::NetworkPolicy {
-        allow_private: true,
-    };
     if what == "reqwest" {
-        let client = junction_host::runtime::outbound_client(network).expect("client");
+        let client = junction_host::runtime::outbound_client(LOOPBACK).expect("client");
         rt.block_on(async {
             for _ in 0..2_000 * CALLS_PER_EXECUTION {
                 let body = client.get(&url).send().await.expect("send").bytes().await;
@@ -276,25 +292,14 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
         });
         return;
     }
-    let caller = setup(
-        rt,
-        "tests/plugins/probe",
-        "probe",
-        true,
-        std::slice::from_ref(&origin),
-    );
-    let target = if what == "refused" {
-        REFUSED_URL.to_owned()
-    } else {
-        url
-    };
-    let payload = serde_json::json!({"url": target, "times": CALLS_PER_EXECUTION}).to_string();
+    let caller = probe_calling(rt, &origin);
+    let target = if what == "refused" { REFUSED_URL } else { &url };
     rt.block_on(async {
         let rounds = if what == "refused" { 50_000 } else { 2_000 };
         for _ in 0..rounds {
             let record = caller
                 .runtime
-                .execute(&caller.plugin, Event::new("gets", payload.clone()))
+                .execute(&caller.plugin, gets(target, CALLS_PER_EXECUTION))
                 .await;
             assert!(record.is_ok(), "{record:?}");
         }
@@ -333,25 +338,10 @@ fn main() {
     let floor = Floor::new(&pooled.runtime, BARE_FLOOR);
     let shaped_floor = Floor::new(&pooled.runtime, SHAPED_FLOOR);
     let origin = rt.block_on(loopback_server());
-    let caller = setup(
-        &rt,
-        "tests/plugins/probe",
-        "probe",
-        true,
-        std::slice::from_ref(&origin),
-    );
+    let caller = probe_calling(&rt, &origin);
     let url = format!("{origin}/ping");
-    let fetch_from = |url: &str, times: u32| {
-        Event::new(
-            "gets",
-            serde_json::json!({"url": url, "times": times}).to_string(),
-        )
-    };
-    let fetch = |times: u32| fetch_from(&url, times);
-    let network = junction_host::netguard::NetworkPolicy {
-        allow_private: true,
-    };
-    let client = junction_host::runtime::outbound_client(network).expect("client");
+    let fetch = |times: u32| gets(&url, times);
+    let client = junction_host::runtime::outbound_client(LOOPBACK).expect("client");
     let calling_floor = Floor::calling(&pooled.runtime, client.clone(), url.clone());
 
     rt.block_on(async {
@@ -403,7 +393,7 @@ fn main() {
             let start = Instant::now();
             let record = caller
                 .runtime
-                .execute(&caller.plugin, fetch_from(REFUSED_URL, CALLS_PER_EXECUTION))
+                .execute(&caller.plugin, gets(REFUSED_URL, CALLS_PER_EXECUTION))
                 .await;
             refused.push(start.elapsed());
             assert!(

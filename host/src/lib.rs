@@ -6,12 +6,6 @@
 
 pub mod cli;
 
-/// mimalloc instead of glibc's malloc: under load glibc's allocator was a
-/// seventh of the server's CPU (`_int_malloc`, `_int_free`,
-/// `malloc_consolidate`). Set here, in the library, so the binary, its
-/// tests and its benches all run the allocator that ships.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use junction_app::{ports, registry};
 pub use junction_core::Language;
 pub use junction_core::manifest;
@@ -22,3 +16,10 @@ pub use junction_oauth as oauth;
 pub use junction_runtime as runtime;
 pub use junction_server as server;
 pub use junction_store as store;
+
+/// mimalloc instead of glibc's malloc: under load glibc's allocator was a
+/// seventh of the server's CPU (`_int_malloc`, `_int_free`,
+/// `malloc_consolidate`). Set here, in the library, so the binary, its
+/// tests and its benches all run the allocator that ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
