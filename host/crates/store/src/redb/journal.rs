@@ -45,6 +45,16 @@ pub(super) const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::ne
 
 const NEXT_EVENT_SEQ: &str = "next_event_seq";
 
+/// What pruning reads of a stored event: the payload, often most of its
+/// bytes, is skipped unparsed and nothing is copied out of the page.
+#[derive(serde::Deserialize)]
+struct PruneView {
+    id: String,
+    accepted_at_ms: u64,
+    #[serde(default)]
+    deliveries: Vec<String>,
+}
+
 impl Redb {
     /// Applies a batch of journal entries in one transaction, trimming
     /// execution history to `retention` records per plugin.
@@ -301,23 +311,20 @@ impl Redb {
             let last = events.last().map_err(db)?.map(|(k, _)| k.value());
             if let (Some(first), Some(last)) = (first, last) {
                 let excess = (last - first + 1).saturating_sub(keep);
-                let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
+                let mut candidates: Vec<(u64, PruneView)> = Vec::new();
                 for row in events.range(first..).map_err(db)? {
                     let (seq, bytes) = row.map_err(db)?;
                     let seq = seq.value();
-                    let over_count = seq < first + excess;
-                    if !over_count {
-                        // Past the excess only old events are candidates;
-                        // events are in acceptance order, so stop at the first young one.
-                        let event: EventRecord = decode(&format!("events/{seq}"), bytes.value())?;
-                        if event.accepted_at_ms >= cutoff {
-                            break;
-                        }
+                    let event: PruneView = serde_json::from_slice(bytes.value())
+                        .map_err(|e| StoreError::Corrupt(format!("events/{seq}"), e.to_string()))?;
+                    // Past the excess only old events are candidates; events
+                    // are in acceptance order, so stop at the first young one.
+                    if seq >= first + excess && event.accepted_at_ms >= cutoff {
+                        break;
                     }
-                    candidates.push((seq, bytes.value().to_vec()));
+                    candidates.push((seq, event));
                 }
-                'events: for (seq, bytes) in candidates {
-                    let event: EventRecord = decode(&format!("events/{seq}"), &bytes)?;
+                'events: for (seq, event) in candidates {
                     let old = event.accepted_at_ms < cutoff;
                     for id in &event.deliveries {
                         if let Some(bytes) = deliveries.get(id.as_str()).map_err(db)? {
