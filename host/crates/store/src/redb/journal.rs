@@ -46,7 +46,8 @@ pub(super) const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::ne
 const NEXT_EVENT_SEQ: &str = "next_event_seq";
 
 /// What pruning reads of a stored event: the payload, often most of its
-/// bytes, is skipped unparsed and nothing is copied out of the page.
+/// bytes, is scanned past without being kept, and nothing else is copied
+/// out of the page.
 #[derive(serde::Deserialize)]
 struct PruneView {
     id: String,
