@@ -374,11 +374,7 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
     assert_eq!(connection.json["used_by"], json!(["mailchimp-sync"]));
     // A service in use cannot be deleted.
     let in_use = host.delete("/v1/services/zoho-mock").await;
-    assert_error(
-        &in_use,
-        StatusCode::BAD_REQUEST,
-        "used by connections zohocrm",
-    );
+    assert_error(&in_use, StatusCode::CONFLICT, "used by connections zohocrm");
 }
 
 #[tokio::test]

@@ -139,8 +139,11 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
             }
             StoreError::Invalid(message) => ApiError::invalid(message),
-            // Was an `Invalid` before it had a kind of its own: same answer.
-            StoreError::ServiceInUse { .. } => ApiError::invalid(err.to_string()),
+            // The request is well formed; the service's state (its
+            // connections) refuses it, as with any other conflict.
+            StoreError::ServiceInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            }
             other => ApiError::failed(&other),
         }
     }

@@ -97,7 +97,7 @@ pub(crate) async fn update_service(
     params(("name" = String, Path, description = "The service's name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Connections still use it", body = ErrorBody),
+        (status = 409, description = "Connections still use it", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)
     )
