@@ -377,6 +377,41 @@ async fn mailchimp_sync_runs_over_http_with_granted_connections() {
     assert_error(&in_use, StatusCode::CONFLICT, "used by connections zohocrm");
 }
 
+/// Requests that are well formed but that the resource's state refuses
+/// answer 409, never 400: a client cannot fix them by changing the request.
+#[tokio::test]
+async fn requests_the_state_refuses_answer_conflict() {
+    let host = TestHost::start().await;
+    host.create(
+        "/v1/services",
+        &json!({"name": "notion", "auth_type": "bearer", "base_url": "https://api.notion.com/v1"}),
+    )
+    .await;
+    host.create(
+        "/v1/connections",
+        &json!({"link_name": "notion", "service": "notion", "credentials": {"type": "bearer", "token": "bearer-token-1"}}),
+    )
+    .await;
+    for action in ["authorize", "refresh", "revoke"] {
+        let answer = host
+            .post(&format!("/v1/connections/notion/{action}"), &json!({}))
+            .await;
+        assert_error(&answer, StatusCode::CONFLICT, "is not an oauth2 connection");
+        assert_eq!(answer.json["error"]["code"], "conflict", "{}", answer.text);
+    }
+    let in_use = host.delete("/v1/services/notion").await;
+    assert_error(&in_use, StatusCode::CONFLICT, "used by connections notion");
+    // Once its connection is gone, the service goes too.
+    assert_eq!(
+        host.delete("/v1/connections/notion").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        host.delete("/v1/services/notion").await.status,
+        StatusCode::NO_CONTENT
+    );
+}
+
 #[tokio::test]
 async fn secrets_never_appear_in_a_response() {
     let host = TestHost::start().await;

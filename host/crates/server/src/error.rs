@@ -285,8 +285,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 pub(crate) fn flow_error(err: FlowError) -> ApiError {
     match err {
         FlowError::UnknownConnection(_) => ApiError::not_found(err.to_string()),
+        // The request is well formed; the connection's kind or its
+        // service's settings refuse it.
         FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
-            ApiError::invalid(err.to_string())
+            ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
         }
         FlowError::Token(_) | FlowError::Metadata(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())

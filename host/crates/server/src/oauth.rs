@@ -44,6 +44,7 @@ pub struct AuthorizeResponse {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "The connection is not an oauth2 connection, or its service is gone or has no usable OAuth settings", body = ErrorBody),
         (status = 502, description = "The provider's token endpoint failed", body = ErrorBody)
     )
 )]
@@ -85,7 +86,7 @@ pub(crate) async fn authorize_connection(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The connection has no refresh token and no expiry: there is nothing to refresh, and it stays connected", body = ErrorBody),
+        (status = 409, description = "There is nothing to refresh (no refresh token and no expiry; it stays connected), or the connection is not an oauth2 connection, or its service is gone or has no usable OAuth settings", body = ErrorBody),
         (status = 502, description = "The provider refused or failed; the connection records why", body = ErrorBody)
     )
 )]
@@ -110,7 +111,8 @@ pub(crate) async fn refresh_connection(
         (status = 200, body = ConnectionView),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The connection is not an oauth2 connection, or its service is gone or has no usable OAuth settings", body = ErrorBody)
     )
 )]
 pub(crate) async fn revoke_connection(
