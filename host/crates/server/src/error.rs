@@ -75,6 +75,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
+    /// 409 `conflict`: well formed, but the resource's state refuses it.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 413 `too-large`.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message)
@@ -135,15 +140,11 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
-            StoreError::Exists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            // A service in use: the request is well formed, its connections refuse it.
+            StoreError::Exists { .. } | StoreError::ServiceInUse { .. } => {
+                ApiError::conflict(err.to_string())
             }
             StoreError::Invalid(message) => ApiError::invalid(message),
-            // The request is well formed; the service's state (its
-            // connections) refuses it, as with any other conflict.
-            StoreError::ServiceInUse { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
-            }
             other => ApiError::failed(&other),
         }
     }
@@ -159,7 +160,7 @@ impl From<AppError> for ApiError {
             }
             AppError::Invalid(message) => ApiError::invalid(message),
             AppError::NotFound(message) => ApiError::not_found(message),
-            AppError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::Conflict(message) => ApiError::conflict(message),
             AppError::TooLarge(message) => ApiError::too_large(message),
             AppError::Unavailable(message) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -288,7 +289,7 @@ pub(crate) fn flow_error(err: FlowError) -> ApiError {
         // The request is well formed; the connection's kind or its
         // service's settings refuse it.
         FlowError::NotOAuth(_) | FlowError::Misconfigured(_) | FlowError::MissingService { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            ApiError::conflict(err.to_string())
         }
         FlowError::Token(_) | FlowError::Metadata(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())

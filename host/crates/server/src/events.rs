@@ -21,9 +21,7 @@ impl From<EventsError> for ApiError {
             EventsError::Invalid(message) => ApiError::invalid(message),
             EventsError::TooLarge(_) => ApiError::too_large(err.to_string()),
             EventsError::NotFound { .. } => ApiError::not_found(err.to_string()),
-            EventsError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", message)
-            }
+            EventsError::Conflict(message) => ApiError::conflict(message),
             EventsError::Store(err) => err.into(),
             other => ApiError::failed(&other),
         }
