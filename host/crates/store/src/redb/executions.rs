@@ -38,13 +38,9 @@ pub(super) fn insert_in(
 ) -> Result<(), StoreError> {
     let retention = budget.records.max(1);
     let mut meta = txn.open_table(super::META).map_err(db)?;
-    let mut seq: u64 = match meta.get(NEXT_SEQ).map_err(db)? {
-        Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
-            StoreError::Corrupt(format!("meta/{NEXT_SEQ}"), e.to_string())
-        })?,
-        None => 1,
-    };
     let mut executions = txn.open_table(EXECUTIONS).map_err(db)?;
+    let last = executions.last().map_err(db)?.map(|(seq, _)| seq.value());
+    let mut seq = super::next_seq(&meta, NEXT_SEQ, last)?;
     let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
     let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
     let mut counts = txn.open_table(COUNTS).map_err(db)?;
@@ -132,8 +128,10 @@ pub(super) fn insert_in(
         counts.insert(plugin, count).map_err(db)?;
         sizes.insert(plugin, bytes).map_err(db)?;
     }
-    meta.insert(NEXT_SEQ, seq.to_string().as_str())
-        .map_err(db)?;
+    // A plugin's newest record is always kept, so this writes only if a
+    // trim ever removes the newest rows.
+    let last = executions.last().map_err(db)?.map(|(seq, _)| seq.value());
+    super::keep_seq_floor(&mut meta, NEXT_SEQ, last, seq)?;
     Ok(())
 }
 

@@ -69,15 +69,10 @@ impl Redb {
         let mut answers = Vec::with_capacity(entries.len());
         let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
         {
-            let mut meta = txn.open_table(super::META).map_err(db)?;
-            let mut next_seq: u64 = match meta.get(NEXT_EVENT_SEQ).map_err(db)? {
-                Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
-                    StoreError::Corrupt(format!("meta/{NEXT_EVENT_SEQ}"), e.to_string())
-                })?,
-                None => 1,
-            };
-            let start_seq = next_seq;
+            let meta = txn.open_table(super::META).map_err(db)?;
             let mut events = txn.open_table(EVENTS).map_err(db)?;
+            let last = events.last().map_err(db)?.map(|(seq, _)| seq.value());
+            let mut next_seq = super::next_seq(&meta, NEXT_EVENT_SEQ, last)?;
             let mut event_ids = txn.open_table(EVENT_IDS).map_err(db)?;
             let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
             let mut tables = DeliveryTables {
@@ -201,10 +196,6 @@ impl Redb {
                 };
                 answers.push(answer);
             }
-            if next_seq != start_seq {
-                meta.insert(NEXT_EVENT_SEQ, next_seq.to_string().as_str())
-                    .map_err(db)?;
-            }
         }
         if !records.is_empty() {
             super::executions::insert_in(&txn, &records, retention)?;
@@ -308,8 +299,10 @@ impl Redb {
             let mut deliveries = txn.open_table(DELIVERIES).map_err(db)?;
             let mut dead = txn.open_table(DEAD).map_err(db)?;
             let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
+            let mut meta = txn.open_table(super::META).map_err(db)?;
             let first = events.first().map_err(db)?.map(|(k, _)| k.value());
             let last = events.last().map_err(db)?.map(|(k, _)| k.value());
+            let next = super::next_seq(&meta, NEXT_EVENT_SEQ, last)?;
             if let (Some(first), Some(last)) = (first, last) {
                 let excess = (last - first + 1).saturating_sub(keep);
                 let mut candidates: Vec<(u64, PruneView)> = Vec::new();
@@ -349,6 +342,10 @@ impl Redb {
                     ids.remove(event.id.as_str()).map_err(db)?;
                     removed += 1;
                 }
+            }
+            if removed > 0 {
+                let last = events.last().map_err(db)?.map(|(k, _)| k.value());
+                super::keep_seq_floor(&mut meta, NEXT_EVENT_SEQ, last, next)?;
             }
             // Keys past their window go, whether or not their event is still kept.
             keys.retain(|_, (_, at)| now.saturating_sub(at) < IDEMPOTENCY_WINDOW_MS)
@@ -721,4 +718,71 @@ pub(super) fn read_deliveries(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    /// The sequence number each id was stored under in `table`.
+    fn seqs(redb: &super::Redb, table: redb::TableDefinition<&str, u64>, ids: &[&str]) -> Vec<u64> {
+        let txn = redb.db.begin_read().unwrap();
+        let table = txn.open_table(table).unwrap();
+        ids.iter()
+            .map(|id| table.get(*id).unwrap().expect("stored").value())
+            .collect()
+    }
+
+    #[test]
+    fn appends_leave_meta_alone_and_sequence_numbers_are_never_reused() {
+        use crate::conformance::{BUDGET, event, record};
+        use crate::encoded::Encoded;
+        use crate::journal::JournalEntry;
+        let dir = tempfile::tempdir().unwrap();
+        let redb = super::Redb::open(dir.path()).unwrap();
+        let day = 24 * 3600 * 1000;
+        let old = junction_core::now_ms() - 10 * day;
+        redb.commit_journal(&[event("e1", None, old, &[], 0)], BUDGET)
+            .unwrap();
+        redb.commit_journal(&[event("e2", None, old, &[], 0)], BUDGET)
+            .unwrap();
+        assert_eq!(seqs(&redb, super::EVENT_IDS, &["e1", "e2"]), [1, 2]);
+        assert_eq!(redb.meta("next_event_seq").unwrap(), None);
+
+        // Pruning takes the newest events too: their numbers stay taken.
+        assert_eq!(redb.prune_events(100, 7 * day).unwrap(), 2);
+        assert_eq!(redb.meta("next_event_seq").unwrap().as_deref(), Some("3"));
+        let now = junction_core::now_ms();
+        redb.commit_journal(&[event("e3", None, now, &[], 0)], BUDGET)
+            .unwrap();
+        redb.commit_journal(&[event("e4", None, now, &[], 0)], BUDGET)
+            .unwrap();
+        assert_eq!(seqs(&redb, super::EVENT_IDS, &["e3", "e4"]), [3, 4]);
+        assert_eq!(redb.meta("next_event_seq").unwrap().as_deref(), Some("3"));
+
+        // A file written by an older build kept the next number in meta.
+        redb.set_meta("next_execution_seq", "40").unwrap();
+        for ids in [&["x1", "x2"][..], &["x3"]] {
+            let entries: Vec<JournalEntry> = ids
+                .iter()
+                .map(|id| {
+                    let record = record(id, "p", true, 1, "out");
+                    JournalEntry::Execution(Box::new(Encoded::new(record).unwrap()))
+                })
+                .collect();
+            redb.commit_journal(&entries, BUDGET).unwrap();
+        }
+        assert_eq!(
+            seqs(
+                &redb,
+                super::super::executions::EXECUTION_IDS,
+                &["x1", "x2", "x3"]
+            ),
+            [40, 41, 42]
+        );
+        assert_eq!(
+            redb.meta("next_execution_seq").unwrap().as_deref(),
+            Some("40")
+        );
+    }
 }
