@@ -39,8 +39,7 @@ pub(super) fn insert_in(
     let retention = budget.records.max(1);
     let mut meta = txn.open_table(super::META).map_err(db)?;
     let mut executions = txn.open_table(EXECUTIONS).map_err(db)?;
-    let last = executions.last().map_err(db)?.map(|(seq, _)| seq.value());
-    let mut seq = super::next_seq(&meta, NEXT_SEQ, last)?;
+    let mut seq = super::next_seq(&meta, NEXT_SEQ, &executions)?;
     let mut ids = txn.open_table(EXECUTION_IDS).map_err(db)?;
     let mut by_plugin = txn.open_table(BY_PLUGIN).map_err(db)?;
     let mut counts = txn.open_table(COUNTS).map_err(db)?;
@@ -130,8 +129,7 @@ pub(super) fn insert_in(
     }
     // A plugin's newest record is always kept, so this writes only if a
     // trim ever removes the newest rows.
-    let last = executions.last().map_err(db)?.map(|(seq, _)| seq.value());
-    super::keep_seq_floor(&mut meta, NEXT_SEQ, last, seq)?;
+    super::keep_seq_floor(&mut meta, NEXT_SEQ, &executions, seq)?;
     Ok(())
 }
 

@@ -71,8 +71,7 @@ impl Redb {
         {
             let meta = txn.open_table(super::META).map_err(db)?;
             let mut events = txn.open_table(EVENTS).map_err(db)?;
-            let last = events.last().map_err(db)?.map(|(seq, _)| seq.value());
-            let mut next_seq = super::next_seq(&meta, NEXT_EVENT_SEQ, last)?;
+            let mut next_seq = super::next_seq(&meta, NEXT_EVENT_SEQ, &events)?;
             let mut event_ids = txn.open_table(EVENT_IDS).map_err(db)?;
             let mut keys = txn.open_table(IDEMPOTENCY).map_err(db)?;
             let mut tables = DeliveryTables {
@@ -302,7 +301,7 @@ impl Redb {
             let mut meta = txn.open_table(super::META).map_err(db)?;
             let first = events.first().map_err(db)?.map(|(k, _)| k.value());
             let last = events.last().map_err(db)?.map(|(k, _)| k.value());
-            let next = super::next_seq(&meta, NEXT_EVENT_SEQ, last)?;
+            let next = super::next_seq(&meta, NEXT_EVENT_SEQ, &events)?;
             if let (Some(first), Some(last)) = (first, last) {
                 let excess = (last - first + 1).saturating_sub(keep);
                 let mut candidates: Vec<(u64, PruneView)> = Vec::new();
@@ -344,8 +343,7 @@ impl Redb {
                 }
             }
             if removed > 0 {
-                let last = events.last().map_err(db)?.map(|(k, _)| k.value());
-                super::keep_seq_floor(&mut meta, NEXT_EVENT_SEQ, last, next)?;
+                super::keep_seq_floor(&mut meta, NEXT_EVENT_SEQ, &events, next)?;
             }
             // Keys past their window go, whether or not their event is still kept.
             keys.retain(|_, (_, at)| now.saturating_sub(at) < IDEMPOTENCY_WINDOW_MS)

@@ -30,15 +30,22 @@ pub const DB_FILE: &str = "junction.redb";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
-/// Where a table keyed by sequence number goes on: one past its last key,
-/// and never below the floor `meta` keeps under `floor_key`. The floor is
-/// written only when a transaction removes a table's newest rows (see
-/// [`keep_seq_floor`]), so an append touches no `meta` page and a number is
-/// still never given twice.
+/// A table keyed by sequence number (events, executions).
+type BySeq<'txn> = redb::Table<'txn, u64, &'static [u8]>;
+
+/// The newest key of `table`, if it has any rows.
+fn last_seq(table: &BySeq<'_>) -> Result<Option<u64>, StoreError> {
+    Ok(table.last().map_err(db)?.map(|(seq, _)| seq.value()))
+}
+
+/// Where `table` goes on: one past its last key, and never below the floor
+/// `meta` keeps under `floor_key`. The floor is written only when a
+/// transaction removes a table's newest rows (see [`keep_seq_floor`]), so an
+/// append touches no `meta` page and a number is still never given twice.
 fn next_seq(
     meta: &redb::Table<'_, &str, &str>,
     floor_key: &str,
-    last_key: Option<u64>,
+    table: &BySeq<'_>,
 ) -> Result<u64, StoreError> {
     let floor = match meta.get(floor_key).map_err(db)? {
         Some(v) => v.value().parse().map_err(|e: std::num::ParseIntError| {
@@ -46,18 +53,18 @@ fn next_seq(
         })?,
         None => 1,
     };
-    Ok(last_key.map_or(floor, |last| floor.max(last + 1)))
+    Ok(last_seq(table)?.map_or(floor, |last| floor.max(last + 1)))
 }
 
-/// After removals from a table keyed by sequence number whose next number
-/// was `next`: if its newest rows went, keeps `next` as the floor in `meta`.
+/// After removals from `table`, whose next number was `next`: if its newest
+/// rows went, keeps `next` as the floor in `meta`.
 fn keep_seq_floor(
     meta: &mut redb::Table<'_, &str, &str>,
     floor_key: &str,
-    last_key: Option<u64>,
+    table: &BySeq<'_>,
     next: u64,
 ) -> Result<(), StoreError> {
-    if last_key.is_none_or(|last| last + 1 < next) {
+    if last_seq(table)?.is_none_or(|last| last + 1 < next) {
         meta.insert(floor_key, next.to_string().as_str())
             .map_err(db)?;
     }
