@@ -127,6 +127,10 @@ fn measure(rt: &tokio::runtime::Runtime, language: &'static str, dir: &str) -> C
 }
 
 fn main() {
+    // As `junction serve` runs.
+    if let Err(err) = junction_host::decline_huge_pages() {
+        eprintln!("transparent huge pages stay on: {err}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -307,6 +307,10 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
 }
 
 fn main() {
+    // As `junction serve` runs.
+    if let Err(err) = junction_host::decline_huge_pages() {
+        eprintln!("transparent huge pages stay on: {err}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -26,3 +26,19 @@ pub use junction_store as store;
 /// the server's CPU under an event flood, and the events p99 twice over).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Keeps this process's memory off transparent huge pages, whatever the
+/// machine's setting. `no_thp` only stops mimalloc from asking for them;
+/// where the kernel's mode is `always` (RHEL's default) it hands them out
+/// unasked, and each page that mimalloc purges and touches again costs a
+/// 2 MiB clear. Measured here with the mode set to `always`, events at 64
+/// connections in eight interleaved pairs: p99 8.3-10.0 ms with this call
+/// against 8.9-42 ms without, and 106 MB resident after the run against
+/// 152-158 MB. Linux only (the flag belongs to the process and its
+/// children inherit it, so only `serve` sets it); elsewhere it does
+/// nothing. Call it before the runtime starts its threads.
+pub fn decline_huge_pages() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    rustix::thread::disable_transparent_huge_pages(true)?;
+    Ok(())
+}

@@ -2,10 +2,28 @@
 //! reports errors at the edge.
 
 use clap::Parser;
+use junction_host::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Only the server: a build's cargo would inherit the setting.
+    let huge_pages =
+        matches!(cli.command, Command::Serve(_)).then(junction_host::decline_huge_pages);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, huge_pages))
+}
+
+async fn run(cli: Cli, huge_pages: Option<std::io::Result<()>>) -> std::process::ExitCode {
     // `JUNCTION_LOG` takes tracing's filter syntax; `JUNCTION_LOG_FORMAT=json`
     // gives one JSON object per line for log collectors.
     let filter = EnvFilter::try_from_env("JUNCTION_LOG")
@@ -18,7 +36,9 @@ async fn main() -> std::process::ExitCode {
     } else {
         logs.init();
     }
-    let cli = junction_host::cli::Cli::parse();
+    if let Some(Err(err)) = huge_pages {
+        tracing::debug!(error = %err, "transparent huge pages stay as the machine sets them");
+    }
     match junction_host::cli::dispatch(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

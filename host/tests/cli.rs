@@ -503,3 +503,38 @@ fn boolean_environment_variables_take_the_usual_spellings() {
         .expect("serve");
     assert_fails_with(&out, "not-an-address");
 }
+
+/// `junction serve` keeps its memory off transparent huge pages whatever
+/// the machine's mode (the kernel reports the process's flag), while a
+/// client command, whose children would inherit it, is left as this test
+/// process is.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_declines_transparent_huge_pages_and_clients_do_not() {
+    fn thp_enabled(pid: u32) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("THP_enabled:"))
+            .unwrap_or_else(|| panic!("no THP_enabled line in /proc/{pid}/status:\n{status}"))
+            .trim()
+            .to_owned()
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ServeChild::start(data.path());
+    assert_eq!(thp_enabled(server.child.id()), "0");
+
+    // A client waiting on its standard input is still running when read.
+    let mut client = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["invoke", "hello", "--event", "-", "--url", &server.url])
+        .args(["--data-dir", &server.data_dir])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a client");
+    let seen = thp_enabled(client.id());
+    drop(client.stdin.take());
+    client.wait().expect("client ends");
+    assert_eq!(seen, thp_enabled(std::process::id()));
+}
