@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::registry::{Deployed, LoadedFrom, Registry, RegistryError, Upload};
 use junction_core::{Event, ExecutionRecord, FieldError, new_id, now_ms};
 use junction_events::Events;
-use junction_store::{Change, PluginRecord, PluginVersion, Store};
+use junction_store::{Change, Encoded, PluginRecord, PluginVersion, Store};
 
 /// A plugin as listed.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -233,13 +233,14 @@ fn check_label(field: &'static str, value: &str) -> Result<(), FieldError> {
 }
 
 /// Runs the active version of `name` now with the event `request`
-/// describes; its record is journaled like any other execution.
+/// describes; its record is journaled like any other execution, and comes
+/// back with its JSON.
 pub async fn invoke(
     registry: &Registry,
     events: &Events,
     name: &str,
     request: InvokeRequest,
-) -> Result<ExecutionRecord, AppError> {
+) -> Result<Encoded<ExecutionRecord>, AppError> {
     let Some(plugin) = registry.find(name).await else {
         if let Some(reason) = registry.load_error(name) {
             return Err(AppError::Unavailable(format!(
@@ -274,8 +275,10 @@ pub async fn invoke(
     };
     let record = registry.runtime().execute(&plugin.loaded, event).await;
     events.metrics().execution(&record);
-    if let Err(err) = events.journal().record(record.clone()).await {
-        tracing::error!(plugin = %name, execution = %record.id, error = %err, "the execution ran but its record was not stored");
+    // Encoded once: the journal stores these bytes and the API answers with them.
+    let encoded = Encoded::new(record)?;
+    if let Err(err) = events.journal().record(encoded.clone()).await {
+        tracing::error!(plugin = %name, execution = %encoded.value.id, error = %err, "the execution ran but its record was not stored");
     }
-    Ok(record)
+    Ok(encoded)
 }

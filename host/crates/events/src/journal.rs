@@ -114,8 +114,7 @@ impl Journal {
     }
 
     /// Stores an execution record; returns once it is committed.
-    pub async fn record(&self, record: ExecutionRecord) -> Result<(), JournalError> {
-        let encoded = Encoded::new(record).map_err(|e| JournalError::Store(Arc::new(e)))?;
+    pub async fn record(&self, encoded: Encoded<ExecutionRecord>) -> Result<(), JournalError> {
         self.write(JournalEntry::Execution(Box::new(encoded)))
             .await
             .map(|_| ())

@@ -196,7 +196,7 @@ impl ServerHandler for Tools {
         )
         .await;
         let record = match invoked {
-            Ok(record) => record,
+            Ok(encoded) => encoded.value,
             Err(err) => {
                 let message = ApiError::from(err).into_message();
                 return Ok(CallToolResult::structured_error(json!({

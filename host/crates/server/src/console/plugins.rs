@@ -547,7 +547,7 @@ async fn run(
         id: None,
     };
     let record = match api::invoke(&state.registry, &state.events, &name, request).await {
-        Ok(record) => record,
+        Ok(encoded) => encoded.value,
         Err(err @ AppError::Registry(RegistryError::NotFound(_))) => return Err(err.into()),
         Err(err) => return fail(in_words(err)).await,
     };
