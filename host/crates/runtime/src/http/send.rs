@@ -44,87 +44,107 @@ pub(super) async fn send(
         if let Some(body) = &prepared.body {
             builder = builder.body(body.clone());
         }
-        let response = tokio::time::timeout_at(call_deadline, builder.send())
+        // One timer for the whole hop, body included: the deadline is the
+        // call's, and a timer per read would cost each small call three.
+        let hop = tokio::time::timeout_at(call_deadline, exchange(builder, max_body))
             .await
-            .map_err(|_| Error::Timeout)?
-            .map_err(|err| transport_error(&err))?;
-
-        if response.status().is_redirection()
-            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
-        {
-            let location = location.to_str().map_err(|_| {
-                Error::Transport("the server redirected to a location that is not text".into())
+            .map_err(|_| Error::Timeout)??;
+        let (status, location) = match hop {
+            Hop::Answered(response) => return Ok(response),
+            Hop::Redirected { status, location } => (status, location),
+        };
+        let next = prepared.url.join(&location).map_err(|_| {
+            Error::Transport(format!(
+                "the server redirected to an invalid location `{location}`"
+            ))
+        })?;
+        if next.scheme() != "http" && next.scheme() != "https" {
+            return Err(Error::Forbidden(format!(
+                "redirect to a `{}` URL",
+                next.scheme()
+            )));
+        }
+        prepared
+            .destinations
+            .check(&next)
+            .map_err(|err| match err {
+                Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
+                other => other,
             })?;
-            let next = prepared.url.join(location).map_err(|_| {
-                Error::Transport(format!(
-                    "the server redirected to an invalid location `{location}`"
-                ))
-            })?;
-            if next.scheme() != "http" && next.scheme() != "https" {
-                return Err(Error::Forbidden(format!(
-                    "redirect to a `{}` URL",
-                    next.scheme()
-                )));
-            }
-            prepared
-                .destinations
-                .check(&next)
-                .map_err(|err| match err {
-                    Error::Forbidden(msg) => Error::Forbidden(format!("redirect refused: {msg}")),
-                    other => other,
-                })?;
-            let status = response.status();
-            if status == StatusCode::SEE_OTHER
-                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
-                    && prepared.method == ReqMethod::POST)
-            {
-                prepared.method = ReqMethod::GET;
-                prepared.body = None;
-                prepared.headers.remove(reqwest::header::CONTENT_TYPE);
-            }
-            prepared.url = next;
-            continue;
-        }
-
-        let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        if response
-            .content_length()
-            .is_some_and(|len| len > max_body as u64)
+        if status == StatusCode::SEE_OTHER
+            || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                && prepared.method == ReqMethod::POST)
         {
-            return Err(Error::TooLarge);
+            prepared.method = ReqMethod::GET;
+            prepared.body = None;
+            prepared.headers.remove(reqwest::header::CONTENT_TYPE);
         }
-        let mut body = Vec::new();
-        let mut response = response;
-        loop {
-            let chunk = tokio::time::timeout_at(call_deadline, response.chunk())
-                .await
-                .map_err(|_| Error::Timeout)?
-                .map_err(|err| transport_error(&err))?;
-            let Some(chunk) = chunk else { break };
-            if body.len() + chunk.len() > max_body {
-                return Err(Error::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        return Ok(Response {
-            status,
-            headers,
-            body,
-        });
+        prepared.url = next;
     }
     Err(Error::Transport(format!(
         "more than {MAX_REDIRECTS} redirects"
     )))
+}
+
+/// What one request of a call came to.
+enum Hop {
+    /// The answer, body read.
+    Answered(Response),
+    /// A redirect, body left unread.
+    Redirected {
+        status: StatusCode,
+        location: String,
+    },
+}
+
+/// Sends one request and reads its answer's body up to `max_body` bytes,
+/// unless the answer is a redirect.
+async fn exchange(builder: reqwest::RequestBuilder, max_body: usize) -> Result<Hop, Error> {
+    let mut response = builder.send().await.map_err(|err| transport_error(&err))?;
+    if response.status().is_redirection()
+        && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+    {
+        let location = location.to_str().map_err(|_| {
+            Error::Transport("the server redirected to a location that is not text".into())
+        })?;
+        return Ok(Hop::Redirected {
+            status: response.status(),
+            location: location.to_owned(),
+        });
+    }
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_body as u64)
+    {
+        return Err(Error::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| transport_error(&err))?
+    {
+        if body.len() + chunk.len() > max_body {
+            return Err(Error::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Hop::Answered(Response {
+        status,
+        headers,
+        body,
+    }))
 }
 
 fn transport_error(err: &reqwest::Error) -> Error {

@@ -29,6 +29,28 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
 }
 
+/// The id of a stored record, which serde writes as its first field, read
+/// without parsing the rest; `None` if the record does not start that way.
+fn leading_id(bytes: &[u8]) -> Option<&str> {
+    let rest = bytes.strip_prefix(br#"{"id":""#)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// The id of the stored record `seq`, parsed; the rest is skipped unkept.
+fn stored_id(seq: u64, bytes: &[u8]) -> Result<String, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_slice::<IdOnly>(bytes)
+        .map(|record| record.id)
+        .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
+}
+
 /// Appends `records` inside `txn`, then trims each plugin's history to its
 /// budget, oldest first; the newest record is always kept.
 pub(super) fn insert_in(
@@ -108,16 +130,12 @@ pub(super) fn insert_in(
                 by_plugin.remove((*plugin, old)).map_err(db)?;
                 if let Some(stored) = executions.remove(old).map_err(db)? {
                     *bytes = bytes.saturating_sub(stored.value().len() as u64);
-                    // Only the id is needed; the rest is skipped unparsed.
-                    #[derive(serde::Deserialize)]
-                    struct IdOnly {
-                        id: String,
-                    }
-                    let old_record: IdOnly =
-                        serde_json::from_slice(stored.value()).map_err(|e| {
-                            StoreError::Corrupt(format!("executions/{old}"), e.to_string())
-                        })?;
-                    ids.remove(old_record.id.as_str()).map_err(db)?;
+                    match leading_id(stored.value()) {
+                        Some(id) => ids.remove(id).map_err(db)?,
+                        None => ids
+                            .remove(stored_id(old, stored.value())?.as_str())
+                            .map_err(db)?,
+                    };
                 }
                 *count -= 1;
             }
@@ -233,4 +251,27 @@ pub(super) fn read_executions(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_records_id_is_read_from_its_first_field_or_parsed() {
+        let record = crate::conformance::record("0190aa-ok", "p", true, 1, "out");
+        let bytes = serde_json::to_vec(&record).unwrap();
+        assert_eq!(leading_id(&bytes), Some("0190aa-ok"));
+        assert_eq!(stored_id(7, &bytes).unwrap(), "0190aa-ok");
+        // Written some other way: parsed instead.
+        let reordered = br#"{"plugin":"p","id":"x1"}"#;
+        assert_eq!(leading_id(reordered), None);
+        assert_eq!(stored_id(7, reordered).unwrap(), "x1");
+        let escaped = br#"{"id":"a\"b","plugin":"p"}"#;
+        assert_eq!(leading_id(escaped), None);
+        assert_eq!(stored_id(7, escaped).unwrap(), "a\"b");
+        assert!(
+            matches!(stored_id(7, b"{"), Err(StoreError::Corrupt(what, _)) if what == "executions/7")
+        );
+    }
 }
