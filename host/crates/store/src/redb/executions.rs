@@ -25,8 +25,7 @@ pub(super) const BYTES: TableDefinition<&str, u64> = TableDefinition::new("execu
 const NEXT_SEQ: &str = "next_execution_seq";
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| super::corrupt(format!("executions/{seq}"), e))
 }
 
 /// The id of a stored record, which serde writes as its first field, read
@@ -40,15 +39,19 @@ fn leading_id(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// The id of the stored record `seq`, parsed; the rest is skipped unkept.
-fn stored_id(seq: u64, bytes: &[u8]) -> Result<String, StoreError> {
+/// The id of the stored record `seq`: its leading field, or parsed (the
+/// rest skipped unkept) when the record does not start with it.
+fn stored_id(seq: u64, bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, StoreError> {
+    if let Some(id) = leading_id(bytes) {
+        return Ok(id.into());
+    }
     #[derive(serde::Deserialize)]
     struct IdOnly {
         id: String,
     }
     serde_json::from_slice::<IdOnly>(bytes)
-        .map(|record| record.id)
-        .map_err(|e| StoreError::Corrupt(format!("executions/{seq}"), e.to_string()))
+        .map(|record| record.id.into())
+        .map_err(|e| super::corrupt(format!("executions/{seq}"), e))
 }
 
 /// Appends `records` inside `txn`, then trims each plugin's history to its
@@ -130,12 +133,8 @@ pub(super) fn insert_in(
                 by_plugin.remove((*plugin, old)).map_err(db)?;
                 if let Some(stored) = executions.remove(old).map_err(db)? {
                     *bytes = bytes.saturating_sub(stored.value().len() as u64);
-                    match leading_id(stored.value()) {
-                        Some(id) => ids.remove(id).map_err(db)?,
-                        None => ids
-                            .remove(stored_id(old, stored.value())?.as_str())
-                            .map_err(db)?,
-                    };
+                    ids.remove(stored_id(old, stored.value())?.as_ref())
+                        .map_err(db)?;
                 }
                 *count -= 1;
             }
