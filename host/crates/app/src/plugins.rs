@@ -66,10 +66,12 @@ pub struct InvokeRequest {
     /// The event kind; `invoke` when absent.
     #[serde(default)]
     pub kind: Option<String>,
-    /// The event payload (any JSON).
+    /// The event payload (any JSON), kept as it was sent: the plugin gets
+    /// the same text, and nothing is parsed into a tree only to be written
+    /// out again.
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Option<Box<serde_json::value::RawValue>>,
     /// The event id (for deduplication); a new one when absent.
     #[serde(default)]
     pub id: Option<String>,
@@ -253,8 +255,7 @@ pub async fn invoke(
     check_label("kind", &kind)?;
     let id = request.id.unwrap_or_else(new_id);
     check_label("id", &id)?;
-    // A `serde_json::Value` always serialises.
-    let payload = request.payload.to_string();
+    let payload = junction_core::payload_text(request.payload);
     let max = plugin.loaded.limits().payload_bytes;
     if payload.len() > max {
         return Err(AppError::TooLarge(format!(
@@ -276,9 +277,15 @@ pub async fn invoke(
     let record = registry.runtime().execute(&plugin.loaded, event).await;
     events.metrics().execution(&record);
     // Encoded once: the journal stores these bytes and the API answers with them.
-    let encoded = Encoded::new(record)?;
-    if let Err(err) = events.journal().record(encoded.clone()).await {
+    let encoded = std::sync::Arc::new(Encoded::new(record)?);
+    if let Err(err) = events
+        .journal()
+        .record(std::sync::Arc::clone(&encoded))
+        .await
+    {
         tracing::error!(plugin = %name, execution = %encoded.value.id, error = %err, "the execution ran but its record was not stored");
     }
-    Ok(encoded)
+    // The journal lets go of its share when the batch is written, before it
+    // answers; only a share still held somewhere costs a copy.
+    Ok(std::sync::Arc::try_unwrap(encoded).unwrap_or_else(|shared| (*shared).clone()))
 }

@@ -18,6 +18,15 @@ pub struct Event {
     pub end_user: Option<String>,
 }
 
+/// A request's payload as an event's JSON text: as it was sent, `null`
+/// when it was left out.
+pub fn payload_text(payload: Option<Box<serde_json::value::RawValue>>) -> String {
+    payload.map_or_else(
+        || "null".to_owned(),
+        |raw| String::from(Box::<str>::from(raw)),
+    )
+}
+
 impl Event {
     /// A new event with a fresh id, happening now.
     pub fn new(kind: impl Into<String>, payload: impl Into<String>) -> Self {

@@ -23,7 +23,7 @@ pub mod secret;
 pub mod text;
 pub mod trigger;
 
-pub use event::Event;
+pub use event::{Event, payload_text};
 pub use field::FieldError;
 pub use ids::{new_id, now_ms};
 pub use language::Language;

@@ -114,8 +114,8 @@ impl Journal {
     }
 
     /// Stores an execution record; returns once it is committed.
-    pub async fn record(&self, encoded: Encoded<ExecutionRecord>) -> Result<(), JournalError> {
-        self.write(JournalEntry::Execution(Box::new(encoded)))
+    pub async fn record(&self, encoded: Arc<Encoded<ExecutionRecord>>) -> Result<(), JournalError> {
+        self.write(JournalEntry::Execution(encoded))
             .await
             .map(|_| ())
     }
@@ -204,8 +204,8 @@ async fn write_batches(
             entries
                 .iter()
                 .filter_map(|entry| match entry {
-                    JournalEntry::Execution(record)
-                    | JournalEntry::Settled {
+                    JournalEntry::Execution(record) => Some(Arc::new(record.value.clone())),
+                    JournalEntry::Settled {
                         record: Some(record),
                         ..
                     } => Some(Arc::new(record.value.clone())),

@@ -205,40 +205,77 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(value)) => value,
-            Err(rejection) => return Err(json_rejection(rejection)),
-        };
-        // Every body is an object: serde would also build a struct from an array.
-        if !value.is_object() {
-            return Err(ApiError::new(
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => from_tree(value).map(ApiJson),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// A JSON body for the routes whose free-form part is a payload kept as
+/// sent (a `RawValue`): read straight into `T` when it reads that way, so
+/// the busiest routes do not build a tree of the whole body only to take
+/// it apart again. A body that does not is read the [`ApiJson`] way, so
+/// what it accepts and every error it answers are the same.
+pub struct PayloadJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PayloadJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // The content type, the size limit and the syntax as `ApiJson` checks them.
+        let raw =
+            match axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await {
+                Ok(axum::Json(raw)) => raw,
+                Err(rejection) => return Err(json_rejection(rejection)),
+            };
+        let text = raw.get();
+        if text.starts_with('{')
+            && let Ok(value) = serde_json::from_str::<T>(text)
+        {
+            return Ok(PayloadJson(value));
+        }
+        match serde_json::from_str(text) {
+            Ok(value) => from_tree(value).map(PayloadJson),
+            Err(err) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-json",
-                "the body must be a JSON object",
-            ));
+                format!("the body is not valid JSON: {err}"),
+            )),
         }
-        // The API's own fields only: a payload is the sender's JSON, kept as sent.
-        match &mut value {
-            serde_json::Value::Object(map) => map
-                .iter_mut()
-                .filter(|(key, _)| key.as_str() != "payload")
-                .for_each(|(_, v)| integral_floats_as_integers(v)),
-            other => integral_floats_as_integers(other),
-        }
-        // A body that is JSON but not of the expected shape is a 400 naming
-        // the field, like every other invalid request.
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let message = if path == "." {
-                    format!("the body is not valid: {}", err.inner())
-                } else {
-                    format!("`{path}` is not valid: {}", err.inner())
-                };
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", message)
-            })
     }
+}
+
+/// A request body's JSON `value` as `T`: an object, integral floats in the
+/// API's own fields read as integers, and a 400 naming the field that is wrong.
+fn from_tree<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    // Every body is an object: serde would also build a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-json",
+            "the body must be a JSON object",
+        ));
+    }
+    // The API's own fields only: a payload is the sender's JSON, kept as sent.
+    match &mut value {
+        serde_json::Value::Object(map) => map
+            .iter_mut()
+            .filter(|(key, _)| key.as_str() != "payload")
+            .for_each(|(_, v)| integral_floats_as_integers(v)),
+        other => integral_floats_as_integers(other),
+    }
+    // A body that is JSON but not of the expected shape is a 400 naming
+    // the field, like every other invalid request.
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = if path == "." {
+            format!("the body is not valid: {}", err.inner())
+        } else {
+            format!("`{path}` is not valid: {}", err.inner())
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", message)
+    })
 }
 
 /// `1068.0` is an integer in JSON Schema (and JavaScript): accept it where
@@ -302,5 +339,85 @@ pub(crate) fn flow_error(err: FlowError) -> ApiError {
             ApiError::new(StatusCode::BAD_GATEWAY, "provider-error", err.to_string())
         }
         FlowError::Store(store) => store.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Probe {
+        kind: String,
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        payload: Option<Box<RawValue>>,
+    }
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = Request::builder().method("POST").uri("/");
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    /// The body read both ways: straight, and through a tree.
+    async fn both(
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (Result<Probe, ApiError>, Result<Probe, ApiError>) {
+        let straight = PayloadJson::<Probe>::from_request(request(content_type, body), &())
+            .await
+            .map(|PayloadJson(probe)| probe);
+        let tree = ApiJson::<Probe>::from_request(request(content_type, body), &())
+            .await
+            .map(|ApiJson(probe)| probe);
+        (straight, tree)
+    }
+
+    #[tokio::test]
+    async fn a_payload_body_is_kept_as_sent_and_refused_as_the_tree_way_refuses_it() {
+        const JSON: Option<&str> = Some("application/json");
+        let (straight, tree) = both(JSON, r#"{"kind":"k","payload":{"n": 1,  "x":[1.0]}}"#).await;
+        let (straight, tree) = (straight.unwrap(), tree.unwrap());
+        assert_eq!(straight.kind, "k");
+        assert_eq!(straight.payload.unwrap().get(), r#"{"n": 1,  "x":[1.0]}"#);
+        assert_eq!(tree.payload.unwrap().get(), r#"{"n":1,"x":[1.0]}"#);
+
+        // What reading straight refuses goes the tree's way: an integral
+        // float where an integer belongs, a repeated field.
+        let (straight, _) = both(JSON, r#"{"kind":"k","count":3.0}"#).await;
+        assert_eq!(straight.unwrap().count, Some(3));
+        let (straight, _) = both(JSON, r#"{"kind":"a","kind":"b"}"#).await;
+        assert_eq!(straight.unwrap().kind, "b");
+
+        for (content_type, body, code) in [
+            (JSON, r#"{"kind":1}"#, "invalid-json"),
+            (JSON, r#"{"kind":"k","other":1}"#, "invalid-json"),
+            (JSON, r#"["k"]"#, "invalid-json"),
+            (JSON, r#"{"kind":"k""#, "invalid-json"),
+            (JSON, "", "invalid-json"),
+            (None, r#"{"kind":"k"}"#, "unsupported-media-type"),
+            (
+                Some("text/plain"),
+                r#"{"kind":"k"}"#,
+                "unsupported-media-type",
+            ),
+        ] {
+            let (straight, tree) = both(content_type, body).await;
+            let (straight, tree) = (straight.unwrap_err(), tree.unwrap_err());
+            assert_eq!(straight.code, code, "{body}");
+            assert_eq!(
+                (straight.status, straight.code, &straight.message),
+                (tree.status, tree.code, &tree.message),
+                "{body}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiJson, ErrorBody};
+use super::error::{ApiError, ApiJson, ErrorBody, PayloadJson};
 use super::{AppState, stored};
 use junction_events::index::TriggerSource;
 use junction_events::trigger::{Trigger, TriggerKind};
@@ -34,10 +34,10 @@ impl From<EventsError> for ApiError {
 pub struct NewEventRequest {
     /// Its kind, e.g. `lead.created` (a-z, 0-9, `.`, `_`, `-`).
     pub kind: String,
-    /// Any JSON, at most 1 MiB.
+    /// Any JSON, at most 1 MiB, kept as sent.
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Option<Box<serde_json::value::RawValue>>,
     /// The same key within 24 h returns the first event and queues nothing.
     #[serde(default)]
     pub idempotency_key: Option<String>,
@@ -118,12 +118,12 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 )]
 pub(crate) async fn send_event(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<NewEventRequest>,
+    PayloadJson(request): PayloadJson<NewEventRequest>,
 ) -> Result<(StatusCode, Json<AcceptedEvent>), ApiError> {
     if let Some(key) = &request.idempotency_key {
         check_key(key)?;
     }
-    let payload = serde_json::to_string(&request.payload).map_err(ApiError::internal)?;
+    let payload = junction_core::payload_text(request.payload);
     let accepted = state
         .events
         .ingest(Incoming {

@@ -182,14 +182,15 @@ impl ServerHandler for Tools {
                 None,
             ));
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let arguments = serde_json::value::to_raw_value(&request.arguments.unwrap_or_default())
+            .map_err(|err| McpError::invalid_params(format!("the arguments: {err}"), None))?;
         let invoked = app::invoke(
             &self.state.registry,
             &self.state.events,
             plugin,
             InvokeRequest {
                 kind: Some("tool.call".to_owned()),
-                payload: arguments,
+                payload: Some(arguments),
                 id: None,
                 end_user: end_user.clone(),
             },

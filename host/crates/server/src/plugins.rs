@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::api_keys::Caller;
-use super::error::{ApiError, ApiJson, ErrorBody};
+use super::error::{ApiError, ApiJson, ErrorBody, PayloadJson};
 use junction_app::plugins as app;
 pub use junction_app::plugins::{InvokeRequest, PluginDetail, PluginSummary, RollbackRequest};
 use junction_app::registry::Upload;
@@ -299,7 +299,7 @@ pub(crate) async fn invoke_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
     caller: Option<axum::Extension<Caller>>,
-    ApiJson(mut request): ApiJson<InvokeRequest>,
+    PayloadJson(mut request): PayloadJson<InvokeRequest>,
 ) -> Result<axum::response::Response, ApiError> {
     // The middleware always sets it; without it nobody is trusted.
     let Some(axum::Extension(caller)) = caller else {

@@ -976,7 +976,7 @@ pub async fn a_journal_batch_commits_whole(fresh: &Fresh) {
     let answers = backend
         .commit_journal(
             vec![
-                JournalEntry::Execution(Box::new(
+                JournalEntry::Execution(std::sync::Arc::new(
                     Encoded::new(record("x-1", "p", true, now, "done")).unwrap(),
                 )),
                 event("e1", None, now, &["p", "q"], now),

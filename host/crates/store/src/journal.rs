@@ -153,8 +153,9 @@ pub enum DeliveryChange {
 /// One write for the journal.
 #[derive(Debug)]
 pub enum JournalEntry {
-    /// An execution record (from an invoke, or a delivery's attempt).
-    Execution(Box<Encoded<ExecutionRecord>>),
+    /// An execution record (from an invoke, or a delivery's attempt),
+    /// shared with the caller who answers with the same bytes.
+    Execution(std::sync::Arc<Encoded<ExecutionRecord>>),
     /// A new event.
     Event(Box<NewEvent>),
     /// A delivery's attempt ended: its new state (computed by the

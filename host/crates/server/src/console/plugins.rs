@@ -536,14 +536,14 @@ async fn run(
             })
         }
     };
-    let payload: serde_json::Value = match serde_json::from_str(payload_text) {
+    let payload: Box<serde_json::value::RawValue> = match serde_json::from_str(payload_text) {
         Ok(payload) => payload,
         Err(err) => return fail(payload_error(&err)).await,
     };
     let request = InvokeRequest {
         end_user: None,
         kind: Some(kind.clone()).filter(|k| !k.is_empty()),
-        payload,
+        payload: Some(payload),
         id: None,
     };
     let record = match api::invoke(&state.registry, &state.events, &name, request).await {

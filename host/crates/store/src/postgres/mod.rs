@@ -392,7 +392,7 @@ pub(crate) mod tests {
                 for k in 0..8usize {
                     let key = format!("key-{}", (k * 5 + n) % 8);
                     entries.push(event(&format!("e-{n}-{k}"), Some(&key), 1_000, &["p"], 0));
-                    entries.push(JournalEntry::Execution(Box::new(
+                    entries.push(JournalEntry::Execution(std::sync::Arc::new(
                         Encoded::new(record(&format!("x-{n}-{k}"), "p", true, 1_000, "ok"))
                             .unwrap(),
                     )));

@@ -765,7 +765,7 @@ mod tests {
                 .iter()
                 .map(|id| {
                     let record = record(id, "p", true, 1, "out");
-                    JournalEntry::Execution(Box::new(Encoded::new(record).unwrap()))
+                    JournalEntry::Execution(std::sync::Arc::new(Encoded::new(record).unwrap()))
                 })
                 .collect();
             redb.commit_journal(&entries, BUDGET).unwrap();
