@@ -204,13 +204,14 @@ async fn write_batches(
             entries
                 .iter()
                 .filter_map(|entry| match entry {
-                    JournalEntry::Execution(record) => Some(Arc::new(record.value.clone())),
+                    JournalEntry::Execution(record) => Some(&record.value),
                     JournalEntry::Settled {
                         record: Some(record),
                         ..
-                    } => Some(Arc::new(record.value.clone())),
+                    } => Some(&record.value),
                     _ => None,
                 })
+                .map(|record| Arc::new(record.clone()))
                 .collect()
         } else {
             Vec::new()
