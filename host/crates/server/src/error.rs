@@ -250,21 +250,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PayloadJson<T> {
 /// API's own fields read as integers, and a 400 naming the field that is wrong.
 fn from_tree<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
     // Every body is an object: serde would also build a struct from an array.
-    if !value.is_object() {
+    let serde_json::Value::Object(map) = &mut value else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid-json",
             "the body must be a JSON object",
         ));
-    }
+    };
     // The API's own fields only: a payload is the sender's JSON, kept as sent.
-    match &mut value {
-        serde_json::Value::Object(map) => map
-            .iter_mut()
-            .filter(|(key, _)| key.as_str() != "payload")
-            .for_each(|(_, v)| integral_floats_as_integers(v)),
-        other => integral_floats_as_integers(other),
-    }
+    map.iter_mut()
+        .filter(|(key, _)| key.as_str() != "payload")
+        .for_each(|(_, v)| integral_floats_as_integers(v));
     // A body that is JSON but not of the expected shape is a 400 naming
     // the field, like every other invalid request.
     serde_path_to_error::deserialize(value).map_err(|err| {
