@@ -6,7 +6,7 @@
 #    memory shape), and `invoke-url` per call against plain reqwest with the
 #    host's client settings and against wasmtime's floor for an async host
 #    call making the same GET (host/benches/runtime.rs);
-#  * the release `junction` binary under wrk, a separate process: invokes of
+#  * the release `junction` binary (built with the bench) under wrk, a separate process: invokes of
 #    hello at 16 and 64 connections, events accepted, events executed end to
 #    end (scripts/bench_http.py).
 # `--cold` also times the README's first command from a fresh clone with an
@@ -27,16 +27,32 @@ export CARGO_INCREMENTAL=0
 figures="$(mktemp)"
 trap 'rm -f "$figures"' EXIT
 
-cargo build --release -p junction-host --bin junction
+# One build for both halves: building the bench also builds the `junction`
+# binary (cargo builds a package's binaries for its benches), and that binary
+# is the one wrk drives. A separate `cargo build --release` would compile most
+# dependencies a second time, because the bench's dev-dependencies (criterion,
+# the browser tests' crates) turn on more features of shared crates (syn's
+# `fold` and `visit`, num-traits' `std`, regex-automata's DFA builder); none
+# of those changes the code a request runs through. The release profile, not
+# cargo's `bench` one: the same settings under another name would build every
+# dependency again as well.
+junction="$(cargo bench --profile release -p junction-host --bench runtime --no-run \
+    --message-format=json-render-diagnostics | python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "junction" \
+            and "bin" in message["target"]["kind"] and message.get("executable"):
+        print(message["executable"])
+')"
+[ -x "$junction" ] || { echo "the bench build did not produce the junction binary" >&2; exit 1; }
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-junction="$target_dir/release/junction"
 plugin_target="${JUNCTION_PLUGIN_TARGET_DIR:-$target_dir/plugins}"
 hello_wasm="$("$junction" build plugins/hello --target-dir "$plugin_target" | sed -n 's/^built \(.*\) (.*/\1/p')"
 
 echo "== fresh executions and invoke-url (cargo bench -p junction-host --bench runtime)"
 # `figures-only`: a criterion filter that matches none of its groups, so
-# only the figures run. The release profile, not cargo's `bench` one: the
-# same settings under another name would build every dependency twice.
+# only the figures run; the build above is reused as it is.
 cargo bench --profile release -p junction-host --bench runtime -- figures-only | tee -a "$figures"
 
 echo "== the release binary under wrk (scripts/bench_http.py)"

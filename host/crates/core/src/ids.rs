@@ -18,5 +18,45 @@ pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6..].copy_from_slice(&rand::random::<[u8; 10]>());
-    hex::encode(bytes)
+    // Two of these are made per execution; `hex::encode` collects chars into
+    // a string that grows as it goes, this writes into one of the final size.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        id.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_its_time_then_random_bits_in_lowercase_hex() {
+        let before = now_ms();
+        let first = new_id();
+        let second = new_id();
+        for id in [&first, &second] {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+        }
+        let millis = u64::from_str_radix(&first[..12], 16).expect("the time prefix is hex");
+        assert!(
+            millis >= before && millis <= now_ms(),
+            "{millis} vs {before}"
+        );
+        assert_ne!(first[12..], second[12..], "the random part repeats");
+        let bytes = hex::decode(&first).expect("hex");
+        assert_eq!(
+            hex::encode(bytes),
+            first,
+            "the same text as hex::encode gives"
+        );
+    }
 }

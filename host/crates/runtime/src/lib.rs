@@ -326,13 +326,16 @@ impl Runtime {
         };
         let deadline = started + limits.timeout;
         let logbook = LogBook::new(limits.log_bytes, limits.log_lines, started);
-        let state = HostState::new(
-            &self.shared,
-            plugin,
-            deadline,
-            logbook.clone(),
-            event.end_user.clone(),
-        );
+        // The record has its own copies by now; the guest gets the rest
+        // without another copy of the payload.
+        let Event {
+            id: event_id,
+            kind,
+            payload,
+            occurred_at_ms,
+            end_user,
+        } = event;
+        let state = HostState::new(&self.shared, plugin, deadline, logbook.clone(), end_user);
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -346,10 +349,10 @@ impl Runtime {
         });
 
         let wit_event = bindings::Event {
-            id: event.id.clone(),
-            kind: event.kind.clone(),
-            payload: event.payload.clone(),
-            occurred_at_ms: event.occurred_at_ms,
+            id: event_id,
+            kind,
+            payload,
+            occurred_at_ms,
         };
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
