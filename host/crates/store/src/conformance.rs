@@ -973,6 +973,19 @@ pub async fn artifacts_keep_their_tags_per_engine(fresh: &Fresh) {
 pub async fn a_journal_batch_commits_whole(fresh: &Fresh) {
     let backend = &fresh.backend;
     let now = now_ms();
+    // Records alone, as a flood of invokes commits them.
+    let only_records = ["x-0a", "x-0b"]
+        .map(|id| {
+            JournalEntry::Execution(std::sync::Arc::new(
+                Encoded::new(record(id, "p", true, now, "done")).unwrap(),
+            ))
+        })
+        .into();
+    let answers = backend.commit_journal(only_records, BUDGET).await.unwrap();
+    assert_eq!(answers, [JournalAnswer::Written, JournalAnswer::Written]);
+    for id in ["x-0a", "x-0b"] {
+        assert!(backend.execution(id).await.unwrap().is_some(), "{id}");
+    }
     let answers = backend
         .commit_journal(
             vec![
