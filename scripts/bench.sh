@@ -6,9 +6,9 @@
 #    memory shape), and `invoke-url` per call against plain reqwest with the
 #    host's client settings and against wasmtime's floor for an async host
 #    call making the same GET (host/benches/runtime.rs);
-#  * the release `junction` binary (built with the bench) under wrk, a separate process: invokes of
-#    hello at 16 and 64 connections, events accepted, events executed end to
-#    end (scripts/bench_http.py).
+#  * the release `junction` binary (built with the bench) under wrk, a
+#    separate process: invokes of hello at 16 and 64 connections, events
+#    accepted, events executed end to end (scripts/bench_http.py).
 # `--cold` also times the README's first command from a fresh clone with an
 # empty target directory (about 10 minutes more).
 # JUNCTION_BENCH_SECONDS sets each wrk run's length (default 10).

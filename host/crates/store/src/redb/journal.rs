@@ -69,8 +69,8 @@ impl Redb {
         let mut answers = Vec::with_capacity(entries.len());
         let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
         // A batch of invokes' records alone (what an invoke flood commits)
-        // touches no event table: opening seven of them and reading the next
-        // event number would be work for nothing.
+        // touches no event table: opening the seven event tables and reading
+        // the next event number would be work for nothing.
         if entries
             .iter()
             .all(|entry| matches!(entry, JournalEntry::Execution(_)))
