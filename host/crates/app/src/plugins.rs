@@ -3,6 +3,8 @@
 //! deleting, and running one now with an event. The API and the console
 //! both call these; an upload's wire form (multipart, a form) is theirs.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -277,15 +279,11 @@ pub async fn invoke(
     let record = registry.runtime().execute(&plugin.loaded, event).await;
     events.metrics().execution(&record);
     // Encoded once: the journal stores these bytes and the API answers with them.
-    let encoded = std::sync::Arc::new(Encoded::new(record)?);
-    if let Err(err) = events
-        .journal()
-        .record(std::sync::Arc::clone(&encoded))
-        .await
-    {
+    let encoded = Arc::new(Encoded::new(record)?);
+    if let Err(err) = events.journal().record(Arc::clone(&encoded)).await {
         tracing::error!(plugin = %name, execution = %encoded.value.id, error = %err, "the execution ran but its record was not stored");
     }
     // The journal lets go of its share when the batch is written, before it
     // answers; only a share still held somewhere costs a copy.
-    Ok(std::sync::Arc::try_unwrap(encoded).unwrap_or_else(|shared| (*shared).clone()))
+    Ok(Arc::try_unwrap(encoded).unwrap_or_else(|shared| (*shared).clone()))
 }

@@ -18,15 +18,13 @@ pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6..].copy_from_slice(&rand::random::<[u8; 10]>());
-    // Two of these are made per execution; `hex::encode` collects chars into
-    // a string that grows as it goes, this writes into one of the final size.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(2 * bytes.len());
-    for byte in bytes {
-        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        id.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    // Two of these are made per execution: written into a buffer of the
+    // final size, where `hex::encode` collects chars into a growing string.
+    let mut text = [0u8; 32];
+    if hex::encode_to_slice(bytes, &mut text).is_err() {
+        return hex::encode(bytes);
     }
-    id
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -67,20 +67,20 @@ impl Redb {
         let now = junction_core::now_ms();
         let txn = self.db.begin_write().map_err(db)?;
         let mut answers = Vec::with_capacity(entries.len());
-        let mut records: Vec<&Encoded<ExecutionRecord>> = Vec::new();
         // A batch of invokes' records alone (what an invoke flood commits)
         // touches no event table: opening the seven event tables and reading
         // the next event number would be work for nothing.
-        if entries
+        let records_only: Option<Vec<&Encoded<ExecutionRecord>>> = entries
             .iter()
-            .all(|entry| matches!(entry, JournalEntry::Execution(_)))
-        {
-            for entry in entries {
-                if let JournalEntry::Execution(record) = entry {
-                    records.push(record);
-                    answers.push(JournalAnswer::Written);
-                }
-            }
+            .map(|entry| match entry {
+                JournalEntry::Execution(record) => Some(&**record),
+                _ => None,
+            })
+            .collect();
+        let mut records = Vec::new();
+        if let Some(only) = records_only {
+            answers.resize(only.len(), JournalAnswer::Written);
+            records = only;
         } else {
             let meta = txn.open_table(super::META).map_err(db)?;
             let mut events = txn.open_table(EVENTS).map_err(db)?;
