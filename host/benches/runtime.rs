@@ -8,17 +8,19 @@
 //!   one-page memory and with hello's memory shape (what the pool's reset
 //!   costs);
 //! * `invoke-url` per call against a loopback server: the marginal cost of
-//!   a call inside an execution (an execution of 20 calls minus one of 0,
-//!   over 20), against the same GET with plain reqwest built with the host's
+//!   a call inside an execution (an execution of 20 calls minus one of 1,
+//!   over 19), against the same GET with plain reqwest built with the host's
 //!   client settings, and against wasmtime's floor for it: a bare async
 //!   host import making the same GET; a call refused before sending gives
-//!   the host's own cost.
+//!   the host's own cost. All of it twice: driven from `block_on` on the
+//!   bench's own thread, and from a task on a runtime worker, where the
+//!   host runs executions.
 //!
 //! Run with `cargo bench -p junction-host --bench runtime`. With
 //! `JUNCTION_BENCH_PROFILE=noop` (or `hello`) it only runs that plugin's
 //! fresh executions in a loop, for perf or callgrind; `gets` and `reqwest`
-//! loop the two sides of the invoke-url comparison, and `refused` calls
-//! the host refuses before sending.
+//! loop the two sides of the invoke-url comparison on a runtime worker,
+//! and `refused` calls the host refuses before sending.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use junction_host::store::Store;
 const CALLS_PER_EXECUTION: u32 = 20;
 const FRESH_SAMPLES: usize = 20_000;
 const CALL_ROUNDS: usize = 400;
+/// Executions of 20 calls (or 20 plain GETs) a call profile loops.
+const PROFILED_EXECUTIONS: u32 = 10_000;
 /// The loopback servers listen on 127.0.0.1.
 const LOOPBACK: junction_host::netguard::NetworkPolicy = junction_host::netguard::NetworkPolicy {
     allow_private: true,
@@ -282,28 +286,174 @@ async fn floor_samples(floor: &Floor) -> Vec<Duration> {
 fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
     let origin = rt.block_on(loopback_server());
     let url = format!("{origin}/ping");
+    // On a runtime worker, where the host runs executions.
     if what == "reqwest" {
         let client = junction_host::runtime::outbound_client(LOOPBACK).expect("client");
-        rt.block_on(async {
-            for _ in 0..2_000 * CALLS_PER_EXECUTION {
+        let profiled = rt.spawn(async move {
+            for _ in 0..PROFILED_EXECUTIONS * CALLS_PER_EXECUTION {
                 let body = client.get(&url).send().await.expect("send").bytes().await;
                 assert_eq!(&body.expect("body")[..], b"pong");
             }
         });
+        rt.block_on(profiled).expect("the profiled loop");
         return;
     }
     let caller = probe_calling(rt, &origin);
-    let target = if what == "refused" { REFUSED_URL } else { &url };
-    rt.block_on(async {
-        let rounds = if what == "refused" { 50_000 } else { 2_000 };
-        for _ in 0..rounds {
+    let target = if what == "refused" {
+        REFUSED_URL.to_owned()
+    } else {
+        url
+    };
+    let profiled = rt.spawn(async move {
+        for _ in 0..PROFILED_EXECUTIONS {
             let record = caller
                 .runtime
-                .execute(&caller.plugin, gets(target, CALLS_PER_EXECUTION))
+                .execute(&caller.plugin, gets(&target, CALLS_PER_EXECUTION))
                 .await;
             assert!(record.is_ok(), "{record:?}");
         }
     });
+    rt.block_on(profiled).expect("the profiled loop");
+}
+
+/// The samples of the interleaved invoke-url rounds.
+struct CallTimes {
+    refused: Vec<Duration>,
+    none: Vec<Duration>,
+    one: Vec<Duration>,
+    twenty: Vec<Duration>,
+    plain: Vec<Duration>,
+    plain_one: Vec<Duration>,
+    floor_none: Vec<Duration>,
+    floor_one: Vec<Duration>,
+    floor_twenty: Vec<Duration>,
+}
+
+/// Interleaved rounds, so every side sees the same machine: refused calls,
+/// the calling floor, executions of 0, 1 and 20 GETs, 20 plain GETs.
+async fn call_rounds(
+    caller: &Setup,
+    calling_floor: &Floor,
+    client: reqwest::Client,
+    url: String,
+) -> CallTimes {
+    let fetch = |times: u32| gets(&url, times);
+    let mut t = CallTimes {
+        refused: Vec::new(),
+        none: Vec::new(),
+        one: Vec::new(),
+        twenty: Vec::new(),
+        plain: Vec::new(),
+        plain_one: Vec::new(),
+        floor_none: Vec::new(),
+        floor_one: Vec::new(),
+        floor_twenty: Vec::new(),
+    };
+    for _ in 0..CALL_ROUNDS {
+        let start = Instant::now();
+        let record = caller
+            .runtime
+            .execute(&caller.plugin, gets(REFUSED_URL, CALLS_PER_EXECUTION))
+            .await;
+        t.refused.push(start.elapsed());
+        assert!(
+            record.is_ok() && record.calls.iter().all(|c| c.error.is_some()),
+            "{record:?}"
+        );
+
+        let start = Instant::now();
+        calling_floor.run(0).await;
+        t.floor_none.push(start.elapsed());
+        let start = Instant::now();
+        assert_eq!(calling_floor.run(1).await, 1);
+        t.floor_one.push(start.elapsed());
+        let start = Instant::now();
+        let ok = calling_floor.run(CALLS_PER_EXECUTION).await;
+        t.floor_twenty.push(start.elapsed());
+        assert_eq!(ok, CALLS_PER_EXECUTION);
+
+        let start = Instant::now();
+        let record = caller.runtime.execute(&caller.plugin, fetch(0)).await;
+        t.none.push(start.elapsed());
+        assert!(record.is_ok(), "{record:?}");
+
+        let start = Instant::now();
+        let record = caller.runtime.execute(&caller.plugin, fetch(1)).await;
+        t.one.push(start.elapsed());
+        assert!(record.is_ok() && record.calls.len() == 1, "{record:?}");
+
+        let start = Instant::now();
+        let record = caller
+            .runtime
+            .execute(&caller.plugin, fetch(CALLS_PER_EXECUTION))
+            .await;
+        t.twenty.push(start.elapsed());
+        assert!(
+            record.is_ok() && record.calls.iter().all(|c| c.status == Some(200)),
+            "{record:?}"
+        );
+
+        let start = Instant::now();
+        for call in 0..CALLS_PER_EXECUTION {
+            if call == 1 {
+                t.plain_one.push(start.elapsed());
+            }
+            let body = client
+                .get(&url)
+                .send()
+                .await
+                .expect("send")
+                .bytes()
+                .await
+                .expect("body");
+            assert_eq!(&body[..], b"pong");
+        }
+        t.plain.push(start.elapsed());
+    }
+    t
+}
+
+/// Prints the invoke-url figures of one set of rounds; `place` says where
+/// they ran.
+fn report_calls(place: &str, mut t: CallTimes) {
+    let n = f64::from(CALLS_PER_EXECUTION);
+    let refused_per_call =
+        (micros(percentile(&mut t.refused, 0.5)) - micros(percentile(&mut t.none, 0.5))) / n;
+    figure(
+        &format!("invoke-url refused before sending, per call{place}"),
+        format!("{refused_per_call:.2} us"),
+        "-",
+        "the host's own cost of a call: guest, canonical ABI, checks, record".into(),
+    );
+    // The first call of a round is slower on every side (the workers
+    // have gone to sleep between rounds; a guest also sets up its
+    // allocator and the SDK once): each side's per-call cost is what
+    // the 19 calls after its first one take.
+    let median = |samples: &mut Vec<Duration>| micros(percentile(samples, 0.5));
+    let per_call = (median(&mut t.twenty) - median(&mut t.one)) / (n - 1.0);
+    let first_call = median(&mut t.one) - median(&mut t.none);
+    let floor_per_call = (median(&mut t.floor_twenty) - median(&mut t.floor_one)) / (n - 1.0);
+    let floor_first_call = median(&mut t.floor_one) - median(&mut t.floor_none);
+    let plain_per_call = (median(&mut t.plain) - median(&mut t.plain_one)) / (n - 1.0);
+    figure(
+        &format!("wasmtime floor: a bare async host import making the same GET{place}"),
+        format!("{floor_per_call:.1} us per call (first call {floor_first_call:.1} us)"),
+        "-",
+        format!(
+            "{:.3}x plain reqwest; invoke-url is {:.3}x this floor",
+            floor_per_call / plain_per_call,
+            per_call / floor_per_call
+        ),
+    );
+    figure(
+        &format!("invoke-url per call (loopback GET){place}"),
+        format!("{per_call:.1} us (first call of an execution {first_call:.1} us)"),
+        "<= 1.05x plain reqwest",
+        format!(
+            "{:.3}x plain reqwest ({plain_per_call:.1} us per GET, same client settings)",
+            per_call / plain_per_call
+        ),
+    );
 }
 
 fn main() {
@@ -342,11 +492,15 @@ fn main() {
     let floor = Floor::new(&pooled.runtime, BARE_FLOOR);
     let shaped_floor = Floor::new(&pooled.runtime, SHAPED_FLOOR);
     let origin = rt.block_on(loopback_server());
-    let caller = probe_calling(&rt, &origin);
+    // Leaked: the rounds also run in a spawned task, which needs 'static.
+    let caller: &'static Setup = Box::leak(Box::new(probe_calling(&rt, &origin)));
     let url = format!("{origin}/ping");
-    let fetch = |times: u32| gets(&url, times);
     let client = junction_host::runtime::outbound_client(LOOPBACK).expect("client");
-    let calling_floor = Floor::calling(&pooled.runtime, client.clone(), url.clone());
+    let calling_floor: &'static Floor = Box::leak(Box::new(Floor::calling(
+        &pooled.runtime,
+        client.clone(),
+        url.clone(),
+    )));
 
     rt.block_on(async {
         let mut floor_times = floor_samples(&floor).await;
@@ -388,111 +542,18 @@ fn main() {
             );
         }
 
-        // Interleaved rounds, so both sides see the same machine.
-        let (mut none, mut twenty, mut plain) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut floor_none, mut floor_twenty) = (Vec::new(), Vec::new());
-        let (mut one, mut floor_one) = (Vec::new(), Vec::new());
-        let (mut refused, mut plain_one) = (Vec::new(), Vec::new());
-        for _ in 0..CALL_ROUNDS {
-            let start = Instant::now();
-            let record = caller
-                .runtime
-                .execute(&caller.plugin, gets(REFUSED_URL, CALLS_PER_EXECUTION))
-                .await;
-            refused.push(start.elapsed());
-            assert!(
-                record.is_ok() && record.calls.iter().all(|c| c.error.is_some()),
-                "{record:?}"
-            );
-
-            let start = Instant::now();
-            calling_floor.run(0).await;
-            floor_none.push(start.elapsed());
-            let start = Instant::now();
-            assert_eq!(calling_floor.run(1).await, 1);
-            floor_one.push(start.elapsed());
-            let start = Instant::now();
-            let ok = calling_floor.run(CALLS_PER_EXECUTION).await;
-            floor_twenty.push(start.elapsed());
-            assert_eq!(ok, CALLS_PER_EXECUTION);
-
-            let start = Instant::now();
-            let record = caller.runtime.execute(&caller.plugin, fetch(0)).await;
-            none.push(start.elapsed());
-            assert!(record.is_ok(), "{record:?}");
-
-            let start = Instant::now();
-            let record = caller.runtime.execute(&caller.plugin, fetch(1)).await;
-            one.push(start.elapsed());
-            assert!(record.is_ok() && record.calls.len() == 1, "{record:?}");
-
-            let start = Instant::now();
-            let record = caller
-                .runtime
-                .execute(&caller.plugin, fetch(CALLS_PER_EXECUTION))
-                .await;
-            twenty.push(start.elapsed());
-            assert!(
-                record.is_ok() && record.calls.iter().all(|c| c.status == Some(200)),
-                "{record:?}"
-            );
-
-            let start = Instant::now();
-            for call in 0..CALLS_PER_EXECUTION {
-                if call == 1 {
-                    plain_one.push(start.elapsed());
-                }
-                let body = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .expect("send")
-                    .bytes()
-                    .await
-                    .expect("body");
-                assert_eq!(&body[..], b"pong");
-            }
-            plain.push(start.elapsed());
-        }
-        let n = f64::from(CALLS_PER_EXECUTION);
-        let refused_per_call =
-            (micros(percentile(&mut refused, 0.5)) - micros(percentile(&mut none, 0.5))) / n;
-        figure(
-            "invoke-url refused before sending, per call",
-            format!("{refused_per_call:.2} us"),
-            "-",
-            "the host's own cost of a call: guest, canonical ABI, checks, record".into(),
-        );
-        // The first call of a round is slower on every side (the workers
-        // have gone to sleep between rounds; a guest also sets up its
-        // allocator and the SDK once): each side's per-call cost is what
-        // the 19 calls after its first one take.
-        let median = |samples: &mut Vec<Duration>| micros(percentile(samples, 0.5));
-        let per_call = (median(&mut twenty) - median(&mut one)) / (n - 1.0);
-        let first_call = median(&mut one) - median(&mut none);
-        let floor_per_call = (median(&mut floor_twenty) - median(&mut floor_one)) / (n - 1.0);
-        let floor_first_call = median(&mut floor_one) - median(&mut floor_none);
-        let plain_per_call = (median(&mut plain) - median(&mut plain_one)) / (n - 1.0);
-        figure(
-            "wasmtime floor: a bare async host import making the same GET",
-            format!("{floor_per_call:.1} us per call (first call {floor_first_call:.1} us)"),
-            "-",
-            format!(
-                "{:.3}x plain reqwest; invoke-url is {:.3}x this floor",
-                floor_per_call / plain_per_call,
-                per_call / floor_per_call
-            ),
-        );
-        figure(
-            "invoke-url per call (loopback GET)",
-            format!("{per_call:.1} us (first call of an execution {first_call:.1} us)"),
-            "<= 1.05x plain reqwest",
-            format!(
-                "{:.3}x plain reqwest ({plain_per_call:.1} us per GET, same client settings)",
-                per_call / plain_per_call
-            ),
+        report_calls(
+            "",
+            call_rounds(caller, calling_floor, client.clone(), url.clone()).await,
         );
     });
+    // Executions run on the runtime's workers in the host (handlers, event
+    // workers), not in `block_on` on a thread of their own: the same rounds
+    // again from a spawned task.
+    let on_worker = rt
+        .block_on(rt.spawn(call_rounds(caller, calling_floor, client, url)))
+        .expect("the worker's rounds");
+    report_calls(", on a runtime worker", on_worker);
 
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("execute");

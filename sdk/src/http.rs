@@ -319,22 +319,37 @@ impl Request {
     /// # Ok(()) }
     /// ```
     pub fn send(&self) -> Result<Response, HttpError> {
-        wit::invoke_url(&self.to_wit())
+        let (query, headers) = (pairs(&self.query), pairs(&self.headers));
+        wit::invoke_url(self.as_wit(&query, &headers))
             .map(Response::from_wit)
             .map_err(HttpError::from)
     }
 
-    fn to_wit(&self) -> wit::Request {
+    /// The request as the host takes it, borrowed: the URL and the body go
+    /// to the host from where they are, without a copy on this side.
+    fn as_wit<'a>(
+        &'a self,
+        query: &'a [(&'a str, &'a str)],
+        headers: &'a [(&'a str, &'a str)],
+    ) -> wit::Request<'a> {
         wit::Request {
             method: self.method.to_wit(),
-            url: self.url.clone(),
-            query: self.query.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-            connection: self.connection.clone(),
+            url: &self.url,
+            query,
+            headers,
+            body: self.body.as_deref(),
+            connection: self.connection.as_deref(),
             timeout_ms: self.timeout_ms,
         }
     }
+}
+
+/// Name and value pairs as the host's bindings take them (no allocation
+/// when there are none).
+fn pairs(list: &[(String, String)]) -> Vec<(&str, &str)> {
+    list.iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
 }
 
 /// Sends several requests at once and waits for all of them; the answers
@@ -368,7 +383,15 @@ pub fn send_all(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
     if requests.is_empty() {
         return Vec::new();
     }
-    let requests: Vec<wit::Request> = requests.iter().map(Request::to_wit).collect();
+    let borrowed: Vec<_> = requests
+        .iter()
+        .map(|request| (pairs(&request.query), pairs(&request.headers)))
+        .collect();
+    let requests: Vec<wit::Request> = requests
+        .iter()
+        .zip(&borrowed)
+        .map(|(request, (query, headers))| request.as_wit(query, headers))
+        .collect();
     wit::invoke_many(&requests)
         .into_iter()
         .map(|answer| answer.map(Response::from_wit).map_err(HttpError::from))

@@ -58,6 +58,7 @@ pub mod bindings {
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "::junction_sdk::bindings",
         runtime_path: "::junction_sdk::__private::wit_bindgen::rt",
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 

@@ -274,6 +274,32 @@ async fn http_budget_timeouts_and_size_limits() {
     assert!(call_error(&record).contains("only http and https"));
 }
 
+/// A call without a limit of its own has the execution's: the host sets no
+/// timer of its own for it, so the execution's deadline must still cut it
+/// (the server would answer only after 5 s), alone and in a batch.
+#[tokio::test]
+async fn the_execution_deadline_cuts_a_call_without_its_own_limit() {
+    let h = Harness::new().await;
+    let api = EchoServer::start().await;
+    let manifest = Manifest::from_json(r#"{"limits": {"timeout-ms": 400}}"#).expect("manifest");
+    let plugin = h.load("probe", "probe", &[], &[api.origin()], &manifest);
+    let slow = json!({"url": api.url("/slow")});
+    for (kind, payload) in [
+        ("call", slow.clone()),
+        ("batches", json!([[slow.clone(), slow]])),
+    ] {
+        let record = h.run(&plugin, kind, payload).await;
+        let (failure, message) = record.failure().expect("fails");
+        assert_eq!(failure, Failure::Timeout, "{kind}: {message}");
+        assert!(message.contains("400 ms"), "{kind}: {message}");
+        assert!(
+            record.wall_time_ms < 4000.0,
+            "{kind}: the call outlived the deadline: {} ms",
+            record.wall_time_ms
+        );
+    }
+}
+
 #[tokio::test]
 async fn output_logs_traps_and_errors_are_classified() {
     let h = Harness::new().await;

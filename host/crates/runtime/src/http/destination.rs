@@ -3,6 +3,8 @@
 //! URL's origin and the service's allowed hosts; without one, the plugin's
 //! `allowed-hosts`. Checked for the first URL and again for every redirect.
 
+use std::borrow::Cow;
+
 use url::Url;
 
 use crate::bindings::junction::plugin::http::Error;
@@ -10,18 +12,18 @@ use junction_core::HostPattern;
 use junction_net::NetworkPolicy;
 
 /// The origins one call may reach.
-pub(super) struct Destinations {
+pub(super) struct Destinations<'a> {
     /// The calling plugin, for the message.
-    pub(super) plugin: String,
+    pub(super) plugin: &'a str,
     /// The connection whose credentials go along, if any.
     pub(super) connection: Option<String>,
-    /// The origins allowed.
-    pub(super) allowed: Vec<HostPattern>,
+    /// The origins allowed: the plugin's own, or those of the connection.
+    pub(super) allowed: Cow<'a, [HostPattern]>,
     /// Which addresses may be reached.
     pub(super) network: NetworkPolicy,
 }
 
-impl Destinations {
+impl Destinations<'_> {
     /// Refuses `url` unless the network policy and the allowed origins both admit it.
     pub(super) fn check(&self, url: &Url) -> Result<(), Error> {
         // IP literals never reach the resolver, which guards names.

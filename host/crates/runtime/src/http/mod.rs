@@ -272,14 +272,14 @@ async fn perform(context: &CallContext<'_>, request: Request, started: Instant) 
         Ok(response) => scrub_response(response, &prepared.scrub),
         Err(_) => 0,
     };
+    let mut shown = prepared.url;
     let url = match &prepared.attach {
         Some(Attach::Query(name, _)) => {
             // Show that the credential parameter went along, not its value.
-            let mut shown = prepared.url.clone();
             shown.query_pairs_mut().append_pair(name, "REDACTED");
             redact_url(shown, Some(name))
         }
-        _ => redact_url(prepared.url.clone(), None),
+        _ => redact_url(shown, None),
     };
     Finished {
         method: prepared.method.to_string(),

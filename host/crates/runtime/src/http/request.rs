@@ -4,6 +4,7 @@
 //! a guest may set, the connection's credential and where it may go, and the
 //! call's time limit within the execution's.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use reqwest::Method as ReqMethod;
@@ -46,14 +47,18 @@ pub(super) struct Scope<'a> {
 }
 
 /// A request checked and ready to send.
-pub(super) struct Prepared {
+pub(super) struct Prepared<'a> {
     pub(super) method: ReqMethod,
     pub(super) url: Url,
     pub(super) headers: HeaderMap,
     pub(super) body: Option<Vec<u8>>,
     pub(super) attach: Option<Attach>,
-    pub(super) destinations: Destinations,
-    pub(super) timeout: Duration,
+    pub(super) destinations: Destinations<'a>,
+    /// The call's own time limit when it ends before the execution's
+    /// deadline; `None` when the deadline comes first, which the runtime
+    /// already enforces around the whole execution (a second timer per
+    /// call would cost every call for nothing).
+    pub(super) timeout: Option<Duration>,
     /// The OAuth access token attached, to tell after a 401 whether it was
     /// replaced meanwhile.
     pub(super) oauth_token: Option<Secret>,
@@ -65,7 +70,10 @@ pub(super) struct Prepared {
 
 /// Checks `request` and resolves what it needs: the URL, the headers, the
 /// credential, the allowed destinations and the time it may take.
-pub(super) async fn prepare(scope: &Scope<'_>, request: Request) -> Result<Prepared, Error> {
+pub(super) async fn prepare<'a>(
+    scope: &Scope<'a>,
+    request: Request,
+) -> Result<Prepared<'a>, Error> {
     check_request_size(&request)?;
     let method = match request.method {
         Method::Get => ReqMethod::GET,
@@ -151,7 +159,7 @@ pub(super) async fn prepare(scope: &Scope<'_>, request: Request) -> Result<Prepa
                 .as_ref()
                 .map(|o| o.refresh_on_status.clone())
                 .unwrap_or_default();
-            (url, Some(attach), allowed)
+            (url, Some(attach), Cow::Owned(allowed))
         }
         None => {
             if !absolute {
@@ -160,7 +168,11 @@ pub(super) async fn prepare(scope: &Scope<'_>, request: Request) -> Result<Prepa
                     request.url
                 )));
             }
-            (parse_url(&request.url)?, None, scope.allowed_hosts.to_vec())
+            (
+                parse_url(&request.url)?,
+                None,
+                Cow::Borrowed(scope.allowed_hosts),
+            )
         }
     };
     if !url.username().is_empty() || url.password().is_some() {
@@ -212,12 +224,12 @@ pub(super) async fn prepare(scope: &Scope<'_>, request: Request) -> Result<Prepa
         scrub,
         attach,
         destinations: Destinations {
-            plugin: scope.plugin.to_owned(),
+            plugin: scope.plugin,
             connection: request.connection,
             allowed,
             network: scope.network,
         },
-        timeout: requested.min(remaining),
+        timeout: (requested < remaining).then_some(requested),
         oauth_token,
         refresh_on_status,
     };

@@ -1,8 +1,9 @@
 //! Sending a prepared request: the credential attached as the service
 //! says, redirects followed by hand (at most [`MAX_REDIRECTS`], each
 //! destination checked again, a POST turned into a GET where HTTP says so),
-//! the whole call within its time limit and the body read up to the
-//! plugin's response limit. Transport errors never carry the URL.
+//! the whole call within its time limit (the execution's deadline, which
+//! the runtime enforces, when the call has none shorter) and the body read
+//! up to the plugin's response limit. Transport errors never carry the URL.
 
 use reqwest::{Method as ReqMethod, StatusCode};
 
@@ -18,9 +19,11 @@ const MAX_REDIRECTS: usize = 5;
 pub(super) async fn send(
     client: &reqwest::Client,
     max_body: usize,
-    prepared: &mut Prepared,
+    prepared: &mut Prepared<'_>,
 ) -> Result<Response, Error> {
-    let call_deadline = tokio::time::Instant::now() + prepared.timeout;
+    let call_deadline = prepared
+        .timeout
+        .map(|timeout| tokio::time::Instant::now() + timeout);
     for _ in 0..=MAX_REDIRECTS {
         let mut url = prepared.url.clone();
         let mut builder_headers = prepared.headers.clone();
@@ -44,11 +47,15 @@ pub(super) async fn send(
         if let Some(body) = &prepared.body {
             builder = builder.body(body.clone());
         }
-        // One timer for the whole hop, body included: the deadline is the
-        // call's, and a timer per read would cost each small call three.
-        let hop = tokio::time::timeout_at(call_deadline, exchange(builder, max_body))
-            .await
-            .map_err(|_| Error::Timeout)??;
+        // One timer for the whole hop, body included (a timer per read would
+        // cost each small call three), and none when the execution's
+        // deadline is the call's.
+        let hop = match call_deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, exchange(builder, max_body))
+                .await
+                .map_err(|_| Error::Timeout)??,
+            None => exchange(builder, max_body).await?,
+        };
         let (status, location) = match hop {
             Hop::Answered(response) => return Ok(response),
             Hop::Redirected { status, location } => (status, location),
@@ -129,7 +136,7 @@ async fn exchange(builder: reqwest::RequestBuilder, max_body: usize) -> Result<H
     {
         return Err(Error::TooLarge);
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |len| len as usize));
     while let Some(chunk) = response
         .chunk()
         .await
