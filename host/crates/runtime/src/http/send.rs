@@ -13,6 +13,8 @@ use crate::bindings::junction::plugin::http::{Error, Response};
 
 /// Redirects followed per call.
 const MAX_REDIRECTS: usize = 5;
+/// The most body bytes reserved before any arrive.
+const PREALLOCATED_BODY: u64 = 64 * 1024;
 
 /// Sends a prepared request, following and re-checking redirects, and reads
 /// the body up to `max_body` bytes.
@@ -136,7 +138,11 @@ async fn exchange(builder: reqwest::RequestBuilder, max_body: usize) -> Result<H
     {
         return Err(Error::TooLarge);
     }
-    let mut body = Vec::with_capacity(response.content_length().map_or(0, |len| len as usize));
+    // Sized from what the server announces, but only up to a small bound:
+    // an announced length is a claim, and memory follows the bytes received.
+    let announced = response.content_length().unwrap_or(0);
+    let mut body =
+        Vec::with_capacity(usize::try_from(announced.min(PREALLOCATED_BODY)).unwrap_or(0));
     while let Some(chunk) = response
         .chunk()
         .await
