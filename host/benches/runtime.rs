@@ -20,7 +20,8 @@
 //! `JUNCTION_BENCH_PROFILE=noop` (or `hello`) it only runs that plugin's
 //! fresh executions in a loop, for perf or callgrind; `gets` and `reqwest`
 //! loop the two sides of the invoke-url comparison on a runtime worker,
-//! and `refused` calls the host refuses before sending.
+//! `first` and `none` executions of one GET and of none, and `refused`
+//! calls the host refuses before sending.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -281,8 +282,9 @@ async fn floor_samples(floor: &Floor) -> Vec<Duration> {
 }
 
 /// `JUNCTION_BENCH_PROFILE=gets` loops executions of 20 invoke-url GETs,
-/// `refused` executions of 20 calls the host refuses before sending, and
-/// `reqwest` the same GETs with plain reqwest, for a profiler.
+/// `first` executions of one and `none` of none, `refused` executions of 20
+/// calls the host refuses before sending, and `reqwest` the same GETs with
+/// plain reqwest, for a profiler.
 fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
     let origin = rt.block_on(loopback_server());
     let url = format!("{origin}/ping");
@@ -304,11 +306,18 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
     } else {
         url
     };
+    // `first` and `none`: executions of one GET and of none, to tell what
+    // an execution's first call costs.
+    let (calls, executions) = match what {
+        "first" => (1, 10 * PROFILED_EXECUTIONS),
+        "none" => (0, 10 * PROFILED_EXECUTIONS),
+        _ => (CALLS_PER_EXECUTION, PROFILED_EXECUTIONS),
+    };
     let profiled = rt.spawn(async move {
-        for _ in 0..PROFILED_EXECUTIONS {
+        for _ in 0..executions {
             let record = caller
                 .runtime
-                .execute(&caller.plugin, gets(&target, CALLS_PER_EXECUTION))
+                .execute(&caller.plugin, gets(&target, calls))
                 .await;
             assert!(record.is_ok(), "{record:?}");
         }
@@ -468,7 +477,7 @@ fn main() {
         .expect("tokio");
 
     if let Ok(plugin) = std::env::var("JUNCTION_BENCH_PROFILE") {
-        if ["gets", "refused", "reqwest"].contains(&plugin.as_str()) {
+        if ["gets", "first", "none", "refused", "reqwest"].contains(&plugin.as_str()) {
             profile_calls(&rt, &plugin);
             return;
         }
