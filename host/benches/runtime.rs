@@ -231,6 +231,12 @@ async fn loopback_server() -> String {
     format!("http://{addr}")
 }
 
+/// One GET of the loopback server's `/ping` with plain reqwest, body read.
+async fn plain_get(client: &reqwest::Client, url: &str) {
+    let body = client.get(url).send().await.expect("send").bytes().await;
+    assert_eq!(&body.expect("body")[..], b"pong");
+}
+
 /// The probe, allowed to call `origin`.
 fn probe_calling(rt: &tokio::runtime::Runtime, origin: &str) -> Setup {
     setup(
@@ -293,8 +299,7 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
         let client = junction_host::runtime::outbound_client(LOOPBACK).expect("client");
         let profiled = rt.spawn(async move {
             for _ in 0..PROFILED_EXECUTIONS * CALLS_PER_EXECUTION {
-                let body = client.get(&url).send().await.expect("send").bytes().await;
-                assert_eq!(&body.expect("body")[..], b"pong");
+                plain_get(&client, &url).await;
             }
         });
         rt.block_on(profiled).expect("the profiled loop");
@@ -326,6 +331,7 @@ fn profile_calls(rt: &tokio::runtime::Runtime, what: &str) {
 }
 
 /// The samples of the interleaved invoke-url rounds.
+#[derive(Default)]
 struct CallTimes {
     refused: Vec<Duration>,
     none: Vec<Duration>,
@@ -347,17 +353,7 @@ async fn call_rounds(
     url: String,
 ) -> CallTimes {
     let fetch = |times: u32| gets(&url, times);
-    let mut t = CallTimes {
-        refused: Vec::new(),
-        none: Vec::new(),
-        one: Vec::new(),
-        twenty: Vec::new(),
-        plain: Vec::new(),
-        plain_one: Vec::new(),
-        floor_none: Vec::new(),
-        floor_one: Vec::new(),
-        floor_twenty: Vec::new(),
-    };
+    let mut t = CallTimes::default();
     for _ in 0..CALL_ROUNDS {
         let start = Instant::now();
         let record = caller
@@ -407,15 +403,7 @@ async fn call_rounds(
             if call == 1 {
                 t.plain_one.push(start.elapsed());
             }
-            let body = client
-                .get(&url)
-                .send()
-                .await
-                .expect("send")
-                .bytes()
-                .await
-                .expect("body");
-            assert_eq!(&body[..], b"pong");
+            plain_get(&client, &url).await;
         }
         t.plain.push(start.elapsed());
     }
