@@ -3,7 +3,7 @@
 // `jco types` (npm run types).
 /// <reference path="./types/plugin.d.ts" />
 
-import type { Event as WitEvent } from 'junction:plugin/plugin@0.1.0';
+import type { Event as WitEvent } from 'junction:plugin/plugin@0.1.1';
 
 /** The event kind the host sends at upload to ask a tool for its input schema. */
 export const TOOL_SCHEMA_KIND: 'junction.tool-schema';

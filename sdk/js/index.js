@@ -12,10 +12,10 @@
 // Build with `junction build <dir>`; the manifest is `"junction"` in the
 // project's package.json.
 
-import { invokeMany, invokeUrl } from 'junction:plugin/http@0.1.0';
-import * as witConnections from 'junction:plugin/connections@0.1.0';
-import * as witKv from 'junction:plugin/kv@0.1.0';
-import { log as witLog } from 'junction:plugin/log@0.1.0';
+import { send as witSend, sendMany } from 'junction:plugin/http@0.1.1';
+import * as witConnections from 'junction:plugin/connections@0.1.1';
+import * as witKv from 'junction:plugin/kv@0.1.1';
+import { log as witLog } from 'junction:plugin/log@0.1.1';
 
 /** The event kind the host sends at upload to ask a tool for its input schema. */
 export const TOOL_SCHEMA_KIND = 'junction.tool-schema';
@@ -87,6 +87,24 @@ function httpErrorFromVariant(variant, shown) {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * The host's header block (`name: value` lines, each ending in a newline)
+ * as `[name, value]` pairs: a name never holds `:`, and one space follows it.
+ */
+function headerPairs(block) {
+  const pairs = [];
+  for (const line of block.split('\n')) {
+    if (line === '') {
+      continue;
+    }
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1);
+    pairs.push([name, value.startsWith(' ') ? value.slice(1) : value]);
+  }
+  return pairs;
+}
 
 /** The answer to a request: status, headers (names in lower case), body. */
 export class Response {
@@ -203,11 +221,11 @@ export class Request {
   send() {
     let answer;
     try {
-      answer = invokeUrl(this.toWit());
+      answer = witSend(this.toWit());
     } catch (thrown) {
       throw httpErrorFromWit(thrown);
     }
-    return new Response(answer.status, answer.headers, answer.body);
+    return new Response(answer.status, headerPairs(answer.headers), answer.body);
   }
 
   /** The request as the WIT `http.request` record. */
@@ -236,9 +254,9 @@ export function sendAll(requests) {
   if (batch.length === 0) {
     return [];
   }
-  return invokeMany(batch).map((answer) =>
+  return sendMany(batch).map((answer) =>
     answer.tag === 'ok'
-      ? new Response(answer.val.status, answer.val.headers, answer.val.body)
+      ? new Response(answer.val.status, headerPairs(answer.val.headers), answer.val.body)
       : httpErrorFromVariant(answer.val, answer.tag),
   );
 }

@@ -18,6 +18,7 @@
 //! ```
 
 use core::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -320,7 +321,7 @@ impl Request {
     /// ```
     pub fn send(&self) -> Result<Response, HttpError> {
         let (query, headers) = (pairs(&self.query), pairs(&self.headers));
-        wit::invoke_url(self.as_wit(&query, &headers))
+        wit::send(self.as_wit(&query, &headers))
             .map(Response::from_wit)
             .map_err(HttpError::from)
     }
@@ -392,7 +393,7 @@ pub fn send_all(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
         .zip(&borrowed)
         .map(|(request, (query, headers))| request.as_wit(query, headers))
         .collect();
-    wit::invoke_many(&requests)
+    wit::send_many(&requests)
         .into_iter()
         .map(|answer| answer.map(Response::from_wit).map_err(HttpError::from))
         .collect()
@@ -408,16 +409,21 @@ pub fn send_all(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
 #[derive(Debug, Clone)]
 pub struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    /// The headers as the host hands them over: `name: value\n` lines.
+    header_block: String,
+    /// The headers as pairs, split from the block the first time they are
+    /// asked for (most responses are never asked).
+    header_pairs: OnceLock<Vec<(String, String)>>,
     body: Vec<u8>,
 }
 
 impl Response {
-    fn from_wit(response: wit::Response) -> Self {
+    fn from_wit(reply: wit::Reply) -> Self {
         Response {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
+            status: reply.status,
+            header_block: reply.headers,
+            header_pairs: OnceLock::new(),
+            body: reply.body,
         }
     }
 
@@ -430,7 +436,8 @@ impl Response {
     pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
         Response {
             status,
-            headers,
+            header_block: String::new(),
+            header_pairs: OnceLock::from(headers),
             body,
         }
     }
@@ -460,10 +467,15 @@ impl Response {
     /// assert_eq!(response.header("Retry-After"), Some("2"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        match self.header_pairs.get() {
+            Some(pairs) => pairs
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str()),
+            None => header_lines(&self.header_block)
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
+        }
     }
 
     /// All headers, names in lower case.
@@ -472,7 +484,11 @@ impl Response {
     /// assert!(junction_sdk::Response::new(200, vec![], vec![]).headers().is_empty());
     /// ```
     pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+        self.header_pairs.get_or_init(|| {
+            header_lines(&self.header_block)
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect()
+        })
     }
 
     /// The body's bytes.
@@ -522,6 +538,15 @@ impl Response {
             Err(HttpError::Status(self))
         }
     }
+}
+
+/// The name and value of each line of the host's header block: a name
+/// never holds `:`, and one space follows it.
+fn header_lines(block: &str) -> impl Iterator<Item = (&str, &str)> {
+    block.split_terminator('\n').map(|line| {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        (name, value.strip_prefix(' ').unwrap_or(value))
+    })
 }
 
 /// Why a request failed.
@@ -629,5 +654,41 @@ impl From<wit::Error> for HttpError {
             wit::Error::LimitExceeded(m) => HttpError::LimitExceeded(m),
             wit::Error::Transport(m) => HttpError::Transport(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(headers: &str) -> Response {
+        Response::from_wit(wit::Reply {
+            status: 200,
+            headers: headers.to_owned(),
+            body: b"{}".to_vec(),
+        })
+    }
+
+    #[test]
+    fn the_host_header_block_reads_as_headers() {
+        let response = reply(
+            "content-type: application/json\nlink: <a>; rel=\"next\"\nlink: <b>\nx-empty: \n",
+        );
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.header("link"), Some("<a>; rel=\"next\""));
+        assert_eq!(response.header("x-empty"), Some(""));
+        assert_eq!(response.header("retry-after"), None);
+        assert_eq!(
+            response.headers(),
+            [
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("link".to_owned(), "<a>; rel=\"next\"".to_owned()),
+                ("link".to_owned(), "<b>".to_owned()),
+                ("x-empty".to_owned(), String::new()),
+            ]
+        );
+        // Asking for the pairs first changes nothing.
+        assert_eq!(response.header("LINK"), Some("<a>; rel=\"next\""));
+        assert!(reply("").headers().is_empty());
     }
 }

@@ -27,7 +27,14 @@ pub fn plugin_target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target").join("plugins"))
 }
 
-const PACKAGES: [&str; 5] = ["hello", "mailchimp-sync", "probe", "wrong-world", "noop"];
+const PACKAGES: [&str; 6] = [
+    "hello",
+    "mailchimp-sync",
+    "probe",
+    "wrong-world",
+    "noop",
+    "contract-0-1-0",
+];
 
 /// Plugins in Python and JavaScript: package name and folder under the
 /// workspace root.

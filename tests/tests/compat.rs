@@ -1,8 +1,14 @@
+//! What was made before today's build keeps working with it.
+//!
 //! A data directory written before the host was split into crates (by the
 //! `junction` binary of commit 36107d8, checked in under
 //! `tests/fixtures/data-dir-36107d8`) opens and serves with today's build:
 //! its plugin loads, its connection's sealed secret opens with its key, its
 //! execution records and events are read, and new work is added.
+//!
+//! A plugin built against the 0.1.0 contract (`tests/plugins/contract-0-1-0`,
+//! from a frozen copy of that WIT) runs on the 0.1.1 host: `invoke-url` and
+//! `invoke-many` answer with header pairs, scrubbed as before.
 //!
 //! The fixture was made with that binary: `serve`, `deploy plugins/hello`,
 //! `connection add demo --service demo-api --auth bearer` (secret below),
@@ -13,6 +19,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use junction_host::store::{Credentials, Store};
+use junction_tests::echo::EchoServer;
+use junction_tests::harness::Harness;
 use junction_tests::host::TestHost;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -107,4 +115,91 @@ async fn a_data_directory_from_before_the_crate_split_opens_and_serves() {
         Credentials::Bearer { token } => assert_eq!(token.expose(), SECRET),
         other => panic!("bearer credentials expected, got {other:?}"),
     }
+}
+
+/// The credential the 0.1.0 plugin's connection attaches; its API echoes it.
+const CONTRACT_TOKEN: &str = "tok_Contract010_4e2d9b";
+
+#[tokio::test]
+async fn a_plugin_of_the_0_1_0_contract_runs_on_the_0_1_1_host() {
+    let h = Harness::new().await;
+    let (component, _) = h.compiled("contract-0-1-0");
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(h.runtime.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|name| name == "junction:plugin/http@0.1.0"),
+        "the fixture plugin must import the 0.1.0 contract: {imports:?}"
+    );
+
+    let api = EchoServer::start().await;
+    h.add_bearer("crm", &api.origin(), CONTRACT_TOKEN).await;
+    let plugin = h.load_simple("contract-0-1-0", &["crm"]);
+    let record = h
+        .run(
+            &plugin,
+            "one",
+            json!({"url": "/mirror", "connection": "crm"}),
+        )
+        .await;
+    let output = record.output().unwrap_or_else(|| panic!("{record:#?}"));
+    assert_eq!(output["status"], 200, "{output}");
+    let header = |name: &str| -> Vec<String> {
+        output["headers"]
+            .as_array()
+            .expect("headers as pairs")
+            .iter()
+            .filter(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(header("content-type"), ["application/json"], "{output}");
+    // The whole header value the host attached is one form of the credential.
+    assert_eq!(header("x-seen-authorization"), ["[REDACTED]"], "{output}");
+    assert!(header("set-cookie").is_empty(), "{output}");
+    assert!(!output.to_string().contains(CONTRACT_TOKEN), "{output}");
+    // The request was lifted from the 0.1.0 layout whole.
+    let mirrored: serde_json::Value =
+        serde_json::from_str(output["body"].as_str().expect("body")).expect("mirrored request");
+    assert!(
+        mirrored["headers"]
+            .as_array()
+            .expect("mirrored headers")
+            .iter()
+            .any(|pair| pair[0] == "x-contract" && pair[1] == "0.1.0"),
+        "{mirrored}"
+    );
+    assert_eq!(mirrored["query"], json!([["from", "0.1.0"]]), "{mirrored}");
+    assert!(
+        record
+            .logs
+            .iter()
+            .any(|line| line.message == "0.1.0 plugin handling one"),
+        "{:?}",
+        record.logs
+    );
+
+    let record = h
+        .run(
+            &plugin,
+            "many",
+            json!({"url": "/mirror", "connection": "crm"}),
+        )
+        .await;
+    let output = record.output().unwrap_or_else(|| panic!("{record:#?}"));
+    let answers = output.as_array().expect("two answers");
+    assert_eq!(answers.len(), 2, "{output}");
+    for answer in answers {
+        assert_eq!(answer["status"], 200, "{output}");
+        assert!(
+            answer["headers"].as_array().is_some_and(|h| !h.is_empty()),
+            "{output}"
+        );
+    }
+    assert!(!output.to_string().contains(CONTRACT_TOKEN), "{output}");
+    assert_eq!(api.journal.all().len(), 3);
 }

@@ -1,5 +1,6 @@
-//! `invoke-many` (the SDK's `send_all`): several outbound calls from one
-//! execution at once. The server counts the requests it holds at the same
+//! `send-many` (the SDKs' `send_all`; `invoke-many` in the 0.1.0 contract,
+//! the same code in the host): several outbound calls from one execution at
+//! once. The server counts the requests it holds at the same
 //! time, so the in-flight limit is seen from the outside; each request of a
 //! batch counts against the call budget; a batch cannot make the host hold
 //! more response bytes than the plugin could take, nor more requests than
@@ -135,7 +136,7 @@ async fn each_request_of_a_batch_counts_against_the_budget(language: Language) {
         junction_host::runtime::Outcome::Failed { failure, message } => {
             assert_eq!(*failure, Failure::LimitExceeded);
             assert!(
-                message.contains("invoke-many was given 6 requests")
+                message.contains("send-many was given 6 requests")
                     && message.contains("limit of 5"),
                 "{message}"
             );

@@ -151,6 +151,23 @@ async fn credentials_never_reach_the_plugin(language: Language) {
     let seen = output.to_string();
     assert!(!seen.contains(TOKEN), "{language}: the plugin saw {seen}");
     assert!(seen.contains("[REDACTED]"), "{language}: {seen}");
+    // Each SDK splits the host's header block back into pairs.
+    let headers = output["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{language}: headers as pairs: {output}"));
+    let has = |name: &str, value: &str| headers.iter().any(|h| h[0] == name && h[1] == value);
+    assert!(
+        has("content-type", "application/json"),
+        "{language}: {output}"
+    );
+    assert!(
+        has("x-seen-authorization", "[REDACTED]"),
+        "{language}: {output}"
+    );
+    assert!(
+        headers.iter().all(|h| h[0] != "set-cookie"),
+        "{language}: {output}"
+    );
     let stored = serde_json::to_string(&record).expect("record");
     assert!(
         !stored.contains(TOKEN),

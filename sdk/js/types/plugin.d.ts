@@ -2,7 +2,7 @@
 /// <reference path="./interfaces/junction-plugin-http.d.ts" />
 /// <reference path="./interfaces/junction-plugin-kv.d.ts" />
 /// <reference path="./interfaces/junction-plugin-log.d.ts" />
-declare module 'junction:plugin/plugin@0.1.0' {
+declare module 'junction:plugin/plugin@0.1.1' {
   /**
   * The event that made the host run the plugin.
   */
@@ -28,10 +28,10 @@ declare module 'junction:plugin/plugin@0.1.0' {
     */
     occurredAtMs: bigint,
   }
-  export type * as JunctionPluginConnections010 from 'junction:plugin/connections@0.1.0'; // import junction:plugin/connections@0.1.0
-  export type * as JunctionPluginHttp010 from 'junction:plugin/http@0.1.0'; // import junction:plugin/http@0.1.0
-  export type * as JunctionPluginKv010 from 'junction:plugin/kv@0.1.0'; // import junction:plugin/kv@0.1.0
-  export type * as JunctionPluginLog010 from 'junction:plugin/log@0.1.0'; // import junction:plugin/log@0.1.0
+  export type * as JunctionPluginConnections011 from 'junction:plugin/connections@0.1.1'; // import junction:plugin/connections@0.1.1
+  export type * as JunctionPluginHttp011 from 'junction:plugin/http@0.1.1'; // import junction:plugin/http@0.1.1
+  export type * as JunctionPluginKv011 from 'junction:plugin/kv@0.1.1'; // import junction:plugin/kv@0.1.1
+  export type * as JunctionPluginLog011 from 'junction:plugin/log@0.1.1'; // import junction:plugin/log@0.1.1
   /**
   * Handles one event: `ok` carries a JSON result, `err` a message for the
   * execution record.

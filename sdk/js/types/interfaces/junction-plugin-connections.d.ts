@@ -1,4 +1,4 @@
-declare module 'junction:plugin/connections@0.1.0' {
+declare module 'junction:plugin/connections@0.1.1' {
   /**
    * Looks up a connection granted to this plugin by link name.
    */

@@ -1,4 +1,4 @@
-declare module 'junction:plugin/http@0.1.0' {
+declare module 'junction:plugin/http@0.1.1' {
   /**
    * Performs one request and waits for the whole response.
    */
@@ -13,6 +13,14 @@ declare module 'junction:plugin/http@0.1.0' {
    * ends the execution.
    */
   export function invokeMany(requests: Array<Request>): Array<Result<Response, Error>>;
+  /**
+   * `invoke-url` answered with a `reply` (since 0.1.1).
+   */
+  export function send(request: Request): Reply;
+  /**
+   * `invoke-many` answered with `reply`s (since 0.1.1).
+   */
+  export function sendMany(requests: Array<Request>): Array<Result<Reply, Error>>;
   /**
    * The HTTP method of a request.
    * # Variants
@@ -79,6 +87,29 @@ declare module 'junction:plugin/http@0.1.0' {
      * Response headers, names in lower case.
      */
     headers: Array<[string, string]>,
+    /**
+     * The whole response body.
+     */
+    body: Uint8Array,
+  }
+  /**
+   * The answer to a request with its headers in one block of text, which
+   * the host hands over in one copy where a list costs two per header.
+   * Any status, 2xx or not, is a reply.
+   */
+  export interface Reply {
+    /**
+     * The HTTP status code.
+     */
+    status: number,
+    /**
+     * Response headers as lines `name: value`, each ending in `\n`, in
+     * the order received (a repeated name's lines together); names in lower
+     * case. A name never holds `:` and no line holds another `\n`, so
+     * splitting at the first `:` and dropping the one space after it gives
+     * a header back.
+     */
+    headers: string,
     /**
      * The whole response body.
      */

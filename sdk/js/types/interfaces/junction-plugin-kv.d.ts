@@ -1,4 +1,4 @@
-declare module 'junction:plugin/kv@0.1.0' {
+declare module 'junction:plugin/kv@0.1.1' {
   /**
    * The value stored under `key`, if any.
    */

@@ -1,4 +1,4 @@
-declare module 'junction:plugin/log@0.1.0' {
+declare module 'junction:plugin/log@0.1.1' {
   /**
    * Appends one line to the execution's log.
    */

@@ -151,10 +151,10 @@ class Request:
     def send(self) -> Response:
         """Performs the request through the host and waits for the whole response."""
         try:
-            answer = _wit.invoke_url(self._to_wit())
+            answer = _wit.send(self._to_wit())
         except Err as err:
             raise _error_from_wit(err.value) from None
-        return Response(answer.status, list(answer.headers), bytes(answer.body))
+        return Response(answer.status, _header_pairs(answer.headers), bytes(answer.body))
 
     def _to_wit(self) -> Any:
         return _wit.Request(
@@ -179,13 +179,25 @@ def send_all(requests: Iterable[Request]) -> list[Response | errors.HttpError]:
     if not batch:
         return []
     answers: list[Response | errors.HttpError] = []
-    for answer in _wit.invoke_many(batch):
+    for answer in _wit.send_many(batch):
         if isinstance(answer, Err):
             answers.append(_error_from_wit(answer.value))
         else:
-            response = answer.value
-            answers.append(Response(response.status, list(response.headers), bytes(response.body)))
+            reply = answer.value
+            answers.append(Response(reply.status, _header_pairs(reply.headers), bytes(reply.body)))
     return answers
+
+
+def _header_pairs(block: str) -> list[tuple[str, str]]:
+    """The host's header block (`name: value` lines, each ending in a
+    newline) as pairs: a name never holds `:`, and one space follows it."""
+    pairs: list[tuple[str, str]] = []
+    for line in block.split("\n"):
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        pairs.append((name, value[1:] if value.startswith(" ") else value))
+    return pairs
 
 
 def _error_from_wit(error: Any) -> errors.HttpError:

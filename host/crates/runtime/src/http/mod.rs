@@ -1,5 +1,6 @@
-//! The `http` interface: `invoke-url` and `invoke-many` (several requests
-//! in flight at once, up to the execution's in-flight limit), outbound HTTP
+//! The `http` interface: `send` and `invoke-url` (one request), `send-many`
+//! and `invoke-many` (several in flight at once, up to the execution's
+//! in-flight limit), outbound HTTP
 //! done by the host with one shared `reqwest::Client`. With a connection named, the host resolves a
 //! relative URL against the connection's base URL and attaches its
 //! credentials — only to the hosts the service allows, never when the guest
@@ -13,8 +14,11 @@
 //! [`request`] checks and resolves it, [`destination`] says where it may
 //! go, [`send`] sends it and follows redirects, [`attach`] puts the
 //! credential on and scrubs it out of the response, [`record`] keeps what
-//! happened, redacted.
+//! happened, redacted; [`answer`] holds the response until the guest gets
+//! it, as a `reply` (`send`, `send-many`) or a `response` (`invoke-url`,
+//! `invoke-many`, the 0.1.0 contract).
 
+mod answer;
 mod attach;
 mod budget;
 mod destination;
@@ -27,8 +31,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::junction::plugin::http::{self as wit, Error, Host, Request, Response};
+use crate::bindings::junction::plugin::http::{self as wit, Error, Host, Reply, Request, Response};
 use crate::connections::ConnectionsState;
+use answer::Answer;
 use attach::{Attach, scrub_response};
 use budget::CallBudget;
 use junction_core::model::Freshness;
@@ -153,7 +158,7 @@ impl HttpState {
     }
 
     /// Records a finished call and answers its result.
-    fn keep(&mut self, call: Finished) -> Result<Response, Error> {
+    fn keep(&mut self, call: Finished) -> Result<Answer, Error> {
         let status = call.result.as_ref().ok().map(|r| r.status);
         self.log.record(
             &self.plugin,
@@ -183,7 +188,7 @@ struct Finished {
     url: String,
     started: Instant,
     connection: Option<String>,
-    result: Result<Response, Error>,
+    result: Result<Answer, Error>,
     redactions: u32,
 }
 
@@ -292,7 +297,40 @@ async fn perform(context: &CallContext<'_>, request: Request, started: Instant) 
 }
 
 impl Host for HttpView<'_> {
+    async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Reply, Error>> {
+        Ok(self.call(request).await?.map(Answer::into_reply))
+    }
+
+    async fn send_many(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> wasmtime::Result<Vec<Result<Reply, Error>>> {
+        let answers = self.call_many("send-many", requests).await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map(Answer::into_reply))
+            .collect())
+    }
+
     async fn invoke_url(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
+        Ok(self.call(request).await?.map(Answer::into_response))
+    }
+
+    async fn invoke_many(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
+        let answers = self.call_many("invoke-many", requests).await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map(Answer::into_response))
+            .collect())
+    }
+}
+
+impl HttpView<'_> {
+    /// One call: admitted, performed, recorded. An error ends the execution.
+    async fn call(&mut self, request: Request) -> wasmtime::Result<Result<Answer, Error>> {
         let started = Instant::now();
         let http = &mut *self.http;
         let _permit = match http.budget.admit() {
@@ -310,17 +348,21 @@ impl Host for HttpView<'_> {
         Ok(http.keep(finished))
     }
 
-    async fn invoke_many(
+    /// A batch given to `function`: each request admitted against the
+    /// budget, at most the in-flight limit sent at once, all recorded. An
+    /// error ends the execution.
+    async fn call_many(
         &mut self,
+        function: &str,
         requests: Vec<Request>,
-    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
+    ) -> wasmtime::Result<Vec<Result<Answer, Error>>> {
         let started = Instant::now();
         let http = &mut *self.http;
         let limit = http.budget.limit();
         if requests.len() > limit as usize {
             // Answering each one would cost the host memory for nothing.
             let message = format!(
-                "invoke-many was given {} requests, more than this execution's limit of {limit} invoke-url calls in all; raise limits.http-calls in the manifest or send fewer at once",
+                "{function} was given {} requests, more than this execution's limit of {limit} invoke-url calls in all; raise limits.http-calls in the manifest or send fewer at once",
                 requests.len()
             );
             http.ended = Some(message.clone());

@@ -7,9 +7,10 @@
 
 use reqwest::{Method as ReqMethod, StatusCode};
 
+use super::answer::{Answer, pack_headers};
 use super::attach::Attach;
 use super::request::Prepared;
-use crate::bindings::junction::plugin::http::{Error, Response};
+use crate::bindings::junction::plugin::http::Error;
 
 /// Redirects followed per call.
 const MAX_REDIRECTS: usize = 5;
@@ -22,7 +23,7 @@ pub(super) async fn send(
     client: &reqwest::Client,
     max_body: usize,
     prepared: &mut Prepared<'_>,
-) -> Result<Response, Error> {
+) -> Result<Answer, Error> {
     let call_deadline = prepared
         .timeout
         .map(|timeout| tokio::time::Instant::now() + timeout);
@@ -98,7 +99,7 @@ pub(super) async fn send(
 /// What one request of a call came to.
 enum Hop {
     /// The answer, body read.
-    Answered(Response),
+    Answered(Answer),
     /// A redirect, body left unread.
     Redirected {
         status: StatusCode,
@@ -122,16 +123,7 @@ async fn exchange(builder: reqwest::RequestBuilder, max_body: usize) -> Result<H
         });
     }
     let status = response.status().as_u16();
-    let headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = pack_headers(response.headers());
     if response
         .content_length()
         .is_some_and(|len| len > max_body as u64)
@@ -153,7 +145,7 @@ async fn exchange(builder: reqwest::RequestBuilder, max_body: usize) -> Result<H
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Hop::Answered(Response {
+    Ok(Hop::Answered(Answer {
         status,
         headers,
         body,
