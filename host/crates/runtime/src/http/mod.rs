@@ -1,7 +1,7 @@
 //! The `http` interface: `send` and `invoke-url` (one request), `send-many`
 //! and `invoke-many` (several in flight at once, up to the execution's
-//! in-flight limit), outbound HTTP
-//! done by the host with one shared `reqwest::Client`. With a connection named, the host resolves a
+//! in-flight limit), outbound HTTP done by the host with one shared
+//! `reqwest::Client`. With a connection named, the host resolves a
 //! relative URL against the connection's base URL and attaches its
 //! credentials — only to the hosts the service allows, never when the guest
 //! set its own `Authorization`, `Proxy-Authorization` or `Cookie`. Without a
