@@ -14,11 +14,14 @@ declare module 'junction:plugin/http@0.1.1' {
    */
   export function invokeMany(requests: Array<Request>): Array<Result<Response, Error>>;
   /**
-   * `invoke-url` answered with a `reply` (since 0.1.1).
+   * Performs one request and waits for the whole response, answered as a
+   * `reply` (since 0.1.1). The same call as `invoke-url`, which stays for
+   * plugins built against 0.1.0.
    */
   export function send(request: Request): Reply;
   /**
-   * `invoke-many` answered with `reply`s (since 0.1.1).
+   * Performs several requests at once, as `invoke-many` does, answered
+   * as `reply`s (since 0.1.1).
    */
   export function sendMany(requests: Array<Request>): Array<Result<Reply, Error>>;
   /**
