@@ -305,11 +305,8 @@ impl Host for HttpView<'_> {
         &mut self,
         requests: Vec<Request>,
     ) -> wasmtime::Result<Vec<Result<Reply, Error>>> {
-        let answers = self.call_many("send-many", requests).await?;
-        Ok(answers
-            .into_iter()
-            .map(|answer| answer.map(Answer::into_reply))
-            .collect())
+        self.call_many("send-many", requests, Answer::into_reply)
+            .await
     }
 
     async fn invoke_url(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
@@ -320,11 +317,8 @@ impl Host for HttpView<'_> {
         &mut self,
         requests: Vec<Request>,
     ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
-        let answers = self.call_many("invoke-many", requests).await?;
-        Ok(answers
-            .into_iter()
-            .map(|answer| answer.map(Answer::into_response))
-            .collect())
+        self.call_many("invoke-many", requests, Answer::into_response)
+            .await
     }
 }
 
@@ -349,13 +343,15 @@ impl HttpView<'_> {
     }
 
     /// A batch given to `function`: each request admitted against the
-    /// budget, at most the in-flight limit sent at once, all recorded. An
-    /// error ends the execution.
-    async fn call_many(
+    /// budget, at most the in-flight limit sent at once, all recorded, the
+    /// answers made into what `function` returns by `shape`. An error ends
+    /// the execution.
+    async fn call_many<T>(
         &mut self,
         function: &str,
         requests: Vec<Request>,
-    ) -> wasmtime::Result<Vec<Result<Answer, Error>>> {
+        shape: fn(Answer) -> T,
+    ) -> wasmtime::Result<Vec<Result<T, Error>>> {
         let started = Instant::now();
         let http = &mut *self.http;
         let limit = http.budget.limit();
@@ -410,7 +406,10 @@ impl HttpView<'_> {
             }
         });
         let finished = futures::future::join_all(calls).await;
-        let answers = finished.into_iter().map(|call| http.keep(call)).collect();
+        let answers = finished
+            .into_iter()
+            .map(|call| http.keep(call).map(shape))
+            .collect();
         if let Some(message) = http.budget.spinning() {
             http.ended = Some(message.clone());
             return Err(wasmtime::Error::msg(message));
