@@ -297,3 +297,16 @@ pub fn call_error(record: &ExecutionRecord) -> String {
         .unwrap_or_else(|| panic!("expected an error: {output}"))
         .to_owned()
 }
+
+/// The values of header `name` in a plugin's output that lists a response's
+/// headers as `[name, value]` pairs (the probes' and the 0.1.0 plugin's
+/// `headers`); panics when there is no such list.
+pub fn header_values<'a>(output: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    output["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("headers as pairs: {output}"))
+        .iter()
+        .filter(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap_or_default())
+        .collect()
+}

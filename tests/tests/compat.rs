@@ -20,7 +20,7 @@ use std::path::Path;
 
 use junction_host::store::{Credentials, Store};
 use junction_tests::echo::EchoServer;
-use junction_tests::harness::Harness;
+use junction_tests::harness::{Harness, header_values};
 use junction_tests::host::TestHost;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -139,28 +139,22 @@ async fn a_plugin_of_the_0_1_0_contract_runs_on_the_0_1_1_host() {
     let api = EchoServer::start().await;
     h.add_bearer("crm", &api.origin(), CONTRACT_TOKEN).await;
     let plugin = h.load_simple("contract-0-1-0", &["crm"]);
-    let record = h
-        .run(
-            &plugin,
-            "one",
-            json!({"url": "/mirror", "connection": "crm"}),
-        )
-        .await;
+    let mirror = json!({"url": "/mirror", "connection": "crm"});
+    let record = h.run(&plugin, "one", mirror.clone()).await;
     let output = record.output().unwrap_or_else(|| panic!("{record:#?}"));
     assert_eq!(output["status"], 200, "{output}");
-    let header = |name: &str| -> Vec<String> {
-        output["headers"]
-            .as_array()
-            .expect("headers as pairs")
-            .iter()
-            .filter(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_str().unwrap_or_default().to_owned())
-            .collect()
-    };
-    assert_eq!(header("content-type"), ["application/json"], "{output}");
+    assert_eq!(
+        header_values(output, "content-type"),
+        ["application/json"],
+        "{output}"
+    );
     // The whole header value the host attached is one form of the credential.
-    assert_eq!(header("x-seen-authorization"), ["[REDACTED]"], "{output}");
-    assert!(header("set-cookie").is_empty(), "{output}");
+    assert_eq!(
+        header_values(output, "x-seen-authorization"),
+        ["[REDACTED]"],
+        "{output}"
+    );
+    assert!(header_values(output, "set-cookie").is_empty(), "{output}");
     assert!(!output.to_string().contains(CONTRACT_TOKEN), "{output}");
     // The request was lifted from the 0.1.0 layout whole.
     let mirrored: serde_json::Value =
@@ -183,13 +177,7 @@ async fn a_plugin_of_the_0_1_0_contract_runs_on_the_0_1_1_host() {
         record.logs
     );
 
-    let record = h
-        .run(
-            &plugin,
-            "many",
-            json!({"url": "/mirror", "connection": "crm"}),
-        )
-        .await;
+    let record = h.run(&plugin, "many", mirror).await;
     let output = record.output().unwrap_or_else(|| panic!("{record:#?}"));
     let answers = output.as_array().expect("two answers");
     assert_eq!(answers.len(), 2, "{output}");
