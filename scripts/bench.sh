@@ -3,7 +3,7 @@
 # a peer or plain reqwest is the reference, as a ratio to it:
 #  * a fresh isolated execution (noop, hello; pooled and on demand) against
 #    wasmtime's floors on the same engine (a bare component; one with hello's
-#    memory shape), and `invoke-url` per call against plain reqwest with the
+#    memory shape; each plugin's own component with no host around it), and `invoke-url` per call against plain reqwest with the
 #    host's client settings and against wasmtime's floor for an async host
 #    call making the same GET (host/benches/runtime.rs);
 #  * the release `junction` binary (built with the bench) under wrk, a

@@ -6,7 +6,8 @@
 //!   against wasmtime's floors on the same engine: a bare store and a
 //!   one-function component instantiated and called the same way, with a
 //!   one-page memory and with hello's memory shape (what the pool's reset
-//!   costs);
+//!   costs), and each plugin's own component in a bare store with its
+//!   imports stubbed (what wasmtime and the guest cost without the host);
 //! * `invoke-url` per call against a loopback server: the marginal cost of
 //!   a call inside an execution (an execution of 20 calls minus one of 1,
 //!   over 19), against the same GET with plain reqwest built with the host's
@@ -18,7 +19,8 @@
 //!
 //! Run with `cargo bench -p junction-host --bench runtime`. With
 //! `JUNCTION_BENCH_PROFILE=noop` (or `hello`) it only runs that plugin's
-//! fresh executions in a loop, for perf or callgrind; `gets` and `reqwest`
+//! fresh executions in a loop, for perf or callgrind (`noop-floor` and
+//! `hello-floor` loop the plugin's floor instead); `gets` and `reqwest`
 //! loop the two sides of the invoke-url comparison on a runtime worker,
 //! `first` and `none` executions of one GET and of none, and `refused`
 //! calls the host refuses before sending.
@@ -63,6 +65,9 @@ fn component(plugin_dir: &str) -> Vec<u8> {
 struct Setup {
     runtime: Runtime,
     plugin: LoadedPlugin,
+    /// The plugin's component as the runtime compiled it: what a
+    /// [`PluginFloor`] instantiates without the host around it.
+    compiled: wasmtime::component::Component,
     _dir: tempfile::TempDir,
 }
 
@@ -101,6 +106,7 @@ fn setup(
     Setup {
         runtime,
         plugin,
+        compiled,
         _dir: dir,
     }
 }
@@ -205,6 +211,104 @@ impl Floor {
     }
 }
 
+/// wasmtime's floor for a plugin's own component: the same compiled
+/// component, instantiated in a bare store and its `handle` called with the
+/// same event, but with nothing of the host's around it — no WASI context,
+/// no host state, limiter, deadline, record or log book. Every import traps
+/// except `log`, which does nothing (hello logs a line; noop imports
+/// nothing it calls). What is left is what wasmtime and the guest cost for
+/// this component's shape (three core modules, tables, WASI imports).
+struct PluginFloor {
+    engine: wasmtime::Engine,
+    pre: wasmtime::component::InstancePre<()>,
+    handle: wasmtime::component::ComponentExportIndex,
+}
+
+/// The world's `event` record, lowered the way the runtime's bindings do.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+struct FloorEvent {
+    id: String,
+    kind: String,
+    payload: String,
+    #[component(name = "occurred-at-ms")]
+    occurred_at_ms: u64,
+}
+
+/// `junction:plugin/log`'s `level`, lifted and dropped.
+#[expect(dead_code, reason = "only lifted from the guest, never built here")]
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lift)]
+#[component(enum)]
+#[repr(u8)]
+enum FloorLevel {
+    #[component(name = "trace")]
+    Trace,
+    #[component(name = "debug")]
+    Debug,
+    #[component(name = "info")]
+    Info,
+    #[component(name = "warn")]
+    Warn,
+    #[component(name = "error")]
+    Error,
+}
+
+impl PluginFloor {
+    fn new(setup: &Setup) -> Self {
+        let engine = setup.runtime.engine().clone();
+        let mut linker = wasmtime::component::Linker::<()>::new(&engine);
+        linker
+            .instance("junction:plugin/log@0.1.1")
+            .expect("log interface")
+            .func_wrap("log", |_store, (_level, _message): (FloorLevel, String)| {
+                Ok(())
+            })
+            .expect("log");
+        linker
+            .define_unknown_imports_as_traps(&setup.compiled)
+            .expect("trapping imports");
+        let pre = linker
+            .instantiate_pre(&setup.compiled)
+            .expect("plugin floor pre");
+        let handle = setup
+            .compiled
+            .get_export_index(None, "handle")
+            .expect("handle export");
+        PluginFloor {
+            engine,
+            pre,
+            handle,
+        }
+    }
+
+    async fn run(&self, event: &FloorEvent) {
+        let mut store = wasmtime::Store::new(&self.engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiate");
+        let handle = instance
+            .get_typed_func::<(&FloorEvent,), (Result<String, String>,)>(&mut store, &self.handle)
+            .expect("handle");
+        let (output,) = handle.call_async(&mut store, (event,)).await.expect("call");
+        assert!(output.is_ok(), "{output:?}");
+    }
+}
+
+/// The bench's event as the plugin floor lowers it: the runtime's `event()`
+/// with an id of the same length as `new_id`'s.
+fn floor_event() -> FloorEvent {
+    let event = event();
+    FloorEvent {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        kind: event.kind,
+        payload: event.payload,
+        occurred_at_ms: event.occurred_at_ms,
+    }
+}
+
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort_unstable();
     samples[((samples.len() as f64 - 1.0) * p) as usize]
@@ -260,31 +364,30 @@ fn event() -> Event {
     Event::new("bench", r#"{"n":1}"#)
 }
 
-async fn fresh_samples(setup: &Setup) -> Vec<Duration> {
+/// `FRESH_SAMPLES` timings of `run` after 1,000 untimed warm-up runs.
+async fn samples(run: impl AsyncFn()) -> Vec<Duration> {
     for _ in 0..1000 {
-        setup.runtime.execute(&setup.plugin, event()).await;
+        run().await;
     }
     let mut samples = Vec::with_capacity(FRESH_SAMPLES);
     for _ in 0..FRESH_SAMPLES {
         let start = Instant::now();
-        let record = setup.runtime.execute(&setup.plugin, event()).await;
+        run().await;
         samples.push(start.elapsed());
-        assert!(record.is_ok(), "{record:?}");
     }
     samples
 }
 
+async fn fresh_samples(setup: &Setup) -> Vec<Duration> {
+    samples(async || {
+        let record = setup.runtime.execute(&setup.plugin, event()).await;
+        assert!(record.is_ok(), "{record:?}");
+    })
+    .await
+}
+
 async fn floor_samples(floor: &Floor) -> Vec<Duration> {
-    for _ in 0..1000 {
-        floor.run(1).await;
-    }
-    let mut samples = Vec::with_capacity(FRESH_SAMPLES);
-    for _ in 0..FRESH_SAMPLES {
-        let start = Instant::now();
-        assert_eq!(floor.run(1).await, 42);
-        samples.push(start.elapsed());
-    }
-    samples
+    samples(async || assert_eq!(floor.run(1).await, 42)).await
 }
 
 /// `JUNCTION_BENCH_PROFILE=gets` loops executions of 20 invoke-url GETs,
@@ -469,15 +572,25 @@ fn main() {
             profile_calls(&rt, &plugin);
             return;
         }
-        let dir = if plugin == "hello" {
+        let (name, alone) = match plugin.strip_suffix("-floor") {
+            Some(name) => (name, true),
+            None => (plugin.as_str(), false),
+        };
+        let dir = if name == "hello" {
             "plugins/hello"
         } else {
             "tests/plugins/noop"
         };
-        let profiled = setup(&rt, dir, &plugin, true, &[]);
+        let profiled = setup(&rt, dir, name, true, &[]);
+        let floor = PluginFloor::new(&profiled);
+        let floor_event = floor_event();
         rt.block_on(async {
             for _ in 0..50_000 {
-                profiled.runtime.execute(&profiled.plugin, event()).await;
+                if alone {
+                    floor.run(&floor_event).await;
+                } else {
+                    profiled.runtime.execute(&profiled.plugin, event()).await;
+                }
             }
         });
         return;
@@ -488,6 +601,8 @@ fn main() {
     let noop = setup(&rt, "tests/plugins/noop", "noop", true, &[]);
     let floor = Floor::new(&pooled.runtime, BARE_FLOOR);
     let shaped_floor = Floor::new(&pooled.runtime, SHAPED_FLOOR);
+    let noop_floor = PluginFloor::new(&noop);
+    let hello_floor = PluginFloor::new(&pooled);
     let origin = rt.block_on(loopback_server());
     // Leaked: the rounds also run in a spawned task, which needs 'static.
     let caller: &'static Setup = Box::leak(Box::new(probe_calling(&rt, &origin)));
@@ -502,6 +617,9 @@ fn main() {
     rt.block_on(async {
         let mut floor_times = floor_samples(&floor).await;
         let mut shaped_times = floor_samples(&shaped_floor).await;
+        let floor_event = floor_event();
+        let mut noop_floor_times = samples(async || noop_floor.run(&floor_event).await).await;
+        let mut hello_floor_times = samples(async || hello_floor.run(&floor_event).await).await;
         let mut noop_times = fresh_samples(&noop).await;
         let mut hello_times = fresh_samples(&pooled).await;
         let mut on_demand_times = fresh_samples(&on_demand).await;
@@ -528,6 +646,16 @@ fn main() {
                 &mut shaped_times,
                 "-",
             ),
+            (
+                "wasmtime floor with noop's own component, no host",
+                &mut noop_floor_times,
+                "-",
+            ),
+            (
+                "wasmtime floor with hello's own component, no host",
+                &mut hello_floor_times,
+                "-",
+            ),
         ] {
             let p50 = percentile(samples, 0.5);
             let p99 = percentile(samples, 0.99);
@@ -538,6 +666,24 @@ fn main() {
                 format!("{:.2}x wasmtime's floor", micros(p50) / micros(floor_p50)),
             );
         }
+        // What the host adds to a plugin's own floor, and what the goal
+        // would leave it: the floor is wasmtime and the guest alone.
+        let median = |samples: &mut Vec<Duration>| micros(percentile(samples, 0.5));
+        let hello_floor_p50 = median(&mut hello_floor_times);
+        figure(
+            "the host's own cost of a fresh execution",
+            format!(
+                "hello +{:.2} us, noop +{:.2} us over their components' floors",
+                median(&mut hello_times) - hello_floor_p50,
+                median(&mut noop_times) - median(&mut noop_floor_times),
+            ),
+            "-",
+            format!(
+                "hello is {:.2}x its component's floor; p50 <= 6 us leaves the host {:.2} us",
+                median(&mut hello_times) / hello_floor_p50,
+                6.0 - hello_floor_p50
+            ),
+        );
 
         report_calls(
             "",
