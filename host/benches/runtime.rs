@@ -195,20 +195,28 @@ impl Floor {
     }
 
     async fn run(&self, n: u32) -> u32 {
-        let mut store = wasmtime::Store::new(&self.engine, ());
-        // The runtime's ticker advances the epoch; the floor never stops.
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiate");
+        let (mut store, instance) = bare_instance(&self.engine, &self.pre).await;
         let run = instance
             .get_typed_func::<(u32,), (u32,)>(&mut store, "run")
             .expect("run");
         let (answer,) = run.call_async(&mut store, (n,)).await.expect("call");
         answer
     }
+}
+
+/// A fresh instance in a bare store, as every floor starts.
+async fn bare_instance(
+    engine: &wasmtime::Engine,
+    pre: &wasmtime::component::InstancePre<()>,
+) -> (wasmtime::Store<()>, wasmtime::component::Instance) {
+    let mut store = wasmtime::Store::new(engine, ());
+    // The runtime's ticker advances the epoch; a floor never stops.
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .expect("instantiate");
+    (store, instance)
 }
 
 /// wasmtime's floor for a plugin's own component: the same compiled
@@ -282,13 +290,7 @@ impl PluginFloor {
     }
 
     async fn run(&self, event: &FloorEvent) {
-        let mut store = wasmtime::Store::new(&self.engine, ());
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiate");
+        let (mut store, instance) = bare_instance(&self.engine, &self.pre).await;
         let handle = instance
             .get_typed_func::<(&FloorEvent,), (Result<String, String>,)>(&mut store, &self.handle)
             .expect("handle");
