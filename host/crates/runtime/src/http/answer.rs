@@ -61,10 +61,8 @@ pub(super) fn pack_headers(headers: &HeaderMap) -> String {
         }
         block.push_str(name);
         block.push_str(": ");
-        match std::str::from_utf8(value.as_bytes()) {
-            Ok(text) => block.push_str(text),
-            Err(_) => block.push_str(&String::from_utf8_lossy(value.as_bytes())),
-        }
+        // Borrowed, not copied, when the value is UTF-8 already.
+        block.push_str(&String::from_utf8_lossy(value.as_bytes()));
         block.push('\n');
     }
     block
